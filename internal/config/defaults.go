@@ -1,0 +1,99 @@
+package config
+
+import "time"
+
+// The defaults, in one place. A zero value in the file means "use the default".
+const (
+	DefaultGatewayListen      = "127.0.0.1:8080"
+	DefaultAdminListen        = "127.0.0.1:9090"
+	DefaultMaxMirrorsInFlight = 256
+	DefaultMirrorMaxBodyBytes = 1 << 20
+	DefaultHealthPath         = "/healthz"
+	DefaultPassiveFailures    = 5
+)
+
+// DefaultTimeouts are generous towards upstreams (an LLM may think for a while before its first byte)
+// and strict towards clients that dawdle over their headers.
+var DefaultTimeouts = Timeouts{
+	Connect:        D(5 * time.Second),
+	ResponseHeader: D(5 * time.Minute),
+	UpstreamIdle:   D(90 * time.Second),
+	ReadHeader:     D(10 * time.Second),
+	ClientIdle:     D(2 * time.Minute),
+	Shutdown:       D(30 * time.Second),
+}
+
+// DefaultHealthCheck fills the unset fields of a service's healthCheck.
+var DefaultHealthCheck = HealthCheck{
+	Path:               DefaultHealthPath,
+	Interval:           D(2 * time.Second),
+	Timeout:            D(time.Second),
+	HealthyThreshold:   2,
+	UnhealthyThreshold: 3,
+}
+
+// DefaultPassiveHealth fills the unset fields of a service's passiveHealth.
+var DefaultPassiveHealth = PassiveHealth{
+	ConsecutiveFailures: DefaultPassiveFailures,
+	BaseEjection:        D(5 * time.Second),
+	MaxEjection:         D(2 * time.Minute),
+}
+
+func (c *Config) applyDefaults() {
+	setString(&c.Gateway.Listen, DefaultGatewayListen)
+	setString(&c.Admin.Listen, DefaultAdminListen)
+	setInt(&c.Gateway.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
+	t, d := &c.Gateway.Timeouts, DefaultTimeouts
+	setDur(&t.Connect, d.Connect)
+	setDur(&t.ResponseHeader, d.ResponseHeader)
+	setDur(&t.UpstreamIdle, d.UpstreamIdle)
+	setDur(&t.ReadHeader, d.ReadHeader)
+	setDur(&t.ClientIdle, d.ClientIdle)
+	setDur(&t.Shutdown, d.Shutdown)
+	for i := range c.Services {
+		c.Services[i].applyDefaults()
+	}
+}
+
+func (s *Service) applyDefaults() {
+	if s.Match.PathPrefix == "" {
+		s.Match.PathPrefix = "/"
+	}
+	if len(s.Traffic) == 0 && len(s.Versions) > 0 {
+		s.Traffic = []Traffic{{Version: s.Versions[0].Name, Weight: 100}}
+	}
+	if m := s.Mirror; m != nil && m.MaxBodyBytes == 0 {
+		m.MaxBodyBytes = DefaultMirrorMaxBodyBytes
+	}
+	if h := s.HealthCheck; h != nil {
+		d := DefaultHealthCheck
+		setString(&h.Path, d.Path)
+		setDur(&h.Interval, d.Interval)
+		setDur(&h.Timeout, d.Timeout)
+		setInt(&h.HealthyThreshold, d.HealthyThreshold)
+		setInt(&h.UnhealthyThreshold, d.UnhealthyThreshold)
+	}
+	p, d := &s.Passive, DefaultPassiveHealth
+	setInt(&p.ConsecutiveFailures, d.ConsecutiveFailures)
+	setDur(&p.BaseEjection, d.BaseEjection)
+	setDur(&p.MaxEjection, d.MaxEjection)
+}
+
+func setString(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// setDur fills a duration left out of the file; one written but unparsable keeps its error.
+func setDur(p *Duration, def Duration) {
+	if p.Duration == 0 && p.err == nil && p.raw == "" {
+		*p = def
+	}
+}

@@ -1,0 +1,255 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+)
+
+var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+
+// validator collects every error with its path.
+type validator struct{ errs Errors }
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks a config whose defaults are applied and returns every problem at once.
+func (c *Config) Validate() Errors {
+	v := &validator{}
+	v.listen("gateway.listen", c.Gateway.Listen)
+	v.listen("admin.listen", c.Admin.Listen)
+	if c.Gateway.Listen == c.Admin.Listen {
+		v.addf("admin.listen", "%q is also gateway.listen; give the admin API its own address", c.Admin.Listen)
+	}
+	if t := c.Gateway.TLS; t != nil {
+		v.file("gateway.tls.certFile", t.CertFile)
+		v.file("gateway.tls.keyFile", t.KeyFile)
+	}
+	if c.Gateway.MaxMirrorsInFlight < 0 {
+		v.addf("gateway.maxMirrorsInFlight", "%d must be positive", c.Gateway.MaxMirrorsInFlight)
+	}
+	t := &c.Gateway.Timeouts
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"connect", t.Connect}, {"responseHeader", t.ResponseHeader}, {"upstreamIdle", t.UpstreamIdle},
+		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"shutdown", t.Shutdown}} {
+		v.positive("gateway.timeouts."+d.name, d.d)
+	}
+	names := map[string]int{}
+	matches := map[string]int{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := fmt.Sprintf("services[%d]", i)
+		if j, dup := names[s.Name]; dup && s.Name != "" {
+			v.addf(p+".name", "%q is already the name of services[%d]; names must be unique", s.Name, j)
+		}
+		names[s.Name] = i
+		key := s.Match.PathPrefix + "|" + strings.Join(s.Match.Hosts, ",")
+		if j, dup := matches[key]; dup {
+			v.addf(p+".match", "same match as services[%d]; one of them would never get a request", j)
+		}
+		matches[key] = i
+		v.service(p, s)
+	}
+	return v.errs
+}
+
+func (v *validator) service(p string, s *Service) {
+	if !namePattern.MatchString(s.Name) {
+		v.addf(p+".name", "%q must be lower-case letters, digits, '.', '_' or '-' (1..63 characters)", s.Name)
+	}
+	if !strings.HasPrefix(s.Match.PathPrefix, "/") {
+		v.addf(p+".match.pathPrefix", "%q must start with /", s.Match.PathPrefix)
+	}
+	for i, h := range s.Match.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			v.addf(fmt.Sprintf("%s.match.hosts[%d]", p, i), "%q is not a host name", h)
+		}
+	}
+	if len(s.Versions) == 0 {
+		v.addf(p+".versions", "a service needs at least one version")
+	}
+	versions := map[string]bool{}
+	for i, ver := range s.Versions {
+		vp := fmt.Sprintf("%s.versions[%d]", p, i)
+		if !namePattern.MatchString(ver.Name) {
+			v.addf(vp+".name", "%q must be lower-case letters, digits, '.', '_' or '-'", ver.Name)
+		}
+		if versions[ver.Name] {
+			v.addf(vp+".name", "%q is listed twice", ver.Name)
+		}
+		versions[ver.Name] = true
+		if len(ver.Endpoints) == 0 {
+			v.addf(vp+".endpoints", "a version needs at least one endpoint URL")
+		}
+		for j, e := range ver.Endpoints {
+			v.endpoint(fmt.Sprintf("%s.endpoints[%d]", vp, j), e)
+		}
+	}
+	v.traffic(p, s.Traffic, versions)
+	if st := s.Stickiness; st != nil {
+		set := 0
+		for _, k := range []string{st.Header, st.Cookie, st.Query} {
+			if k != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			v.addf(p+".stickiness", "set exactly one of header, cookie or query (found %d)", set)
+		}
+		if st.SetCookie != "" && !validCookieName(st.SetCookie) {
+			v.addf(p+".stickiness.setCookie", "%q is not a valid cookie name", st.SetCookie)
+		}
+	}
+	for i, r := range s.Routes {
+		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		v.match(rp+".match", &r.Match)
+		v.versionRef(rp+".version", r.Version, versions)
+	}
+	if m := s.Mirror; m != nil {
+		v.versionRef(p+".mirror.version", m.Version, versions)
+		if m.Percent <= 0 || m.Percent > 100 {
+			v.addf(p+".mirror.percent", "%g is not in (0..100]", m.Percent)
+		}
+		if m.MaxBodyBytes < 0 {
+			v.addf(p+".mirror.maxBodyBytes", "%d must not be negative", m.MaxBodyBytes)
+		}
+	}
+	if h := s.HealthCheck; h != nil {
+		hp := p + ".healthCheck"
+		if !strings.HasPrefix(h.Path, "/") {
+			v.addf(hp+".path", "%q must start with /", h.Path)
+		}
+		v.positive(hp+".interval", h.Interval)
+		v.positive(hp+".timeout", h.Timeout)
+		if h.HealthyThreshold < 1 {
+			v.addf(hp+".healthyThreshold", "%d must be at least 1", h.HealthyThreshold)
+		}
+		if h.UnhealthyThreshold < 1 {
+			v.addf(hp+".unhealthyThreshold", "%d must be at least 1", h.UnhealthyThreshold)
+		}
+	}
+	pp := p + ".passiveHealth"
+	if s.Passive.ConsecutiveFailures < -1 {
+		v.addf(pp+".consecutiveFailures", "%d must be positive, or -1 to turn passive ejection off", s.Passive.ConsecutiveFailures)
+	}
+	v.positive(pp+".baseEjection", s.Passive.BaseEjection)
+	v.positive(pp+".maxEjection", s.Passive.MaxEjection)
+}
+
+func (v *validator) traffic(p string, ts []Traffic, versions map[string]bool) {
+	sum := 0
+	seen := map[string]bool{}
+	for i, t := range ts {
+		tp := fmt.Sprintf("%s.traffic[%d]", p, i)
+		v.versionRef(tp+".version", t.Version, versions)
+		if seen[t.Version] {
+			v.addf(tp+".version", "%q has a weight already; give each version one entry", t.Version)
+		}
+		seen[t.Version] = true
+		if t.Weight < 0 || t.Weight > 100 {
+			v.addf(tp+".weight", "%d is not in 0..100", t.Weight)
+		}
+		sum += t.Weight
+	}
+	if len(ts) > 0 && sum != 100 {
+		v.addf(p+".traffic", "weights add up to %d; they must add up to 100", sum)
+	}
+}
+
+func (v *validator) match(p string, m *Match) {
+	if m.Header == nil && m.Cookie == nil && m.Query == nil && m.Path == nil {
+		v.addf(p, "set at least one of header, cookie, query or path")
+	}
+	for _, k := range []struct {
+		name string
+		m    *KeyMatch
+	}{{"header", m.Header}, {"cookie", m.Cookie}, {"query", m.Query}} {
+		if k.m == nil {
+			continue
+		}
+		if k.m.Name == "" {
+			v.addf(p+"."+k.name+".name", "is required")
+		}
+		v.stringMatch(p+"."+k.name, &k.m.StringMatch)
+	}
+	if m.Path != nil {
+		v.stringMatch(p+".path", m.Path)
+	}
+}
+
+func (v *validator) stringMatch(p string, m *StringMatch) {
+	set := 0
+	for _, s := range []string{m.Value, m.Prefix, m.Regex} {
+		if s != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		v.addf(p, "set exactly one of value (exact), prefix or regex (found %d)", set)
+	}
+	if m.Regex != "" {
+		if _, err := regexp.Compile(m.Regex); err != nil {
+			v.addf(p+".regex", "%q is not a valid regular expression: %v", m.Regex, err)
+		}
+	}
+}
+
+func (v *validator) versionRef(p, name string, versions map[string]bool) {
+	if name == "" {
+		v.addf(p, "is required")
+	} else if !versions[name] {
+		v.addf(p, "%q is not a version of this service", name)
+	}
+}
+
+func (v *validator) endpoint(p, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.addf(p, "%q is not a URL: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.addf(p, "%q must start with http:// or https://", raw)
+	case u.Host == "":
+		v.addf(p, "%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "":
+		v.addf(p, "%q must not have a query or fragment", raw)
+	}
+}
+
+func (v *validator) listen(p, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		v.addf(p, "%q is not host:port (e.g. 127.0.0.1:8080)", addr)
+	}
+}
+
+func (v *validator) file(p, path string) {
+	if path == "" {
+		v.addf(p, "is required")
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		v.addf(p, "cannot read %q: %v", path, err)
+	}
+}
+
+func (v *validator) positive(p string, d Duration) {
+	switch {
+	case d.err != nil:
+		v.addf(p, "%v", d.err)
+	case d.Duration <= 0:
+		v.addf(p, "%s must be positive", d.Duration)
+	}
+}
+
+func validCookieName(name string) bool {
+	c := &http.Cookie{Name: name, Value: "x"}
+	return c.Valid() == nil
+}
