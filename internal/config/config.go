@@ -11,134 +11,134 @@ import "time"
 
 // Config is the whole file.
 type Config struct {
-	Gateway  Gateway   `yaml:"gateway"`
-	Admin    Admin     `yaml:"admin"`
-	Services []Service `yaml:"services"`
+	Gateway  Gateway   `yaml:"gateway" json:"gateway,omitempty"`
+	Admin    Admin     `yaml:"admin" json:"admin,omitempty"`
+	Services []Service `yaml:"services" json:"services,omitempty"`
 }
 
 // Gateway is the data-plane listener.
 type Gateway struct {
-	Listen   string   `yaml:"listen"`
-	TLS      *TLS     `yaml:"tls"`
-	Timeouts Timeouts `yaml:"timeouts"`
+	Listen   string   `yaml:"listen" json:"listen,omitempty"`
+	TLS      *TLS     `yaml:"tls" json:"tls,omitempty"`
+	Timeouts Timeouts `yaml:"timeouts" json:"timeouts,omitempty"`
 	// MaxMirrorsInFlight bounds concurrent mirrored requests; beyond it a mirror copy is dropped and
 	// counted, so shadow traffic can never pile up behind a slow mirror version.
-	MaxMirrorsInFlight int `yaml:"maxMirrorsInFlight"`
+	MaxMirrorsInFlight int `yaml:"maxMirrorsInFlight" json:"maxMirrorsInFlight,omitempty"`
 }
 
 // TLS turns on HTTPS (and HTTP/2) on the gateway listener.
 type TLS struct {
-	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
+	CertFile string `yaml:"certFile" json:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile" json:"keyFile,omitempty"`
 }
 
 // Timeouts of the gateway, towards clients and towards upstream endpoints.
 type Timeouts struct {
-	Connect        Duration `yaml:"connect"`        // dialing an endpoint
-	ResponseHeader Duration `yaml:"responseHeader"` // waiting for an endpoint's response headers
-	UpstreamIdle   Duration `yaml:"upstreamIdle"`   // an idle keep-alive connection to an endpoint
-	ReadHeader     Duration `yaml:"readHeader"`     // a client sending its request headers
-	ClientIdle     Duration `yaml:"clientIdle"`     // an idle keep-alive client connection
-	Shutdown       Duration `yaml:"shutdown"`       // draining in-flight requests on stop
+	Connect        Duration `yaml:"connect" json:"connect,omitempty"`        // dialing an endpoint
+	ResponseHeader Duration `yaml:"responseHeader" json:"responseHeader,omitempty"` // waiting for an endpoint's response headers
+	UpstreamIdle   Duration `yaml:"upstreamIdle" json:"upstreamIdle,omitempty"`   // an idle keep-alive connection to an endpoint
+	ReadHeader     Duration `yaml:"readHeader" json:"readHeader,omitempty"`     // a client sending its request headers
+	ClientIdle     Duration `yaml:"clientIdle" json:"clientIdle,omitempty"`     // an idle keep-alive client connection
+	Shutdown       Duration `yaml:"shutdown" json:"shutdown,omitempty"`       // draining in-flight requests on stop
 }
 
 // Admin is the operations listener: /metrics, /healthz, /readyz, /api/v1/...
 type Admin struct {
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen,omitempty"`
 }
 
 // Service is one routable application behind the gateway.
 type Service struct {
-	Name        string        `yaml:"name"`
-	Match       ServiceMatch  `yaml:"match"`
-	Versions    []Version     `yaml:"versions"`
-	Traffic     []Traffic     `yaml:"traffic"`
-	Stickiness  *Stickiness   `yaml:"stickiness"`
-	Routes      []Route       `yaml:"routes"`
-	Mirror      *Mirror       `yaml:"mirror"`
-	HealthCheck *HealthCheck  `yaml:"healthCheck"`
-	Passive     PassiveHealth `yaml:"passiveHealth"`
+	Name        string        `yaml:"name" json:"name,omitempty"`
+	Match       ServiceMatch  `yaml:"match" json:"match,omitempty"`
+	Versions    []Version     `yaml:"versions" json:"versions,omitempty"`
+	Traffic     []Traffic     `yaml:"traffic" json:"traffic,omitempty"`
+	Stickiness  *Stickiness   `yaml:"stickiness" json:"stickiness,omitempty"`
+	Routes      []Route       `yaml:"routes" json:"routes,omitempty"`
+	Mirror      *Mirror       `yaml:"mirror" json:"mirror,omitempty"`
+	HealthCheck *HealthCheck  `yaml:"healthCheck" json:"healthCheck,omitempty"`
+	Passive     PassiveHealth `yaml:"passiveHealth" json:"passiveHealth,omitempty"`
 }
 
 // ServiceMatch says which requests belong to a service. Both parts must hold when both are given.
 type ServiceMatch struct {
-	PathPrefix string   `yaml:"pathPrefix"`
-	Hosts      []string `yaml:"hosts"`
+	PathPrefix string   `yaml:"pathPrefix" json:"pathPrefix,omitempty"`
+	Hosts      []string `yaml:"hosts" json:"hosts,omitempty"`
 }
 
 // Version is a named release served by one or more endpoints (base URLs).
 type Version struct {
-	Name      string   `yaml:"name"`
-	Endpoints []string `yaml:"endpoints"`
+	Name      string   `yaml:"name" json:"name,omitempty"`
+	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
 }
 
 // Traffic is one version's share of the service's traffic, in percent.
 type Traffic struct {
-	Version string `yaml:"version"`
-	Weight  int    `yaml:"weight"`
+	Version string `yaml:"version" json:"version,omitempty"`
+	Weight  int    `yaml:"weight" json:"weight"`
 }
 
 // Stickiness keeps a user on the version it was given. Exactly one key source is set.
 type Stickiness struct {
-	Header string `yaml:"header"`
-	Cookie string `yaml:"cookie"`
-	Query  string `yaml:"query"`
+	Header string `yaml:"header" json:"header,omitempty"`
+	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
+	Query  string `yaml:"query" json:"query,omitempty"`
 	// SetCookie, when set, names a cookie the gateway sets to a fresh random key on requests that have
 	// no key, and reads as the key on later requests, so an anonymous browser stays put.
-	SetCookie string `yaml:"setCookie"`
+	SetCookie string `yaml:"setCookie" json:"setCookie,omitempty"`
 }
 
 // Route pins requests that match to a version; routes are tried in order before weights.
 type Route struct {
-	Match   Match  `yaml:"match"`
-	Version string `yaml:"version"`
+	Match   Match  `yaml:"match" json:"match,omitempty"`
+	Version string `yaml:"version" json:"version,omitempty"`
 }
 
 // Match is a set of conditions that must all hold. At least one is set.
 type Match struct {
-	Header *KeyMatch    `yaml:"header"`
-	Cookie *KeyMatch    `yaml:"cookie"`
-	Query  *KeyMatch    `yaml:"query"`
-	Path   *StringMatch `yaml:"path"`
+	Header *KeyMatch    `yaml:"header" json:"header,omitempty"`
+	Cookie *KeyMatch    `yaml:"cookie" json:"cookie,omitempty"`
+	Query  *KeyMatch    `yaml:"query" json:"query,omitempty"`
+	Path   *StringMatch `yaml:"path" json:"path,omitempty"`
 }
 
 // StringMatch compares a string exactly (value), by prefix, or by a regular expression (RE2 syntax,
 // matched against the whole string). Exactly one is set.
 type StringMatch struct {
-	Value  string `yaml:"value"`
-	Prefix string `yaml:"prefix"`
-	Regex  string `yaml:"regex"`
+	Value  string `yaml:"value" json:"value,omitempty"`
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+	Regex  string `yaml:"regex" json:"regex,omitempty"`
 }
 
 // KeyMatch matches the value of a named header, cookie or query parameter.
 type KeyMatch struct {
-	Name        string `yaml:"name"`
+	Name        string `yaml:"name" json:"name,omitempty"`
 	StringMatch `yaml:",inline"`
 }
 
 // Mirror copies a share of requests to a version whose responses are discarded.
 type Mirror struct {
-	Version string  `yaml:"version"`
-	Percent float64 `yaml:"percent"`
+	Version string  `yaml:"version" json:"version,omitempty"`
+	Percent float64 `yaml:"percent" json:"percent,omitempty"`
 	// MaxBodyBytes: a request with a larger body is not mirrored (and that is counted).
-	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" json:"maxBodyBytes,omitempty"`
 }
 
 // HealthCheck is an active check of every endpoint of the service.
 type HealthCheck struct {
-	Path               string   `yaml:"path"`
-	Interval           Duration `yaml:"interval"`
-	Timeout            Duration `yaml:"timeout"`
-	HealthyThreshold   int      `yaml:"healthyThreshold"`
-	UnhealthyThreshold int      `yaml:"unhealthyThreshold"`
+	Path               string   `yaml:"path" json:"path,omitempty"`
+	Interval           Duration `yaml:"interval" json:"interval,omitempty"`
+	Timeout            Duration `yaml:"timeout" json:"timeout,omitempty"`
+	HealthyThreshold   int      `yaml:"healthyThreshold" json:"healthyThreshold,omitempty"`
+	UnhealthyThreshold int      `yaml:"unhealthyThreshold" json:"unhealthyThreshold,omitempty"`
 }
 
 // PassiveHealth ejects an endpoint after consecutive failed requests (connection failures, timeouts,
 // 502/503/504), for an ejection time that doubles on each repeat up to MaxEjection.
 type PassiveHealth struct {
-	ConsecutiveFailures int      `yaml:"consecutiveFailures"` // 0 uses the default; -1 turns passive ejection off
-	BaseEjection        Duration `yaml:"baseEjection"`
-	MaxEjection         Duration `yaml:"maxEjection"`
+	ConsecutiveFailures int      `yaml:"consecutiveFailures" json:"consecutiveFailures,omitempty"` // 0 uses the default; -1 turns passive ejection off
+	BaseEjection        Duration `yaml:"baseEjection" json:"baseEjection,omitempty"`
+	MaxEjection         Duration `yaml:"maxEjection" json:"maxEjection,omitempty"`
 }
 
 // Duration is a time.Duration written as "2s", "500ms", "1m30s". A value that does not parse is kept

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// counters are the gateway's own Prometheus metrics. Children are resolved when a snapshot is built,
+// so the request path only increments.
+type counters struct {
+	fallbacks      *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	ejections      *prometheus.CounterVec
+	mirrorSkipped  *prometheus.CounterVec
+	mirrorMismatch *prometheus.CounterVec
+	unmatched      prometheus.Counter
+}
+
+func newCounters() *counters {
+	sv := []string{"service", "version"}
+	return &counters{
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_fallback_requests_total",
+			Help: "Requests of a version with no healthy endpoint, sent to the stable version instead."}, sv),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_retries_total",
+			Help: "Requests retried on another endpoint of the same version after a failed connection."}, sv),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_endpoint_ejections_total",
+			Help: "Passive ejections of endpoints after consecutive failures."}, sv),
+		mirrorSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_mirror_skipped_total",
+			Help: "Requests chosen for mirroring that were not mirrored, by reason."}, []string{"service", "version", "reason"}),
+		mirrorMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_mirror_status_mismatch_total",
+			Help: "Mirrored requests whose status differed from the primary response's."}, sv),
+		unmatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "aviary_unmatched_requests_total",
+			Help: "Requests that matched no service (answered 404)."}),
+	}
+}
+
+func (c *counters) all() []prometheus.Collector {
+	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched}
+}
+
+// endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.
+type endpointCollector struct{ g *Gateway }
+
+var endpointUpDesc = prometheus.NewDesc("aviary_endpoint_up",
+	"1 when the endpoint may get traffic (active checks pass and it is not ejected), else 0.",
+	[]string{"service", "version", "endpoint"}, nil)
+
+func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- endpointUpDesc }
+
+func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now().UnixNano()
+	for _, s := range c.g.snap.Load().services {
+		for _, v := range s.versions {
+			for _, e := range v.endpoints {
+				up := 0.0
+				if e.available(now) {
+					up = 1
+				}
+				ch <- prometheus.MustNewConstMetric(endpointUpDesc, prometheus.GaugeValue, up, s.name, v.name, e.raw)
+			}
+		}
+	}
+}

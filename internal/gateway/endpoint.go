@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// endpoint is one upstream instance and its runtime state. The state (health, ejection, counters)
+// lives as long as the endpoint is configured, across reloads: a config change never makes a sick
+// endpoint look healthy again. Config (what the user wrote) stays in the snapshot; this is the Host
+// of Caddy's Upstream/Host split.
+type endpoint struct {
+	url *url.URL
+	raw string
+
+	// activeHealthy is the verdict of active checks (true when there are none).
+	activeHealthy atomic.Bool
+	// ejectedUntil (unix nanoseconds) is set by passive ejection; zero when not ejected.
+	ejectedUntil atomic.Int64
+
+	mu             sync.Mutex // guards the passive-health fields below; taken only when a request fails or first succeeds after failures
+	failures       int        // consecutive failed requests
+	ejections      int        // ejections in a row, for the backoff
+	lastEjectionAt time.Time
+	dirty          atomic.Bool // failures > 0: a success must reset them
+}
+
+func newEndpoint(u *url.URL, raw string) *endpoint {
+	e := &endpoint{url: u, raw: raw}
+	e.activeHealthy.Store(true)
+	return e
+}
+
+// available says whether the endpoint may get traffic at time now (unix nanoseconds).
+func (e *endpoint) available(now int64) bool {
+	return e.activeHealthy.Load() && e.ejectedUntil.Load() <= now
+}
+
+// passivePolicy is a service's passive-health settings.
+type passivePolicy struct {
+	threshold     int // consecutive failures that eject; <= 0: never
+	base, maximum time.Duration
+}
+
+// failed records a failed request and reports whether it ejected the endpoint.
+func (e *endpoint) failed(p passivePolicy, now time.Time) (ejectedFor time.Duration) {
+	if p.threshold <= 0 {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dirty.Store(true)
+	e.failures++
+	if e.failures < p.threshold {
+		return 0
+	}
+	// A new ejection soon after the last one doubles the time out; a quiet spell resets it.
+	if now.Sub(e.lastEjectionAt) > p.maximum+time.Duration(e.ejections)*p.base {
+		e.ejections = 0
+	}
+	d := p.base << e.ejections
+	if d > p.maximum || d <= 0 {
+		d = p.maximum
+	} else {
+		e.ejections++
+	}
+	e.failures = 0
+	e.lastEjectionAt = now
+	e.ejectedUntil.Store(now.Add(d).UnixNano())
+	return d
+}
+
+// succeeded clears the run of failures; cheap when there was none.
+func (e *endpoint) succeeded() {
+	if !e.dirty.Load() {
+		return
+	}
+	e.mu.Lock()
+	e.failures = 0
+	e.dirty.Store(false)
+	e.mu.Unlock()
+}
+
+// picker chooses among a version's available endpoints with nginx's smooth weighted round robin:
+// each pick adds every candidate's weight to its running score, takes the highest, and subtracts the
+// total from the winner. Shares are exact and picks evenly interleaved, and it adapts at once when an
+// endpoint becomes unavailable. All endpoints weigh 1 today; the algorithm takes weights as they come.
+type picker struct {
+	mu      sync.Mutex
+	current []int
+}
+
+// pick returns an available endpoint other than skip, or nil.
+func (p *picker) pick(eps []*endpoint, now int64, skip *endpoint) *endpoint {
+	if len(eps) == 1 {
+		if e := eps[0]; e != skip && e.available(now) {
+			return e
+		}
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.current) != len(eps) {
+		p.current = make([]int, len(eps))
+	}
+	best, total := -1, 0
+	for i, e := range eps {
+		if e == skip || !e.available(now) {
+			continue
+		}
+		p.current[i]++
+		total++
+		if best < 0 || p.current[i] > p.current[best] {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	p.current[best] -= total
+	return eps[best]
+}

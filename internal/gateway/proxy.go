@@ -1,0 +1,346 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// exchange is one proxied request: the choice made for it, what happened, and the ResponseWriter
+// wrapper that records status and bytes. Pooled; nothing may hold it after ServeHTTP returns.
+type exchange struct {
+	rw       http.ResponseWriter
+	code     int // status sent to the client (not 1xx)
+	bytesOut int64
+
+	svc   *service
+	v     *version
+	ep    *endpoint
+	inURL *url.URL
+	body  *bodyReader // nil when the request has no body
+
+	upstreamStatus int
+	fault          metrics.Fault
+	retried        bool
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(r *http.Request) *exchange { return r.Context().Value(exchangeKey{}).(*exchange) }
+
+func (ex *exchange) Header() http.Header { return ex.rw.Header() }
+
+func (ex *exchange) WriteHeader(code int) {
+	if ex.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		ex.code = code
+	}
+	ex.rw.WriteHeader(code)
+}
+
+func (ex *exchange) Write(b []byte) (int, error) {
+	if ex.code == 0 {
+		ex.code = http.StatusOK
+	}
+	n, err := ex.rw.Write(b)
+	ex.bytesOut += int64(n)
+	return n, err
+}
+
+// FlushError lets http.ResponseController flush through the wrapper; streamed responses (SSE,
+// chunked) reach the client chunk by chunk.
+func (ex *exchange) FlushError() error {
+	if f, ok := ex.rw.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	if f, ok := ex.rw.(http.Flusher); ok {
+		f.Flush()
+		return nil
+	}
+	return http.ErrNotSupported
+}
+
+// Unwrap gives http.ResponseController the real writer (hijacking for WebSocket, full duplex).
+func (ex *exchange) Unwrap() http.ResponseWriter { return ex.rw }
+
+// ServeHTTP proxies one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	svc := g.snap.Load().find(r)
+	if svc == nil {
+		g.counters.unmatched.Inc()
+		http.Error(w, fmt.Sprintf("aviary: no service matches host %q and path %q; check services[].match in the config",
+			r.Host, r.URL.Path), http.StatusNotFound)
+		return
+	}
+	v, ep := g.pickEndpoint(svc, svc.choose(w, r), start.UnixNano())
+
+	ex := g.pool.Get().(*exchange)
+	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, inURL: r.URL}
+	var tee *mirrorCopy
+	if m := svc.mirror; m != nil && m.v != v && m.take() {
+		tee = g.mirrorCopyFor(ex, r)
+	}
+	v.primary.Begin()
+	defer g.finish(ex, r, start, tee)
+	if ep == nil {
+		ex.fault = metrics.FaultGateway
+		http.Error(ex, fmt.Sprintf("aviary: no healthy endpoint for service %q version %q; see GET /api/v1/services on the admin listener",
+			svc.name, v.name), http.StatusServiceUnavailable)
+		return
+	}
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	if r.Body != nil && r.Body != http.NoBody {
+		if r.ProtoMajor == 1 {
+			// Go's HTTP/1 server closes the request body once the handler starts writing its response,
+			// which would cut a streamed upload (an LLM request streaming while its answer streams).
+			_ = http.NewResponseController(w).EnableFullDuplex()
+		}
+		ex.body = &bodyReader{rc: r.Body, tee: tee}
+		out.Body = ex.body
+	}
+	g.proxy.ServeHTTP(ex, out)
+}
+
+// pickEndpoint picks an available endpoint of v; when v has none and is not the stable version, its
+// share goes to the stable version (logged once per episode, counted always).
+func (g *Gateway) pickEndpoint(svc *service, v *version, now int64) (*version, *endpoint) {
+	ep := v.state.picker.pick(v.endpoints, now, nil)
+	if ep != nil || v == svc.stable {
+		if ep != nil && v.state.fallingBack.Load() && v.state.fallingBack.CompareAndSwap(true, false) {
+			g.log.Info("version has healthy endpoints again; its share returns to it", "service", svc.name, "version", v.name)
+		}
+		return v, ep
+	}
+	v.fallbacks.Inc()
+	if v.state.fallingBack.CompareAndSwap(false, true) {
+		g.log.Warn("version has no healthy endpoint; its share goes to the stable version",
+			"service", svc.name, "version", v.name, "stable", svc.stable.name)
+	}
+	return svc.stable, svc.stable.state.picker.pick(svc.stable.endpoints, now, nil)
+}
+
+// finish records the exchange, feeds passive health, dispatches the mirror copy and recycles ex. It
+// runs deferred, so that a stream cut halfway (ReverseProxy panics with http.ErrAbortHandler) is
+// measured too; the panic then goes on to the server, which closes the connection.
+func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mirrorCopy) {
+	p := recover()
+	if p != nil && r.Context().Err() == nil && ex.fault == metrics.NoFault {
+		ex.fault = metrics.FaultGateway // the upstream broke off in the middle of its response
+	}
+	end := time.Now()
+	var in int64
+	if ex.body != nil {
+		in = ex.body.detach()
+	}
+	code := ex.code
+	if code == 0 && r.Context().Err() != nil {
+		code = statusClientClosed
+	}
+	ex.v.primary.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
+		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault})
+	if ex.ep != nil {
+		g.passive(ex.svc, ex.v, ex.ep, ex.fault, ex.upstreamStatus, end)
+	}
+	if tee != nil {
+		g.dispatchMirror(ex, r, tee, code)
+	}
+	*ex = exchange{}
+	g.pool.Put(ex)
+	if p != nil {
+		panic(p)
+	}
+}
+
+// statusClientClosed is recorded (never sent) when the client went away before a status: nginx's 499.
+const statusClientClosed = 499
+
+// passive feeds an endpoint's passive health: connection failures, timeouts and 502/503/504 answers
+// count against it.
+func (g *Gateway) passive(svc *service, v *version, ep *endpoint, f metrics.Fault, status int, now time.Time) {
+	bad := f == metrics.FaultConnect || f == metrics.FaultTimeout ||
+		status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+	if !bad {
+		if status != 0 {
+			ep.succeeded()
+		}
+		return
+	}
+	if d := ep.failed(svc.passive, now); d > 0 {
+		v.ejections.Inc()
+		g.log.Warn("endpoint ejected after consecutive failures", "service", svc.name, "version", v.name,
+			"endpoint", ep.raw, "for", d.String())
+	}
+}
+
+func rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeOf(pr.In)
+	setTarget(pr.Out, ex.ep, ex.inURL)
+	pr.Out.Host = pr.In.Host // keep the client's Host, as an edge gateway should
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+}
+
+// setTarget points an outgoing request at an endpoint, joining the endpoint's base path if it has one.
+func setTarget(out *http.Request, ep *endpoint, in *url.URL) {
+	out.URL.Scheme = ep.url.Scheme
+	out.URL.Host = ep.url.Host
+	if base := ep.url.Path; base != "" && base != "/" {
+		out.URL.Path = strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(in.Path, "/")
+		out.URL.RawPath = ""
+	}
+}
+
+func modifyResponse(resp *http.Response) error {
+	ex := exchangeOf(resp.Request)
+	ex.upstreamStatus = resp.StatusCode
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		ex.code = resp.StatusCode // the hijacked connection writes it, not WriteHeader
+	}
+	return nil
+}
+
+// proxyError answers a request the upstream failed: 502 for a failed connection, 504 for a timeout.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeOf(r)
+	if r.Context().Err() != nil {
+		ex.code = statusClientClosed // nobody to answer
+		return
+	}
+	code, fault := classify(err)
+	ex.fault = fault
+	g.log.Debug("upstream request failed", "service", ex.svc.name, "version", ex.v.name, "endpoint", ex.ep.raw, "err", err)
+	http.Error(w, fmt.Sprintf("aviary: service %q version %q endpoint %s: %s", ex.svc.name, ex.v.name, ex.ep.raw, describe(fault)), code)
+}
+
+func describe(f metrics.Fault) string {
+	switch f {
+	case metrics.FaultConnect:
+		return "could not connect"
+	case metrics.FaultTimeout:
+		return "timed out waiting for the response"
+	default:
+		return "the upstream failed"
+	}
+}
+
+// classify maps a transport error to the status the client gets and the fault recorded.
+func classify(err error) (int, metrics.Fault) {
+	if isDialError(err) {
+		return http.StatusBadGateway, metrics.FaultConnect
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout, metrics.FaultTimeout
+	}
+	return http.StatusBadGateway, metrics.FaultGateway
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// retryTransport retries, once and on another endpoint of the same version, a request whose
+// connection failed before any of it was sent. It never moves a request to another version.
+type retryTransport struct {
+	base http.RoundTripper
+	g    *Gateway
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		return resp, nil
+	}
+	ex := exchangeOf(req)
+	if ex.retried || !isDialError(err) || (ex.body != nil && ex.body.read() > 0) || req.Context().Err() != nil {
+		return nil, err
+	}
+	now := time.Now()
+	t.g.passive(ex.svc, ex.v, ex.ep, metrics.FaultConnect, 0, now)
+	next := ex.v.state.picker.pick(ex.v.endpoints, now.UnixNano(), ex.ep)
+	if next == nil {
+		return nil, err
+	}
+	ex.retried = true
+	ex.ep = next
+	ex.v.retries.Inc()
+	setTarget(req, next, ex.inURL)
+	return t.base.RoundTrip(req)
+}
+
+// bodyReader counts the request body, tees it for a mirror copy, and ignores the transport's Close
+// while nothing was read, so that a failed connection can be retried with the body intact.
+type bodyReader struct {
+	rc  io.ReadCloser
+	n   atomic.Int64
+	tee *mirrorCopy // nil: not mirrored
+
+	mu       sync.Mutex // guards tee against detach; the transport may still read after the handler ends
+	detached bool
+	eof      bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	if b.tee != nil || err == io.EOF {
+		b.mu.Lock()
+		if !b.detached {
+			if b.tee != nil {
+				b.tee.write(p[:n])
+			}
+			if err == io.EOF {
+				b.eof = true
+			}
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *bodyReader) read() int64 { return b.n.Load() }
+
+func (b *bodyReader) Close() error {
+	if b.n.Load() == 0 {
+		return nil // the server closes the body at the end of the request anyway
+	}
+	return b.rc.Close()
+}
+
+// detach ends the reader's link to the exchange and returns the bytes read.
+func (b *bodyReader) detach() int64 {
+	b.mu.Lock()
+	b.detached = true
+	if b.tee != nil {
+		b.tee.complete = b.eof
+	}
+	b.mu.Unlock()
+	return b.n.Load()
+}
+
+// bufferPool lends ReverseProxy its copy buffers instead of allocating 32 KiB per request.
+type bufferPool struct{}
+
+const copyBufferSize = 32 << 10
+
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if len(b) == copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b))
+	}
+}

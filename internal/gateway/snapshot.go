@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// snapshot is the immutable routing of every service. Nothing in it changes after Apply stores it,
+// except the runtime state it points to (endpoints, counters, series), which is safe for concurrent use.
+type snapshot struct {
+	services []*service // most specific match first
+}
+
+type service struct {
+	name     string
+	hosts    []string // lower case; empty: any host
+	prefix   string
+	cfg      config.Service // as given, for status
+	versions []*version
+	stable   *version // gets the share of a version that has no healthy endpoint
+	split    *split
+	sticky   *stickyKey // nil: no stickiness
+	routes   []route
+	mirror   *mirrorPlan // nil: no mirroring
+	passive  passivePolicy
+}
+
+type route struct {
+	m matcher
+	v *version
+}
+
+type version struct {
+	service, name, key string
+	index              int
+	endpoints          []*endpoint
+	state              *versionState
+	primary, mirror    *metrics.Series
+
+	fallbacks, retries, ejections prometheus.Counter
+	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
+}
+
+// find returns the service a request belongs to, or nil.
+func (s *snapshot) find(r *http.Request) *service {
+	host := ""
+	for _, svc := range s.services {
+		if len(svc.hosts) > 0 {
+			if host == "" {
+				host = requestHost(r)
+			}
+			if !svc.matchHost(host) {
+				continue
+			}
+		}
+		if strings.HasPrefix(r.URL.Path, svc.prefix) {
+			return svc
+		}
+	}
+	return nil
+}
+
+func requestHost(r *http.Request) string {
+	h := r.Host
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	}
+	return h
+}
+
+func (s *service) matchHost(host string) bool {
+	for _, h := range s.hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// choose picks the version of a request: the first route that matches, else the sticky key's bucket,
+// else the next bucket of the split's sequence. A new sticky key, when the service sets one, is written
+// to w as a cookie.
+func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
+	for i := range s.routes {
+		if s.routes[i].m.match(r) {
+			return s.routes[i].v
+		}
+	}
+	var b uint32
+	if s.sticky != nil {
+		key := s.sticky.key(r)
+		if key == "" && s.sticky.setCookie != "" {
+			key = newStickyValue()
+			http.SetCookie(w, &http.Cookie{Name: s.sticky.setCookie, Value: key, Path: "/",
+				MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
+		if key != "" {
+			return s.versions[s.split.version(bucketOf(s.name, key))]
+		}
+	}
+	b = s.split.anonymous()
+	return s.versions[s.split.version(b)]
+}
+
+func newStickyValue() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

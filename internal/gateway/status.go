@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+)
+
+// ServiceStatus is a service as the gateway serves it now: GET /api/v1/services.
+type ServiceStatus struct {
+	Name       string              `json:"name"`
+	Match      config.ServiceMatch `json:"match"`
+	Stable     string              `json:"stableVersion"`
+	Versions   []VersionStatus     `json:"versions"`
+	Stickiness *config.Stickiness  `json:"stickiness,omitempty"`
+	Routes     []config.Route      `json:"routes,omitempty"`
+	Mirror     *config.Mirror      `json:"mirror,omitempty"`
+}
+
+// VersionStatus is one version: its weight and its endpoints' health.
+type VersionStatus struct {
+	Name      string           `json:"name"`
+	Weight    int              `json:"weight"`
+	Healthy   int              `json:"healthyEndpoints"`
+	Endpoints []EndpointStatus `json:"endpoints"`
+}
+
+// EndpointStatus is one endpoint's health.
+type EndpointStatus struct {
+	URL          string     `json:"url"`
+	Available    bool       `json:"available"`
+	ActiveHealth string     `json:"activeHealth"` // "healthy", "unhealthy", or "unchecked"
+	EjectedUntil *time.Time `json:"ejectedUntil,omitempty"`
+}
+
+// Services reports every service of the current snapshot.
+func (g *Gateway) Services() []ServiceStatus {
+	now := time.Now()
+	snap := g.snap.Load()
+	out := make([]ServiceStatus, 0, len(snap.services))
+	for _, s := range snap.services {
+		weights := map[string]int{}
+		for _, t := range s.cfg.Traffic {
+			weights[t.Version] = t.Weight
+		}
+		st := ServiceStatus{Name: s.name, Match: s.cfg.Match, Stable: s.stable.name,
+			Stickiness: s.cfg.Stickiness, Routes: s.cfg.Routes, Mirror: s.cfg.Mirror}
+		for _, v := range s.versions {
+			vs := VersionStatus{Name: v.name, Weight: weights[v.name]}
+			for _, e := range v.endpoints {
+				es := EndpointStatus{URL: e.raw, Available: e.available(now.UnixNano()), ActiveHealth: "unchecked"}
+				if s.cfg.HealthCheck != nil {
+					es.ActiveHealth = "unhealthy"
+					if e.activeHealthy.Load() {
+						es.ActiveHealth = "healthy"
+					}
+				}
+				if u := e.ejectedUntil.Load(); u > now.UnixNano() {
+					t := time.Unix(0, u).UTC()
+					es.EjectedUntil = &t
+				}
+				if es.Available {
+					vs.Healthy++
+				}
+				vs.Endpoints = append(vs.Endpoints, es)
+			}
+			st.Versions = append(st.Versions, vs)
+		}
+		out = append(out, st)
+	}
+	return out
+}

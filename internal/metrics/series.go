@@ -1,0 +1,132 @@
+package metrics
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// promBounds are the classic Prometheus buckets of
+// aviary_request_duration_seconds, in nanoseconds. They are counted apart from
+// the fine histogram so that each "le" is exact.
+var promBounds = [...]time.Duration{
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+	30 * time.Second, 60 * time.Second,
+}
+
+// Series holds the measurements of one service, version and role: cumulative
+// counters for Prometheus, and a ring of window slots for the judge. Get one
+// from Registry.Series and keep the pointer; all methods are safe for
+// concurrent use.
+type Series struct {
+	service, version string
+	role             Role
+
+	inFlight atomic.Int64
+
+	// Cumulative since the series was created.
+	codes        [maxCode + 1]atomic.Uint64 // by normalized status code
+	kinds        [numKinds]atomic.Uint64    // errors by kind (0: 5xx, else Fault)
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	durBuckets   [len(promBounds) + 1]atomic.Uint64 // last: above 60s
+	durSumMicros atomic.Uint64                      // µs: lasts ~58 years at 10⁴ s of latency per second
+
+	// Window slots; see window.go.
+	slotting
+	rotate sync.Mutex // taken only to recycle a slot
+	slots  []slot
+}
+
+func newSeries(service, version string, role Role, o Options) *Series {
+	s := &Series{
+		service: service, version: version, role: role,
+		slotting: newSlotting(o),
+		slots:    make([]slot, o.slots()),
+	}
+	for i := range s.slots {
+		s.slots[i].epoch.Store(noEpoch)
+	}
+	return s
+}
+
+// Begin counts a request in flight. Every Begin must be followed by one End.
+func (s *Series) Begin() {
+	s.inFlight.Add(1)
+}
+
+// End ends a request begun with Begin and records it. It takes no lock and
+// allocates nothing, except that the first observation of a new slot takes
+// the series' rotation mutex briefly (see slotFor).
+func (s *Series) End(o Observation) {
+	s.inFlight.Add(-1)
+
+	code := normCode(o.Code)
+	kind := errorKind(code, o.Fault)
+	d := max(o.Duration, 0)
+	in, out := uint64(max(o.BytesIn, 0)), uint64(max(o.BytesOut, 0))
+
+	s.codes[code].Add(1)
+	if kind >= 0 {
+		s.kinds[kind].Add(1)
+	}
+	if in != 0 {
+		s.bytesIn.Add(in)
+	}
+	if out != 0 {
+		s.bytesOut.Add(out)
+	}
+	s.durBuckets[promBucket(d)].Add(1)
+	s.durSumMicros.Add(uint64((d + 500) / 1000))
+
+	end := o.End
+	if end.IsZero() {
+		end = s.now()
+	}
+	if sl := s.slotFor(s.epochOf(end)); sl != nil {
+		sl.record(code/100, kind, in, out, d)
+	}
+}
+
+func promBucket(d time.Duration) int {
+	for i, b := range promBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return len(promBounds)
+}
+
+// cumulative is a copy of a series' cumulative counters, taken at scrape time.
+type cumulative struct {
+	codes              [maxCode + 1]uint64
+	kinds              [numKinds]uint64
+	bytesIn, bytesOut  uint64
+	durBuckets         [len(promBounds) + 1]uint64
+	durSumSeconds      float64
+	inFlight           int64
+	durCount, requests uint64
+}
+
+func (s *Series) cumulative(c *cumulative) {
+	for i := range s.codes {
+		c.codes[i] = s.codes[i].Load()
+		c.requests += c.codes[i]
+	}
+	for i := range s.kinds {
+		c.kinds[i] = s.kinds[i].Load()
+	}
+	c.bytesIn, c.bytesOut = s.bytesIn.Load(), s.bytesOut.Load()
+	for i := range s.durBuckets {
+		c.durBuckets[i] = s.durBuckets[i].Load()
+		c.durCount += c.durBuckets[i]
+	}
+	c.durSumSeconds = float64(s.durSumMicros.Load()) / 1e6
+	c.inFlight = s.inFlight.Load()
+}
+
+// noEpoch marks a slot that holds no epoch: never used, or being cleared.
+const noEpoch = math.MinInt64

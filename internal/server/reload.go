@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/gateway"
+)
+
+// reloader owns the config in force. A reload parses and validates the whole file first; only a
+// valid config reaches the gateway, so an invalid one is refused and changes nothing.
+type reloader struct {
+	path string
+	log  *slog.Logger
+	gw   *gateway.Gateway
+
+	mu       sync.Mutex
+	current  *config.Config
+	seen     []byte // the file as last read, accepted or not
+	loadedAt time.Time
+	last     *api.ReloadResult
+}
+
+// Status implements api.Config.
+func (r *reloader) Status() api.ConfigStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return api.ConfigStatus{File: r.path, LoadedAt: r.loadedAt, LastReload: r.last}
+}
+
+func (r *reloader) timeout() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current.Gateway.Timeouts.Shutdown.Duration
+}
+
+// Reload implements api.Config: read, check, and apply the file, or keep the config in force.
+func (r *reloader) Reload() api.ReloadResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := api.ReloadResult{At: time.Now().UTC()}
+	data, err := os.ReadFile(r.path)
+	r.seen = data
+	var cfg *config.Config
+	if err == nil {
+		cfg, err = config.Parse(data)
+	}
+	if err != nil {
+		if errs, ok := err.(config.Errors); ok {
+			for _, e := range errs {
+				res.Errors = append(res.Errors, e.Error())
+			}
+		} else {
+			res.Errors = []string{err.Error()}
+		}
+		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(res.Errors))
+		for _, e := range res.Errors {
+			r.log.Error("config error", "error", e)
+		}
+		r.last = &res
+		return res
+	}
+	res.Accepted = true
+	res.Notes = restartOnly(r.current, cfg)
+	for _, n := range res.Notes {
+		r.log.Warn("config change needs a restart", "change", n)
+	}
+	r.gw.Apply(cfg.Services)
+	// Settings read at start stay as they were until a restart; keep the record honest.
+	cfg.Gateway, cfg.Admin = r.current.Gateway, r.current.Admin
+	r.current, r.loadedAt, r.last = cfg, res.At, &res
+	r.log.Info("config reloaded", "file", r.path, "services", len(cfg.Services))
+	return res
+}
+
+// restartOnly lists changes that a reload cannot apply.
+func restartOnly(old, cfg *config.Config) []string {
+	var notes []string
+	if old.Gateway.Listen != cfg.Gateway.Listen || old.Admin.Listen != cfg.Admin.Listen {
+		notes = append(notes, "gateway.listen / admin.listen changed; restart aviary to listen on the new address")
+	}
+	if (old.Gateway.TLS == nil) != (cfg.Gateway.TLS == nil) ||
+		(old.Gateway.TLS != nil && *old.Gateway.TLS != *cfg.Gateway.TLS) {
+		notes = append(notes, "gateway.tls changed; restart aviary to use it")
+	}
+	if old.Gateway.Timeouts != cfg.Gateway.Timeouts || old.Gateway.MaxMirrorsInFlight != cfg.Gateway.MaxMirrorsInFlight {
+		notes = append(notes, "gateway.timeouts / maxMirrorsInFlight changed; restart aviary to use them")
+	}
+	return notes
+}
+
+// watch reloads when the config file changes. It watches the directory, because editors and config
+// management replace a file (rename over it) rather than write it in place; a burst of events within
+// debounce is one reload, and an unchanged file is no reload.
+func (r *reloader) watch(enabled bool) (stop func()) {
+	if !enabled {
+		return func() {}
+	}
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(filepath.Dir(r.path))
+	}
+	if err != nil {
+		r.log.Warn("cannot watch the config file; reload with SIGHUP or POST /api/v1/config/reload", "err", err)
+		return func() {}
+	}
+	done := make(chan struct{})
+	go (&fileWatcher{r: r, w: w}).run(done)
+	return func() { w.Close(); <-done }
+}
+
+const debounce = 200 * time.Millisecond
+
+// fileWatcher turns file events into reloads; a named type for readable stack traces.
+type fileWatcher struct {
+	r *reloader
+	w *fsnotify.Watcher
+}
+
+func (f *fileWatcher) run(done chan struct{}) {
+	defer close(done)
+	name := filepath.Clean(f.r.path)
+	var timer <-chan time.Time
+	for {
+		select {
+		case ev, ok := <-f.w.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) == name && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				timer = time.After(debounce)
+			}
+		case err, ok := <-f.w.Errors:
+			if !ok {
+				return
+			}
+			f.r.log.Warn("config file watch error", "err", err)
+		case <-timer:
+			timer = nil
+			if f.changed() {
+				f.r.log.Info("config file changed: reloading", "file", f.r.path)
+				f.r.Reload()
+			}
+		}
+	}
+}
+
+func (f *fileWatcher) changed() bool {
+	data, err := os.ReadFile(f.r.path)
+	if err != nil {
+		return true // let Reload report it
+	}
+	f.r.mu.Lock()
+	defer f.r.mu.Unlock()
+	return !bytes.Equal(data, f.r.seen)
+}

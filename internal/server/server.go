@@ -1,0 +1,149 @@
+// Package server runs Aviary standalone: it loads the config, starts the gateway and admin listeners,
+// reloads on SIGHUP and on file changes (refusing an invalid config and keeping the one in force), and
+// drains in-flight requests on shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// Options configures Run.
+type Options struct {
+	ConfigPath string
+	Logger     *slog.Logger
+	// Started, when set, is called once both listeners accept connections, with their addresses
+	// (useful with port 0).
+	Started func(gatewayAddr, adminAddr string)
+	// WatchFile reloads when the config file changes (SIGHUP always reloads).
+	WatchFile bool
+}
+
+// Run serves until ctx is done, then drains in-flight requests (up to gateway.timeouts.shutdown).
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	data, err := os.ReadFile(o.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return fmt.Errorf("config %s is not valid:\n%w", o.ConfigPath, err)
+	}
+	reg := metrics.NewRegistry(metrics.Options{})
+	gw := gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway})
+	defer gw.Close()
+	gw.Apply(cfg.Services)
+
+	prom := prometheus.NewRegistry()
+	prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prom.MustRegister(gw.Collectors()...)
+
+	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, current: cfg, seen: data, loadedAt: time.Now().UTC()}
+	var ready atomic.Bool
+	adminSrv := &http.Server{
+		Handler:           (&api.Server{Services: gw, Config: rl, Gatherer: prom, Ready: ready.Load}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	gwSrv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
+		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	gwLn, err := net.Listen("tcp", cfg.Gateway.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		gwLn.Close()
+		return fmt.Errorf("admin listener on %s: %w; choose a free address in admin.listen", cfg.Admin.Listen, err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serveGateway(gwSrv, gwLn, cfg.Gateway.TLS) }()
+	go func() { errc <- serve(adminSrv, adminLn) }()
+	log.Info("aviary serving", "gateway", gwLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"services", len(cfg.Services), "config", o.ConfigPath)
+	ready.Store(true)
+	if o.Started != nil {
+		o.Started(gwLn.Addr().String(), adminLn.Addr().String())
+	}
+
+	stopWatch := rl.watch(o.WatchFile)
+	defer stopWatch()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading config", "file", o.ConfigPath)
+			rl.Reload()
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return shutdown(log, rl.timeout(), gwSrv, adminSrv)
+		}
+	}
+}
+
+// serveGateway serves plain HTTP/1.1, or with TLS both HTTP/2 and HTTP/1.1 (negotiated by ALPN).
+func serveGateway(s *http.Server, ln net.Listener, t *config.TLS) error {
+	if t == nil {
+		return serve(s, ln)
+	}
+	s.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	err := s.ServeTLS(ln, t.CertFile, t.KeyFile)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve TLS with gateway.tls certFile %q and keyFile %q: %w", t.CertFile, t.KeyFile, err)
+	}
+	return nil
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	err := s.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// shutdown stops accepting, lets in-flight requests finish (up to the timeout), then closes.
+func shutdown(log *slog.Logger, timeout time.Duration, gw, admin *http.Server) error {
+	log.Info("shutting down: draining in-flight requests", "timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := gw.Shutdown(ctx)
+	_ = admin.Close()
+	if err != nil {
+		_ = gw.Close()
+		return fmt.Errorf("drain in-flight requests: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
