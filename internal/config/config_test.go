@@ -108,6 +108,7 @@ services:
   - name: shop
     versions: [{name: v1, endpoints: ["http://127.0.0.1:1"], weigth: 3}]
     stickyness: {header: X}
+    traffic: [{version: v1, weight: 140}]
 `
 	_, err := Parse([]byte(in))
 	if err == nil {
@@ -117,6 +118,7 @@ services:
 		"gatway (line 2): unknown field; valid fields here are admin, gateway, services",
 		"services[0].versions[0].weigth (line 5): unknown field",
 		"services[0].stickyness (line 6): unknown field",
+		"services[0].traffic[0].weight: 140 is not in 0..100", // reported with the typos, not after them
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in:\n%v", w, err)

@@ -65,8 +65,9 @@ func Parse(data []byte) (*Config, error) {
 		return &cfg, nil
 	}
 	var errs Errors
-	checkNode(&root, reflect.TypeOf(cfg), "", &errs)
-	if len(errs) > 0 {
+	badValues := checkNode(&root, reflect.TypeOf(cfg), "", &errs)
+	if badValues {
+		// Values that did not decode would show up again as misleading follow-on errors.
 		return nil, errs
 	}
 	if err := root.Decode(&cfg); err != nil {
@@ -80,7 +81,9 @@ func Parse(data []byte) (*Config, error) {
 		return nil, Errors{{Msg: err.Error()}}
 	}
 	cfg.applyDefaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
+	// Unknown keys and invalid values are reported together: a user fixes them all in one go.
+	errs = append(errs, cfg.Validate()...)
+	if len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
@@ -91,12 +94,14 @@ var durationType = reflect.TypeOf(Duration{})
 // checkNode walks the YAML tree beside the Go type it will decode into and reports, with paths, the
 // keys the type does not have and scalars of the wrong kind. yaml.v3's own errors carry only line
 // numbers and stop at the first unknown key of a mapping; users need paths and all of them.
-func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
+//
+// It reports whether a value (not only a key) was wrong.
+func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) (badValue bool) {
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
-			checkNode(c, t, path, errs)
+			badValue = checkNode(c, t, path, errs) || badValue
 		}
-		return
+		return badValue
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
@@ -105,9 +110,12 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return
+		return false
 	}
-	add := func(msg string) { *errs = append(*errs, FieldError{Path: path, Line: n.Line, Msg: msg}) }
+	add := func(msg string) {
+		badValue = true
+		*errs = append(*errs, FieldError{Path: path, Line: n.Line, Msg: msg})
+	}
 	switch {
 	case t == durationType:
 		if n.Kind != yaml.ScalarNode {
@@ -116,7 +124,7 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			add("must be a mapping with keys " + strings.Join(fieldNames(t), ", "))
-			return
+			return badValue
 		}
 		fields := structFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -128,19 +136,20 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 					Msg: "unknown field; valid fields here are " + strings.Join(fieldNames(t), ", ")})
 				continue
 			}
-			checkNode(v, ft, sub, errs)
+			badValue = checkNode(v, ft, sub, errs) || badValue
 		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			add("must be a list")
-			return
+			return badValue
 		}
 		for i, c := range n.Content {
-			checkNode(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			badValue = checkNode(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs) || badValue
 		}
 	default:
 		checkScalar(n, t, add)
 	}
+	return badValue
 }
 
 func checkScalar(n *yaml.Node, t reflect.Type, add func(string)) {

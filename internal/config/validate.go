@@ -24,7 +24,7 @@ func (c *Config) Validate() Errors {
 	v := &validator{}
 	v.listen("gateway.listen", c.Gateway.Listen)
 	v.listen("admin.listen", c.Admin.Listen)
-	if c.Gateway.Listen == c.Admin.Listen {
+	if c.Gateway.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		v.addf("admin.listen", "%q is also gateway.listen; give the admin API its own address", c.Admin.Listen)
 	}
 	if t := c.Gateway.TLS; t != nil {

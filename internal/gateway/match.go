@@ -119,8 +119,8 @@ func cookieValue(h http.Header, name string) (string, bool) {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if ok && k == name {
+			k, v, _ := strings.Cut(part, "=")
+			if strings.TrimSpace(k) == name {
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
@@ -136,6 +136,9 @@ func queryValue(raw, name string) (string, bool) {
 	for raw != "" {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
+		if part == "" {
+			continue
+		}
 		k, v, _ := strings.Cut(part, "=")
 		if strings.ContainsAny(k, "%+") {
 			if uk, err := url.QueryUnescape(k); err == nil {

@@ -99,7 +99,9 @@ func restartOnly(old, cfg *config.Config) []string {
 
 // watch reloads when the config file changes. It watches the directory, because editors and config
 // management replace a file (rename over it) rather than write it in place; a burst of events within
-// debounce is one reload, and an unchanged file is no reload.
+// debounce is one reload, and an unchanged file is no reload. Events on other names in the directory
+// count too: a Kubernetes ConfigMap volume changes the file by swapping the "..data" symlink that its
+// path goes through, and the file's own name sees no event at all.
 func (r *reloader) watch(enabled bool) (stop func()) {
 	if !enabled {
 		return func() {}
@@ -135,7 +137,10 @@ func (f *fileWatcher) run(done chan struct{}) {
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) == name && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			// The file itself: wait until its writes settle. Another name: look once, so that a busy
+			// neighbour in the directory cannot put the look off for ever.
+			changing := ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0
+			if changing && (filepath.Clean(ev.Name) == name || timer == nil) {
 				timer = time.After(debounce)
 			}
 		case err, ok := <-f.w.Errors:

@@ -86,22 +86,28 @@ func Run(ctx context.Context, o Options) error {
 	go func() { errc <- serve(adminSrv, adminLn) }()
 	log.Info("aviary serving", "gateway", gwLn.Addr().String(), "admin", adminLn.Addr().String(),
 		"services", len(cfg.Services), "config", o.ConfigPath)
-	ready.Store(true)
-	if o.Started != nil {
-		o.Started(gwLn.Addr().String(), adminLn.Addr().String())
-	}
 
+	// Reload triggers are in place before anyone learns that Aviary has started: a SIGHUP sent the
+	// moment after would otherwise kill the process, and a file renamed into place would be missed.
 	stopWatch := rl.watch(o.WatchFile)
 	defer stopWatch()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	ready.Store(true)
+	if o.Started != nil {
+		o.Started(gwLn.Addr().String(), adminLn.Addr().String())
+	}
 	for {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading config", "file", o.ConfigPath)
 			rl.Reload()
 		case err := <-errc:
+			// One server failed: close both, and both listeners (ServeTLS gives up on a bad certificate
+			// before it takes its listener over), so that a failed Run leaves nothing listening.
+			_, _ = gwSrv.Close(), adminSrv.Close()
+			_, _ = gwLn.Close(), adminLn.Close()
 			return err
 		case <-ctx.Done():
 			return shutdown(log, rl.timeout(), gwSrv, adminSrv)
