@@ -34,12 +34,12 @@ type TLS struct {
 
 // Timeouts of the gateway, towards clients and towards upstream endpoints.
 type Timeouts struct {
-	Connect        Duration `yaml:"connect" json:"connect,omitempty"`        // dialing an endpoint
+	Connect        Duration `yaml:"connect" json:"connect,omitempty"`               // dialing an endpoint
 	ResponseHeader Duration `yaml:"responseHeader" json:"responseHeader,omitempty"` // waiting for an endpoint's response headers
-	UpstreamIdle   Duration `yaml:"upstreamIdle" json:"upstreamIdle,omitempty"`   // an idle keep-alive connection to an endpoint
-	ReadHeader     Duration `yaml:"readHeader" json:"readHeader,omitempty"`     // a client sending its request headers
-	ClientIdle     Duration `yaml:"clientIdle" json:"clientIdle,omitempty"`     // an idle keep-alive client connection
-	Shutdown       Duration `yaml:"shutdown" json:"shutdown,omitempty"`       // draining in-flight requests on stop
+	UpstreamIdle   Duration `yaml:"upstreamIdle" json:"upstreamIdle,omitempty"`     // an idle keep-alive connection to an endpoint
+	ReadHeader     Duration `yaml:"readHeader" json:"readHeader,omitempty"`         // a client sending its request headers
+	ClientIdle     Duration `yaml:"clientIdle" json:"clientIdle,omitempty"`         // an idle keep-alive client connection
+	Shutdown       Duration `yaml:"shutdown" json:"shutdown,omitempty"`             // draining in-flight requests on stop
 }
 
 // Admin is the operations listener: /metrics, /healthz, /readyz, /api/v1/...
