@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a bare machine, then runs format, vet,
+# staticcheck, the race-enabled test suite, and a short fuzz of the rich inputs.
+# Usage: scripts/test.sh            (everything; a few minutes)
+#        QUICK=1 scripts/test.sh    (skip the fuzz runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+if ! command -v staticcheck >/dev/null 2>&1; then
+	echo "installing staticcheck"
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "these files need gofmt -w:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "go build"
+go build ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 10m ./...
+
+if [ -z "${QUICK:-}" ]; then
+	step "fuzz (short runs of the rich inputs)"
+	go test ./internal/config/ -run '^$' -fuzz '^FuzzParse$' -fuzztime 15s
+	go test ./internal/gateway/ -run '^$' -fuzz '^FuzzCookieAndQuery$' -fuzztime 15s
+fi
+step "all tests passed"
