@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -80,4 +81,24 @@ func TestRoutingDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %v allocations per routing decision, want 0", name, allocs)
 		}
 	}
+}
+
+// BenchmarkProxy sends requests through the gateway to a real upstream over loopback, for profiles of
+// the whole request path (go test -bench Proxy -cpuprofile cpu.out).
+func BenchmarkProxy(b *testing.B) {
+	up := newUpstream(b, "v1", nil)
+	f := newFixture(b, `services: [{name: s, versions: [{name: v1, endpoints: ["{{v1}}"]}]}]`, up)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(f.srv.URL + "/")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }
