@@ -54,9 +54,7 @@ type shop struct {
 
 func (s shop) YAML() string {
 	var b strings.Builder
-	// The admin listener says localhost rather than 127.0.0.1 only because config validation refuses
-	// two identical listen strings, port 0 included; both resolve to 127.0.0.1.
-	fmt.Fprintf(&b, "gateway: {listen: \"127.0.0.1:0\"%s}\nadmin: {listen: \"localhost:0\"}\n", prefixed(", ", s.gateway))
+	fmt.Fprintf(&b, "gateway: {listen: \"127.0.0.1:0\"%s}\nadmin: {listen: \"127.0.0.1:0\"}\n", prefixed(", ", s.gateway))
 	b.WriteString("services:\n  - name: shop\n    versions:\n")
 	fmt.Fprintf(&b, "      - {name: v1, endpoints: [%s]}\n", quoted(s.v1))
 	if len(s.v2) > 0 {

@@ -110,6 +110,7 @@ func Run(ctx context.Context, o Options) error {
 			_, _ = gwLn.Close(), adminLn.Close()
 			return err
 		case <-ctx.Done():
+			ready.Store(false) // load balancers in front stop sending while in-flight requests drain
 			return shutdown(log, rl.timeout(), gwSrv, adminSrv)
 		}
 	}

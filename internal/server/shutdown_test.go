@@ -49,6 +49,9 @@ func TestShutdownDrainsTheRequestInFlight(t *testing.T) {
 
 	a.cancel()
 	eventually(t, 5*time.Second, "the gateway to refuse new connections", func() bool { return refused(a.gateway) })
+	if code, _, err := a.try("GET", "http://"+a.admin+"/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d (%v), want 503 so that load balancers stop sending", code, err)
+	}
 	select {
 	case <-a.done:
 		t.Fatalf("Run returned (%v) with a request in flight", a.err)
