@@ -94,7 +94,6 @@ func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
 			return s.routes[i].v
 		}
 	}
-	var b uint32
 	if s.sticky != nil {
 		key := s.sticky.key(r)
 		if key == "" && s.sticky.setCookie != "" {
@@ -106,8 +105,7 @@ func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
 			return s.versions[s.split.version(bucketOf(s.name, key))]
 		}
 	}
-	b = s.split.anonymous()
-	return s.versions[s.split.version(b)]
+	return s.versions[s.split.version(s.split.anonymous())]
 }
 
 func newStickyValue() string {
