@@ -14,6 +14,9 @@ type Config struct {
 	Gateway  Gateway   `yaml:"gateway" json:"gateway,omitempty"`
 	Admin    Admin     `yaml:"admin" json:"admin,omitempty"`
 	Services []Service `yaml:"services" json:"services,omitempty"`
+	Storage  Storage   `yaml:"storage" json:"storage,omitempty"`
+	// Notifications sends rollout events to webhooks.
+	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 }
 
 // Gateway is the data-plane listener.
@@ -45,6 +48,11 @@ type Timeouts struct {
 // Admin is the operations listener: /metrics, /healthz, /readyz, /api/v1/...
 type Admin struct {
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Token is the bearer token for changes (and reads); ReadToken allows reads only. Without a
+	// token the API is open, which Aviary allows only on a loopback address. The environment
+	// variables AVIARY_ADMIN_TOKEN and AVIARY_READ_TOKEN are used when these are empty.
+	Token     string `yaml:"token" json:"-"`
+	ReadToken string `yaml:"readToken" json:"-"`
 }
 
 // Service is one routable application behind the gateway.
@@ -58,6 +66,11 @@ type Service struct {
 	Mirror      *Mirror       `yaml:"mirror" json:"mirror,omitempty"`
 	HealthCheck *HealthCheck  `yaml:"healthCheck" json:"healthCheck,omitempty"`
 	Passive     PassiveHealth `yaml:"passiveHealth" json:"passiveHealth,omitempty"`
+	// Release is the version that should serve everyone. Setting it makes the service managed:
+	// the rollout controller owns its weights (traffic must then be left out), and a release that
+	// differs from the stable version starts a rollout by Strategy.
+	Release  string    `yaml:"release" json:"release,omitempty"`
+	Strategy *Strategy `yaml:"strategy" json:"strategy,omitempty"`
 }
 
 // ServiceMatch says which requests belong to a service. Both parts must hold when both are given.

@@ -10,7 +10,31 @@ const (
 	DefaultMirrorMaxBodyBytes = 1 << 20
 	DefaultHealthPath         = "/healthz"
 	DefaultPassiveFailures    = 5
+	DefaultMaxEvents          = 10000
+	DefaultStoreFile          = "aviary.db" // beside the config file
+	DefaultWebhookRetries     = 3
+	DefaultGateFailureLimit   = 3
 )
+
+// Rollout defaults.
+var (
+	DefaultScaleDownDelay   = D(10 * time.Minute)
+	DefaultAbortOnUnhealthy = D(10 * time.Second)
+	DefaultGateInterval     = D(5 * time.Second)
+	DefaultGateTimeout      = D(5 * time.Second)
+	DefaultWebhookTimeout   = D(5 * time.Second)
+	DefaultShadowPercent    = 100.0
+)
+
+// DefaultStrategy is the strategy of a managed service that names none: a canary at 10%, then 50%,
+// half a minute each, then 100%.
+func DefaultStrategy() *Strategy {
+	ten, fifty := 10, 50
+	return &Strategy{Canary: &CanaryStrategy{Steps: []Step{
+		{SetWeight: &ten}, {Pause: &PauseStep{Duration: D(30 * time.Second)}},
+		{SetWeight: &fifty}, {Pause: &PauseStep{Duration: D(30 * time.Second)}},
+	}}}
+}
 
 // DefaultTimeouts are generous towards upstreams (an LLM may think for a while before its first byte)
 // and strict towards clients that dawdle over their headers.
@@ -50,6 +74,12 @@ func (c *Config) applyDefaults() {
 	setDur(&t.ReadHeader, d.ReadHeader)
 	setDur(&t.ClientIdle, d.ClientIdle)
 	setDur(&t.Shutdown, d.Shutdown)
+	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
+	for i := range c.Notifications.Webhooks {
+		w := &c.Notifications.Webhooks[i]
+		setInt(&w.Retries, DefaultWebhookRetries)
+		setDur(&w.Timeout, DefaultWebhookTimeout)
+	}
 	for i := range c.Services {
 		c.Services[i].applyDefaults()
 	}
@@ -59,7 +89,12 @@ func (s *Service) applyDefaults() {
 	if s.Match.PathPrefix == "" {
 		s.Match.PathPrefix = "/"
 	}
-	if len(s.Traffic) == 0 && len(s.Versions) > 0 {
+	if s.Release != "" {
+		if s.Strategy == nil {
+			s.Strategy = DefaultStrategy()
+		}
+		s.Strategy.applyDefaults()
+	} else if len(s.Traffic) == 0 && len(s.Versions) > 0 {
 		s.Traffic = []Traffic{{Version: s.Versions[0].Name, Weight: 100}}
 	}
 	if m := s.Mirror; m != nil && m.MaxBodyBytes == 0 {
@@ -77,6 +112,29 @@ func (s *Service) applyDefaults() {
 	setInt(&p.ConsecutiveFailures, d.ConsecutiveFailures)
 	setDur(&p.BaseEjection, d.BaseEjection)
 	setDur(&p.MaxEjection, d.MaxEjection)
+}
+
+func (st *Strategy) applyDefaults() {
+	if bg := st.BlueGreen; bg != nil {
+		setDur(&st.ScaleDownDelay, bg.ScaleDownDelay)
+	}
+	setDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
+	setDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
+	if sh := st.Shadow; sh != nil && sh.Percent == 0 {
+		sh.Percent = DefaultShadowPercent
+	}
+	if c := st.Canary; c != nil {
+		for i := range c.Steps {
+			if g := c.Steps[i].Gate; g != nil {
+				setDur(&g.Interval, DefaultGateInterval)
+				setDur(&g.Timeout, DefaultGateTimeout)
+				setInt(&g.FailureLimit, DefaultGateFailureLimit)
+			}
+		}
+	}
+	if r := st.Rolling; r != nil {
+		setInt(&r.MaxUnavailable, 1)
+	}
 }
 
 func setString(p *string, def string) {

@@ -42,6 +42,10 @@ func (c *Config) Validate() Errors {
 		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"shutdown", t.Shutdown}} {
 		v.positive("gateway.timeouts."+d.name, d.d)
 	}
+	if c.Storage.MaxEvents < 0 {
+		v.addf("storage.maxEvents", "%d must be positive", c.Storage.MaxEvents)
+	}
+	v.notifications(&c.Notifications)
 	names := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Services {
@@ -94,6 +98,7 @@ func (v *validator) service(p string, s *Service) {
 		}
 	}
 	v.traffic(p, s.Traffic, versions)
+	v.managed(p, s, versions)
 	if st := s.Stickiness; st != nil {
 		set := 0
 		for _, k := range []string{st.Header, st.Cookie, st.Query} {

@@ -1,0 +1,147 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+)
+
+// stepDone reports whether the current (waiting) step is over; it may abort or pause the rollout.
+func (c *change) stepDone() bool {
+	s := c.s
+	st := s.Steps[s.StepIndex]
+	if st.instant() {
+		return true
+	}
+	if !s.PausedAt.IsZero() {
+		// A person paused: nothing moves on, but a failing check still aborts.
+		if st.Kind == Analysis || st.Kind == Gate {
+			c.judge(st, false)
+		}
+		return false
+	}
+	switch st.Kind {
+	case Pause:
+		return st.Duration > 0 && !c.now.Before(s.StepStartedAt.Add(st.Duration))
+	case Analysis, Gate:
+		return c.judge(st, true)
+	case WaitReady:
+		h := c.in.Health[s.Canary]
+		return h.Endpoints > 0 && h.Ready == h.Endpoints
+	case RollStep:
+		return c.roll(st)
+	}
+	return true
+}
+
+// judge reads the verdict of the current step's check: a pass ends the step, a failure aborts,
+// an inconclusive verdict (or none by the deadline) pauses for a person.
+func (c *change) judge(st Step, mayPass bool) bool {
+	s := c.s
+	i := slices.IndexFunc(s.Checks, func(ch Check) bool { return ch.Step == s.StepIndex && ch.Kind != BackgroundAnalysis })
+	if i < 0 {
+		return true // its check is gone: a promote ended it
+	}
+	ch := s.Checks[i]
+	v, ok := c.in.Verdicts[ch.ID]
+	what := "analysis " + joinNames(ch.Templates)
+	if ch.Kind == GateCheck {
+		what = "gate " + ch.Gate.URL
+	}
+	switch {
+	case ok && v.Phase == Fail:
+		kind := "AnalysisFailed"
+		if ch.Kind == GateCheck {
+			kind = "GateFailed"
+		}
+		c.abort(kind, what+" failed: "+v.Message)
+		return false
+	case ok && v.Phase == Pass && mayPass:
+		kind := "AnalysisPassed"
+		if ch.Kind == GateCheck {
+			kind = "GatePassed"
+		}
+		s.Checks = slices.Delete(s.Checks, i, i+1)
+		c.emit(kind, what+" passed: "+v.Message)
+		return true
+	case ok && v.Phase == Inconclusive, !ch.Deadline.IsZero() && !c.now.Before(ch.Deadline):
+		if hasReason(s.PauseReasons, InconclusiveReason) {
+			return false
+		}
+		why := v.Message
+		if why == "" {
+			why = "no verdict by the step's deadline"
+		}
+		s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: InconclusiveReason, Since: c.now})
+		c.setPhase()
+		c.emit("AnalysisInconclusive", fmt.Sprintf("%s is inconclusive (%s); promote to go on, or abort", what, why))
+	}
+	return false
+}
+
+// roll admits the new version's endpoints a batch at a time: each admitted endpoint that is ready
+// takes its share of traffic and retires its share of the old version's endpoints.
+func (c *change) roll(st Step) bool {
+	s := c.s
+	n, m := endpointCount(c.in.Service, s.Canary), endpointCount(c.in.Service, s.Stable)
+	if n == 0 {
+		return true
+	}
+	ready := min(c.in.Health[s.Canary].Ready, s.Admitted)
+	weight := (100*ready + n/2) / n
+	withdrawn := m * ready / n
+	if ready < n {
+		withdrawn = min(withdrawn, m-1) // the old version keeps an endpoint until the new one is all ready
+	}
+	if weight != s.Weight || withdrawn != s.Withdrawn {
+		s.Weight, s.Withdrawn = weight, withdrawn
+		c.emit("Rolled", fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
+			ready, n, s.Canary, weight, withdrawn, m, s.Stable))
+	}
+	if ready == s.Admitted && s.Admitted < n {
+		s.Admitted = min(n, s.Admitted+st.Weight)
+		c.emit("Rolled", fmt.Sprintf("admitting endpoints %d..%d of %s; waiting for them to be ready", ready+1, s.Admitted, s.Canary))
+	}
+	return ready == n
+}
+
+func endpointCount(svc config.Service, version string) int {
+	for _, v := range svc.Versions {
+		if v.Name == version {
+			return len(v.Endpoints)
+		}
+	}
+	return 0
+}
+
+func scaleDownDelay(svc config.Service) time.Duration {
+	if st := svc.Strategy; st != nil && st.ScaleDownDelay.Duration > 0 {
+		return st.ScaleDownDelay.Duration
+	}
+	return config.DefaultScaleDownDelay.Duration
+}
+
+func hasReason(rs []PauseReason, kind string) bool {
+	return slices.ContainsFunc(rs, func(r PauseReason) bool { return r.Kind == kind })
+}
+
+func dropReason(rs []PauseReason, kinds ...string) []PauseReason {
+	return slices.DeleteFunc(rs, func(r PauseReason) bool { return slices.Contains(kinds, r.Kind) })
+}
+
+func keepBackground(cs []Check) []Check {
+	return slices.DeleteFunc(cs, func(ch Check) bool { return ch.Kind != BackgroundAnalysis })
+}
+
+func joinNames(ns []string) string { return strings.Join(ns, ", ") }
+
+// clone copies the state deeply enough that a change never writes into the caller's slices.
+func (s State) clone() State {
+	s.Steps = slices.Clone(s.Steps)
+	s.PauseReasons = slices.Clone(s.PauseReasons)
+	s.Checks = slices.Clone(s.Checks)
+	return s
+}
