@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/rollout"
 )
 
 // Services reports what the gateway serves.
@@ -43,24 +44,30 @@ type Config interface {
 type Server struct {
 	Services Services
 	Config   Config
+	Rollouts Rollouts
+	Hub      *Hub
+	Tokens   Tokens
 	Gatherer prometheus.Gatherer
 	Ready    func() bool
 }
 
 // Handler routes the admin endpoints.
 func (s *Server) Handler() http.Handler {
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/services", s.services)
+	api.HandleFunc("GET /api/v1/services/{name}", s.service)
+	api.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Config.Status()) })
+	api.HandleFunc("POST /api/v1/config/reload", s.reload)
+	if s.Rollouts != nil {
+		s.rolloutRoutes(api)
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/api/", s.Tokens.guard(api))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/v1/services", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"services": s.Services.Services()})
-	})
-	mux.HandleFunc("GET /api/v1/services/{name}", s.service)
-	mux.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Config.Status()) })
-	mux.HandleFunc("POST /api/v1/config/reload", s.reload)
 	return mux
 }
 
@@ -72,11 +79,35 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// serviceView is a service as the gateway serves it, with its rollout when it is managed.
+type serviceView struct {
+	gateway.ServiceStatus
+	Rollout *rollout.Status `json:"rollout,omitempty"`
+}
+
+func (s *Server) views() []serviceView {
+	var out []serviceView
+	for _, svc := range s.Services.Services() {
+		v := serviceView{ServiceStatus: svc}
+		if s.Rollouts != nil {
+			if st, err := s.Rollouts.RolloutStatus(svc.Name); err == nil {
+				v.Rollout = &st
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) services(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"services": s.views()})
+}
+
 func (s *Server) service(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	for _, svc := range s.Services.Services() {
-		if svc.Name == name {
-			writeJSON(w, http.StatusOK, svc)
+	for _, v := range s.views() {
+		if v.Name == name {
+			writeJSON(w, http.StatusOK, v)
 			return
 		}
 	}

@@ -17,6 +17,9 @@ type endpoint struct {
 
 	// activeHealthy is the verdict of active checks (true when there are none).
 	activeHealthy atomic.Bool
+	// passedCheck: an active check has passed at least once since the endpoint was added, which is
+	// what readiness means to a rollout (an endpoint with no active check is ready when available).
+	passedCheck atomic.Bool
 	// ejectedUntil (unix nanoseconds) is set by passive ejection; zero when not ejected.
 	ejectedUntil atomic.Int64
 
@@ -36,6 +39,11 @@ func newEndpoint(u *url.URL, raw string) *endpoint {
 // available says whether the endpoint may get traffic at time now (unix nanoseconds).
 func (e *endpoint) available(now int64) bool {
 	return e.activeHealthy.Load() && e.ejectedUntil.Load() <= now
+}
+
+// ready says whether the endpoint is available and, when it is actively checked, has passed a check.
+func (e *endpoint) ready(now int64, checked bool) bool {
+	return e.available(now) && (!checked || e.passedCheck.Load())
 }
 
 // passivePolicy is a service's passive-health settings.

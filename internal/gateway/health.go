@@ -133,6 +133,7 @@ func (c *activeChecker) run(ctx context.Context, done chan struct{}) {
 		}
 		healthy := c.ep.activeHealthy.Load()
 		if err == nil {
+			c.ep.passedCheck.Store(true)
 			passes, fails = passes+1, 0
 			if !healthy && passes >= c.check.HealthyThreshold {
 				c.ep.activeHealthy.Store(true)

@@ -22,6 +22,7 @@ type VersionStatus struct {
 	Name      string           `json:"name"`
 	Weight    int              `json:"weight"`
 	Healthy   int              `json:"healthyEndpoints"`
+	Ready     int              `json:"readyEndpoints"` // healthy and, when actively checked, passed a check since added
 	Endpoints []EndpointStatus `json:"endpoints"`
 }
 
@@ -61,6 +62,9 @@ func (g *Gateway) Services() []ServiceStatus {
 				}
 				if es.Available {
 					vs.Healthy++
+				}
+				if e.ready(now.UnixNano(), s.cfg.HealthCheck != nil) {
+					vs.Ready++
 				}
 				vs.Endpoints = append(vs.Endpoints, es)
 			}

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"reflect"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
@@ -33,14 +34,20 @@ func (c *change) emit(kind, reason string) {
 		Phase: c.s.Phase, Stable: c.s.Stable, Canary: c.s.Canary, Weight: c.s.Weight, Step: c.s.StepIndex})
 }
 
-// Initial is the state of a managed service the controller has never seen: its release is stable.
+// Initial is the state of a managed service the controller has never seen. Its first version is
+// stable, as the gateway treats it when no controller manages the service; the first Tick starts
+// a rollout when the release names another version.
 func Initial(svc config.Service, now time.Time) State {
-	return State{Service: svc.Name, Phase: Healthy, Stable: svc.Release, SpecRelease: svc.Release,
-		Message: "serving " + svc.Release, UpdatedAt: now}
+	stable := svc.Release
+	if len(svc.Versions) > 0 {
+		stable = svc.Versions[0].Name
+	}
+	return State{Service: svc.Name, Phase: Healthy, Stable: stable, Message: "serving " + stable, UpdatedAt: now}
 }
 
 // Tick moves a rollout on by what the input shows. It returns the next state and the events that
-// explain the change; no events means no change.
+// explain the change. An unchanged state comes back with the same Generation; a change without
+// events (a newer verdict message, say) comes back with a new one.
 func Tick(s State, in Input) (State, []Event) {
 	next := s.clone()
 	c := &change{s: &next, in: in, now: in.Now, by: "controller"}
@@ -62,9 +69,9 @@ func Tick(s State, in Input) (State, []Event) {
 	return c.finish(s)
 }
 
-// finish stamps a changed state; an unchanged one is returned as it was.
+// finish stamps a changed state; an unchanged one is returned as it was, Generation and all.
 func (c *change) finish(old State) (State, []Event) {
-	if len(c.events) == 0 {
+	if len(c.events) == 0 && reflect.DeepEqual(old, *c.s) {
 		return old, nil
 	}
 	c.s.UpdatedAt = c.now

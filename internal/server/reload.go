@@ -13,14 +13,18 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
 )
 
 // reloader owns the config in force. A reload parses and validates the whole file first; only a
 // valid config reaches the gateway, so an invalid one is refused and changes nothing.
 type reloader struct {
-	path string
-	log  *slog.Logger
-	gw   *gateway.Gateway
+	path  string
+	log   *slog.Logger
+	gw    *gateway.Gateway
+	ctrl  *rollout.Controller
+	store *store.Store
 
 	mu       sync.Mutex
 	current  *config.Config
@@ -68,12 +72,20 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.last = &res
 		return res
 	}
+	if errs := r.applyServices(cfg, nil); len(errs) > 0 {
+		res.Errors = errs
+		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(errs))
+		for _, e := range errs {
+			r.log.Error("config error", "error", e)
+		}
+		r.last = &res
+		return res
+	}
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
 	for _, n := range res.Notes {
 		r.log.Warn("config change needs a restart", "change", n)
 	}
-	r.gw.Apply(cfg.Services)
 	// Settings read at start stay as they were until a restart; keep the record honest.
 	cfg.Gateway, cfg.Admin = r.current.Gateway, r.current.Admin
 	r.current, r.loadedAt, r.last = cfg, res.At, &res

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,6 +26,9 @@ import (
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/notify"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
 )
 
 // Options configures Run.
@@ -35,6 +40,8 @@ type Options struct {
 	Started func(gatewayAddr, adminAddr string)
 	// WatchFile reloads when the config file changes (SIGHUP always reloads).
 	WatchFile bool
+	// TickInterval is how often the rollout controller looks at its rollouts (0: 250 ms).
+	TickInterval time.Duration
 }
 
 // Run serves until ctx is done, then drains in-flight requests (up to gateway.timeouts.shutdown).
@@ -51,19 +58,52 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("config %s is not valid:\n%w", o.ConfigPath, err)
 	}
+	adminToken, readToken := tokens(cfg.Admin)
+	if err := checkExposure(cfg.Admin.Listen, adminToken); err != nil {
+		return err
+	}
+	st, err := store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	reg := metrics.NewRegistry(metrics.Options{})
 	gw := gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway})
 	defer gw.Close()
-	gw.Apply(cfg.Services)
 
 	prom := prometheus.NewRegistry()
 	prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prom.MustRegister(gw.Collectors()...)
 
-	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, current: cfg, seen: data, loadedAt: time.Now().UTC()}
+	hub := api.NewHub()
+	hooks := notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: prom})
+	defer hooks.Close()
+	gates := notify.NewGates(notify.GateOptions{Logger: log})
+	defer gates.Close()
+	ctrl, err := rollout.NewController(rollout.Options{
+		Store: st, Router: gw, Health: gatewayHealth{gw}, Gates: gates, Logger: log,
+		OnEvents: func(evs []rollout.Event) { hub.Publish(evs); hooks.Send(evs) },
+	})
+	if err != nil {
+		return err
+	}
+	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, current: cfg, seen: data, loadedAt: time.Now().UTC()}
+	// The persisted plans are served from the first request on.
+	rl.mu.Lock()
+	errs := rl.applyServices(cfg, nil)
+	rl.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
+	}
+	ctrlCtx, stopCtrl := context.WithCancel(context.Background())
+	ctrlDone := make(chan struct{})
+	go func() { defer close(ctrlDone); ctrl.Run(ctrlCtx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
+	defer func() { stopCtrl(); <-ctrlDone }()
+
 	var ready atomic.Bool
 	adminSrv := &http.Server{
-		Handler:           (&api.Server{Services: gw, Config: rl, Gatherer: prom, Ready: ready.Load}).Handler(),
+		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Hub: hub, Gatherer: prom, Ready: ready.Load,
+			Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	gwSrv := &http.Server{

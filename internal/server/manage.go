@@ -1,0 +1,137 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+
+	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
+)
+
+// applyServices makes cfg's services, merged with the specs applied through the API, the ones in
+// force; put, when set, is a spec being applied now. It checks everything first and changes
+// nothing when it returns errors. r.mu must be held.
+func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec) []string {
+	stored, err := r.store.Specs()
+	if err != nil {
+		return []string{fmt.Sprintf("read the specs applied through the API: %v", err)}
+	}
+	for _, sp := range put {
+		stored[sp.Service.Name] = sp
+	}
+	services, stale := merge(cfg.Services, stored)
+	if errs := validServices(cfg, services); len(errs) > 0 {
+		return errorStrings(errs)
+	}
+	if errs := r.ctrl.Validate(services); len(errs) > 0 {
+		return errorStrings(errs)
+	}
+	for _, sp := range put {
+		if err := r.store.PutSpec(sp); err != nil {
+			return []string{fmt.Sprintf("save the spec of %s: %v", sp.Service.Name, err)}
+		}
+	}
+	for _, name := range stale {
+		r.log.Info("the config file changed this service since a spec was applied through the API; the file's spec takes over", "service", name)
+		if err := r.store.DeleteSpec(name); err != nil {
+			r.log.Error("drop a stale applied spec", "service", name, "err", err)
+		}
+	}
+	if err := r.ctrl.SetSpecs(services); err != nil {
+		r.log.Error("apply services", "err", err)
+	}
+	return nil
+}
+
+// Status implements api.Rollouts.
+func (r *reloader) RolloutStatus(service string) (rollout.Status, error) { return r.ctrl.Status(service) }
+
+// Do implements api.Rollouts.
+func (r *reloader) Do(service string, cmd rollout.Command) (rollout.Status, error) {
+	return r.ctrl.Do(service, cmd)
+}
+
+// Start implements api.Rollouts: make version the release of service, adding or replacing its
+// endpoints when they are given. The changed spec is stored as applied through the API.
+func (r *reloader) Start(service string, req api.StartRequest, by string) (rollout.Status, error) {
+	r.mu.Lock()
+	svc, ok := r.ctrl.Spec(service)
+	if !ok {
+		r.mu.Unlock()
+		return rollout.Status{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
+	}
+	if st, ok := r.ctrl.State(service); ok && svc.Release == req.Version && len(req.Endpoints) == 0 {
+		r.mu.Unlock()
+		if st.Phase == rollout.Degraded && st.Canary == req.Version {
+			return r.ctrl.Do(service, rollout.Command{Kind: rollout.Retry, By: by})
+		}
+		return rollout.Status{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s is already the release of %s (phase %s); `aviary rollout status %s` shows where it is", req.Version, service, st.Phase, service)}
+	}
+	defer r.mu.Unlock()
+	svc.Versions = slices.Clone(svc.Versions)
+	i := slices.IndexFunc(svc.Versions, func(v config.Version) bool { return v.Name == req.Version })
+	switch {
+	case i < 0 && len(req.Endpoints) == 0:
+		return rollout.Status{}, &api.BadRequest{Msg: fmt.Sprintf("%s is not a version of %s; give its endpoints with --endpoint URL", req.Version, service)}
+	case i < 0:
+		svc.Versions = append(svc.Versions, config.Version{Name: req.Version, Endpoints: req.Endpoints})
+	case len(req.Endpoints) > 0:
+		svc.Versions[i].Endpoints = req.Endpoints
+	}
+	svc.Release, svc.Traffic = req.Version, nil
+	if svc.Strategy == nil {
+		svc.Strategy = config.DefaultStrategy()
+	}
+	if errs := r.applyServices(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}); len(errs) > 0 {
+		return rollout.Status{}, &api.Invalid{Errors: errs}
+	}
+	return r.ctrl.Status(service)
+}
+
+// Apply implements api.Rollouts: specs of services from a file, as `aviary apply -f` sends them.
+func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return api.ApplyResult{}, &api.Invalid{Errors: errorStrings(err)}
+	}
+	if len(cfg.Services) == 0 {
+		return api.ApplyResult{}, &api.Invalid{Errors: []string{"services: the file has none; apply takes a file with a services list"}}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var res api.ApplyResult
+	var put []store.StoredSpec
+	for _, svc := range cfg.Services {
+		cur, ok := r.ctrl.Spec(svc.Name)
+		if ok && serviceHash(cur) == serviceHash(svc) {
+			res.Unchanged = append(res.Unchanged, svc.Name)
+			continue
+		}
+		res.Applied = append(res.Applied, svc.Name)
+		put = append(put, storedSpec(svc, r.current.Services, by))
+	}
+	if errs := r.applyServices(r.current, put); len(errs) > 0 {
+		return api.ApplyResult{}, &api.Invalid{Errors: errs}
+	}
+	return res, nil
+}
+
+// History implements api.Rollouts.
+func (r *reloader) History(service string) ([]store.HistoryEntry, error) {
+	if _, ok := r.ctrl.Spec(service); !ok {
+		return nil, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
+	}
+	return r.store.History(service)
+}
+
+// Events implements api.Rollouts.
+func (r *reloader) Events(service string, after uint64, limit int) ([]rollout.Event, error) {
+	return r.store.Events(store.EventQuery{Service: service, After: after, Limit: limit})
+}
+
+// LastEvents implements api.Rollouts.
+func (r *reloader) LastEvents(service string, n int) ([]rollout.Event, error) {
+	return r.store.LastEvents(service, n)
+}

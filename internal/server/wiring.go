@@ -1,0 +1,61 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// gatewayHealth reads versions' endpoint health from the gateway for the controller.
+type gatewayHealth struct{ gw *gateway.Gateway }
+
+func (h gatewayHealth) Health(service string) map[string]rollout.Health {
+	for _, s := range h.gw.Services() {
+		if s.Name != service {
+			continue
+		}
+		out := make(map[string]rollout.Health, len(s.Versions))
+		for _, v := range s.Versions {
+			out[v.Name] = rollout.Health{Endpoints: len(v.Endpoints), Available: v.Healthy, Ready: v.Ready}
+		}
+		return out
+	}
+	return nil
+}
+
+// storePath is storage.path, or aviary.db beside the config file.
+func storePath(cfg *config.Config, configPath string) string {
+	if cfg.Storage.Path != "" {
+		return cfg.Storage.Path
+	}
+	return filepath.Join(filepath.Dir(configPath), config.DefaultStoreFile)
+}
+
+// tokens are the config's, or the environment's.
+func tokens(a config.Admin) (admin, read string) {
+	return cmp.Or(a.Token, os.Getenv("AVIARY_ADMIN_TOKEN")), cmp.Or(a.ReadToken, os.Getenv("AVIARY_READ_TOKEN"))
+}
+
+// checkExposure refuses an API that anyone on the network could change.
+func checkExposure(listen, adminToken string) error {
+	if adminToken != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen %q is not host:port", listen)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("admin.listen %s is not a loopback address and there is no admin token: anyone who can reach it could change rollouts; set admin.token (or AVIARY_ADMIN_TOKEN), or listen on 127.0.0.1", listen)
+}
