@@ -6,7 +6,7 @@
 // Endpoints:
 //
 //	/          any method: 200 with the fixed body (the request body is drained)
-//	GET  /healthz  200 "ok"
+//	GET  /healthz  200 "OK" (or --healthz-status)
 //	GET  /__stats  {"name": ..., "requests": N}; N counts every request except
 //	               /__stats and /healthz
 //	POST /__reset  zeroes the counter
@@ -32,11 +32,19 @@ import (
 	"time"
 )
 
+// Behaviour flags for playing a broken version (set once, before serving).
+var (
+	healthStatus = http.StatusOK
+	errorPercent float64
+)
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (port 0 picks a free port)")
 	name := flag.String("name", "v1", "name returned in the X-Aviary-Upstream header and in the body")
 	bodyBytes := flag.Int("body-bytes", 64, "size of the fixed response body in bytes")
 	portFile := flag.String("port-file", "", "if set, write the bound address (host:port) to this file")
+	flag.IntVar(&healthStatus, "healthz-status", http.StatusOK, "status /healthz answers (e.g. 503 to play a broken version)")
+	flag.Float64Var(&errorPercent, "error-percent", 0, "share of requests to / answered with 500, in percent (a version with a regression)")
 	flag.Parse()
 
 	if err := run(*listen, *name, *bodyBytes, *portFile); err != nil {
@@ -122,7 +130,8 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			w.Header().Set("Content-Type", "text/plain")
-			_, _ = io.WriteString(w, "ok\n")
+			w.WriteHeader(healthStatus)
+			_, _ = io.WriteString(w, http.StatusText(healthStatus)+"\n")
 			return
 		}
 	case "/__stats":
@@ -149,7 +158,13 @@ func (u *upstream) serveBody(w http.ResponseWriter, r *http.Request) {
 	h["X-Aviary-Upstream"] = u.nameHdr
 	h["Content-Type"] = u.typeHdr
 	h["Content-Length"] = u.lenHdr
-	w.WriteHeader(http.StatusOK)
+	code := http.StatusOK
+	// An evenly mixed sequence, not a random draw: exactly errorPercent of every 10,000 requests
+	// fail, spread out (6181 is coprime with 10,000, so n*6181 mod 10,000 visits every bucket).
+	if errorPercent > 0 && float64(u.requests.Load()*6181%10000) < errorPercent*100 {
+		code = http.StatusInternalServerError
+	}
+	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(u.body)
 	}
