@@ -1,0 +1,200 @@
+package notify
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// gateServer answers each GET with reply(n), n being the request's number from 1, and records
+// the query it was asked with.
+type gateServer struct {
+	*httptest.Server
+	calls atomic.Int32
+	mu    sync.Mutex
+	query url.Values
+}
+
+func newGateServer(t *testing.T, reply func(n int) (int, string)) *gateServer {
+	t.Helper()
+	s := &gateServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int(s.calls.Add(1))
+		s.mu.Lock()
+		s.query = r.URL.Query()
+		s.mu.Unlock()
+		code, body := reply(n)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func gateRun(id, gateURL string, limit int) rollout.Run {
+	return rollout.Run{ID: id, Kind: rollout.GateCheck, Service: "checkout", Stable: "v1", Canary: "v2",
+		Gate: &config.GateStep{URL: gateURL, Interval: config.D(10 * time.Millisecond),
+			Timeout: config.D(200 * time.Millisecond), FailureLimit: limit}}
+}
+
+func newTestGates(t *testing.T) *Gates {
+	t.Helper()
+	g := NewGates(GateOptions{})
+	t.Cleanup(g.Close)
+	return g
+}
+
+// await asks for r's verdict until it has the phase, and returns it.
+func await(t *testing.T, g *Gates, r rollout.Run, phase rollout.VerdictPhase, containing string) rollout.Verdict {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	var v rollout.Verdict
+	for time.Now().Before(deadline) {
+		if v = g.Verdict(r); v.Phase == phase && strings.Contains(v.Message, containing) {
+			return v
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("no %s verdict containing %q within a second; last: %s %q", phase, containing, v.Phase, v.Message)
+	return v
+}
+
+func TestGatePassesOn2xx(t *testing.T) {
+	srv := newGateServer(t, func(int) (int, string) { return http.StatusOK, `{"message": "change window open"}` })
+	g := newTestGates(t)
+	r := gateRun("gate-1", srv.URL+"/approve?team=payments", 3)
+
+	v := await(t, g, r, rollout.Pass, "answered 200")
+	if !strings.Contains(v.Message, "change window open") || !strings.Contains(v.Message, srv.URL+"/approve") {
+		t.Errorf("message %q should name the gate and quote its message", v.Message)
+	}
+	srv.mu.Lock()
+	q := srv.query
+	srv.mu.Unlock()
+	for k, want := range map[string]string{"team": "payments", "service": "checkout", "stable": "v1", "canary": "v2"} {
+		if q.Get(k) != want {
+			t.Errorf("query %s = %q, want %q (asked with %v)", k, q.Get(k), want, q)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.calls.Load(); n != 1 {
+		t.Errorf("gate asked %d times, want once: a decided gate is not asked again", n)
+	}
+}
+
+func TestGateNotYetThenPass(t *testing.T) {
+	var open atomic.Bool
+	srv := newGateServer(t, func(int) (int, string) {
+		if open.Load() {
+			return http.StatusNoContent, ""
+		}
+		return http.StatusLocked, `{"message": "freeze until 14:00"}`
+	})
+	g := newTestGates(t)
+	r := gateRun("gate-1", srv.URL, 1)
+
+	if v := g.Verdict(r); v.Phase != rollout.Running {
+		t.Fatalf("first verdict %s %q, want Running", v.Phase, v.Message)
+	}
+	v := await(t, g, r, rollout.Running, "not yet: 423")
+	if !strings.Contains(v.Message, "freeze until 14:00") {
+		t.Errorf("message %q should quote the gate's message", v.Message)
+	}
+	time.Sleep(50 * time.Millisecond) // several "not yet"s: none counts towards the failure limit of 1
+	if v := g.Verdict(r); v.Phase != rollout.Running {
+		t.Fatalf("after several 423s: %s %q, want still Running", v.Phase, v.Message)
+	}
+	open.Store(true)
+	await(t, g, r, rollout.Pass, "answered 204")
+}
+
+func TestGateFailsAfterFailureLimitInARow(t *testing.T) {
+	srv := newGateServer(t, func(n int) (int, string) {
+		if n == 2 {
+			return http.StatusConflict, "" // not yet: breaks the row
+		}
+		return http.StatusInternalServerError, `{"message": "approvals db down"}`
+	})
+	g := newTestGates(t)
+	r := gateRun("gate-1", srv.URL, 3)
+
+	v := await(t, g, r, rollout.Fail, "failed 3 checks in a row")
+	if !strings.Contains(v.Message, "answered 500") || !strings.Contains(v.Message, "approvals db down") {
+		t.Errorf("message %q should quote the last error", v.Message)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.calls.Load(); n != 5 {
+		t.Errorf("gate asked %d times, want 5 (500, 409, then three 500s in a row) and no more", n)
+	}
+}
+
+func TestGateTransportErrorsCountAsFailures(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	gone := srv.URL
+	srv.Close()
+	g := newTestGates(t)
+
+	v := await(t, g, gateRun("gate-1", gone, 2), rollout.Fail, "failed 2 checks in a row; last: ")
+	if strings.Contains(v.Message, "?") {
+		t.Errorf("message %q shows the query; it may carry tokens", v.Message)
+	}
+}
+
+func TestGateForgetStopsPolling(t *testing.T) {
+	srv := newGateServer(t, func(int) (int, string) { return http.StatusLocked, "" })
+	g := newTestGates(t)
+	r := gateRun("gate-1", srv.URL, 3)
+
+	g.Verdict(r)
+	for srv.calls.Load() < 3 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	g.Forget("gate-1")
+	asked := srv.calls.Load()
+	time.Sleep(60 * time.Millisecond) // six intervals
+	if n := srv.calls.Load(); n != asked {
+		t.Errorf("gate asked %d more times after Forget", n-asked)
+	}
+}
+
+func TestGateVerdictNeverWaitsForTheGate(t *testing.T) {
+	release := make(chan struct{})
+	srv := newGateServer(t, func(int) (int, string) { <-release; return http.StatusOK, "" })
+	defer close(release) // before the server's cleanup, which waits for its handlers
+	g := newTestGates(t)
+	r := gateRun("gate-1", srv.URL, 3)
+	r.Gate.Timeout = config.D(time.Minute)
+
+	for range 3 {
+		start := time.Now()
+		if v := g.Verdict(r); v.Phase != rollout.Running || time.Since(start) > 20*time.Millisecond {
+			t.Fatalf("Verdict returned %s after %v, want Running at once", v.Phase, time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.Close() // abandons the request in flight
+	if v := g.Verdict(r); v.Phase != rollout.Running {
+		t.Errorf("after Close: %s %q, want Running", v.Phase, v.Message)
+	}
+}
+
+func TestGateRejectsChecksItCannotAnswer(t *testing.T) {
+	g := newTestGates(t)
+	for name, r := range map[string]rollout.Run{
+		"not a gate":   {ID: "a-1", Kind: rollout.StepAnalysis, Service: "checkout"},
+		"relative URL": gateRun("gate-1", "/approve", 3),
+	} {
+		if v := g.Verdict(r); v.Phase != rollout.Fail || v.Message == "" {
+			t.Errorf("%s: %s %q, want Fail with a reason", name, v.Phase, v.Message)
+		}
+	}
+}
