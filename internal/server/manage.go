@@ -46,7 +46,9 @@ func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec) []s
 }
 
 // Status implements api.Rollouts.
-func (r *reloader) RolloutStatus(service string) (rollout.Status, error) { return r.ctrl.Status(service) }
+func (r *reloader) RolloutStatus(service string) (rollout.Status, error) {
+	return r.ctrl.Status(service)
+}
 
 // Do implements api.Rollouts.
 func (r *reloader) Do(service string, cmd rollout.Command) (rollout.Status, error) {
