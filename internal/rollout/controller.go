@@ -101,21 +101,24 @@ func (c *Controller) SetSpecs(services []config.Service) error {
 			}
 		}
 	}
-	errs = append(errs, c.tickLocked())
+	_, err := c.tickLocked()
 	c.apply()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, err)...)
 }
 
 // Tick moves every managed service's rollout on by what is observed now.
 func (c *Controller) Tick() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.tickLocked()
-	c.apply()
+	changed, err := c.tickLocked()
+	if changed {
+		c.apply()
+	}
 	return err
 }
 
-func (c *Controller) tickLocked() error {
+// tickLocked ticks every managed service and reports whether any state changed.
+func (c *Controller) tickLocked() (changed bool, err error) {
 	var errs []error
 	for _, svc := range c.specs {
 		st, ok := c.states[svc.Name]
@@ -129,9 +132,11 @@ func (c *Controller) tickLocked() error {
 		}
 		if err := c.commit(svc.Name, next, events); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		changed = true
 	}
-	return errors.Join(errs...)
+	return changed, errors.Join(errs...)
 }
 
 // Do runs a command on a service's rollout and returns its status after.
