@@ -43,6 +43,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServe(), newValidate(), newVersion())
+	addClientCommands(root) // get, rollout, apply: clients of a running aviary's admin API
 	return root
 }
 

@@ -87,6 +87,12 @@ func (c *Controller) Validate(services []config.Service) config.Errors {
 // SetSpecs makes services the effective specs (from the config file and the API), starts, moves
 // or cancels rollouts whose release changed, and applies the resulting plans.
 func (c *Controller) SetSpecs(services []config.Service) error {
+	return c.SetSpecsBy(services, "config")
+}
+
+// SetSpecsBy is SetSpecs on behalf of by (the API caller who applied a spec), which the events
+// of the rollouts it starts or cancels name.
+func (c *Controller) SetSpecsBy(services []config.Service, by string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.specs = slices.Clone(services)
@@ -101,7 +107,7 @@ func (c *Controller) SetSpecs(services []config.Service) error {
 			}
 		}
 	}
-	_, err := c.tickLocked()
+	_, err := c.tickLocked(by)
 	c.apply()
 	return errors.Join(append(errs, err)...)
 }
@@ -110,15 +116,16 @@ func (c *Controller) SetSpecs(services []config.Service) error {
 func (c *Controller) Tick() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	changed, err := c.tickLocked()
+	changed, err := c.tickLocked("")
 	if changed {
 		c.apply()
 	}
 	return err
 }
 
-// tickLocked ticks every managed service and reports whether any state changed.
-func (c *Controller) tickLocked() (changed bool, err error) {
+// tickLocked ticks every managed service and reports whether any state changed; by, when set,
+// names who changed the specs.
+func (c *Controller) tickLocked(by string) (changed bool, err error) {
 	var errs []error
 	for _, svc := range c.specs {
 		st, ok := c.states[svc.Name]
@@ -126,6 +133,7 @@ func (c *Controller) tickLocked() (changed bool, err error) {
 			continue
 		}
 		in := c.input(svc, st)
+		in.By = by
 		next, events := Tick(st, in)
 		if next.Generation == st.Generation {
 			continue

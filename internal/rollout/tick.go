@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"time"
@@ -17,6 +18,8 @@ type Input struct {
 	Health map[string]Health
 	// Verdicts of running checks, by Check.ID; a check with no entry is still running.
 	Verdicts map[string]Verdict
+	// By names who changed the spec, for the events of a release change ("spec" when unknown).
+	By string
 }
 
 // change collects one transition's events; State is changed in place on a copy.
@@ -52,7 +55,7 @@ func Tick(s State, in Input) (State, []Event) {
 	next := s.clone()
 	c := &change{s: &next, in: in, now: in.Now, by: "controller"}
 	if in.Service.Release != next.SpecRelease {
-		c.by = "spec"
+		c.by = cmp.Or(in.By, "spec")
 		c.releaseChanged()
 		c.by = "controller"
 	}

@@ -13,7 +13,7 @@ import (
 // applyServices makes cfg's services, merged with the specs applied through the API, the ones in
 // force; put, when set, is a spec being applied now. It checks everything first and changes
 // nothing when it returns errors. r.mu must be held.
-func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec) []string {
+func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec, by string) []string {
 	stored, err := r.store.Specs()
 	if err != nil {
 		return []string{fmt.Sprintf("read the specs applied through the API: %v", err)}
@@ -39,7 +39,7 @@ func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec) []s
 			r.log.Error("drop a stale applied spec", "service", name, "err", err)
 		}
 	}
-	if err := r.ctrl.SetSpecs(services); err != nil {
+	if err := r.ctrl.SetSpecsBy(services, by); err != nil {
 		r.log.Error("apply services", "err", err)
 	}
 	return nil
@@ -86,7 +86,7 @@ func (r *reloader) Start(service string, req api.StartRequest, by string) (rollo
 	if svc.Strategy == nil {
 		svc.Strategy = config.DefaultStrategy()
 	}
-	if errs := r.applyServices(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}); len(errs) > 0 {
+	if errs := r.applyServices(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}, by); len(errs) > 0 {
 		return rollout.Status{}, &api.Invalid{Errors: errs}
 	}
 	return r.ctrl.Status(service)
@@ -114,7 +114,7 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 		res.Applied = append(res.Applied, svc.Name)
 		put = append(put, storedSpec(svc, r.current.Services, by))
 	}
-	if errs := r.applyServices(r.current, put); len(errs) > 0 {
+	if errs := r.applyServices(r.current, put, by); len(errs) > 0 {
 		return api.ApplyResult{}, &api.Invalid{Errors: errs}
 	}
 	return res, nil

@@ -72,7 +72,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.last = &res
 		return res
 	}
-	if errs := r.applyServices(cfg, nil); len(errs) > 0 {
+	if errs := r.applyServices(cfg, nil, "config"); len(errs) > 0 {
 		res.Errors = errs
 		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(errs))
 		for _, e := range errs {

@@ -90,7 +90,7 @@ func Run(ctx context.Context, o Options) error {
 	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, current: cfg, seen: data, loadedAt: time.Now().UTC()}
 	// The persisted plans are served from the first request on.
 	rl.mu.Lock()
-	errs := rl.applyServices(cfg, nil)
+	errs := rl.applyServices(cfg, nil, "config")
 	rl.mu.Unlock()
 	if len(errs) > 0 {
 		return fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
