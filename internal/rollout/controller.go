@@ -203,6 +203,19 @@ func (c *Controller) State(service string) (State, bool) {
 	return st, ok
 }
 
+// States returns the state of every managed service, in the order of the specs.
+func (c *Controller) States() []State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []State
+	for _, svc := range c.specs {
+		if st, ok := c.states[svc.Name]; ok && svc.Release != "" {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // Spec returns a service's effective spec.
 func (c *Controller) Spec(service string) (config.Service, bool) {
 	c.mu.Lock()

@@ -87,6 +87,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	prom.MustRegister(rolloutCollector{ctrl})
 	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, current: cfg, seen: data, loadedAt: time.Now().UTC()}
 	// The persisted plans are served from the first request on.
 	rl.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/rollout"
@@ -58,4 +60,37 @@ func checkExposure(listen, adminToken string) error {
 		return nil
 	}
 	return fmt.Errorf("admin.listen %s is not a loopback address and there is no admin token: anyone who can reach it could change rollouts; set admin.token (or AVIARY_ADMIN_TOKEN), or listen on 127.0.0.1", listen)
+}
+
+// rolloutCollector exposes every managed service's rollout as Prometheus gauges.
+type rolloutCollector struct{ ctrl *rollout.Controller }
+
+var (
+	rolloutPhaseDesc = prometheus.NewDesc("aviary_rollout_phase",
+		"1 for the phase a managed service's rollout is in (Healthy, Progressing, Paused, Degraded).",
+		[]string{"service", "phase"}, nil)
+	rolloutWeightDesc = prometheus.NewDesc("aviary_rollout_canary_weight",
+		"The canary's share of a managed service's traffic, in percent.", []string{"service", "stable", "canary"}, nil)
+	rolloutStepDesc = prometheus.NewDesc("aviary_rollout_step",
+		"The index of the current step of a managed service's rollout.", []string{"service"}, nil)
+)
+
+func (c rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rolloutPhaseDesc
+	ch <- rolloutWeightDesc
+	ch <- rolloutStepDesc
+}
+
+func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.ctrl.States() {
+		for _, p := range []rollout.Phase{rollout.Healthy, rollout.Progressing, rollout.Paused, rollout.Degraded} {
+			v := 0.0
+			if st.Phase == p {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(rolloutPhaseDesc, prometheus.GaugeValue, v, st.Service, string(p))
+		}
+		ch <- prometheus.MustNewConstMetric(rolloutWeightDesc, prometheus.GaugeValue, float64(st.Weight), st.Service, st.Stable, st.Canary)
+		ch <- prometheus.MustNewConstMetric(rolloutStepDesc, prometheus.GaugeValue, float64(st.StepIndex), st.Service)
+	}
 }
