@@ -20,6 +20,7 @@ const (
 var (
 	DefaultScaleDownDelay   = D(10 * time.Minute)
 	DefaultAbortOnUnhealthy = D(10 * time.Second)
+	DefaultProgressDeadline = D(10 * time.Minute)
 	DefaultGateInterval     = D(5 * time.Second)
 	DefaultGateTimeout      = D(5 * time.Second)
 	DefaultWebhookTimeout   = D(5 * time.Second)
@@ -120,6 +121,7 @@ func (st *Strategy) applyDefaults() {
 	}
 	setDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
 	setDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
+	setDur(&st.ProgressDeadline, DefaultProgressDeadline)
 	if sh := st.Shadow; sh != nil && sh.Percent == 0 {
 		sh.Percent = DefaultShadowPercent
 	}

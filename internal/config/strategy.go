@@ -15,6 +15,9 @@ type Strategy struct {
 	// AbortOnUnhealthy aborts a rollout whose new version has had no available endpoint for this
 	// long while it should be taking traffic. Zero uses the default; a negative value never aborts.
 	AbortOnUnhealthy Duration `yaml:"abortOnUnhealthy" json:"abortOnUnhealthy,omitempty"`
+	// ProgressDeadline aborts a rollout that waits this long for the new version's endpoints to
+	// become ready (recreate, rolling) without progress.
+	ProgressDeadline Duration `yaml:"progressDeadline" json:"progressDeadline,omitempty"`
 }
 
 // CanaryStrategy walks the new version through steps, then makes it stable at 100%.
@@ -134,5 +137,5 @@ type Webhook struct {
 var EventKinds = []string{
 	"RolloutStarted", "StepStarted", "Paused", "Resumed", "Promoted", "AnalysisPassed",
 	"AnalysisFailed", "AnalysisInconclusive", "GatePassed", "GateFailed", "Aborted", "Completed",
-	"Undone", "Retried", "Restarted", "SpecApplied",
+	"Undone", "Retried", "Restarted", "Rolled", "ScaledDown",
 }

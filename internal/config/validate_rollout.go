@@ -46,6 +46,7 @@ func (v *validator) strategy(p string, st *Strategy) {
 		v.addf(p+".shadow", "can be followed only by canary steps, not by %s", kinds[0])
 	}
 	v.nonNegative(p+".scaleDownDelay", st.ScaleDownDelay)
+	v.nonNegative(p+".progressDeadline", st.ProgressDeadline)
 	if st.AbortOnUnhealthy.err != nil {
 		v.addf(p+".abortOnUnhealthy", "%v", st.AbortOnUnhealthy.err)
 	}

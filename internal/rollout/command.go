@@ -104,7 +104,7 @@ func (c *change) do(cmd Command) error {
 		s.PausedAt = time.Time{}
 		s.PauseReasons = dropReason(s.PauseReasons, UserPauseReason)
 		c.setPhase()
-		c.emit("Resumed", fmt.Sprintf("resumed by %s after %s%s", c.by, held.Round(time.Second), why))
+		c.emit("Resumed", fmt.Sprintf("resumed by %s after %s%s", c.by, roundFor(held), why))
 	case Abort:
 		c.abort("Aborted", fmt.Sprintf("aborted by %s%s", c.by, why))
 	case Retry:

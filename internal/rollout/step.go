@@ -30,11 +30,32 @@ func (c *change) stepDone() bool {
 		return c.judge(st, true)
 	case WaitReady:
 		h := c.in.Health[s.Canary]
-		return h.Endpoints > 0 && h.Ready == h.Endpoints
+		if h.Endpoints > 0 && h.Ready == h.Endpoints {
+			return true
+		}
+		c.deadline(fmt.Sprintf("%d of %d endpoints of %s ready", h.Ready, h.Endpoints, s.Canary))
+		return false
 	case RollStep:
-		return c.roll(st)
+		if c.roll(st) {
+			return true
+		}
+		if s.InFlight() {
+			c.deadline(fmt.Sprintf("%d of %d endpoints of %s admitted, %d%% of traffic", s.Admitted, endpointCount(c.in.Service, s.Canary), s.Canary, s.Weight))
+		}
+		return false
 	}
 	return true
+}
+
+// deadline aborts a step that has waited for readiness without progress for too long.
+func (c *change) deadline(where string) {
+	limit := config.DefaultProgressDeadline.Duration
+	if st := c.in.Service.Strategy; st != nil && st.ProgressDeadline.Duration > 0 {
+		limit = st.ProgressDeadline.Duration
+	}
+	if waited := c.now.Sub(c.s.ProgressAt); waited >= limit {
+		c.abort("Aborted", fmt.Sprintf("no progress for %s (progressDeadline): %s", roundFor(waited), where))
+	}
 }
 
 // judge reads the verdict of the current step's check: a pass ends the step, a failure aborts,
@@ -67,7 +88,8 @@ func (c *change) judge(st Step, mayPass bool) bool {
 		s.Checks = slices.Delete(s.Checks, i, i+1)
 		c.emit(kind, what+" passed: "+v.Message)
 		return true
-	case ok && v.Phase == Inconclusive, !ch.Deadline.IsZero() && !c.now.Before(ch.Deadline):
+	case ok && v.Phase == Inconclusive, mayPass && !ch.Deadline.IsZero() && !c.now.Before(ch.Deadline):
+		// The deadline does not run while a person pauses (mayPass is false): resume moves it on.
 		if hasReason(s.PauseReasons, InconclusiveReason) {
 			return false
 		}
@@ -97,7 +119,7 @@ func (c *change) roll(st Step) bool {
 		withdrawn = min(withdrawn, m-1) // the old version keeps an endpoint until the new one is all ready
 	}
 	if weight != s.Weight || withdrawn != s.Withdrawn {
-		s.Weight, s.Withdrawn = weight, withdrawn
+		s.Weight, s.Withdrawn, s.ProgressAt = weight, withdrawn, c.now
 		c.emit("Rolled", fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
 			ready, n, s.Canary, weight, withdrawn, m, s.Stable))
 	}

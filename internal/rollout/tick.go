@@ -65,7 +65,7 @@ func Tick(s State, in Input) (State, []Event) {
 	if next.InFlight() {
 		c.advance()
 	}
-	if next.Phase == Healthy && !next.WarmUntil.IsZero() && !in.Now.Before(next.WarmUntil) {
+	if !next.WarmUntil.IsZero() && !in.Now.Before(next.WarmUntil) { // whatever the phase: nobody can reach it
 		next.WarmUntil = time.Time{}
 		c.emit("ScaledDown", fmt.Sprintf("%s is no longer kept warm; undo now rolls out again", next.Previous))
 	}
@@ -122,7 +122,9 @@ func (c *change) start(version, reason, kind string) {
 	s.StepIndex, s.Attempt, s.StartedAt = 0, s.Attempt+1, c.now
 	s.UnavailableSince = time.Time{}
 	c.emit(kind, fmt.Sprintf("%s; rolling out %s over %s by %s (%d steps)", reason, version, s.Stable, s.Strategy, len(s.Steps)))
-	c.enter()
+	if len(s.Steps) > 0 { // a canary without steps is valid: advance completes it at once
+		c.enter()
+	}
 }
 
 // clearCanary takes every bit of traffic away from the canary and stops its checks.
@@ -157,15 +159,28 @@ func (c *change) watch() {
 	}
 	h, known := in.Health[s.Canary]
 	switch {
-	case !known || h.Available > 0 || grace < 0:
+	case !known || h.Available > 0 || grace < 0 || !s.takesTraffic():
 		s.UnavailableSince = time.Time{}
 	case s.UnavailableSince.IsZero():
 		s.UnavailableSince = c.now
 	case c.now.Sub(s.UnavailableSince) >= grace:
 		c.abort("Aborted", fmt.Sprintf("%s has had no available endpoint for %s (health checks or passive ejection); traffic is back on %s",
-			s.Canary, c.now.Sub(s.UnavailableSince).Round(time.Second), s.Stable))
+			s.Canary, roundFor(c.now.Sub(s.UnavailableSince)), s.Stable))
 	}
 }
+
+// roundFor rounds a duration for people: to the second, or to 10 ms below one.
+func roundFor(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// takesTraffic reports whether the canary is meant to get requests now: an unavailable canary that
+// is still starting (recreate and rolling wait for it at no weight) is not a reason to abort; the
+// progress deadline covers one that never starts.
+func (s *State) takesTraffic() bool { return s.Weight > 0 || s.Route != nil || s.Mirror > 0 }
 
 // abort sends every request back to stable at once.
 func (c *change) abort(kind, reason string) {
@@ -196,7 +211,7 @@ func (c *change) advance() {
 func (c *change) enter() {
 	s := c.s
 	st := s.Steps[s.StepIndex]
-	s.StepStartedAt = c.now
+	s.StepStartedAt, s.ProgressAt = c.now, c.now
 	s.PauseReasons = dropReason(s.PauseReasons, PauseStepReason, InconclusiveReason)
 	s.Checks = keepBackground(s.Checks)
 	if len(st.Background) > 0 {

@@ -70,7 +70,8 @@ type State struct {
 	Switched     bool          `json:"switched,omitempty"`
 
 	UnavailableSince time.Time `json:"unavailableSince,omitzero"`
-	WarmUntil        time.Time `json:"warmUntil,omitzero"` // Previous stays routable until then
+	ProgressAt       time.Time `json:"progressAt,omitzero"` // the last progress of a step that waits for readiness
+	WarmUntil        time.Time `json:"warmUntil,omitzero"`  // Previous stays routable until then
 	Message          string    `json:"message"`
 	StartedAt        time.Time `json:"startedAt,omitzero"`
 	UpdatedAt        time.Time `json:"updatedAt,omitzero"`

@@ -55,16 +55,6 @@ func merge(file []config.Service, stored map[string]store.StoredSpec) (effective
 	return effective, stale
 }
 
-// withService returns services with svc put in place of the one of the same name (or added).
-func withService(services []config.Service, svc config.Service) []config.Service {
-	out := slices.Clone(services)
-	if i := slices.IndexFunc(out, func(s config.Service) bool { return s.Name == svc.Name }); i >= 0 {
-		out[i] = svc
-		return out
-	}
-	return append(out, svc)
-}
-
 // storedSpec is svc as applied now over the file's version of it.
 func storedSpec(svc config.Service, file []config.Service, by string) store.StoredSpec {
 	sp := store.StoredSpec{Service: svc, AppliedAt: time.Now().UTC(), By: by}
