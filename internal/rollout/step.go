@@ -112,22 +112,28 @@ func (c *change) roll(st Step) bool {
 	if n == 0 {
 		return true
 	}
-	ready := min(c.in.Health[s.Canary].Ready, s.Admitted)
-	weight := (100*ready + n/2) / n
-	withdrawn := m * ready / n
-	if ready < n {
-		withdrawn = min(withdrawn, m-1) // the old version keeps an endpoint until the new one is all ready
-	}
-	if weight != s.Weight || withdrawn != s.Withdrawn {
-		s.Weight, s.Withdrawn, s.ProgressAt = weight, withdrawn, c.now
-		c.emit("Rolled", fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
-			ready, n, s.Canary, weight, withdrawn, m, s.Stable))
-	}
-	if ready == s.Admitted && s.Admitted < n {
+	healthReady := c.in.Health[s.Canary].Ready
+	for {
+		ready := min(healthReady, s.Admitted)
+		weight := (100*ready + n/2) / n
+		withdrawn := m * ready / n
+		if ready < n {
+			withdrawn = min(withdrawn, m-1) // the old version keeps an endpoint until the new one is all ready
+		}
+		if weight != s.Weight || withdrawn != s.Withdrawn {
+			s.Weight, s.Withdrawn, s.ProgressAt = weight, withdrawn, c.now
+			c.emit("Rolled", fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
+				ready, n, s.Canary, weight, withdrawn, m, s.Stable))
+		}
+		if ready < s.Admitted || s.Admitted >= n {
+			return ready == n
+		}
 		s.Admitted = min(n, s.Admitted+st.Weight)
 		c.emit("Rolled", fmt.Sprintf("admitting endpoints %d..%d of %s; waiting for them to be ready", ready+1, s.Admitted, s.Canary))
+		if healthReady <= ready {
+			return false // the newly admitted endpoints are not in the gateway yet: next tick
+		}
 	}
-	return ready == n
 }
 
 func endpointCount(svc config.Service, version string) int {

@@ -60,10 +60,13 @@ func Tick(s State, in Input) (State, []Event) {
 		c.by = "controller"
 	}
 	if next.InFlight() {
-		c.watch()
+		c.watchChecks()
 	}
 	if next.InFlight() {
 		c.advance()
+	}
+	if next.InFlight() {
+		c.watchHealth() // after advance: the steps just entered decide whether the canary takes traffic
 	}
 	if !next.WarmUntil.IsZero() && !in.Now.Before(next.WarmUntil) { // whatever the phase: nobody can reach it
 		next.WarmUntil = time.Time{}
@@ -135,8 +138,8 @@ func (c *change) clearCanary() {
 	s.Checks, s.PauseReasons, s.PausedAt = nil, nil, time.Time{}
 }
 
-// watch aborts on a failed background check or a canary that has been unavailable too long.
-func (c *change) watch() {
+// watchChecks records verdicts and aborts on a failed background check.
+func (c *change) watchChecks() {
 	s, in := c.s, c.in
 	for i := range s.Checks {
 		ch := &s.Checks[i]
@@ -153,6 +156,11 @@ func (c *change) watch() {
 			return
 		}
 	}
+}
+
+// watchHealth aborts when the canary, while it takes traffic, has been unavailable too long.
+func (c *change) watchHealth() {
+	s, in := c.s, c.in
 	grace := config.DefaultAbortOnUnhealthy.Duration
 	if st := in.Service.Strategy; st != nil && st.AbortOnUnhealthy.Duration != 0 {
 		grace = st.AbortOnUnhealthy.Duration
