@@ -96,6 +96,7 @@ func (c *change) do(cmd Command) error {
 		}
 		held := c.now.Sub(s.PausedAt)
 		s.StepStartedAt = s.StepStartedAt.Add(held) // a timed step keeps the time it had left
+		s.ProgressAt = s.ProgressAt.Add(held)       // and a readiness wait its progress deadline
 		for i := range s.Checks {
 			if !s.Checks[i].Deadline.IsZero() {
 				s.Checks[i].Deadline = s.Checks[i].Deadline.Add(held)
@@ -110,6 +111,9 @@ func (c *change) do(cmd Command) error {
 	case Retry:
 		if s.Phase != Degraded || s.Canary == "" {
 			return conflictf("nothing to retry for %s (phase %s); retry follows an abort", s.Service, s.Phase)
+		}
+		if endpointCount(c.in.Service, s.Canary) == 0 {
+			return conflictf("%s is no longer a version of %s; add it back to the spec to retry it, or set release to another version", s.Canary, s.Service)
 		}
 		c.start(s.Canary, fmt.Sprintf("retried by %s%s", c.by, why), "Retried")
 	case Restart:
@@ -140,7 +144,9 @@ func (c *change) undo(why string) error {
 	case s.InFlight():
 		return conflictf("a rollout of %s is in flight; `aviary rollout abort %s` sends traffic back to %s", s.Canary, s.Service, s.Stable)
 	case s.Previous == "":
-		return conflictf("%s has no previous stable version to go back to", s.Service)
+		return conflictf("%s has no previous stable version to go back to; `aviary rollout start %s --version VERSION` rolls out any version", s.Service, s.Service)
+	case endpointCount(c.in.Service, s.Previous) == 0:
+		return conflictf("%s is no longer a version of %s; add it back to the spec to go back to it", s.Previous, s.Service)
 	}
 	if !s.WarmUntil.IsZero() && c.now.Before(s.WarmUntil) {
 		cur := s.Stable

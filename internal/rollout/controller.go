@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +106,13 @@ func (c *Controller) SetSpecsBy(services []config.Service, by string) error {
 			if err := c.commit(svc.Name, Initial(svc, c.o.Now()), nil); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	for id, j := range c.checks { // checks of services no longer managed are over
+		svc, _, _ := strings.Cut(id, "/")
+		if !slices.ContainsFunc(c.specs, func(s config.Service) bool { return s.Name == svc && s.Release != "" }) {
+			j.Forget(id)
+			delete(c.checks, id)
 		}
 	}
 	_, err := c.tickLocked(by)

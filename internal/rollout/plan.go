@@ -37,9 +37,11 @@ func PlanOf(s State) Plan {
 // between stable and canary, the canary's segment route after the user's own routes, the plan's
 // mirror (or the user's), and only the versions that someone can reach. Versions that are neither
 // stable, canary, warm nor named by a user's route or mirror are left out: that is what scaling
-// down means here, and it stops their health checks.
+// down means here, and it stops their health checks. The result is unmanaged (no release, no
+// strategy): its weights are the plan's, and it passes config.Validate as the gateway requires.
 func (p Plan) Service(svc config.Service) config.Service {
 	out := svc
+	out.Release, out.Strategy = "", nil
 	keep := []string{p.Stable}
 	if p.Canary != "" && p.Canary != p.Stable {
 		keep = append(keep, p.Canary)

@@ -60,12 +60,12 @@ func StatusOf(s State, release string, now time.Time) Status {
 	for i, step := range s.Steps {
 		state := "pending"
 		switch {
-		case i < s.StepIndex || s.Phase == Healthy:
+		case i < s.StepIndex:
 			state = "done"
 		case i == s.StepIndex && s.InFlight():
 			state = "current"
-		case i == s.StepIndex && s.Phase == Degraded:
-			state = "aborted"
+		case i == s.StepIndex:
+			state = "aborted" // aborted, or cancelled by a release set back
 		}
 		st.Steps = append(st.Steps, StepStatus{Index: i, Kind: step.Kind, Text: step.Text, State: state})
 	}

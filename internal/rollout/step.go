@@ -53,7 +53,11 @@ func (c *change) deadline(where string) {
 	if st := c.in.Service.Strategy; st != nil && st.ProgressDeadline.Duration > 0 {
 		limit = st.ProgressDeadline.Duration
 	}
-	if waited := c.now.Sub(c.s.ProgressAt); waited >= limit {
+	since := c.s.ProgressAt
+	if since.IsZero() {
+		since = c.s.StepStartedAt // a state stored before ProgressAt existed
+	}
+	if waited := c.now.Sub(since); waited >= limit {
 		c.abort("Aborted", fmt.Sprintf("no progress for %s (progressDeadline): %s", roundFor(waited), where))
 	}
 }
