@@ -15,6 +15,7 @@ type Config struct {
 	Admin    Admin     `yaml:"admin" json:"admin,omitempty"`
 	Services []Service `yaml:"services" json:"services,omitempty"`
 	Storage  Storage   `yaml:"storage" json:"storage,omitempty"`
+	Analysis Analysis  `yaml:"analysis" json:"analysis,omitempty"`
 	// Notifications sends rollout events to webhooks.
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 }

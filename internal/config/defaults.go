@@ -27,6 +27,62 @@ var (
 	DefaultShadowPercent    = 100.0
 )
 
+// Analysis defaults.
+var (
+	DefaultAlpha            = 0.01
+	DefaultMinimum          = Minimum{Duration: D(30 * time.Second), Requests: 200}
+	DefaultMaxWait          = D(10 * time.Minute)
+	DefaultMargin           = 1.2
+	DefaultQuantile         = 0.99
+	DefaultMetricInterval   = D(30 * time.Second)
+	DefaultConsecutiveError = 4
+	DefaultProviderTimeout  = D(10 * time.Second)
+	DefaultHistory          = 100
+)
+
+// DefaultTemplate is the analysis every rollout runs in the background unless told otherwise:
+// canary against stable on error rate and on requests slower than the stable's p99, both judged by
+// the sequential test, both able to roll back as soon as the evidence allows.
+func DefaultTemplate() AnalysisTemplate {
+	t := AnalysisTemplate{Name: DefaultTemplateName, Metrics: []AnalysisMetric{
+		{Name: "errors", Builtin: "errorRate", Critical: true},
+		{Name: "latency", Builtin: "latency", Critical: true},
+	}}
+	t.applyDefaults()
+	return t
+}
+
+// DefaultTemplateName names the default analysis.
+const DefaultTemplateName = "default"
+
+func (t *AnalysisTemplate) applyDefaults() {
+	if t.Alpha == 0 {
+		t.Alpha = DefaultAlpha
+	}
+	setDur(&t.Minimum.Duration, DefaultMinimum.Duration)
+	setInt(&t.Minimum.Requests, DefaultMinimum.Requests)
+	setDur(&t.MaxWait, DefaultMaxWait)
+	setString(&t.OnInconclusive, "pause")
+	for i := range t.Metrics {
+		m := &t.Metrics[i]
+		if m.Margin == 0 {
+			m.Margin = DefaultMargin
+		}
+		if m.Builtin == "latency" && m.Quantile == 0 {
+			m.Quantile = DefaultQuantile
+		}
+		setDur(&m.Interval, DefaultMetricInterval)
+		setInt(&m.ConsecutiveErrorLimit, DefaultConsecutiveError)
+		if p := m.Prometheus; p != nil {
+			setDur(&p.Timeout, DefaultProviderTimeout)
+		}
+		if w := m.Web; w != nil {
+			setDur(&w.Timeout, DefaultProviderTimeout)
+			setString(&w.Method, "GET")
+		}
+	}
+}
+
 // DefaultStrategy is the strategy of a managed service that names none: a canary at 10%, then 50%,
 // half a minute each, then 100%.
 func DefaultStrategy() *Strategy {
@@ -76,6 +132,10 @@ func (c *Config) applyDefaults() {
 	setDur(&t.ClientIdle, d.ClientIdle)
 	setDur(&t.Shutdown, d.Shutdown)
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
+	setInt(&c.Analysis.History, DefaultHistory)
+	for i := range c.Analysis.Templates {
+		c.Analysis.Templates[i].applyDefaults()
+	}
 	for i := range c.Notifications.Webhooks {
 		w := &c.Notifications.Webhooks[i]
 		setInt(&w.Retries, DefaultWebhookRetries)

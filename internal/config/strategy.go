@@ -18,6 +18,9 @@ type Strategy struct {
 	// ProgressDeadline aborts a rollout that waits this long for the new version's endpoints to
 	// become ready (recreate, rolling) without progress.
 	ProgressDeadline Duration `yaml:"progressDeadline" json:"progressDeadline,omitempty"`
+	// DefaultAnalysis runs the default analysis template in the background of every rollout that
+	// has no background analysis of its own; false turns it off.
+	DefaultAnalysis *bool `yaml:"defaultAnalysis" json:"defaultAnalysis,omitempty"`
 }
 
 // CanaryStrategy walks the new version through steps, then makes it stable at 100%.

@@ -13,7 +13,10 @@ import (
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
 
 // validator collects every error with its path.
-type validator struct{ errs Errors }
+type validator struct {
+	errs      Errors
+	templates map[string]bool // analysis template names, for references from strategies
+}
 
 func (v *validator) addf(path, format string, args ...any) {
 	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -46,6 +49,7 @@ func (c *Config) Validate() Errors {
 		v.addf("storage.maxEvents", "%d must be positive", c.Storage.MaxEvents)
 	}
 	v.notifications(&c.Notifications)
+	v.templates = v.analysis(&c.Analysis)
 	names := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Services {

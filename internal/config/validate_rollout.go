@@ -55,7 +55,7 @@ func (v *validator) strategy(p string, st *Strategy) {
 			v.step(fmt.Sprintf("%s.canary.steps[%d]", p, i), &c.Steps[i])
 		}
 		if a := c.Analysis; a != nil {
-			v.templates(p+".canary.analysis.templates", a.Templates)
+			v.templateRefs(p+".canary.analysis.templates", a.Templates)
 			if a.StartingStep < 0 || a.StartingStep > len(c.Steps) {
 				v.addf(p+".canary.analysis.startingStep", "%d is not a step index (0..%d)", a.StartingStep, len(c.Steps))
 			}
@@ -128,17 +128,17 @@ func (v *validator) analysisStep(p string, a *AnalysisStep) {
 	if a == nil {
 		return
 	}
-	v.templates(p+".templates", a.Templates)
+	v.templateRefs(p+".templates", a.Templates)
 	v.nonNegative(p+".duration", a.Duration)
 }
 
-func (v *validator) templates(p string, names []string) {
+func (v *validator) templateRefs(p string, names []string) {
 	if len(names) == 0 {
 		v.addf(p, "name at least one analysis template")
 	}
 	for i, n := range names {
-		if n == "" {
-			v.addf(fmt.Sprintf("%s[%d]", p, i), "is empty")
+		if v.templates != nil && !v.templates[n] {
+			v.addf(fmt.Sprintf("%s[%d]", p, i), "%q is not an analysis template; define it under analysis.templates (or use %q)", n, DefaultTemplateName)
 		}
 	}
 }

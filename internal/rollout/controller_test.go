@@ -15,7 +15,7 @@ import (
 
 // specsYAML: shop is managed (release v1, strategy %s); plain has no release, its weights are the
 // config's.
-const specsYAML = `
+const specsYAML = testTemplates + `
 services:
   - name: shop
     versions:

@@ -29,7 +29,7 @@ import (
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // serviceYAML is the service every run manages: v1 is stable, v2 and v3 are candidates.
-const serviceYAML = `
+const serviceYAML = testTemplates + `
 services:
   - name: shop
     versions:
@@ -410,3 +410,19 @@ func servedValidates(svc config.Service) error {
 	}
 	return nil
 }
+
+// testTemplates defines the analysis templates the tests name; the judge behind them is scripted.
+const testTemplates = `
+analysis:
+  templates:
+    - {name: a, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: b, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: bg, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: diff, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: e, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: error-rate, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: errors, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: latency, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: smoke, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: slo, metrics: [{name: errors, builtin: errorRate}]}
+`

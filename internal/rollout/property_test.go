@@ -66,7 +66,7 @@ type machine struct {
 }
 
 // randomServiceYAML has room for user routes (first %s) and a strategy.
-const randomServiceYAML = `
+const randomServiceYAML = testTemplates + `
 services:
   - name: shop
     versions:

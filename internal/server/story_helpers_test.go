@@ -112,6 +112,7 @@ func (s *scenario) aviary() *aviary {
 func (s *scenario) config() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "gateway: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"%s}\n", prefixed(", ", s.admin))
+	b.WriteString(storyTemplates)
 	b.WriteString(servicesYAML(s.services))
 	return b.String()
 }
@@ -746,3 +747,19 @@ func kinds(frames []sseFrame) []string {
 	}
 	return out
 }
+
+// storyTemplates defines the analysis templates the stories name.
+const storyTemplates = `
+analysis:
+  templates:
+    - {name: a, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: b, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: bg, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: diff, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: e, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: error-rate, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: errors, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: latency, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: smoke, metrics: [{name: errors, builtin: errorRate}]}
+    - {name: slo, metrics: [{name: errors, builtin: errorRate}]}
+`

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr"
+)
+
+// Builtins are the gateway's own metrics a template may judge.
+var Builtins = []string{"errorRate", "latency"}
+
+func (v *validator) analysis(a *Analysis) map[string]bool {
+	names := map[string]bool{DefaultTemplateName: true}
+	if a.History < 1 {
+		v.addf("analysis.history", "%d must be at least 1", a.History)
+	}
+	for i := range a.Templates {
+		t := &a.Templates[i]
+		p := fmt.Sprintf("analysis.templates[%d]", i)
+		switch {
+		case !namePattern.MatchString(t.Name):
+			v.addf(p+".name", "%q must be lower-case letters, digits, '.', '_' or '-'", t.Name)
+		case names[t.Name] && t.Name != DefaultTemplateName:
+			v.addf(p+".name", "%q is the name of another template", t.Name)
+		}
+		names[t.Name] = true
+		v.template(p, t)
+	}
+	return names
+}
+
+func (v *validator) template(p string, t *AnalysisTemplate) {
+	if t.Alpha <= 0 || t.Alpha >= 0.5 {
+		v.addf(p+".alpha", "%g is not in (0, 0.5): it is the false-rollback budget, e.g. 0.01", t.Alpha)
+	}
+	v.nonNegative(p+".minimum.duration", t.Minimum.Duration)
+	if t.Minimum.Requests < 0 {
+		v.addf(p+".minimum.requests", "%d must not be negative", t.Minimum.Requests)
+	}
+	v.positive(p+".maxWait", t.MaxWait)
+	if t.OnInconclusive != "pause" && t.OnInconclusive != "abort" {
+		v.addf(p+".onInconclusive", "%q must be pause or abort", t.OnInconclusive)
+	}
+	if len(t.Metrics) == 0 {
+		v.addf(p+".metrics", "a template needs at least one metric")
+	}
+	seen := map[string]bool{}
+	for i := range t.Metrics {
+		m := &t.Metrics[i]
+		mp := fmt.Sprintf("%s.metrics[%d]", p, i)
+		if m.Name == "" {
+			v.addf(mp+".name", "is required")
+		} else if seen[m.Name] {
+			v.addf(mp+".name", "%q is the name of another metric of this template", m.Name)
+		}
+		seen[m.Name] = true
+		v.metric(mp, m)
+	}
+}
+
+func (v *validator) metric(p string, m *AnalysisMetric) {
+	providers := 0
+	for _, set := range []bool{m.Builtin != "", m.Prometheus != nil, m.Web != nil} {
+		if set {
+			providers++
+		}
+	}
+	if providers != 1 {
+		v.addf(p, "set exactly one provider: builtin, prometheus or web (found %d)", providers)
+	}
+	threshold := m.SuccessCondition != "" || m.FailureCondition != ""
+	if m.Builtin != "" && !slices.Contains(Builtins, m.Builtin) {
+		v.addf(p+".builtin", "%q is not a builtin metric; choose errorRate or latency", m.Builtin)
+	}
+	if m.Builtin == "latency" && (m.Quantile <= 0 || m.Quantile >= 1) {
+		v.addf(p+".quantile", "%g is not in (0, 1), e.g. 0.99", m.Quantile)
+	}
+	if m.Margin < 1 {
+		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
+	}
+	if (m.Prometheus != nil || m.Web != nil) && !threshold {
+		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\")")
+	}
+	for _, c := range []struct{ name, src string }{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
+		if c.src == "" {
+			continue
+		}
+		if _, err := expr.Compile(c.src, expr.Env(map[string]any{"result": 0.0}), expr.AllowUndefinedVariables()); err != nil {
+			v.addf(p+"."+c.name, "%q is not a valid expression: %v", c.src, err)
+		}
+	}
+	if threshold {
+		v.positive(p+".interval", m.Interval)
+	}
+	v.nonNegative(p+".initialDelay", m.InitialDelay)
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"count", m.Count}, {"failureLimit", m.FailureLimit}, {"inconclusiveLimit", m.InconclusiveLimit}, {"consecutiveErrorLimit", m.ConsecutiveErrorLimit}} {
+		if n.v < 0 {
+			v.addf(p+"."+n.name, "%d must not be negative", n.v)
+		}
+	}
+	if pm := m.Prometheus; pm != nil {
+		v.endpoint(p+".prometheus.address", pm.Address)
+		if pm.Query == "" {
+			v.addf(p+".prometheus.query", "is required")
+		}
+		if r := pm.Range; r != nil {
+			v.positive(p+".prometheus.range.duration", r.Duration)
+			v.positive(p+".prometheus.range.step", r.Step)
+		}
+		v.positive(p+".prometheus.timeout", pm.Timeout)
+	}
+	if w := m.Web; w != nil {
+		v.webURL(p+".web.url", w.URL)
+		v.positive(p+".web.timeout", w.Timeout)
+	}
+}
+
+// webURL checks a URL that may carry a query and placeholders ({{version}} and the like).
+func (v *validator) webURL(p, raw string) {
+	u, err := url.Parse(strings.NewReplacer("{{service}}", "x", "{{version}}", "x", "{{canary}}", "x", "{{stable}}", "x").Replace(raw))
+	switch {
+	case err != nil:
+		v.addf(p, "%q is not a URL: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.addf(p, "%q must start with http:// or https://", raw)
+	case u.Host == "":
+		v.addf(p, "%q has no host", raw)
+	}
+}
