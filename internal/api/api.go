@@ -10,9 +10,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/rollout"
 )
+
+// Analyses reports the analysis runs of a service, with their evidence and measurements.
+type Analyses interface {
+	Reports(service string) []analysis.RunReport
+}
 
 // Services reports what the gateway serves.
 type Services interface {
@@ -45,6 +51,7 @@ type Server struct {
 	Services Services
 	Config   Config
 	Rollouts Rollouts
+	Analyses Analyses
 	Hub      *Hub
 	Tokens   Tokens
 	Gatherer prometheus.Gatherer
@@ -60,6 +67,15 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/config/reload", s.reload)
 	if s.Rollouts != nil {
 		s.rolloutRoutes(api)
+	}
+	if s.Analyses != nil {
+		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {
+			reps := s.Analyses.Reports(r.PathValue("name"))
+			if reps == nil {
+				reps = []analysis.RunReport{}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"runs": reps})
+		})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Tokens.guard(api))

@@ -83,3 +83,6 @@ func (r *Registry) all() []*Series {
 	}
 	return out
 }
+
+// Slot is the width of a window slot: a window of one slot is the finest reading there is.
+func (r *Registry) Slot() time.Duration { return r.opts.Slot }

@@ -9,7 +9,7 @@ import (
 )
 
 // commandCanary has an analysis (step 1), a timed pause (step 3) and an untimed one (step 5).
-const commandCanary = `{canary: {steps: [{setWeight: 10}, {analysis: {templates: [errors]}}, {setWeight: 50},
+const commandCanary = `{defaultAnalysis: false, canary: {steps: [{setWeight: 10}, {analysis: {templates: [errors]}}, {setWeight: 50},
 	{pause: {duration: 1m}}, {setWeight: 80}, {pause: {}}]}}`
 
 // phases builds a run in each phase a command may meet.

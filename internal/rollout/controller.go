@@ -39,7 +39,8 @@ type Controller struct {
 	mu     sync.Mutex
 	specs  []config.Service // effective specs, managed or not, in the config's order
 	states map[string]State
-	checks map[string]Judge // running check ID → the judge asked about it
+	checks map[string]Judge   // running check ID → the judge asked about it
+	live   map[string]Verdict // running check ID → its latest verdict, shown but not stored
 }
 
 // NewController restores every stored state. Call SetSpecs before serving.
@@ -55,7 +56,7 @@ func NewController(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore rollout states: %w", err)
 	}
-	return &Controller{o: o, log: log, states: states, checks: map[string]Judge{}}, nil
+	return &Controller{o: o, log: log, states: states, checks: map[string]Judge{}, live: map[string]Verdict{}}, nil
 }
 
 // Validate reports spec changes that would pull a version out from under live traffic: the stable
@@ -113,6 +114,7 @@ func (c *Controller) SetSpecsBy(services []config.Service, by string) error {
 		if !slices.ContainsFunc(c.specs, func(s config.Service) bool { return s.Name == svc && s.Release != "" }) {
 			j.Forget(id)
 			delete(c.checks, id)
+			delete(c.live, id)
 		}
 	}
 	_, err := c.tickLocked(by)
@@ -171,7 +173,7 @@ func (c *Controller) Do(service string, cmd Command) (Status, error) {
 		return Status{}, err
 	}
 	c.apply()
-	return StatusOf(next, svc.Release, c.o.Now()), nil
+	return StatusOf(c.withLive(next), svc.Release, c.o.Now()), nil
 }
 
 // NotFoundError is a service that is not there, or not managed.
@@ -200,7 +202,7 @@ func (c *Controller) Status(service string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return StatusOf(st, svc.Release, c.o.Now()), nil
+	return StatusOf(c.withLive(st), svc.Release, c.o.Now()), nil
 }
 
 // State of one service, as stored (false when it has none).
@@ -251,9 +253,25 @@ func (c *Controller) input(svc config.Service, st State) Input {
 		}
 		c.checks[ch.ID] = j
 		in.Verdicts[ch.ID] = j.Verdict(Run{ID: ch.ID, Kind: ch.Kind, Service: svc.Name, Stable: st.Stable,
-			Canary: st.Canary, Templates: ch.Templates, Gate: ch.Gate, StartedAt: ch.StartedAt})
+			Canary: st.Canary, Templates: ch.Templates, Gate: ch.Gate, StartedAt: ch.StartedAt, Weight: st.Weight})
+		c.live[ch.ID] = in.Verdicts[ch.ID]
 	}
 	return in
+}
+
+// withLive shows running checks with their latest verdicts.
+func (c *Controller) withLive(st State) State {
+	if len(st.Checks) == 0 {
+		return st
+	}
+	st.Checks = slices.Clone(st.Checks)
+	for i := range st.Checks {
+		if v, ok := c.live[st.Checks[i].ID]; ok && st.Checks[i].Last == nil {
+			vv := v
+			st.Checks[i].Last = &vv
+		}
+	}
+	return st
 }
 
 // commit writes a transition durably, then makes it the state in force. A failed write leaves the
@@ -286,6 +304,7 @@ func (c *Controller) forgetChecks(service string, st State) {
 		if !slices.ContainsFunc(st.Checks, func(ch Check) bool { return ch.ID == id }) {
 			j.Forget(id)
 			delete(c.checks, id)
+			delete(c.live, id)
 		}
 	}
 }

@@ -38,6 +38,9 @@ type Run struct {
 	Templates []string         `json:"templates,omitempty"`
 	Gate      *config.GateStep `json:"gate,omitempty"`
 	StartedAt time.Time        `json:"startedAt"`
+	// Weight is the canary's share of traffic now: with a weight, a canary that gets no requests
+	// while the baseline does is a routing failure.
+	Weight int `json:"weight"`
 }
 
 // Judge gives verdicts on checks. Verdict is called on every tick while the check runs and must not

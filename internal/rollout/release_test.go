@@ -8,7 +8,7 @@ import (
 	"aviary.dev/aviary/internal/rollout"
 )
 
-const pausedCanary = `{canary: {steps: [{setWeight: 10}, {pause: {}}, {setWeight: 50}, {pause: {}}]}}`
+const pausedCanary = `{defaultAnalysis: false, canary: {steps: [{setWeight: 10}, {pause: {}}, {setWeight: 50}, {pause: {}}]}}`
 
 func TestReleaseSetBackToStableCancels(t *testing.T) {
 	t.Parallel()

@@ -102,6 +102,11 @@ func Compile(st *config.Strategy) (kind string, steps []Step) {
 		kind = "recreate"
 		steps = append(steps, Step{Kind: WaitReady, Text: "wait until every endpoint is ready"}, weightStep(100))
 	}
+	ownBackground := st.Canary != nil && st.Canary.Analysis != nil
+	if len(steps) > 0 && !ownBackground && (st.DefaultAnalysis == nil || *st.DefaultAnalysis) {
+		// Safe without configuration: the default analysis watches every rollout from its start.
+		steps[0].Background = []string{config.DefaultTemplateName}
+	}
 	return kind, steps
 }
 

@@ -147,7 +147,9 @@ func (c *change) watchChecks() {
 		if !ok {
 			continue
 		}
-		if ch.Last == nil || ch.Last.Phase != v.Phase || ch.Last.Message != v.Message {
+		// Only a decision is state worth writing down: a running verdict's evidence changes on every
+		// look, and the controller shows the live one (Controller.Status) without storing it.
+		if v.Phase != Running && (ch.Last == nil || ch.Last.Phase != v.Phase) {
 			vv := v
 			ch.Last = &vv
 		}

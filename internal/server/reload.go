@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
@@ -25,6 +26,7 @@ type reloader struct {
 	gw    *gateway.Gateway
 	ctrl  *rollout.Controller
 	store *store.Store
+	judge *analysis.Analyzer
 
 	mu       sync.Mutex
 	current  *config.Config
@@ -81,6 +83,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.last = &res
 		return res
 	}
+	r.judge.SetTemplates(cfg.Analysis.Templates)
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
 	for _, n := range res.Notes {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
@@ -80,15 +81,17 @@ func Run(ctx context.Context, o Options) error {
 	defer hooks.Close()
 	gates := notify.NewGates(notify.GateOptions{Logger: log})
 	defer gates.Close()
+	judge := analysis.New(analysis.Options{Metrics: reg, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
+	defer judge.Close()
 	ctrl, err := rollout.NewController(rollout.Options{
-		Store: st, Router: gw, Health: gatewayHealth{gw}, Gates: gates, Logger: log,
+		Store: st, Router: gw, Health: gatewayHealth{gw}, Gates: gates, Analysis: judge, Logger: log,
 		OnEvents: func(evs []rollout.Event) { hub.Publish(evs); hooks.Send(evs) },
 	})
 	if err != nil {
 		return err
 	}
 	prom.MustRegister(rolloutCollector{ctrl})
-	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, current: cfg, seen: data, loadedAt: time.Now().UTC()}
+	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, judge: judge, current: cfg, seen: data, loadedAt: time.Now().UTC()}
 	// The persisted plans are served from the first request on.
 	rl.mu.Lock()
 	errs := rl.applyServices(cfg, nil, "config")
@@ -103,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 
 	var ready atomic.Bool
 	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Hub: hub, Gatherer: prom, Ready: ready.Load,
+		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: judge, Hub: hub, Gatherer: prom, Ready: ready.Load,
 			Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -1,0 +1,17 @@
+// Package analysis judges checks of rollouts: it implements rollout.Judge for analysis steps,
+// background analysis and blue-green pre/post-promotion analysis.
+//
+// A check names templates; each template's metrics are measured in a run of their own goroutine:
+// builtin metrics without conditions go to the sequential judge (package judge), which compares
+// the canary with the stable version, as measured by Aviary's own gateway in the same looks; every
+// other metric is a threshold metric in the style users know (interval, count, success and failure
+// conditions written in expr, failure / inconclusive / consecutive-error limits, dry run), its
+// values from a provider in the registry (package provider). A failed query is a measurement with
+// an error, never a zero.
+//
+// Verdicts are honest: too little traffic is Inconclusive (the step waits, up to maxWait), never a
+// pass; a canary with weight that gets no requests while the baseline does is a routing failure;
+// every verdict carries its evidence, metric by metric, in numbers and in words.
+//
+// Verdict never blocks: runs work in the background and Verdict returns their latest state.
+package analysis

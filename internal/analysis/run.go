@@ -1,0 +1,252 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"aviary.dev/aviary/internal/analysis/provider"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// runner measures one check's metrics on its own goroutine and keeps its latest verdict.
+type runner struct {
+	a         *Analyzer
+	run       rollout.Run
+	templates []config.AnalysisTemplate
+	seq       []*sequential
+	thr       []*threshold
+
+	weight atomic.Int64 // the canary's weight now; it moves with the steps
+
+	mu      sync.Mutex
+	verdict rollout.Verdict
+	report  RunReport
+}
+
+// newRunner prepares a run; a template it cannot find or a provider it cannot make is a Fail
+// with the reason, decided at once (validation stops both in a config that is checked).
+func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisTemplate) *runner {
+	rn := &runner{a: a, run: r}
+	rn.weight.Store(int64(r.Weight))
+	rn.report = RunReport{ID: r.ID, Kind: r.Kind, Service: r.Service, Stable: r.Stable, Canary: r.Canary,
+		Templates: r.Templates, StartedAt: r.StartedAt, Verdict: string(rollout.Running)}
+	for _, name := range r.Templates {
+		t, ok := templates[name]
+		if !ok {
+			rn.decide(rollout.Fail, fmt.Sprintf("no analysis template named %q; define it under analysis.templates", name), nil)
+			return rn
+		}
+		rn.templates = append(rn.templates, t)
+		nseq := 0
+		for _, m := range t.Metrics {
+			if sequentialMetric(m) {
+				nseq++
+			}
+		}
+		for _, m := range t.Metrics {
+			if sequentialMetric(m) {
+				// The template's alpha is shared by its comparative metrics (Bonferroni), so the
+				// false-rollback rate of the whole template stays within it.
+				rn.seq = append(rn.seq, newSequential(t.Name, m, t.Alpha/float64(nseq), a.o.History))
+				continue
+			}
+			p, err := provider.New(provider.Of(m), a.o.Providers)
+			var th *threshold
+			if err == nil {
+				th, err = newThreshold(t.Name, m, p, r.StartedAt, a.o.History)
+			}
+			if err != nil {
+				rn.decide(rollout.Fail, fmt.Sprintf("template %s, metric %s: %v", t.Name, m.Name, err), nil)
+				return rn
+			}
+			rn.thr = append(rn.thr, th)
+		}
+	}
+	return rn
+}
+
+func sequentialMetric(m config.AnalysisMetric) bool {
+	return m.Builtin != "" && m.SuccessCondition == "" && m.FailureCondition == ""
+}
+
+// loop looks every interval until the verdict is final or ctx ends.
+func (rn *runner) loop(ctx context.Context, every time.Duration) {
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		if rn.final() {
+			return
+		}
+		rn.look(ctx, rn.a.o.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+	}
+}
+
+func (rn *runner) final() bool {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	return rn.verdict.Phase != "" && rn.verdict.Phase != rollout.Running
+}
+
+// look takes the measurements that are due and decides.
+func (rn *runner) look(ctx context.Context, now time.Time) {
+	for _, q := range rn.seq {
+		q.look(rn, now)
+	}
+	for _, t := range rn.thr {
+		if t.due(now) {
+			t.measure(ctx, provider.Query{Service: rn.run.Service, Stable: rn.run.Stable, Canary: rn.run.Canary,
+				Version: rn.run.Canary, Metric: t.metric, Now: now})
+		}
+	}
+	rn.judge(now)
+}
+
+// exposure is what the canary has had so far: time since the run started, and requests.
+func (rn *runner) exposure(now time.Time) (time.Duration, uint64, uint64) {
+	reg := rn.a.o.Metrics
+	c := reg.Window(rn.run.Service, rn.run.Canary, metrics.Primary, rn.run.StartedAt, now)
+	b := reg.Window(rn.run.Service, rn.run.Stable, metrics.Primary, rn.run.StartedAt, now)
+	return now.Sub(rn.run.StartedAt), c.Requests, b.Requests
+}
+
+// judge turns the metrics' results into the run's verdict.
+func (rn *runner) judge(now time.Time) {
+	age, canaryN, baseN := rn.exposure(now)
+	minDur, minReq, maxWait, onInconclusive := rn.minimum()
+	minimumMet := age >= minDur && canaryN >= uint64(minReq)
+	var results []MetricResult
+	var failed, inconclusive []string
+	for _, q := range rn.seq {
+		r := q.result(rn, minimumMet, now)
+		results = append(results, r)
+		if r.Phase == Failed {
+			failed = append(failed, r.Text)
+		}
+	}
+	thresholdsPassed := true
+	for _, t := range rn.thr {
+		r := t.res
+		results = append(results, r)
+		switch {
+		case r.DryRun:
+		case r.Phase == Failed || r.Phase == Error:
+			failed = append(failed, r.Text)
+		case r.Phase == Inconclusive:
+			inconclusive = append(inconclusive, r.Text)
+		}
+		thresholdsPassed = thresholdsPassed && t.passed()
+	}
+	// A canary that should get traffic and gets none while the baseline does: routing is broken.
+	// (Expected canary requests of 30 or more: by chance, none arrive with probability e^-30.)
+	if w := int(rn.weight.Load()); w > 0 && canaryN == 0 && float64(baseN)*float64(w)/float64(100-min(w, 99)) >= 30 {
+		failed = append(failed, fmt.Sprintf("routing: %s got no requests at %d%% weight while %s served %d: the canary is not reachable",
+			rn.run.Canary, w, rn.run.Stable, baseN))
+	}
+	background := rn.run.Kind == rollout.BackgroundAnalysis
+	switch {
+	case len(failed) > 0:
+		rn.decide(rollout.Fail, strings.Join(failed, "; "), results)
+	case len(inconclusive) > 0:
+		rn.decideInconclusive(onInconclusive, strings.Join(inconclusive, "; "), results)
+	case !background && minimumMet && thresholdsPassed:
+		rn.decide(rollout.Pass, fmt.Sprintf("%s over %s and %d canary requests; %s", passWords(results), age.Round(time.Second), canaryN, texts(results)), results)
+	case !background && age >= maxWait:
+		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the canary served %d of the %d requests needed (minimum %s): too little traffic to judge",
+			age.Round(time.Second), canaryN, minReq, minDur), results)
+	default:
+		rn.decide(rollout.Running, texts(results), results)
+	}
+}
+
+func passWords(results []MetricResult) string {
+	if len(results) == 1 {
+		return "no regression in " + results[0].Metric
+	}
+	return fmt.Sprintf("no regression in any of %d metrics", len(results))
+}
+
+func texts(results []MetricResult) string {
+	var out []string
+	for _, r := range results {
+		out = append(out, r.Text)
+	}
+	return strings.Join(out, "; ")
+}
+
+// minimum combines the templates: the strictest minimum, the longest wait, and abort when any
+// template says so.
+func (rn *runner) minimum() (dur time.Duration, requests int, maxWait time.Duration, onInconclusive string) {
+	onInconclusive = "pause"
+	for _, t := range rn.templates {
+		dur = max(dur, t.Minimum.Duration.Duration)
+		requests = max(requests, t.Minimum.Requests)
+		maxWait = max(maxWait, t.MaxWait.Duration)
+		if t.OnInconclusive == "abort" {
+			onInconclusive = "abort"
+		}
+	}
+	return
+}
+
+func (rn *runner) decideInconclusive(policy, msg string, results []MetricResult) {
+	if policy == "abort" {
+		rn.decide(rollout.Fail, "inconclusive, and the template says onInconclusive: abort: "+msg, results)
+		return
+	}
+	rn.decide(rollout.Inconclusive, msg, results)
+}
+
+// decide records the verdict (the first final one sticks).
+func (rn *runner) decide(phase rollout.VerdictPhase, msg string, results []MetricResult) {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if rn.verdict.Phase != "" && rn.verdict.Phase != rollout.Running {
+		return
+	}
+	rn.verdict = rollout.Verdict{Phase: phase, Message: msg, At: rn.a.o.Now()}
+	if results != nil {
+		rn.verdict.Evidence = slices.Clone(results)
+	}
+	rn.report.Verdict, rn.report.Message, rn.report.Metrics = string(phase), msg, slices.Clone(results)
+	for i := range rn.report.Metrics {
+		rn.report.Metrics[i].Measurements = rn.historyOf(rn.report.Metrics[i])
+	}
+}
+
+// historyOf is the measurement history of a metric, for reports (not for verdicts, which are
+// stored with the rollout and stay small).
+func (rn *runner) historyOf(r MetricResult) []Point {
+	for _, q := range rn.seq {
+		if q.template == r.Template && q.metric.Name == r.Metric {
+			return slices.Clone(q.history)
+		}
+	}
+	for _, t := range rn.thr {
+		if t.template == r.Template && t.metric.Name == r.Metric {
+			return slices.Clone(t.history)
+		}
+	}
+	return nil
+}
+
+func (rn *runner) latest() (rollout.Verdict, RunReport) {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	v := rn.verdict
+	if v.Phase == "" {
+		v.Phase = rollout.Running
+	}
+	return v, rn.report
+}

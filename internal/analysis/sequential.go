@@ -1,0 +1,171 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"aviary.dev/aviary/internal/analysis/judge"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// sequential compares the canary with the baseline on one builtin metric, look by look.
+type sequential struct {
+	template string
+	metric   config.AnalysisMetric
+	test     *judge.CountTest
+
+	boundary time.Duration // latency: requests slower than this are events; 0 until known
+	seen     map[slotKey]counts
+	history  []Point
+	limit    int
+}
+
+type slotKey struct {
+	version string
+	slot    int64
+}
+
+type counts struct{ requests, events uint64 }
+
+// boundarySamples is how many stable requests a latency boundary needs before it is trusted.
+const boundarySamples = 500
+
+func newSequential(template string, m config.AnalysisMetric, alpha float64, limit int) *sequential {
+	return &sequential{template: template, metric: m, test: judge.NewCountTest(m.Margin, alpha),
+		seen: map[slotKey]counts{}, limit: limit}
+}
+
+// look adds what both versions served since the last look.
+func (q *sequential) look(r *runner, now time.Time) {
+	if q.metric.Builtin == "latency" && q.boundary == 0 && !q.findBoundary(r, now) {
+		return
+	}
+	cn, ce := q.delta(r, r.run.Canary, now)
+	bn, be := q.delta(r, r.run.Stable, now)
+	q.test.Observe(int64(cn), int64(ce), int64(bn), int64(be))
+}
+
+// findBoundary sets the latency boundary: the stable's quantile before the run (when it had
+// enough traffic then), else over the run so far once it has enough.
+func (q *sequential) findBoundary(r *runner, now time.Time) bool {
+	start := r.run.StartedAt
+	w := r.a.o.Metrics.Window(r.run.Service, r.run.Stable, metrics.Primary, start.Add(-5*time.Minute), start)
+	if w.Latency.Count() < boundarySamples {
+		w = r.a.o.Metrics.Window(r.run.Service, r.run.Stable, metrics.Primary, start, now)
+		if w.Latency.Count() < boundarySamples {
+			return false
+		}
+	}
+	q.boundary = w.Latency.Quantile(q.metric.Quantile)
+	// From here on, count only what is new: remember every slot as seen.
+	q.markSeen(r, r.run.Canary, now)
+	q.markSeen(r, r.run.Stable, now)
+	return true
+}
+
+// slots lists the slot starts that may still change: from the run's start (or two slots back,
+// whichever is later) to now.
+func slots(reg *metrics.Registry, since, now time.Time) []time.Time {
+	w := reg.Slot()
+	from := since.Truncate(w)
+	if recent := now.Add(-2 * w).Truncate(w); recent.After(from) {
+		from = recent
+	}
+	var out []time.Time
+	for t := from; !t.After(now); t = t.Add(w) {
+		out = append(out, t)
+	}
+	return out
+}
+
+// read is a version's counts in the slot starting at t.
+func (q *sequential) read(r *runner, version string, t time.Time) counts {
+	w := r.a.o.Metrics.Window(r.run.Service, version, metrics.Primary, t, t.Add(time.Nanosecond))
+	c := counts{requests: w.Requests, events: w.Errors}
+	if q.metric.Builtin == "latency" {
+		c.events = w.Latency.CountAbove(q.boundary)
+	}
+	return c
+}
+
+func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint64) {
+	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
+		k := slotKey{version, t.UnixNano()}
+		c := q.read(r, version, t)
+		prev := q.seen[k]
+		if c.requests >= prev.requests {
+			n += c.requests - prev.requests
+		}
+		if c.events >= prev.events {
+			e += c.events - prev.events
+		}
+		q.seen[k] = c
+	}
+	q.forgetOld(now, r.a.o.Metrics.Slot())
+	return n, e
+}
+
+func (q *sequential) markSeen(r *runner, version string, now time.Time) {
+	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
+		q.seen[slotKey{version, t.UnixNano()}] = q.read(r, version, t)
+	}
+}
+
+func (q *sequential) forgetOld(now time.Time, w time.Duration) {
+	oldest := now.Add(-3 * w).UnixNano()
+	for k := range q.seen {
+		if k.slot < oldest {
+			delete(q.seen, k)
+		}
+	}
+}
+
+// result is the metric's evidence now. minimumMet says whether a non-critical metric may fail.
+func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	t := q.test
+	cr, br := t.Rates()
+	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
+		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
+		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
+		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+	what := "errors"
+	if q.metric.Builtin == "latency" {
+		what = fmt.Sprintf("requests slower than %s (stable p%g)", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
+		res.Boundary = q.boundary.String()
+		if q.boundary == 0 {
+			res.Text = fmt.Sprintf("%s: waiting for %d stable requests to set the latency boundary", q.metric.Name, boundarySamples)
+			return res
+		}
+	}
+	decision := "no evidence of a regression beyond the margin"
+	switch {
+	case t.Rejected() && (q.metric.Critical || minimumMet):
+		res.Phase = Failed
+		decision = "rollback"
+	case t.Rejected():
+		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
+	}
+	res.Text = fmt.Sprintf("%s: %s %s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	q.record(now, res)
+	return res
+}
+
+// record keeps a point of the metric's history every ten seconds, and at a decision.
+func (q *sequential) record(now time.Time, res MetricResult) {
+	if n := len(q.history); n > 0 && now.Sub(q.history[n-1].At) < 10*time.Second && res.Phase == Running {
+		return
+	}
+	q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
+	if len(q.history) > q.limit {
+		q.history = q.history[len(q.history)-q.limit:]
+	}
+}
+
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
