@@ -130,9 +130,9 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
 		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
 		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
-	what := "errors"
+	what := ""
 	if q.metric.Builtin == "latency" {
-		what = fmt.Sprintf("requests slower than %s (stable p%g)", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
+		what = fmt.Sprintf("requests slower than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
 		res.Boundary = q.boundary.String()
 		if q.boundary == 0 {
 			res.Text = fmt.Sprintf("%s: waiting for %d stable requests to set the latency boundary", q.metric.Name, boundarySamples)
@@ -147,7 +147,7 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	case t.Rejected():
 		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
 	}
-	res.Text = fmt.Sprintf("%s: %s %s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
 	q.record(now, res)
 	return res
 }

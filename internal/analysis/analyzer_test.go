@@ -1,0 +1,204 @@
+package analysis
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// traffic writes requests into a real metrics registry as the gateway would, on a clock the test
+// moves; looks are taken by hand, so a test of minutes runs in milliseconds.
+type traffic struct {
+	t   *testing.T
+	reg *metrics.Registry
+	now time.Time
+	rnd *rand.Rand
+}
+
+var start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func newTraffic(t *testing.T) *traffic {
+	tr := &traffic{t: t, now: start, rnd: rand.New(rand.NewPCG(7, 8))}
+	tr.reg = metrics.NewRegistry(metrics.Options{Now: func() time.Time { return tr.now }})
+	return tr
+}
+
+// second serves one second of traffic: n requests per version with the given error rate and
+// latency.
+func (tr *traffic) second(version string, n int, errRate float64, latency time.Duration) {
+	s := tr.reg.Series("shop", version, metrics.Primary)
+	for i := range n {
+		code := 200
+		if tr.rnd.Float64() < errRate {
+			code = 503
+		}
+		d := time.Duration(float64(latency) * (0.5 + tr.rnd.ExpFloat64()*0.5))
+		s.Begin()
+		s.End(metrics.Observation{Code: code, Duration: d, End: tr.now.Add(time.Duration(i) * time.Second / time.Duration(n))})
+	}
+}
+
+func analyzerFor(tr *traffic, templates ...config.AnalysisTemplate) *Analyzer {
+	return New(Options{Metrics: tr.reg, Templates: templates, Now: func() time.Time { return tr.now }})
+}
+
+// drive runs a check second by second: each second both versions serve, then the run looks.
+// It returns the verdict and the second it became final (-1: never).
+func drive(t *testing.T, tr *traffic, kind string, templates []string, seconds int,
+	serve func(sec int)) (rollout.Verdict, int) {
+	t.Helper()
+	a := analyzerFor(tr)
+	run := rollout.Run{ID: "shop/1/0/x", Kind: kind, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: templates, StartedAt: tr.now, Weight: 10}
+	rn := newRunner(a, run, a.templates)
+	for sec := range seconds {
+		serve(sec)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ := rn.latest(); v.Phase != rollout.Running {
+			return v, sec
+		}
+	}
+	v, _ := rn.latest()
+	return v, -1
+}
+
+func TestDefaultAnalysisRollsBackAnErroringCanary(t *testing.T) {
+	tr := newTraffic(t)
+	v, at := drive(t, tr, rollout.BackgroundAnalysis, []string{"default"}, 120, func(int) {
+		tr.second("v1", 90, 0.005, 50*time.Millisecond)
+		tr.second("v2", 10, 0.10, 50*time.Millisecond)
+	})
+	if v.Phase != rollout.Fail || at > 60 {
+		t.Fatalf("a canary with 10%% errors at 100 req/s: verdict %s at second %d, want Fail within 60 s: %s", v.Phase, at, v.Message)
+	}
+	for _, want := range []string{"errors:", "canary", "baseline", "evidence", "rollback"} {
+		if !strings.Contains(v.Message, want) {
+			t.Errorf("the verdict must say %q in words: %s", want, v.Message)
+		}
+	}
+	ev, ok := v.Evidence.([]MetricResult)
+	if !ok || len(ev) != 2 || ev[0].Canary == nil || ev[0].Canary.Requests == 0 || ev[0].Baseline.Requests == 0 {
+		t.Fatalf("evidence: %+v", v.Evidence)
+	}
+}
+
+func TestDefaultAnalysisLeavesAHealthyCanaryAlone(t *testing.T) {
+	tr := newTraffic(t)
+	v, at := drive(t, tr, rollout.BackgroundAnalysis, []string{"default"}, 600, func(int) {
+		tr.second("v1", 90, 0.005, 50*time.Millisecond)
+		tr.second("v2", 10, 0.005, 50*time.Millisecond)
+	})
+	if v.Phase != rollout.Running || at >= 0 {
+		t.Fatalf("a healthy canary over ten minutes: verdict %s at %d: %s", v.Phase, at, v.Message)
+	}
+}
+
+func TestDefaultAnalysisSeesSlowerAnswers(t *testing.T) {
+	tr := newTraffic(t)
+	for range 300 { // five minutes of stable traffic before the rollout: the latency boundary
+		tr.second("v1", 100, 0, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+	}
+	v, at := drive(t, tr, rollout.BackgroundAnalysis, []string{"default"}, 300, func(int) {
+		tr.second("v1", 90, 0, 50*time.Millisecond)
+		tr.second("v2", 10, 0, 100*time.Millisecond)
+	})
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "latency") {
+		t.Fatalf("a canary twice as slow: verdict %s at %d: %s", v.Phase, at, v.Message)
+	}
+}
+
+func TestAnalysisStepPassesOnlyAfterTheMinimum(t *testing.T) {
+	tr := newTraffic(t)
+	v, at := drive(t, tr, rollout.StepAnalysis, []string{"default"}, 120, func(int) {
+		tr.second("v1", 90, 0.005, 50*time.Millisecond)
+		tr.second("v2", 10, 0.005, 50*time.Millisecond)
+	})
+	// Minimum: 30 s and 200 canary requests; at 10 canary requests a second, the 30 s decide.
+	if v.Phase != rollout.Pass || at < 28 || at > 31 {
+		t.Fatalf("verdict %s at second %d, want Pass once 30 s and 200 canary requests are in: %s", v.Phase, at, v.Message)
+	}
+}
+
+func TestTooLittleTrafficIsInconclusiveNeverAPass(t *testing.T) {
+	tr := newTraffic(t)
+	tmpl := config.DefaultTemplate()
+	tmpl.Name, tmpl.MaxWait = "slow", config.D(time.Minute)
+	a := analyzerFor(tr, tmpl)
+	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: []string{"slow"}, StartedAt: tr.now, Weight: 10}, a.templates)
+	for range 70 {
+		tr.second("v1", 9, 0, 50*time.Millisecond)
+		tr.second("v2", 1, 0, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+	}
+	v, _ := rn.latest()
+	if v.Phase != rollout.Inconclusive || !strings.Contains(v.Message, "too little traffic") {
+		t.Fatalf("1 canary request a second for 70 s against a minimum of 200: %s: %s", v.Phase, v.Message)
+	}
+}
+
+func TestACanaryWithWeightAndNoRequestsIsARoutingFailure(t *testing.T) {
+	tr := newTraffic(t)
+	v, _ := drive(t, tr, rollout.BackgroundAnalysis, []string{"default"}, 30, func(int) {
+		tr.second("v1", 100, 0, 50*time.Millisecond)
+	})
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "routing") {
+		t.Fatalf("no canary requests at 10%% weight: %s: %s", v.Phase, v.Message)
+	}
+}
+
+func TestThresholdMetricsCountFailuresAndErrors(t *testing.T) {
+	tr := newTraffic(t)
+	tmpl := config.AnalysisTemplate{Name: "slo", Minimum: config.Minimum{Duration: config.D(time.Second), Requests: 1},
+		Metrics: []config.AnalysisMetric{{Name: "error-rate", Builtin: "errorRate", Interval: config.D(10 * time.Second),
+			SuccessCondition: "result < 0.05", FailureLimit: 1}}}
+	cfg := config.Config{Analysis: config.Analysis{Templates: []config.AnalysisTemplate{tmpl}}}
+	mustDefaults(t, &cfg)
+	a := analyzerFor(tr, cfg.Analysis.Templates...)
+	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: []string{"slo"}, StartedAt: tr.now}, a.templates)
+	var v rollout.Verdict
+	for sec := range 60 {
+		tr.second("v1", 90, 0, 50*time.Millisecond)
+		tr.second("v2", 10, 0.5, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ = rn.latest(); v.Phase != rollout.Running {
+			if sec < 10 {
+				t.Fatalf("failureLimit 1 must allow one failed measurement: failed at second %d", sec)
+			}
+			break
+		}
+	}
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "failureLimit 1") {
+		t.Fatalf("50%% errors against result < 0.05: %s: %s", v.Phase, v.Message)
+	}
+}
+
+// mustDefaults applies the config's defaults by a round trip through the parser.
+func mustDefaults(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("analysis:\n  templates:\n")
+	for _, tm := range cfg.Analysis.Templates {
+		b.WriteString("    - name: " + tm.Name + "\n      minimum: {duration: " + tm.Minimum.Duration.String() + ", requests: 1}\n      metrics:\n")
+		for _, m := range tm.Metrics {
+			b.WriteString("        - {name: " + m.Name + ", builtin: " + m.Builtin + ", interval: " + m.Interval.String() +
+				", successCondition: \"" + m.SuccessCondition + "\", failureLimit: 1}\n")
+		}
+	}
+	parsed, err := config.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	*cfg = *parsed
+}

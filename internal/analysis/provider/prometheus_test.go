@@ -1,0 +1,311 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"aviary.dev/aviary/internal/analysis/provider"
+	"aviary.dev/aviary/internal/config"
+)
+
+// TestPrometheus runs the provider against a real Prometheus (Debian's package) that scrapes a
+// stand-in for Aviary's own /metrics once a second.
+func TestPrometheus(t *testing.T) {
+	target := startStandInMetrics(t)
+	prom := startPrometheus(t, target)
+	waitForSeries(t, prom, `aviary_standin_latency_seconds`, 2)
+
+	measure := func(pm config.PrometheusMetric) (provider.Measurement, error) {
+		t.Helper()
+		pm.Address = prom
+		return measureProm(t, context.Background(), pm)
+	}
+	t.Run("an instant query of a gauge, the version filled in", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{Query: `aviary_standin_latency_seconds{service="{{service}}", version="{{version}}"}`})
+		if err != nil || m.Value != 0.25 {
+			t.Errorf("value %#v, err %v; want v2's 0.25", m.Value, err)
+		}
+	})
+	t.Run("several series give a list ordered by label set", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{Query: `aviary_standin_requests_total{service="{{service}}"}`})
+		// code="200" before code="500", v1 before v2.
+		if want := []float64{90, 40, 10, 2}; err != nil || !reflect.DeepEqual(m.Value, want) {
+			t.Errorf("value %#v, err %v; want %v", m.Value, err, want)
+		}
+	})
+	t.Run("a scalar", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{Query: `scalar(sum(aviary_standin_requests_total{version="{{stable}}"}))`})
+		if err != nil || m.Value != 100.0 {
+			t.Errorf("value %#v, err %v; want 100", m.Value, err)
+		}
+	})
+	t.Run("NaN is passed through", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{Query: `aviary_standin_errors_ratio{version="{{version}}"} / 0 * 0`})
+		if f, ok := m.Value.(float64); err != nil || !ok || !math.IsNaN(f) {
+			t.Errorf("value %#v, err %v; want NaN", m.Value, err)
+		}
+	})
+	t.Run("an empty result is an error, not a zero", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{Query: `aviary_standin_latency_seconds{version="v9"}`})
+		if !errors.Is(err, provider.ErrNoData) || !strings.Contains(err.Error(), "query returned no data") {
+			t.Errorf("value %#v, err %v; want ErrNoData", m.Value, err)
+		}
+	})
+	t.Run("a bad query names the problem", func(t *testing.T) {
+		_, err := measure(config.PrometheusMetric{Query: `sum(rate(aviary_standin_requests_total[1m])`})
+		wantError(t, err, "prometheus at "+prom, "bad_data", "parse error", "check the query", "sum(rate(")
+	})
+	t.Run("a range query gives the values", func(t *testing.T) {
+		m, err := measure(config.PrometheusMetric{
+			Query: `aviary_standin_latency_seconds{version="{{version}}"}`,
+			Range: &config.QueryRange{Duration: config.D(3 * time.Second), Step: config.D(time.Second)},
+		})
+		vs, ok := m.Value.([]float64)
+		if err != nil || !ok || len(vs) == 0 {
+			t.Fatalf("value %#v, err %v; want a list of values", m.Value, err)
+		}
+		for _, v := range vs {
+			if v != 0.25 {
+				t.Errorf("values %v; want only 0.25", vs)
+				break
+			}
+		}
+	})
+	t.Run("a range query of several series asks for an aggregation", func(t *testing.T) {
+		_, err := measure(config.PrometheusMetric{
+			Query: `aviary_standin_latency_seconds`,
+			Range: &config.QueryRange{Duration: config.D(3 * time.Second), Step: config.D(time.Second)},
+		})
+		wantError(t, err, "2 series", "sum(...) or avg(...)")
+	})
+	t.Run("an address that is not a Prometheus", func(t *testing.T) {
+		_, err := measureProm(t, context.Background(), config.PrometheusMetric{Address: target, Query: "up"})
+		wantError(t, err, "404", "check that prometheus.address is the base URL of a Prometheus")
+	})
+}
+
+// TestPrometheusUnreachable needs no Prometheus: a closed port fails at once, and a server that
+// never answers fails when the metric's timeout runs out.
+func TestPrometheusUnreachable(t *testing.T) {
+	start := time.Now()
+	addr := closedAddress(t)
+	_, err := measureProm(t, context.Background(), config.PrometheusMetric{Address: addr, Query: "up"})
+	wantError(t, err, "prometheus at "+addr, "connection refused", "check prometheus.address")
+
+	silent := silentServer(t)
+	_, err = measureProm(t, context.Background(), config.PrometheusMetric{Address: silent, Query: "up", Timeout: config.D(200 * time.Millisecond)})
+	wantError(t, err, "prometheus at "+silent, "no answer within 200ms", "prometheus.timeout")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = measureProm(t, ctx, config.PrometheusMetric{Address: silent, Query: "up"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the caller's deadline", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %s; the timeouts were 200ms", took)
+	}
+
+	_, err = measureProm(t, context.Background(), config.PrometheusMetric{Address: "127.0.0.1:9090", Query: "up"})
+	wantError(t, err, "prometheus.address", "http://")
+}
+
+func measureProm(t *testing.T, ctx context.Context, pm config.PrometheusMetric) (provider.Measurement, error) {
+	t.Helper()
+	p, err := provider.New("prometheus", provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Measure(ctx, query(config.AnalysisMetric{Prometheus: &pm}))
+}
+
+func wantError(t *testing.T, err error, contains ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("no error; want one containing %q", contains)
+		return
+	}
+	t.Log(err) // shown with -v: what a user would read
+	for _, s := range contains {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q\ndoes not contain %q", err, s)
+		}
+	}
+}
+
+// startStandInMetrics serves a stand-in for Aviary's own /metrics: a few gauges and counters per
+// service and version, as the gateway exposes them. It returns the server's base URL.
+func startStandInMetrics(t *testing.T) string {
+	reg := prometheus.NewRegistry()
+	latency := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aviary_standin_latency_seconds", Help: "p99 latency."}, []string{"service", "version"})
+	errorsRatio := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aviary_standin_errors_ratio", Help: "Share of failed requests."}, []string{"service", "version"})
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_standin_requests_total", Help: "Requests served."}, []string{"service", "version", "code"})
+	reg.MustRegister(latency, errorsRatio, requests)
+	latency.WithLabelValues("checkout", "v1").Set(0.12)
+	latency.WithLabelValues("checkout", "v2").Set(0.25)
+	errorsRatio.WithLabelValues("checkout", "v1").Set(0.01)
+	errorsRatio.WithLabelValues("checkout", "v2").Set(0.2)
+	requests.WithLabelValues("checkout", "v1", "200").Add(90)
+	requests.WithLabelValues("checkout", "v1", "500").Add(10)
+	requests.WithLabelValues("checkout", "v2", "200").Add(40)
+	requests.WithLabelValues("checkout", "v2", "500").Add(2)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// prometheusBinary finds Debian's prometheus, or fails the test with what to do.
+func prometheusBinary(t *testing.T) string {
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/prometheus"); err == nil {
+		return "/usr/bin/prometheus"
+	}
+	if os.Getenv("AVIARY_SKIP_PROMETHEUS") == "1" {
+		t.Skip("prometheus is not installed and AVIARY_SKIP_PROMETHEUS=1")
+	}
+	t.Fatal("prometheus is not on PATH nor at /usr/bin/prometheus: install it with `bash scripts/prometheus.sh`" +
+		" (or set AVIARY_SKIP_PROMETHEUS=1 to skip this test)")
+	return ""
+}
+
+// startPrometheus starts a Prometheus of the test's own on 127.0.0.1 at a free port, scraping
+// target every second, waits until it is ready, and kills it when the test ends. It returns its
+// base URL.
+func startPrometheus(t *testing.T, target string) string {
+	bin := prometheusBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	yml := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: aviary-standin
+    static_configs:
+      - targets: [%q]
+`, strings.TrimPrefix(target, "http://"))
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddress(t)
+	logPath := filepath.Join(dir, "prometheus.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+listen, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Registered after t.TempDir, so it runs before the directory is removed.
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logFile.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("prometheus log:\n%s", b)
+			}
+		}
+	})
+
+	base := "http://" + listen
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("prometheus exited before it was ready: %v", err)
+		default:
+		}
+		if resp, err := http.Get(base + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus at %s not ready after 10s", base)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitForSeries waits until Prometheus has scraped want series of metric.
+func waitForSeries(t *testing.T, prom, metric string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := measureProm(t, context.Background(), config.PrometheusMetric{Address: prom, Query: "count(" + metric + ")"})
+		if err == nil && m.Value == float64(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus has not scraped %d series of %s after 10s: value %v, err %v", want, metric, m.Value, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// freeAddress is a 127.0.0.1 address with a port that was free a moment ago.
+func freeAddress(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// closedAddress is the URL of a loopback port that nothing listens on.
+func closedAddress(t *testing.T) string {
+	return "http://" + freeAddress(t)
+}
+
+// silentServer accepts connections and never answers. It returns its URL.
+func silentServer(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
