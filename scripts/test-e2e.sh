@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end tests: they build and run the real binaries (aviary, aviary-upstream) on
 # 127.0.0.1 and take a minute or two, so the everyday `go test ./...` leaves them out (build tag
-# e2e). The crash test (test/crash) kills aviary with SIGKILL again and again under load.
+# e2e). The crash test (test/crash) kills aviary with SIGKILL again and again under load; the
+# analysis test (test/analysis) rolls back an erroring canary and promotes healthy ones under load.
 # Usage: scripts/test-e2e.sh
 #        AVIARY_CRASH_KILLS=100 AVIARY_CRASH_SECONDS=300 scripts/test-e2e.sh   (a longer crash run)
 set -euo pipefail
@@ -16,7 +17,7 @@ go vet -tags e2e ./test/...
 step "go test -tags e2e ./test/... (kills: ${AVIARY_CRASH_KILLS:-25}, seconds: ${AVIARY_CRASH_SECONDS:-60})"
 start=$(date +%s)
 # -v streams each kill's outcome and the summary as they happen.
-if ! go test -tags e2e -race=false -count=1 -timeout 10m -v ./test/...; then
+if ! go test -tags e2e -race=false -count=1 -parallel 4 -timeout 10m -v ./test/...; then
 	step "end-to-end tests FAILED after $(( $(date +%s) - start ))s"
 	exit 1
 fi
