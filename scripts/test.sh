@@ -14,6 +14,7 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 	echo "installing staticcheck"
 	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
+bash scripts/prometheus.sh   # a real Prometheus for the Prometheus provider's tests
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -26,6 +27,7 @@ go vet ./...
 
 step "staticcheck"
 staticcheck ./...
+staticcheck -tags e2e ./test/...
 
 step "go build"
 go build ./...
@@ -38,4 +40,6 @@ if [ -z "${QUICK:-}" ]; then
 	go test ./internal/config/ -run '^$' -fuzz '^FuzzParse$' -fuzztime 15s
 	go test ./internal/gateway/ -run '^$' -fuzz '^FuzzCookieAndQuery$' -fuzztime 15s
 fi
+step "end-to-end suite (the real binary, kill -9 under load)"
+bash scripts/test-e2e.sh
 step "all tests passed"

@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -60,7 +61,7 @@ func (t *threshold) measure(ctx context.Context, q provider.Query) {
 	t.taken++
 	t.next = q.Now.Add(t.metric.Interval.Duration)
 	m, err := t.prov.Measure(ctx, q)
-	p := Point{At: q.Now, Value: m.Value}
+	p := Point{At: q.Now, Value: jsonSafe(m.Value)}
 	switch {
 	case err != nil:
 		p.Phase, p.Error = Error, err.Error()
@@ -160,4 +161,12 @@ func (t *threshold) passed() bool {
 		return t.res.Phase == Successful
 	}
 	return t.res.Phase == Running && t.res.Successful > 0
+}
+
+// jsonSafe keeps a value that JSON cannot carry (NaN, ±Inf) as its name, so that reports encode.
+func jsonSafe(v any) any {
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return fmt.Sprint(f)
+	}
+	return v
 }

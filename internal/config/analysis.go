@@ -82,7 +82,7 @@ type QueryRange struct {
 }
 
 // WebMetric reads any JSON endpoint; JSONPath picks the result ("$.ok", "$.data[0].value").
-// URL, headers and body may use the same placeholders as a Prometheus query.
+// URL, headers, body and jsonPath may use the same placeholders as a Prometheus query.
 type WebMetric struct {
 	URL      string            `yaml:"url" json:"url,omitempty"`
 	Method   string            `yaml:"method" json:"method,omitempty"`

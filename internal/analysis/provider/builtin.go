@@ -25,7 +25,7 @@ func (b builtin) Measure(_ context.Context, q Query) (Measurement, error) {
 	m := q.Metric
 	w := b.reg.Window(q.Service, q.Version, metrics.Primary, q.Now.Add(-m.Interval.Duration), q.Now)
 	if w.Requests == 0 {
-		return Measurement{}, fmt.Errorf("%s served no requests in the last %s: no data (never read as zero errors)", q.Version, m.Interval.Duration)
+		return Measurement{}, fmt.Errorf("%s served no requests in the last %s: %w (never read as zero errors)", q.Version, m.Interval.Duration, ErrNoData)
 	}
 	switch m.Builtin {
 	case "errorRate":

@@ -41,6 +41,17 @@ func TestPrometheus(t *testing.T) {
 			t.Errorf("value %#v, err %v; want v2's 0.25", m.Value, err)
 		}
 	})
+	t.Run("an instant query runs at the query's Now", func(t *testing.T) {
+		p, err := provider.New("prometheus", provider.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := query(config.AnalysisMetric{Prometheus: &config.PrometheusMetric{Address: prom, Query: `aviary_standin_latency_seconds`}})
+		q.Now = q.Now.Add(-time.Hour) // before Prometheus started: nothing was scraped yet
+		if _, err := p.Measure(context.Background(), q); !errors.Is(err, provider.ErrNoData) {
+			t.Errorf("err = %v; want no data an hour ago", err)
+		}
+	})
 	t.Run("several series give a list ordered by label set", func(t *testing.T) {
 		m, err := measure(config.PrometheusMetric{Query: `aviary_standin_requests_total{service="{{service}}"}`})
 		// code="200" before code="500", v1 before v2.
@@ -76,8 +87,8 @@ func TestPrometheus(t *testing.T) {
 			Range: &config.QueryRange{Duration: config.D(3 * time.Second), Step: config.D(time.Second)},
 		})
 		vs, ok := m.Value.([]float64)
-		if err != nil || !ok || len(vs) == 0 {
-			t.Fatalf("value %#v, err %v; want a list of values", m.Value, err)
+		if err != nil || !ok || len(vs) == 0 || len(vs) > 4 {
+			t.Fatalf("value %#v, err %v; want a list of 1 to 4 values (3s at 1s steps)", m.Value, err)
 		}
 		for _, v := range vs {
 			if v != 0.25 {
@@ -123,6 +134,19 @@ func TestPrometheusUnreachable(t *testing.T) {
 
 	_, err = measureProm(t, context.Background(), config.PrometheusMetric{Address: "127.0.0.1:9090", Query: "up"})
 	wantError(t, err, "prometheus.address", "http://")
+}
+
+// Prometheus adds warnings to an answer when it may be partial (a remote store that failed, say);
+// a real one is hard to bring to that, so this answer is hand-written.
+func TestPrometheusWarningsAreErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status": "success", "warnings": ["remote read of store-2 failed"],
+			"data": {"resultType": "vector", "result": [{"metric": {}, "value": [1700000000, "0.5"]}]}}`)
+	}))
+	defer srv.Close()
+	_, err := measureProm(t, context.Background(), config.PrometheusMetric{Address: srv.URL, Query: "up"})
+	wantError(t, err, "prometheus at "+srv.URL, "warnings", "partial", "remote read of store-2 failed")
 }
 
 func measureProm(t *testing.T, ctx context.Context, pm config.PrometheusMetric) (provider.Measurement, error) {
@@ -215,6 +239,7 @@ scrape_configs:
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+listen, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = dieWithParent() // should the test binary itself be killed (a -timeout)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
@@ -233,7 +258,8 @@ scrape_configs:
 	})
 
 	base := "http://" + listen
-	deadline := time.Now().Add(10 * time.Second)
+	started := time.Now()
+	deadline := started.Add(10 * time.Second)
 	for {
 		select {
 		case err := <-exited:
@@ -244,6 +270,7 @@ scrape_configs:
 		if resp, err := http.Get(base + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				t.Logf("prometheus ready at %s after %s", base, time.Since(started).Round(time.Millisecond))
 				return base
 			}
 		}
@@ -257,10 +284,12 @@ scrape_configs:
 // waitForSeries waits until Prometheus has scraped want series of metric.
 func waitForSeries(t *testing.T, prom, metric string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	started := time.Now()
+	deadline := started.Add(10 * time.Second)
 	for {
 		m, err := measureProm(t, context.Background(), config.PrometheusMetric{Address: prom, Query: "count(" + metric + ")"})
 		if err == nil && m.Value == float64(want) {
+			t.Logf("%d series of %s scraped after %s", want, metric, time.Since(started).Round(time.Millisecond))
 			return
 		}
 		if time.Now().After(deadline) {

@@ -14,10 +14,10 @@ import (
 )
 
 // The "web" provider reads a value from any JSON endpoint. URL, header values, body and jsonPath
-// are expanded by Expand (in jsonPath, so that a filter can pick the version measured:
-// $.versions[?@.name=="{{version}}"].errorRate); the request is sent with the metric's method (GET by default) and bounded
-// by its timeout. A status other than 2xx is an error that quotes the status and the start of the
-// body; a body over 1 MiB or one that is not JSON is an error too.
+// are expanded by Expand (jsonPath too, so that a filter can pick the version measured:
+// $.versions[?@.name=="{{version}}"].errorRate). The request is sent with the metric's method
+// (GET by default) and bounded by its timeout. A status other than 2xx is an error that quotes
+// the status and the start of the body; a body over 1 MiB, or one that is not JSON, is an error.
 //
 // jsonPath picks the value, in the standard syntax of RFC 9535 ($.a.b, $.a[0], $["key"],
 // $.items[?@.name=="v2"].value, …); an empty jsonPath is "$", the whole document. It is evaluated

@@ -75,10 +75,13 @@ func TestWebSendsTheRequestWithPlaceholdersExpanded(t *testing.T) {
 }
 
 func TestWebDefaultsToGETWithoutABody(t *testing.T) {
-	var method string
-	var length int64
+	type request struct {
+		method string
+		length int64
+	}
+	got := make(chan request, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		method, length = r.Method, r.ContentLength
+		got <- request{r.Method, r.ContentLength}
 		io.WriteString(w, `1.5`)
 	}))
 	defer srv.Close()
@@ -86,8 +89,8 @@ func TestWebDefaultsToGETWithoutABody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if method != "GET" || length != 0 || m.Value != 1.5 {
-		t.Errorf("method %s, content length %d, value %#v; want GET, 0, 1.5 (the whole document)", method, length, m.Value)
+	if r := <-got; r.method != "GET" || r.length != 0 || m.Value != 1.5 {
+		t.Errorf("method %s, content length %d, value %#v; want GET, 0, 1.5 (the whole document)", r.method, r.length, m.Value)
 	}
 }
 
