@@ -143,6 +143,10 @@ func (t *threshold) count(p Point) {
 	case r.ConsecutiveErrors > m.ConsecutiveErrorLimit:
 		r.Phase = Error
 		r.Text = fmt.Sprintf("%s: %d failed queries in a row > consecutiveErrorLimit %d (%s)", m.Name, r.ConsecutiveErrors, m.ConsecutiveErrorLimit, last)
+	case m.Count > 0 && t.taken >= m.Count && r.Successful == 0:
+		// Missing data is never a success: every measurement erred or was inconclusive.
+		r.Phase = Inconclusive
+		r.Text = fmt.Sprintf("%s: all %d measurements taken and none successful (%s; %s)", m.Name, m.Count, tally, last)
 	case m.Count > 0 && t.taken >= m.Count:
 		r.Phase = Successful
 		r.Text = fmt.Sprintf("%s: all %d measurements taken (%s; %s)", m.Name, m.Count, tally, last)

@@ -50,8 +50,13 @@ type aviary struct {
 }
 
 func start(t *testing.T, v1, v2 string) *aviary {
+	return startWith(t, v1, v2, "", "[default]")
+}
+
+// startWith starts Aviary with extra top-level config and the templates of the analysis step.
+func startWith(t *testing.T, v1, v2, extra, stepTemplates string) *aviary {
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
+	cfg := fmt.Sprintf(`%s
 gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
 services:
@@ -64,9 +69,9 @@ services:
       canary:
         steps:
           - setWeight: 10
-          - analysis: {templates: [default]}
+          - analysis: {templates: %s}
           - setWeight: 50
-`, v1, v2)
+`, extra, v1, v2, stepTemplates)
 	path := filepath.Join(dir, "aviary.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
