@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: builds aviary, starts three versions of a small service on loopback,
-# and shows, under live traffic, a canary rollout promoted step by step (v1 → v2) and a broken release
-# rolled back by itself (v2 → v3, whose health checks fail), then a kill -9 that loses nothing, and an
+# The main job on a fresh machine: builds aviary and runs `aviary demo` (a canary promoted, a regressed
+# one rolled back by the statistical judge, with the evidence); then the same by hand with the CLI over
+# real processes: a canary rollout promoted step by step (v1 → v2) with a kill -9 in the middle that
+# loses nothing, a broken release rolled back by itself (v2 → v3, whose health checks fail), and an
 # instant undo. Everything listens on 127.0.0.1 and is stopped when the script exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,11 @@ say "building aviary and the demo upstream"
 go build -o "$work/aviary" ./cmd/aviary
 go build -o "$work/upstream" ./cmd/aviary-upstream
 PATH="$work:$PATH"
+
+say "aviary demo: a healthy canary promoted, a regressed one rolled back by the judge (about a minute)"
+aviary demo
+
+say "and now the same by hand, with the CLI, over real processes"
 
 "$work/upstream" --name v1 --port-file "$work/v1.addr" & pids+=($!)
 "$work/upstream" --name v2 --port-file "$work/v2.addr" & pids+=($!)

@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newValidate(), newVersion())
+	root.AddCommand(newServe(), newValidate(), newVersion(), newDemo())
 	addClientCommands(root) // get, rollout, apply: clients of a running aviary's admin API
 	return root
 }

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/server"
+)
+
+// newDemo is `aviary demo`: everything in one process, on loopback, in about two minutes.
+func newDemo() *cobra.Command {
+	var rps int
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a demo: one rollout promoted, one rolled back by the judge, with the evidence",
+		Long: `demo starts three versions of a small service on 127.0.0.1 — v1 (stable), v2 (healthy) and
+v3 (a build of v2 with more errors and slower answers) — then aviary itself with its state in a
+temporary directory, sends steady traffic through the gateway, and runs two canary rollouts:
+v1 → v2, which the judge lets through and which is promoted, and v2 → v3, which the judge rolls back
+by itself as soon as the evidence allows. It prints what happens and the evidence, and stops
+everything when done (about two minutes).`,
+		Example: "  aviary demo\n  aviary demo --rps 200",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, cmd.OutOrStdout(), rps, keep)
+		},
+	}
+	cmd.Flags().IntVar(&rps, "rps", 100, "requests per second of demo traffic")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep aviary running after the demo (Ctrl-C stops it)")
+	return cmd
+}
+
+// demoVersion is one in-process upstream: its error rate and median latency.
+type demoVersion struct {
+	name    string
+	errRate float64
+	median  time.Duration
+}
+
+var demoVersions = []demoVersion{
+	{"v1", 0.005, 20 * time.Millisecond},
+	{"v2", 0.005, 20 * time.Millisecond},
+	{"v3", 0.04, 32 * time.Millisecond}, // v2 with a regression: 8× the errors, 60% slower
+}
+
+func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	dir, err := os.MkdirTemp("", "aviary-demo-")
+	if err != nil {
+		return fmt.Errorf("make a directory for the demo: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	urls := map[string]string{}
+	for _, v := range demoVersions {
+		u, closeFn, err := serveDemoVersion(v)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		urls[v.name] = u
+		say("upstream %s on %s: %.1f%% errors, median %s", v.name, u, 100*v.errRate, v.median)
+	}
+	cfgPath := filepath.Join(dir, "aviary.yaml")
+	if err := os.WriteFile(cfgPath, []byte(demoConfig(urls)), 0o644); err != nil {
+		return fmt.Errorf("write the demo config: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "aviary.log"))
+	if err != nil {
+		return fmt.Errorf("create the demo log: %w", err)
+	}
+	defer logFile.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	addrs := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(runCtx, server.Options{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(logFile, nil)),
+			Started: func(gw, admin string) { addrs <- [2]string{gw, admin} }})
+	}()
+	var gw, admin string
+	select {
+	case a := <-addrs:
+		gw, admin = "http://"+a[0], "http://"+a[1]
+	case err := <-done:
+		return fmt.Errorf("start aviary: %w", err)
+	}
+	say("aviary: gateway %s, admin API %s (try `aviary --server %s get services` in another terminal)\n", gw, admin, admin)
+	c := &apiClient{base: admin, http: &http.Client{}}
+	ld := &demoLoad{url: gw + "/", rps: rps}
+	go ld.run(runCtx)
+	time.Sleep(5 * time.Second) // stable traffic first: the latency boundary is the stable's p99
+
+	say("== rollout 1: v1 → v2 (healthy). Steps: 10%%, analysis (at least 30 s and 200 canary requests), 50%%, pause 10 s, 100%%.")
+	if err := demoRollout(ctx, out, c, "v2", rollout.Healthy); err != nil {
+		return err
+	}
+	say("\n== rollout 2: v2 → v3 (a build with 8× the errors and 60%% slower). Same steps; the default analysis watches from the first one.")
+	if err := demoRollout(ctx, out, c, "v3", rollout.Degraded); err != nil {
+		return err
+	}
+	sent, failed := ld.sent.Load(), ld.failed.Load()
+	say("\nclients sent %d requests through the gateway; %d got a 5xx (every version fails 0.5%% of requests by design, v3 more).", sent, failed)
+	say("history: %s/api/v1/services/shop/history · evidence: %s/api/v1/services/shop/analysis", admin, admin)
+	if keep {
+		say("aviary keeps running (Ctrl-C stops it); log: %s", logFile.Name())
+		<-ctx.Done()
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func demoConfig(urls map[string]string) string {
+	return fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+services:
+  - name: shop
+    versions:
+      - {name: v1, endpoints: [%q]}
+      - {name: v2, endpoints: [%q]}
+      - {name: v3, endpoints: [%q]}
+    release: v1
+    healthCheck: {interval: 1s}
+    strategy:
+      canary:
+        steps:
+          - setWeight: 10
+          - analysis: {templates: [default]}
+          - setWeight: 50
+          - pause: {duration: 10s}
+`, urls["v1"], urls["v2"], urls["v3"])
+}
+
+// demoRollout starts a rollout to version and reports until it reaches want (or another end).
+func demoRollout(ctx context.Context, out io.Writer, c *apiClient, version string, want rollout.Phase) error {
+	if _, _, err := c.start(ctx, "shop", startRequest{Version: version}); err != nil {
+		return err
+	}
+	began := time.Now()
+	var last string
+	var shown time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		st, _, err := c.status(ctx, "shop")
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%4.0fs  %-11s canary %-3s %s  step %d/%d", time.Since(began).Seconds(), st.Phase,
+			dash(st.CanaryVersion), progressBar(st.CanaryWeight), min(st.CurrentStepIndex+1, len(st.Steps)), len(st.Steps))
+		// A line when the phase, weight or step moves, and the judge's evidence every five seconds.
+		if moved := line[6:]; moved != last || time.Since(shown) >= 5*time.Second {
+			fmt.Fprintln(out, line)
+			for _, ev := range liveEvidence(st) {
+				fmt.Fprintln(out, "       "+ev)
+			}
+			last, shown = moved, time.Now()
+		}
+		if st.Phase == rollout.Healthy || st.Phase == rollout.Degraded {
+			verdict := "promoted: " + st.StableVersion + " is stable"
+			if st.Phase == rollout.Degraded {
+				verdict = "rolled back by itself after " + time.Since(began).Round(time.Second).String() + "; " + st.StableVersion + " serves everyone"
+			}
+			fmt.Fprintf(out, "=> %s\n   %s\n", verdict, strings.ReplaceAll(st.Message, "; ", "\n   "))
+			if st.Phase != want {
+				return fmt.Errorf("the demo expected %s and got %s: %s", want, st.Phase, st.Message)
+			}
+			return nil
+		}
+	}
+}
+
+// liveEvidence is the running default analysis's evidence, a line per metric.
+func liveEvidence(st rollout.Status) []string {
+	var out []string
+	for _, ch := range st.Checks {
+		if ch.Last == nil || ch.Kind != rollout.BackgroundAnalysis {
+			continue
+		}
+		for _, part := range strings.Split(ch.Last.Message, "; ") {
+			if strings.HasPrefix(part, "errors: ") || strings.HasPrefix(part, "latency: ") {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// serveDemoVersion starts an upstream that fails errRate of its requests (evenly spread) and
+// answers after a lognormal delay around median.
+func serveDemoVersion(v demoVersion) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for demo upstream %s: %w", v.name, err)
+	}
+	var n atomic.Uint64
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		time.Sleep(time.Duration(float64(v.median) * math.Exp(0.3*rand.NormFloat64())))
+		w.Header().Set("X-Aviary-Upstream", v.name)
+		if float64(n.Add(1)*6181%10000) < v.errRate*10000 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		fmt.Fprintln(w, v.name)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// demoLoad sends steady traffic through the gateway.
+type demoLoad struct {
+	url          string
+	rps          int
+	sent, failed atomic.Int64
+}
+
+func (l *demoLoad) run(ctx context.Context) {
+	const workers = 8
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Second * workers / time.Duration(max(1, l.rps)))
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				resp, err := client.Get(l.url)
+				l.sent.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					l.failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

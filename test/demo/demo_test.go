@@ -1,0 +1,40 @@
+//go:build e2e
+
+// Package demo_test runs `aviary demo` as a user would, from a fresh build of the binary, and
+// checks that it tells the story it promises: one rollout promoted, one rolled back by the judge,
+// with the evidence.
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDemoPromotesOneRolloutAndRollsBackTheOther(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "aviary")
+	build := exec.Command("go", "build", "-o", bin, "aviary.dev/aviary/cmd/aviary")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build aviary: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "demo")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("aviary demo: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"=> promoted: v2 is stable", "=> rolled back by itself", "evidence", "v2 serves everyone"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, text)
+		}
+	}
+	t.Logf("demo output:\n%s", text)
+}
