@@ -1,0 +1,217 @@
+package main
+
+import (
+	"math"
+
+	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
+)
+
+// judge decides, second by second, whether to roll the canary back. Each judge sees what its tool
+// sees: Aviary's judge the counts of both versions every second; the threshold judges a
+// measurement of the canary alone at the end of each interval (m is nil in between).
+type judge interface {
+	observe(k *tick, m *measurement) bool
+}
+
+// judgeSpec names a judge and builds it for one run.
+type judgeSpec struct {
+	name       string
+	threshold  bool // needs the interval measurement (and so the canary's per-request latencies)
+	diagnostic bool // not a judge anyone can run: reported apart, never in the table
+	build      func(m model, w *world, sc scenario) judge
+}
+
+// Settings of the judges, as the issue fixes them (Aviary's margins are in model).
+const (
+	alpha    = 0.01 // Aviary: false-rollback probability of a rollout
+	interval = 60   // threshold judges: seconds between measurements
+)
+
+var judgeSpecs = []judgeSpec{
+	{name: "Aviary (1 s looks, α 0.01)", build: func(m model, _ *world, _ scenario) judge { return newAviary(m) }},
+	{name: "Argo failureLimit 0", threshold: true, build: func(_ model, w *world, _ scenario) judge {
+		return &argo{failureLimit: 0, logMaxMs: w.logMaxMs}
+	}},
+	{name: "Argo failureLimit 3", threshold: true, build: func(_ model, w *world, _ scenario) judge {
+		return &argo{failureLimit: 3, logMaxMs: w.logMaxMs}
+	}},
+	{name: "Flagger threshold 5", threshold: true, build: func(_ model, w *world, _ scenario) judge {
+		return &flagger{threshold: 5, logMaxMs: w.logMaxMs}
+	}},
+	{name: "oracle SPRT", diagnostic: true, build: newOracle},
+}
+
+// The judges' places in judgeSpecs.
+const (
+	aviaryIdx = 0
+	oracleIdx = 4
+)
+
+// aviary is Aviary's default judge: one count test on errors and one on requests slower than the
+// boundary, alpha split equally between them (Bonferroni), rolling back when either rejects.
+type aviary struct {
+	errs, slow *aviaryjudge.CountTest
+}
+
+func newAviary(m model) *aviary {
+	return &aviary{errs: aviaryjudge.NewCountTest(m.errMargin, alpha/2), slow: aviaryjudge.NewCountTest(m.latMargin, alpha/2)}
+}
+
+func (a *aviary) observe(k *tick, _ *measurement) bool {
+	a.errs.Observe(k.canaryN, k.canaryErr, k.baseN, k.baseErr)
+	a.slow.Observe(k.canaryN, k.canarySlow, k.baseN, k.baseSlow)
+	return a.errs.Rejected() || a.slow.Rejected()
+}
+
+// Causes of an Aviary rollback, as bits.
+const (
+	causeErrors  = 1
+	causeLatency = 2
+)
+
+func (a *aviary) cause() uint8 {
+	var c uint8
+	if a.errs.Rejected() {
+		c |= causeErrors
+	}
+	if a.slow.Rejected() {
+		c |= causeLatency
+	}
+	return c
+}
+
+// measurement is what a query over the canary's last interval returns: its request and error
+// counts (the success rate is 1 − errors/requests) and its p99 latency in log ms, the
+// nearest-rank quantile of the interval's requests, NaN when there were none (as
+// histogram_quantile over no data).
+type measurement struct {
+	requests, errors int64
+	logP99           float64
+}
+
+// successRateOK is the success-rate condition: success rate ≥ 99%, i.e. errors ≤ 1% of requests
+// (in integers, so that exactly 1% passes as it does in both tools). No requests: the rate is
+// 0/0 = NaN, and NaN meets no condition.
+func (m *measurement) successRateOK() bool { return m.requests > 0 && 100*m.errors <= m.requests }
+
+// latencyOK is the latency condition, p99 ≤ the limit; a NaN p99 fails it.
+func (m *measurement) latencyOK(logMaxMs float64) bool { return m.logP99 <= logMaxMs }
+
+// window gathers the canary's traffic between two measurements.
+type window struct {
+	requests, errors int64
+	lat              []float64
+}
+
+func (w *window) add(k *tick) {
+	w.requests += k.canaryN
+	w.errors += k.canaryErr
+	w.lat = append(w.lat, k.lat...)
+}
+
+// measure returns the interval's measurement and starts the next interval.
+func (w *window) measure() measurement {
+	m := measurement{requests: w.requests, errors: w.errors, logP99: math.NaN()}
+	if n := len(w.lat); n > 0 {
+		m.logP99 = kth(w.lat, int(math.Ceil(0.99*float64(n)))-1)
+	}
+	*w = window{lat: w.lat[:0]}
+	return m
+}
+
+// argo is an Argo Rollouts AnalysisRun with two metrics, each `interval: 1m` with
+// `initialDelay: 1m` (no measurement of a canary that has had no traffic yet), and the same
+// `failureLimit`:
+//
+//	success-rate: successCondition result[0] >= 0.99   (non-5xx / all over the last minute)
+//	latency-p99:  successCondition result[0] <= <1.2 × baseline p99 in ms>
+//
+// A measurement that does not meet its successCondition is Failed; with only a successCondition,
+// a NaN result (no requests in the minute) is Failed too, as Argo's documentation shows
+// ("Handling Metric Results": `successCondition: result >= 0.95` with value NaN → phase Failed).
+// A metric fails when its Failed measurements exceed failureLimit, counted over the whole run and
+// not necessarily consecutive (`result.Failed > failureLimit`); one failed metric fails the run
+// and aborts the rollout. failureLimit 0 (the default) fails at the first failed measurement.
+type argo struct {
+	failureLimit int
+	logMaxMs     float64
+	failed       [2]int // per metric: success rate, latency
+}
+
+func (a *argo) observe(_ *tick, m *measurement) bool {
+	if m == nil {
+		return false
+	}
+	if !m.successRateOK() {
+		a.failed[0]++
+	}
+	if !m.latencyOK(a.logMaxMs) {
+		a.failed[1]++
+	}
+	return a.failed[0] > a.failureLimit || a.failed[1] > a.failureLimit
+}
+
+// flagger is Flagger's canary analysis with `interval: 1m`, `threshold: 5` and the two builtin
+// checks, each over `interval: 1m`:
+//
+//	request-success-rate: thresholdRange.min 99   (percent of non-5xx requests)
+//	request-duration:     thresholdRange.max <1.2 × baseline p99 in ms>   (P99)
+//
+// At each interval a check that fails any metric adds one to FailedChecks (one per check, however
+// many metrics failed), and the canary is rolled back when FailedChecks reaches threshold; failed
+// checks are not reset by passing ones. A query with no values ("Halt advancement no values found
+// … probably … is not receiving traffic") also returns false from the metric checks in Flagger's
+// scheduler and so counts as a failed check. Flagger acts on the count at the start of its next
+// tick; this judge records the rollback at the check that reached the threshold, one interval
+// earlier than Flagger itself would: the benchmark errs in Flagger's favour.
+type flagger struct {
+	threshold, failedChecks int
+	logMaxMs                float64
+}
+
+func (f *flagger) observe(_ *tick, m *measurement) bool {
+	if m == nil {
+		return false
+	}
+	if !m.successRateOK() || !m.latencyOK(f.logMaxMs) {
+		f.failedChecks++
+	}
+	return f.failedChecks >= f.threshold
+}
+
+// oracle is a judge nobody can run: a sequential probability ratio test of the regressed metric
+// that knows the canary's true ratio to the baseline, at Aviary's alpha for one metric. It rejects
+// "ratio ≤ margin" when the likelihood ratio of the true ratio against the margin reaches 2/alpha.
+// Knowing the alternative exactly, it detects about as fast as any test with that false-alarm
+// guarantee can on the same data (Wald–Wolfowitz): the gap between it and Aviary is what a better
+// grid, margin or alpha split could still win; the rest is missing data.
+type oracle struct {
+	slow   bool    // tests slow requests, not errors
+	margin float64 // Aviary's margin on that metric
+	rho    float64 // true ratio of the canary's rate to the baseline's
+	logLR  float64
+}
+
+func newOracle(m model, w *world, sc scenario) judge {
+	errs, slow := w.ratios()
+	if sc.latFactor != 1 {
+		return &oracle{slow: true, margin: m.latMargin, rho: slow}
+	}
+	return &oracle{margin: m.errMargin, rho: errs}
+}
+
+func (o *oracle) observe(k *tick, _ *measurement) bool {
+	if o.rho <= o.margin {
+		return false // no regression beyond the margin: nothing to detect
+	}
+	ce, be := k.canaryErr, k.baseErr
+	if o.slow {
+		ce, be = k.canarySlow, k.baseSlow
+	}
+	if k.canaryN > 0 && k.baseN > 0 && ce+be > 0 {
+		nc, nb := float64(k.canaryN), float64(k.baseN)
+		th0, th1 := o.margin*nc/(o.margin*nc+nb), o.rho*nc/(o.rho*nc+nb)
+		o.logLR += float64(ce)*math.Log(th1/th0) + float64(be)*math.Log((1-th1)/(1-th0))
+	}
+	return o.logLR >= math.Log(2/alpha)
+}
