@@ -29,10 +29,15 @@ var (
 
 // Analysis defaults.
 var (
-	DefaultAlpha            = 0.01
-	DefaultMinimum          = Minimum{Duration: D(30 * time.Second), Requests: 200}
-	DefaultMaxWait          = D(10 * time.Minute)
-	DefaultMargin           = 1.2
+	DefaultAlpha   = 0.01
+	DefaultMinimum = Minimum{Duration: D(30 * time.Second), Requests: 200}
+	DefaultMaxWait = D(10 * time.Minute)
+	DefaultMargin  = 1.2 // errors: a canary may fail 20% more often than stable
+	// DefaultLatencyMargin is on the share of requests slower than the stable's quantile: 1.8 lets
+	// that share grow from 1% to 1.8%, about a 12% slowdown of a typical (lognormal, sigma 0.5)
+	// latency distribution. Tighter margins roll back canaries whose endpoints are merely a little
+	// different from the stable's (see bench/results/judge.md).
+	DefaultLatencyMargin    = 1.8
 	DefaultQuantile         = 0.99
 	DefaultMetricInterval   = D(30 * time.Second)
 	DefaultConsecutiveError = 4
@@ -67,6 +72,9 @@ func (t *AnalysisTemplate) applyDefaults() {
 		m := &t.Metrics[i]
 		if m.Margin == 0 {
 			m.Margin = DefaultMargin
+			if m.Builtin == "latency" {
+				m.Margin = DefaultLatencyMargin
+			}
 		}
 		if m.Builtin == "latency" && m.Quantile == 0 {
 			m.Quantile = DefaultQuantile
