@@ -202,3 +202,31 @@ func mustDefaults(t *testing.T, cfg *config.Config) {
 	}
 	*cfg = *parsed
 }
+
+func TestAShadowCanaryIsJudgedByItsMirroredCopies(t *testing.T) {
+	tr := newTraffic(t)
+	a := analyzerFor(tr)
+	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: []string{"default"}, StartedAt: tr.now, Shadow: true}, a.templates)
+	mirror := tr.reg.Series("shop", "v2", metrics.Mirror)
+	var v rollout.Verdict
+	for range 60 {
+		tr.second("v1", 100, 0.005, 50*time.Millisecond)
+		for i := range 100 { // every request copied to v2, which fails a fifth of them
+			code := 200
+			if i%5 == 0 {
+				code = 503
+			}
+			mirror.Begin()
+			mirror.End(metrics.Observation{Code: code, Duration: 50 * time.Millisecond, End: tr.now})
+		}
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ = rn.latest(); v.Phase != rollout.Running {
+			break
+		}
+	}
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "errors") {
+		t.Fatalf("a shadow canary failing 20%% of its copies: %s: %s", v.Phase, v.Message)
+	}
+}

@@ -24,6 +24,7 @@ type runner struct {
 	thr       []*threshold
 
 	weight atomic.Int64 // the canary's weight now; it moves with the steps
+	shadow atomic.Bool  // the canary is measured by its mirrored copies
 
 	mu      sync.Mutex
 	verdict rollout.Verdict
@@ -35,6 +36,7 @@ type runner struct {
 func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisTemplate) *runner {
 	rn := &runner{a: a, run: r}
 	rn.weight.Store(int64(r.Weight))
+	rn.shadow.Store(r.Shadow)
 	rn.report = RunReport{ID: r.ID, Kind: r.Kind, Service: r.Service, Stable: r.Stable, Canary: r.Canary,
 		Templates: r.Templates, StartedAt: r.StartedAt, Verdict: string(rollout.Running)}
 	for _, name := range r.Templates {
@@ -116,9 +118,17 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 // exposure is what the canary has had so far: time since the run started, and requests.
 func (rn *runner) exposure(now time.Time) (time.Duration, uint64, uint64) {
 	reg := rn.a.o.Metrics
-	c := reg.Window(rn.run.Service, rn.run.Canary, metrics.Primary, rn.run.StartedAt, now)
+	c := reg.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), rn.run.StartedAt, now)
 	b := reg.Window(rn.run.Service, rn.run.Stable, metrics.Primary, rn.run.StartedAt, now)
 	return now.Sub(rn.run.StartedAt), c.Requests, b.Requests
+}
+
+// canaryRole is how the canary is measured now: its own requests, or in a shadow phase the copies.
+func (rn *runner) canaryRole() metrics.Role {
+	if rn.shadow.Load() {
+		return metrics.Mirror
+	}
+	return metrics.Primary
 }
 
 // judge turns the metrics' results into the run's verdict.

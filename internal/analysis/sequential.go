@@ -24,6 +24,7 @@ type sequential struct {
 
 type slotKey struct {
 	version string
+	role    metrics.Role
 	slot    int64
 }
 
@@ -80,9 +81,17 @@ func slots(reg *metrics.Registry, since, now time.Time) []time.Time {
 	return out
 }
 
+// roleOf is how a version is measured now.
+func roleOf(r *runner, version string) metrics.Role {
+	if version == r.run.Canary {
+		return r.canaryRole()
+	}
+	return metrics.Primary
+}
+
 // read is a version's counts in the slot starting at t.
 func (q *sequential) read(r *runner, version string, t time.Time) counts {
-	w := r.a.o.Metrics.Window(r.run.Service, version, metrics.Primary, t, t.Add(time.Nanosecond))
+	w := r.a.o.Metrics.Window(r.run.Service, version, roleOf(r, version), t, t.Add(time.Nanosecond))
 	c := counts{requests: w.Requests, events: w.Errors}
 	if q.metric.Builtin == "latency" {
 		c.events = w.Latency.CountAbove(q.boundary)
@@ -92,7 +101,7 @@ func (q *sequential) read(r *runner, version string, t time.Time) counts {
 
 func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint64) {
 	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
-		k := slotKey{version, t.UnixNano()}
+		k := slotKey{version, roleOf(r, version), t.UnixNano()}
 		c := q.read(r, version, t)
 		prev := q.seen[k]
 		if c.requests >= prev.requests {
@@ -109,7 +118,7 @@ func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint6
 
 func (q *sequential) markSeen(r *runner, version string, now time.Time) {
 	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
-		q.seen[slotKey{version, t.UnixNano()}] = q.read(r, version, t)
+		q.seen[slotKey{version, roleOf(r, version), t.UnixNano()}] = q.read(r, version, t)
 	}
 }
 

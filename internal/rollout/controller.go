@@ -253,7 +253,8 @@ func (c *Controller) input(svc config.Service, st State) Input {
 		}
 		c.checks[ch.ID] = j
 		in.Verdicts[ch.ID] = j.Verdict(Run{ID: ch.ID, Kind: ch.Kind, Service: svc.Name, Stable: st.Stable,
-			Canary: st.Canary, Templates: ch.Templates, Gate: ch.Gate, StartedAt: ch.StartedAt, Weight: st.Weight})
+			Canary: st.Canary, Templates: ch.Templates, Gate: ch.Gate, StartedAt: ch.StartedAt, Weight: st.Weight,
+			Shadow: st.Weight == 0 && st.Route == nil && st.Mirror > 0})
 		c.live[ch.ID] = in.Verdicts[ch.ID]
 	}
 	return in

@@ -41,6 +41,9 @@ type Run struct {
 	// Weight is the canary's share of traffic now: with a weight, a canary that gets no requests
 	// while the baseline does is a routing failure.
 	Weight int `json:"weight"`
+	// Shadow: the canary gets no requests of its own, only mirrored copies (a shadow phase), so it
+	// is measured by the copies.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Judge gives verdicts on checks. Verdict is called on every tick while the check runs and must not
