@@ -4,7 +4,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,22 +13,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/gateway"
-	"aviary.dev/aviary/internal/metrics"
-	"aviary.dev/aviary/internal/notify"
-	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/store"
 )
 
 // Options configures Run.
@@ -63,51 +52,17 @@ func Run(ctx context.Context, o Options) error {
 	if err := checkExposure(cfg.Admin.Listen, adminToken); err != nil {
 		return err
 	}
-	st, err := store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents})
+	c, err := startCore(cfg, data, o, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	reg := metrics.NewRegistry(metrics.Options{})
-	gw := gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway})
-	defer gw.Close()
-
-	prom := prometheus.NewRegistry()
-	prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prom.MustRegister(gw.Collectors()...)
-
-	hub := api.NewHub()
-	hooks := notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: prom})
-	defer hooks.Close()
-	gates := notify.NewGates(notify.GateOptions{Logger: log})
-	defer gates.Close()
-	judge := analysis.New(analysis.Options{Metrics: reg, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
-	defer judge.Close()
-	ctrl, err := rollout.NewController(rollout.Options{
-		Store: st, Router: gw, Health: gatewayHealth{gw}, Gates: gates, Analysis: judge, Logger: log,
-		OnEvents: func(evs []rollout.Event) { hub.Publish(evs); hooks.Send(evs) },
-	})
-	if err != nil {
-		return err
-	}
-	prom.MustRegister(rolloutCollector{ctrl})
-	rl := &reloader{path: o.ConfigPath, log: log, gw: gw, ctrl: ctrl, store: st, judge: judge, current: cfg, seen: data, loadedAt: time.Now().UTC()}
-	// The persisted plans are served from the first request on.
-	rl.mu.Lock()
-	errs := rl.applyServices(cfg, nil, "config")
-	rl.mu.Unlock()
-	if len(errs) > 0 {
-		return fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
-	}
-	ctrlCtx, stopCtrl := context.WithCancel(context.Background())
-	ctrlDone := make(chan struct{})
-	go func() { defer close(ctrlDone); ctrl.Run(ctrlCtx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
-	defer func() { stopCtrl(); <-ctrlDone }()
+	defer c.close()
+	rl, gw := c.rl, c.gw
 
 	var ready atomic.Bool
 	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: judge, Hub: hub, Gatherer: prom, Ready: ready.Load,
-			Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
+		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Hub: c.hub, Gatherer: c.prom,
+			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	gwSrv := &http.Server{

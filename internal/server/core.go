@@ -1,0 +1,102 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"aviary.dev/aviary/internal/analysis"
+	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/notify"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
+)
+
+// core is everything behind the listeners: the store, the gateway and its measurements, the
+// analyzer, the notifiers, and the rollout controller with its loop running.
+type core struct {
+	store *store.Store
+	gw    *gateway.Gateway
+	prom  *prometheus.Registry
+	hub   *api.Hub
+	hooks *notify.Webhooks
+	gates *notify.Gates
+	judge *analysis.Analyzer
+	ctrl  *rollout.Controller
+	rl    *reloader
+
+	stopCtrl func()
+}
+
+// startCore opens the store, builds the parts, serves the stored plans (before any listener
+// accepts a request) and starts the controller's loop. On error it leaves nothing open.
+func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c *core, err error) {
+	c = &core{stopCtrl: func() {}}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if c.store, err = store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
+		return nil, err
+	}
+	reg := metrics.NewRegistry(metrics.Options{})
+	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway})
+	c.prom = prometheus.NewRegistry()
+	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.prom.MustRegister(c.gw.Collectors()...)
+	c.hub = api.NewHub()
+	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
+	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
+	c.judge = analysis.New(analysis.Options{Metrics: reg, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
+	c.ctrl, err = rollout.NewController(rollout.Options{
+		Store: c.store, Router: c.gw, Health: gatewayHealth{c.gw}, Gates: c.gates, Analysis: c.judge, Logger: log,
+		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.prom.MustRegister(rolloutCollector{c.ctrl})
+	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge,
+		current: cfg, seen: data, loadedAt: time.Now().UTC()}
+	c.rl.mu.Lock()
+	errs := c.rl.applyServices(cfg, nil, "config")
+	c.rl.mu.Unlock()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.ctrl.Run(ctx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
+	c.stopCtrl = func() { cancel(); <-done }
+	return c, nil
+}
+
+// close stops the parts in the reverse order of their start.
+func (c *core) close() {
+	c.stopCtrl()
+	if c.judge != nil {
+		c.judge.Close()
+	}
+	if c.gates != nil {
+		c.gates.Close()
+	}
+	if c.hooks != nil {
+		c.hooks.Close()
+	}
+	if c.gw != nil {
+		c.gw.Close()
+	}
+	if c.store != nil {
+		_ = c.store.Close()
+	}
+}
