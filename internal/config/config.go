@@ -16,6 +16,8 @@ type Config struct {
 	Services []Service `yaml:"services" json:"services,omitempty"`
 	Storage  Storage   `yaml:"storage" json:"storage,omitempty"`
 	Analysis Analysis  `yaml:"analysis" json:"analysis,omitempty"`
+	// LLM holds the price table and the feedback join of LLM services.
+	LLM LLMSettings `yaml:"llm" json:"llm,omitempty"`
 	// Notifications sends rollout events to webhooks.
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 }
@@ -72,6 +74,8 @@ type Service struct {
 	// differs from the stable version starts a rollout by Strategy.
 	Release  string    `yaml:"release" json:"release,omitempty"`
 	Strategy *Strategy `yaml:"strategy" json:"strategy,omitempty"`
+	// LLM reads the service's traffic as LLM API calls.
+	LLM *LLM `yaml:"llm" json:"llm,omitempty"`
 }
 
 // ServiceMatch says which requests belong to a service. Both parts must hold when both are given.
@@ -84,6 +88,9 @@ type ServiceMatch struct {
 type Version struct {
 	Name      string   `yaml:"name" json:"name,omitempty"`
 	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
+	// LLM rewrites requests to this version (model, system prompt, parameters); it needs the
+	// service's llm setting.
+	LLM *VersionLLM `yaml:"llm" json:"llm,omitempty"`
 }
 
 // Traffic is one version's share of the service's traffic, in percent.

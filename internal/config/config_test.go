@@ -115,7 +115,7 @@ services:
 		t.Fatal("typos accepted")
 	}
 	for _, w := range []string{
-		"gatway (line 2): unknown field; valid fields here are admin, analysis, gateway, notifications, services, storage",
+		"gatway (line 2): unknown field; valid fields here are admin, analysis, gateway, llm, notifications, services, storage",
 		"services[0].versions[0].weigth (line 5): unknown field",
 		"services[0].stickyness (line 6): unknown field",
 		"services[0].traffic[0].weight: 140 is not in 0..100", // reported with the typos, not after them
@@ -171,5 +171,31 @@ func TestEmptyFileIsValid(t *testing.T) {
 	c, err := Parse(nil)
 	if err != nil || c.Gateway.Listen != DefaultGatewayListen {
 		t.Fatalf("empty config: %v %+v", err, c)
+	}
+}
+
+func TestLLMSettingsAreCheckedWithPaths(t *testing.T) {
+	in := `
+llm:
+  prices: [{model: gpt-x, input: -1, output: 10}, {model: gpt-x, input: 1}]
+services:
+  - name: chat
+    llm: {api: openia, evaluator: {url: "ftp://x", percent: 0}}
+    versions:
+      - {name: v1, endpoints: ["http://127.0.0.1:1"], llm: {systemPromptMode: append, params: {model: x}}}
+`
+	_, err := Parse([]byte(in))
+	for _, w := range []string{
+		"llm.prices[0].input: -1 must not be negative",
+		`llm.prices[1].model: "gpt-x" has a price already`,
+		`services[0].llm.api: "openia" must be openai, anthropic or auto`,
+		"services[0].llm.evaluator.url",
+		"services[0].llm.evaluator.percent: 0 is not in (0..100]",
+		`services[0].versions[0].llm.systemPromptMode: "append" must be replace or prepend`,
+		"services[0].versions[0].llm.params.model: is not a parameter to override",
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
 	}
 }

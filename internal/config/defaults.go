@@ -91,6 +91,16 @@ func (t *AnalysisTemplate) applyDefaults() {
 	}
 }
 
+// LLM defaults.
+var (
+	DefaultLLMMaxRequestBytes   int64 = 1 << 20
+	DefaultFeedbackWindow             = D(time.Hour)
+	DefaultFeedbackEntries            = 100000
+	DefaultEvaluatorTimeout           = D(30 * time.Second)
+	DefaultEvaluatorMaxBytes          = 16 << 10
+	DefaultEvaluatorMaxInFlight       = 16
+)
+
 // DefaultStrategy is the strategy of a managed service that names none: a canary at 10%, then 50%,
 // half a minute each, then 100%.
 func DefaultStrategy() *Strategy {
@@ -141,6 +151,8 @@ func (c *Config) applyDefaults() {
 	setDur(&t.Shutdown, d.Shutdown)
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
 	setInt(&c.Analysis.History, DefaultHistory)
+	setDur(&c.LLM.FeedbackWindow, DefaultFeedbackWindow)
+	setInt(&c.LLM.FeedbackEntries, DefaultFeedbackEntries)
 	for i := range c.Analysis.Templates {
 		c.Analysis.Templates[i].applyDefaults()
 	}
@@ -157,6 +169,22 @@ func (c *Config) applyDefaults() {
 func (s *Service) applyDefaults() {
 	if s.Match.PathPrefix == "" {
 		s.Match.PathPrefix = "/"
+	}
+	if l := s.LLM; l != nil {
+		setString(&l.API, "auto")
+		if l.MaxRequestBytes == 0 {
+			l.MaxRequestBytes = DefaultLLMMaxRequestBytes
+		}
+		if e := l.Evaluator; e != nil {
+			setDur(&e.Timeout, DefaultEvaluatorTimeout)
+			setInt(&e.MaxBytes, DefaultEvaluatorMaxBytes)
+			setInt(&e.MaxInFlight, DefaultEvaluatorMaxInFlight)
+		}
+	}
+	for i := range s.Versions {
+		if vl := s.Versions[i].LLM; vl != nil {
+			setString(&vl.SystemPromptMode, "replace")
+		}
 	}
 	if s.Release != "" {
 		if s.Strategy == nil {

@@ -138,6 +138,17 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) (badValu
 			}
 			badValue = checkNode(v, ft, sub, errs) || badValue
 		}
+	case t.Kind() == reflect.Interface:
+		// Any value will do (e.g. an LLM parameter: a number, a string, a list).
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			add("must be a mapping")
+			return badValue
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			badValue = checkNode(v, t.Elem(), join(path, k.Value), errs) || badValue
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			add("must be a list")

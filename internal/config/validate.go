@@ -50,6 +50,7 @@ func (c *Config) Validate() Errors {
 	}
 	v.notifications(&c.Notifications)
 	v.templates = v.analysis(&c.Analysis)
+	v.llmSettings(&c.LLM)
 	names := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Services {
@@ -103,6 +104,7 @@ func (v *validator) service(p string, s *Service) {
 	}
 	v.traffic(p, s.Traffic, versions)
 	v.managed(p, s, versions)
+	v.llm(p, s)
 	if st := s.Stickiness; st != nil {
 		set := 0
 		for _, k := range []string{st.Header, st.Cookie, st.Query} {

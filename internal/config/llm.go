@@ -1,0 +1,53 @@
+package config
+
+// LLM makes the gateway read a service's traffic as calls to an LLM API: model, tokens, time to
+// first token, pace, cost, errors in the middle of a stream. It reads beside the bytes it forwards;
+// the client still gets every chunk as soon as the upstream sends it.
+type LLM struct {
+	// API is openai, anthropic, or auto (by path and headers).
+	API string `yaml:"api" json:"api,omitempty"`
+	// IncludeUsage asks the upstream for usage on streams whose client did not, and removes that
+	// extra usage chunk from what the client receives.
+	IncludeUsage bool `yaml:"includeUsage" json:"includeUsage,omitempty"`
+	// MaxRequestBytes bounds the request body read to learn the model and to rewrite it; a larger
+	// request is forwarded untouched and unread.
+	MaxRequestBytes int64      `yaml:"maxRequestBytes" json:"maxRequestBytes,omitempty"`
+	Evaluator       *Evaluator `yaml:"evaluator" json:"evaluator,omitempty"`
+}
+
+// Evaluator sends a share of completed exchanges to an evaluator the user runs (an LLM judge, a
+// safety classifier) and records the scores and labels it answers as per-version measurements.
+type Evaluator struct {
+	URL         string   `yaml:"url" json:"url,omitempty"`
+	Percent     float64  `yaml:"percent" json:"percent,omitempty"`
+	MaxBytes    int      `yaml:"maxBytes" json:"maxBytes,omitempty"` // of input and of output sent
+	Timeout     Duration `yaml:"timeout" json:"timeout,omitempty"`
+	MaxInFlight int      `yaml:"maxInFlight" json:"maxInFlight,omitempty"`
+}
+
+// VersionLLM rewrites requests on their way to a version, so that a new model, a new system prompt
+// or new parameters can be rolled out without a new deployment.
+type VersionLLM struct {
+	Model        string `yaml:"model" json:"model,omitempty"`
+	SystemPrompt string `yaml:"systemPrompt" json:"systemPrompt,omitempty"`
+	// SystemPromptMode is replace (the default) or prepend.
+	SystemPromptMode string         `yaml:"systemPromptMode" json:"systemPromptMode,omitempty"`
+	Params           map[string]any `yaml:"params" json:"params,omitempty"` // e.g. temperature, max_tokens
+}
+
+// Price is what a model costs, in currency units per million tokens.
+type Price struct {
+	Model       string  `yaml:"model" json:"model,omitempty"`
+	Input       float64 `yaml:"input" json:"input,omitempty"`
+	CachedInput float64 `yaml:"cachedInput" json:"cachedInput,omitempty"`
+	Output      float64 `yaml:"output" json:"output,omitempty"`
+}
+
+// LLMSettings are the process-wide LLM settings: the price table and the feedback join.
+type LLMSettings struct {
+	Prices []Price `yaml:"prices" json:"prices,omitempty"`
+	// FeedbackWindow is how long a response's request id can be joined to feedback.
+	FeedbackWindow Duration `yaml:"feedbackWindow" json:"feedbackWindow,omitempty"`
+	// FeedbackEntries bounds the request ids remembered for the join.
+	FeedbackEntries int `yaml:"feedbackEntries" json:"feedbackEntries,omitempty"`
+}

@@ -1,0 +1,68 @@
+package config
+
+import "fmt"
+
+func (v *validator) llmSettings(l *LLMSettings) {
+	seen := map[string]bool{}
+	for i, p := range l.Prices {
+		pp := fmt.Sprintf("llm.prices[%d]", i)
+		if p.Model == "" {
+			v.addf(pp+".model", "is required")
+		} else if seen[p.Model] {
+			v.addf(pp+".model", "%q has a price already", p.Model)
+		}
+		seen[p.Model] = true
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"input", p.Input}, {"cachedInput", p.CachedInput}, {"output", p.Output}} {
+			if f.v < 0 {
+				v.addf(pp+"."+f.name, "%g must not be negative (a price per million tokens)", f.v)
+			}
+		}
+	}
+	v.positive("llm.feedbackWindow", l.FeedbackWindow)
+	if l.FeedbackEntries < 1 {
+		v.addf("llm.feedbackEntries", "%d must be at least 1", l.FeedbackEntries)
+	}
+}
+
+func (v *validator) llm(p string, s *Service) {
+	if l := s.LLM; l != nil {
+		if l.API != "openai" && l.API != "anthropic" && l.API != "auto" {
+			v.addf(p+".llm.api", "%q must be openai, anthropic or auto", l.API)
+		}
+		if l.MaxRequestBytes < 0 {
+			v.addf(p+".llm.maxRequestBytes", "%d must be positive", l.MaxRequestBytes)
+		}
+		if e := l.Evaluator; e != nil {
+			ep := p + ".llm.evaluator"
+			v.webURL(ep+".url", e.URL)
+			if e.Percent <= 0 || e.Percent > 100 {
+				v.addf(ep+".percent", "%g is not in (0..100]", e.Percent)
+			}
+			v.positive(ep+".timeout", e.Timeout)
+			if e.MaxBytes < 1 || e.MaxInFlight < 1 {
+				v.addf(ep, "maxBytes and maxInFlight must be at least 1")
+			}
+		}
+	}
+	for i, ver := range s.Versions {
+		vl := ver.LLM
+		if vl == nil {
+			continue
+		}
+		vp := fmt.Sprintf("%s.versions[%d].llm", p, i)
+		if s.LLM == nil {
+			v.addf(vp, "rewrites LLM requests, but the service has no llm setting; add llm: {api: openai} (or anthropic, auto)")
+		}
+		if vl.SystemPromptMode != "replace" && vl.SystemPromptMode != "prepend" {
+			v.addf(vp+".systemPromptMode", "%q must be replace or prepend", vl.SystemPromptMode)
+		}
+		for k := range vl.Params {
+			if k == "model" || k == "messages" || k == "stream" || k == "input" || k == "system" {
+				v.addf(vp+".params."+k, "is not a parameter to override; use model / systemPrompt for those")
+			}
+		}
+	}
+}
