@@ -46,9 +46,12 @@ func (r report) comparisons() []comparison {
 
 func (r report) targets(b *strings.Builder) {
 	fmt.Fprintf(b, "## Targets\n\n")
+	fmt.Fprintf(b, "Targets 1 and 2 are judged on Aviary as it ships (α %g, margins %g on errors and %g on slow requests); "+
+		"target 3 on the matched comparison.\n\n", alpha, r.m.errMargin, r.m.latMargin)
 	r.targetFalseRollbacks(b)
 	r.targetTwoPoints(b)
-	r.targetSpeed(b)
+	r.targetMatched(b)
+	r.shippedSpeed(b)
 }
 
 func (r report) targetFalseRollbacks(b *strings.Builder) {
@@ -63,7 +66,7 @@ func (r report) targetFalseRollbacks(b *strings.Builder) {
 			load, rateCI(c.count(aviaryIdx), len(c.runs)), metWord(ok), rateCI(pure.count(aviaryIdx), len(pure.runs))))
 	}
 	fmt.Fprintf(b, "**1. Aviary's false rollbacks at or under α = %g in every cell, 10 req/s included: %s.**\n\n%s\n\n",
-		alpha, metWord(met), strings.Join(lines, "\n"))
+		alpha, metPlain(met), strings.Join(lines, "\n"))
 }
 
 func (r report) targetTwoPoints(b *strings.Builder) {
@@ -74,10 +77,13 @@ func (r report) targetTwoPoints(b *strings.Builder) {
 	}
 	med := c.quantile(aviaryIdx, 0.5)
 	fmt.Fprintf(b, "**2. +2 pp at 100 req/s detected with median ≤ 60 s: %s.** Aviary detected %s of runs, median %s s, p95 %s s.\n\n",
-		metWord(med <= 60), pct(c.rate(aviaryIdx), 1), r.secs(med), r.secs(c.quantile(aviaryIdx, 0.95)))
+		metPlain(med <= 60), pct(c.rate(aviaryIdx), 1), r.secs(med), r.secs(c.quantile(aviaryIdx, 0.95)))
 }
 
-func (r report) targetSpeed(b *strings.Builder) {
+// shippedSpeed sets Aviary at the shipped alpha beside each threshold judge, rates unmatched.
+// Where Aviary's rate is the lower one and it is 5× faster all the same, the target is met a
+// fortiori; everywhere else this table does not decide target 3 (the matched one does).
+func (r report) shippedSpeed(b *strings.Builder) {
 	cs := r.comparisons()
 	metN, compN := 0, 0
 	for _, x := range cs {
@@ -88,33 +94,50 @@ func (r report) targetSpeed(b *strings.Builder) {
 			compN++
 		}
 	}
-	fmt.Fprintf(b, "**3. At least %g× faster than the threshold judges at an equal or lower false-rollback rate: met in %d of %d comparisons**"+
-		" (load × regression × threshold judge; in %d of them Aviary's A/A false-rollback rate is equal or lower, the condition for the comparison to count). "+
-		"Speed-up is the judge's median time to detect over Aviary's.\n\n", speedTarget, metN, len(cs), compN)
-	b.WriteString("| load (req/s) | regression | threshold judge | false rollbacks: Aviary / judge | median s: Aviary / judge | speed-up | met? |\n")
+	fmt.Fprintf(b, "### Speed at the shipped α %g, rates not matched\n\n", alpha)
+	fmt.Fprintf(b, "Aviary as it ships beside each threshold judge. In %d of %d comparisons Aviary's A/A false-rollback rate is "+
+		"equal or lower, and in %d of those it is also at least %g× faster, which meets the target whatever the other judge's rate. "+
+		"Where Aviary's rate is much lower than the judge's, a slower Aviary says nothing about the target: it has "+
+		"false-rollback budget left to spend on speed, which is what the matched comparison above gives it. Speed-up is the judge's median time to detect over Aviary's.\n\n", compN, len(cs), metN, speedTarget)
+	b.WriteString("| load (req/s) | regression | threshold judge | false rollbacks: Aviary / judge | median s: Aviary / judge | speed-up | 5× at an equal or lower rate? |\n")
 	b.WriteString("|---:|---|---|---:|---:|---:|---|\n")
 	for _, x := range cs {
-		verdict := metWord(x.met)
+		verdict := "no"
 		switch {
+		case x.met:
+			verdict = "yes"
 		case !x.comparable:
-			verdict = "no: Aviary's false-rollback rate is higher"
+			verdict = "not comparable: Aviary's rate is higher"
 		case math.IsInf(x.aviMed, 1):
 			verdict = "no: Aviary's median is beyond the rollout"
 		}
 		fmt.Fprintf(b, "| %g | %s | %s | %s / %s | %s / %s | %s | %s |\n", x.load, x.sc.name, judgeSpecs[x.judge].name,
-			pct(x.aviFR, 2), pct(x.judgeFR, 2), r.secs(x.aviMed), r.secs(x.judgeMed), ratio(x.speedup), verdict)
+			pct(x.aviFR, 2), pct(x.judgeFR, 2), r.secs(x.aviMed), r.secs(x.judgeMed), r.speedup(x.judgeMed, x.aviMed), verdict)
 	}
 	b.WriteString("\n")
 }
 
-func ratio(v float64) string {
+// speedup writes the judge's median over Aviary's: "< 0.8×" when only the judge's is within the
+// rollout (Aviary's is then beyond it), "∞" when only Aviary's is, "n/a" when neither is.
+func (r report) speedup(judgeMed, aviMed float64) string {
+	ji, ai := math.IsInf(judgeMed, 1), math.IsInf(aviMed, 1)
 	switch {
-	case math.IsNaN(v):
+	case ji && ai:
 		return "n/a"
-	case math.IsInf(v, 1):
+	case ji:
 		return "∞"
+	case ai:
+		return fmt.Sprintf("< %.1f×", judgeMed/float64(r.m.seconds))
 	}
-	return fmt.Sprintf("%.1f×", v)
+	return fmt.Sprintf("%.1f×", judgeMed/aviMed)
+}
+
+// metPlain is metWord for a place already in bold.
+func metPlain(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
 }
 
 func metWord(ok bool) string {
@@ -124,40 +147,44 @@ func metWord(ok bool) string {
 	return "**not met**"
 }
 
-// fastestComparable is the smallest median time to detect, in cell c, of the threshold judges whose
-// A/A false-rollback rate is at least Aviary's: the judges the speed target compares with. ok is
-// false when every threshold judge rolls back fewer healthy canaries than Aviary.
-func (r report) fastestComparable(c cell) (median float64, ok bool) {
-	aa, _ := r.cell(c.load, idAA)
-	median = math.Inf(1)
-	for j, js := range judgeSpecs {
-		if js.threshold && aa.rate(j) >= aa.rate(aviaryIdx) {
-			median, ok = min(median, c.quantile(j, 0.5)), true
+// beyondShare is the share of c's runs whose canary is, in truth, beyond Aviary's margin on the
+// metric the scenario regresses: the runs the count test (and the oracle) is meant to detect. A
+// canary within the margin is, by Aviary's settings, an acceptable one.
+func beyondShare(c cell) float64 {
+	bit := uint8(causeErrors)
+	if c.sc.latFactor != 1 {
+		bit = causeLatency
+	}
+	n := 0
+	for _, run := range c.runs {
+		if run.truth&bit != 0 {
+			n++
 		}
 	}
-	return median, ok
+	return float64(n) / float64(len(c.runs))
 }
 
-// oracleTable sets Aviary beside the oracle SPRT: how much faster any test with the same
-// false-alarm guarantee could be on the same data.
+// oracleTable sets Aviary at the shipped alpha beside the oracle SPRT: how much faster any test
+// with the same false-alarm guarantee could be on the same data.
 func (r report) oracleTable(b *strings.Builder) {
 	fmt.Fprintf(b, "## How far from the fastest possible\n\n")
 	fmt.Fprintf(b, "The oracle is a sequential probability ratio test of the regressed metric alone that knows the canary's true ratio, "+
-		"at α %g: roughly the fastest any test holding that false-rollback guarantee can detect on the same data. "+
-		"\"Needed for %g×\" is the median of the fastest threshold judge whose false-rollback rate is equal or higher than Aviary's, "+
-		"divided by %g (\"none\": every threshold judge rolls back fewer healthy canaries than Aviary).\n\n", alpha/2, speedTarget, speedTarget)
-	b.WriteString("| load (req/s) | regression | Aviary: detected, median s | oracle: detected, median s | comparable threshold judge: fastest median s | needed for 5× |\n")
+		"at α/2 = %g (one metric's share of Aviary's α %g): roughly the fastest any test holding that false-rollback guarantee can "+
+		"detect on the same data. Here both are at the shipped α; the matched table above has both at the matched α. The oracle tests "+
+		"only runs whose canary is truly beyond the margin on the regressed metric (*beyond the margin*): a canary within it is, by "+
+		"Aviary's settings, acceptable, so that column bounds what a judge with Aviary's margins should detect.\n\n", alpha/2, alpha)
+	b.WriteString("| load (req/s) | regression | runs beyond the margin | Aviary: detected, median s | oracle: detected, median s | Aviary's median / oracle's |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|\n")
 	for _, load := range r.c.loads {
 		for _, sc := range r.regressions() {
 			c, _ := r.cell(load, sc.id)
-			fastest, need := "none", "none"
-			if f, ok := r.fastestComparable(c); ok {
-				fastest, need = r.secs(f), r.secs(f/speedTarget)
+			am, om := c.quantile(aviaryIdx, 0.5), c.quantile(oracleIdx, 0.5)
+			rel := "n/a"
+			if !math.IsInf(am, 1) && !math.IsInf(om, 1) {
+				rel = fmt.Sprintf("%.2f", am/om)
 			}
-			fmt.Fprintf(b, "| %g | %s | %s, %s | %s, %s | %s | %s |\n", load, sc.name,
-				pct(c.rate(aviaryIdx), 1), r.secs(c.quantile(aviaryIdx, 0.5)),
-				pct(c.rate(oracleIdx), 1), r.secs(c.quantile(oracleIdx, 0.5)), fastest, need)
+			fmt.Fprintf(b, "| %g | %s | %s | %s, %s | %s, %s | %s |\n", load, sc.name, pct(beyondShare(c), 1),
+				pct(c.rate(aviaryIdx), 1), r.secs(am), pct(c.rate(oracleIdx), 1), r.secs(om), rel)
 		}
 	}
 	b.WriteString("\n")
@@ -217,112 +244,4 @@ func aaSplit(c cell) split {
 		}
 	}
 	return s
-}
-
-// fixes says what in the judge would meet the targets it misses, with the run's numbers.
-func (r report) fixes(b *strings.Builder) {
-	fmt.Fprintf(b, "## What would fix the misses\n\n")
-	r.fixFalseRollbacks(b)
-	r.fixSpeed(b)
-	fmt.Fprintf(b, "- **The threshold judges' low false-rollback rates at high load** come from thresholds far from normal (1%% errors is "+
-		"2× the baseline's rate; p99 + 20%% is a %.1f× share of slow requests), which also makes them slow or blind to the +0.5 pp "+
-		"regression; at 10 req/s the same thresholds meet one or two errors a minute and roll back healthy canaries.\n\n", r.slowRatio(0.20))
-}
-
-// slowRatio is how much a latency-scale shift s (0.1 = 10% slower) multiplies the share of requests
-// above the baseline's p99.
-func (r report) slowRatio(s float64) float64 {
-	return normalSF(zUpper(0.01)-math.Log(1+s)/r.m.sigma) / 0.01
-}
-
-func (r report) fixFalseRollbacks(b *strings.Builder) {
-	worst, worstLoad := -1.0, 0.0
-	var within, withinN int
-	for _, load := range r.c.loads {
-		c, _ := r.cell(load, idAA)
-		s := aaSplit(c)
-		within += s.rolled - s.rolledBeyond
-		withinN += len(c.runs) - s.beyond
-		if rate := c.rate(aviaryIdx); rate > worst {
-			worst, worstLoad = rate, load
-		}
-	}
-	guarantee := "holds"
-	if float64(within)/float64(max(1, withinN)) > alpha {
-		guarantee = "**does not hold**"
-	}
-	fmt.Fprintf(b, "- **The test's own guarantee %s.** In A/A runs whose canary endpoint was within the margin on both metrics, "+
-		"Aviary rolled back %s (all loads); with no spread between endpoints, see the table above.\n", guarantee, rateCI(within, withinN))
-	if worst <= alpha {
-		fmt.Fprintf(b, "- **False rollbacks are within α at every load**: nothing to fix there.\n")
-		return
-	}
-	c, _ := r.cell(worstLoad, idAA)
-	s := aaSplit(c)
-	small, _ := r.cell(worstLoad, idLatSmall)
-	errOnly, _ := r.cell(worstLoad, idErrSpread)
-	// The latency-scale shift that raises the share above the baseline's q-quantile by the margin.
-	shiftAt := func(q float64) float64 { return math.Exp(r.m.sigma*(zUpper(1-q)-zUpper((1-q)*r.m.latMargin))) - 1 }
-	shift := shiftAt(0.99)
-	fmt.Fprintf(b, "- **Where the false rollbacks come from.** At %g req/s Aviary rolled back %d of %d A/A canaries: %d by the latency "+
-		"test, %d by the errors test, %d of them in runs whose canary endpoint was truly beyond the margin. The canary's share of slow "+
-		"requests exceeded %g× the baseline's in %s of runs, its error rate %g× in %s. With the latency spread at 2%% instead of %g%%, "+
-		"Aviary's A/A rate at that load is %s; with errors spread only, %s.\n",
-		worstLoad, s.rolled, len(c.runs), s.byLatency, s.byErrors, s.rolledBeyond,
-		r.m.latMargin, pct(float64(s.slowBeyond)/float64(len(c.runs)), 1), r.m.errMargin, pct(float64(s.errBeyond)/float64(len(c.runs)), 1),
-		100*r.m.scaleSD, pct(small.rate(aviaryIdx), 2), pct(errOnly.rate(aviaryIdx), 2))
-	fmt.Fprintf(b, "- **The latency margin is much tighter than it reads.** A margin of %g on the share of requests above the baseline's "+
-		"p99 tolerates a latency-scale shift of only %.1f%% (lognormal, sigma %g), less than the spread between two healthy instances "+
-		"(sigma %g%% per endpoint, about %.1f%% between the canary and the baseline's average). The fix is to state the latency margin "+
-		"as the slowdown users accept and translate it: tolerating 10%% at p99 is a margin of %.2f on the slow-request share, 15%% is "+
-		"%.2f (the +20%% regression is %.2f). A boundary at p95 instead of p99 only helps a little: the same margin there tolerates %.1f%%.\n",
-		r.m.latMargin, 100*shift, r.m.sigma, 100*r.m.scaleSD, 100*r.m.scaleSD*math.Sqrt(1+1/float64(r.m.baseEPs)),
-		r.slowRatio(0.10), r.slowRatio(0.15), r.slowRatio(0.20), 100*shiftAt(0.95))
-	fmt.Fprintf(b, "- **Endpoints differ; the test assumes they do not.** It treats each version as one rate. Whatever the margin, "+
-		"more traffic makes it see smaller true differences, including those between healthy instances (here error CV %g%%). "+
-		"A lasting fix is to estimate that spread from the baseline's own endpoints, which Aviary's gateway measures separately, "+
-		"and test the canary against it: a margin set from the baseline endpoints' observed dispersion, or an overdispersed "+
-		"(beta-binomial or random-effects) likelihood.\n", 100*r.m.errCV)
-}
-
-func (r report) fixSpeed(b *strings.Builder) {
-	var none, infeasible, fastEnough, behind []string
-	for _, load := range r.c.loads {
-		for _, sc := range r.regressions() {
-			c, _ := r.cell(load, sc.id)
-			fastest, ok := r.fastestComparable(c)
-			need, avi, orc := fastest/speedTarget, c.quantile(aviaryIdx, 0.5), c.quantile(oracleIdx, 0.5)
-			label := fmt.Sprintf("%g req/s %s", load, sc.name)
-			switch {
-			case !ok:
-				none = append(none, label)
-			case avi <= need:
-				fastEnough = append(fastEnough, label)
-			case orc > need:
-				infeasible = append(infeasible, label)
-			default:
-				behind = append(behind, fmt.Sprintf("%s (Aviary %s s, oracle %s s, needed %s s)", label, r.secs(avi), r.secs(orc), r.secs(need)))
-			}
-		}
-	}
-	fmt.Fprintf(b, "- **Speed.** Against a threshold judge that decides at its first measurement, 5× means a median of 12 s. ")
-	if len(none) > 0 {
-		fmt.Fprintf(b, "In %s every threshold judge rolls back fewer healthy canaries than Aviary, so no comparison counts "+
-			"until Aviary's false rollbacks are fixed (above). ", strings.Join(none, ", "))
-	}
-	if len(fastEnough) > 0 {
-		fmt.Fprintf(b, "Aviary is fast enough against the comparable judges in %s. ", strings.Join(fastEnough, ", "))
-	}
-	if len(infeasible) > 0 {
-		fmt.Fprintf(b, "In %s even the oracle is slower than needed: no grid, margin or look interval can get there with this "+
-			"false-rollback guarantee on this traffic; only more evidence per second would (a larger canary share, a larger alpha, "+
-			"or fewer metrics sharing it). Where the comparable judge's own A/A rate is high, its early \"detections\" are the same "+
-			"noise that rolls back healthy canaries. ",
-			strings.Join(infeasible, ", "))
-	}
-	if len(behind) > 0 {
-		fmt.Fprintf(b, "In %s Aviary is behind what is possible: a mixture grid with more weight near the effect sizes that matter "+
-			"and an alpha split favouring the metric that regresses would close part of the gap. ", strings.Join(behind, "; "))
-	}
-	b.WriteString("Looks every second cost nothing in validity; looking less often would only slow detection.\n")
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"math"
+	"slices"
 
 	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
 )
@@ -23,9 +25,24 @@ type judgeSpec struct {
 
 // Settings of the judges, as the issue fixes them (Aviary's margins are in model).
 const (
-	alpha    = 0.01 // Aviary: false-rollback probability of a rollout
+	alpha    = 0.01 // Aviary: false-rollback probability of a rollout, as shipped (config.DefaultAlpha)
 	interval = 60   // threshold judges: seconds between measurements
 )
+
+// The range of alphas Aviary's judge (and the oracle) can be evaluated at afterwards, from the
+// same runs: the matched comparison gives Aviary a threshold judge's false-rollback rate as its
+// alpha, capped at maxAlpha, or steps down alphaLadder to minAlpha.
+const (
+	maxAlpha = 0.5
+	minAlpha = 1e-8
+)
+
+// alphaLadder is the 1-2-5 series of alphas the matched comparison steps down, from maxAlpha to
+// minAlpha, largest first.
+var alphaLadder = []float64{
+	0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001,
+	5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7, 5e-8, 2e-8, 1e-8,
+}
 
 var judgeSpecs = []judgeSpec{
 	{name: "Aviary (1 s looks, α 0.01)", build: func(m model, _ *world, _ scenario) judge { return newAviary(m) }},
@@ -48,19 +65,45 @@ const (
 )
 
 // aviary is Aviary's default judge: one count test on errors and one on requests slower than the
-// boundary, alpha split equally between them (Bonferroni), rolling back when either rejects.
+// boundary, alpha split equally between them (Bonferroni), rolling back when either rejects, that
+// is when the larger of the two evidences reaches 1/(alpha/2). The evidence does not depend on
+// alpha (only the level it must reach does), so the judge records its path, the seconds at which
+// its running maximum rose, and any alpha is evaluated afterwards on the same run (evidencePath).
+// It runs until the evidence has reached the level of the smallest alpha evaluated (minAlpha).
 type aviary struct {
 	errs, slow *aviaryjudge.CountTest
+	shipped    float64 // level of the shipped alpha: the cause is recorded when it is reached
+	cause      uint8   // which tests had reached the shipped level when the larger one first did
+	path       evidencePath
 }
 
 func newAviary(m model) *aviary {
-	return &aviary{errs: aviaryjudge.NewCountTest(m.errMargin, alpha/2), slow: aviaryjudge.NewCountTest(m.latMargin, alpha/2)}
+	// The tests' own alpha plays no part here: rejection is read off the path at each level.
+	return &aviary{
+		errs:    aviaryjudge.NewCountTest(m.errMargin, alpha/2),
+		slow:    aviaryjudge.NewCountTest(m.latMargin, alpha/2),
+		shipped: aviaryLevel(alpha),
+		path:    newEvidencePath(aviaryLevel(maxAlpha), aviaryLevel(minAlpha)),
+	}
 }
+
+// aviaryLevel is the evidence at which Aviary's judge at alpha rolls back: each test has alpha/2
+// and rejects at 1/(alpha/2), the same arithmetic as judge.CountTest.Needed.
+func aviaryLevel(a float64) float64 { return 1 / (a / 2) }
 
 func (a *aviary) observe(k *tick, _ *measurement) bool {
 	a.errs.Observe(k.canaryN, k.canaryErr, k.baseN, k.baseErr)
 	a.slow.Observe(k.canaryN, k.canarySlow, k.baseN, k.baseSlow)
-	return a.errs.Rejected() || a.slow.Rejected()
+	e, s := a.errs.Evidence(), a.slow.Evidence()
+	if a.cause == 0 {
+		if e >= a.shipped {
+			a.cause |= causeErrors
+		}
+		if s >= a.shipped {
+			a.cause |= causeLatency
+		}
+	}
+	return a.path.add(k.second, max(e, s))
 }
 
 // Causes of an Aviary rollback, as bits.
@@ -68,17 +111,6 @@ const (
 	causeErrors  = 1
 	causeLatency = 2
 )
-
-func (a *aviary) cause() uint8 {
-	var c uint8
-	if a.errs.Rejected() {
-		c |= causeErrors
-	}
-	if a.slow.Rejected() {
-		c |= causeLatency
-	}
-	return c
-}
 
 // measurement is what a query over the canary's last interval returns: its request and error
 // counts (the success rate is 1 − errors/requests) and its p99 latency in log ms, the
@@ -185,20 +217,29 @@ func (f *flagger) observe(_ *tick, m *measurement) bool {
 // Knowing the alternative exactly, it detects about as fast as any test with that false-alarm
 // guarantee can on the same data (Wald–Wolfowitz): the gap between it and Aviary is what a better
 // grid, margin or alpha split could still win; the rest is missing data.
+//
+// Like Aviary's judge, it records the path of its log likelihood ratio, so that any alpha can be
+// read off the same run.
 type oracle struct {
 	slow   bool    // tests slow requests, not errors
 	margin float64 // Aviary's margin on that metric
 	rho    float64 // true ratio of the canary's rate to the baseline's
 	logLR  float64
+	path   evidencePath
 }
 
 func newOracle(m model, w *world, sc scenario) judge {
 	errs, slow := w.ratios()
+	o := &oracle{margin: m.errMargin, rho: errs, path: newEvidencePath(oracleLevel(maxAlpha), oracleLevel(minAlpha))}
 	if sc.latFactor != 1 {
-		return &oracle{slow: true, margin: m.latMargin, rho: slow}
+		o.slow, o.margin, o.rho = true, m.latMargin, slow
 	}
-	return &oracle{margin: m.errMargin, rho: errs}
+	return o
 }
+
+// oracleLevel is the log likelihood ratio at which the oracle rejects, at alpha/2 (one metric's
+// share of Aviary's alpha).
+func oracleLevel(a float64) float64 { return math.Log(2 / a) }
 
 func (o *oracle) observe(k *tick, _ *measurement) bool {
 	if o.rho <= o.margin {
@@ -213,5 +254,48 @@ func (o *oracle) observe(k *tick, _ *measurement) bool {
 		th0, th1 := o.margin*nc/(o.margin*nc+nb), o.rho*nc/(o.rho*nc+nb)
 		o.logLR += float64(ce)*math.Log(th1/th0) + float64(be)*math.Log((1-th1)/(1-th0))
 	}
-	return o.logLR >= math.Log(2/alpha)
+	return o.path.add(k.second, o.logLR)
+}
+
+// evidencePath records when a sequential test's evidence first reaches each level: one step per
+// second in which its running maximum rose, from level lo (the largest alpha evaluated) up to the
+// first step at or above hi (the smallest). A test at level L rolls back at the first step whose
+// evidence is ≥ L: the evidence was below L at every earlier second, since it never rose above
+// the running maximum.
+type evidencePath struct {
+	lo, hi, peak float64
+	steps        []step
+}
+
+type step struct {
+	second   int32
+	evidence float64
+}
+
+func newEvidencePath(lo, hi float64) evidencePath {
+	return evidencePath{lo: lo, hi: hi, peak: math.Inf(-1)}
+}
+
+// add records the evidence at second t and reports whether the path is complete (hi reached):
+// no later second can change a rollback time at any evaluated level.
+func (p *evidencePath) add(t int32, evidence float64) bool {
+	if p.peak >= p.hi {
+		return true
+	}
+	if evidence > p.peak {
+		p.peak = evidence
+		if evidence >= p.lo {
+			p.steps = append(p.steps, step{t, evidence})
+		}
+	}
+	return p.peak >= p.hi
+}
+
+// first is the second at which the evidence first reached level (lo ≤ level ≤ hi), -1 for never.
+func first(steps []step, level float64) int32 {
+	i, _ := slices.BinarySearchFunc(steps, level, func(s step, l float64) int { return cmp.Compare(s.evidence, l) })
+	if i == len(steps) {
+		return -1
+	}
+	return steps[i].second
 }

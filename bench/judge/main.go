@@ -3,8 +3,8 @@
 //
 //	go run ./bench/judge [-runs-aa 2000] [-runs 500] [-minutes 10] [-seed 1] [-out bench/results/judge.md]
 //
-// It prints progress per cell to stderr and a markdown report (table, model, analysis of the
-// targets) to stdout and to -out. Each run has its own PCG seed derived from -seed, the load, the
+// It prints progress per cell to stderr and a markdown report (tables, the targets, analysis,
+// model) to stdout and to -out. Each run has its own PCG seed derived from -seed, the load, the
 // scenario and the run's index, so a report is the same whatever the number of cores; runs are
 // spread over GOMAXPROCS goroutines.
 //
@@ -30,13 +30,23 @@
 //
 // # Judges
 //
-// Aviary: every second, a CountTest (margin 1.2) on (requests, errors) and one on (requests,
-// requests above the boundary), alpha 0.01 split equally (0.005 each); it rolls back when either
-// rejects. Argo Rollouts (failureLimit 0 and 3) and Flagger (threshold 5): every 60 s, the
+// Aviary, with its shipped settings: every second, a CountTest (margin 1.2) on (requests, errors)
+// and one (margin 1.8, config.DefaultLatencyMargin) on (requests, requests above the boundary),
+// alpha 0.01 split equally (0.005 each); it rolls back when either rejects. Argo Rollouts (failureLimit 0 and 3) and Flagger (threshold 5): every 60 s, the
 // canary's success rate over the last minute must be ≥ 99% and its p99 ≤ 1.2 × the baseline's
 // true p99; see the argo and flagger types for how each counts failures and treats a minute with
 // no requests. An "oracle" SPRT that knows the true effect is run beside them as a floor on time
 // to detect; it is reported apart.
+//
+// # Matched comparison
+//
+// The issue asks for Aviary to be 5× faster "at an equal or lower false-rollback rate". Aviary's
+// alpha is a setting, a threshold judge's rate is what its thresholds give, so for each load and
+// threshold judge Aviary's judge is also evaluated at the judge's measured A/A rate as alpha (at
+// most 0.5; at or under 0.01: 0.01, lowered down a 1-2-5 ladder until Aviary's A/A rate is no
+// higher), on the same runs: the count tests' evidence does not depend on alpha, so each run
+// records when the evidence first reached each level (evidencePath) and any alpha from 0.5 to 1e-8
+// is read off afterwards. See matchAlpha.
 package main
 
 import (
@@ -50,6 +60,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	aviaryconfig "aviary.dev/aviary/internal/config"
 )
 
 // config is what the flags set.
@@ -105,11 +117,14 @@ func (c config) scenarios() []scenario {
 	}
 }
 
-// defaults is the configuration of a full run: the issue's settings and the benchmark's choices.
+// defaults is the configuration of a full run: the issue's settings, Aviary's shipped margins
+// (1.2 on errors, as the issue sets it; 1.8 on the share of slow requests) and the benchmark's
+// choices.
 func defaults() config {
 	return config{
 		runsAA: 2000, runs: 500, minutes: 10, seed: 1, out: "bench/results/judge.md",
-		loads: []float64{10, 100, 1000}, errCV: 0.10, latSD: 0.05, errMargin: 1.2, latMargin: 1.2,
+		loads: []float64{10, 100, 1000}, errCV: 0.10, latSD: 0.05,
+		errMargin: aviaryconfig.DefaultMargin, latMargin: aviaryconfig.DefaultLatencyMargin,
 		workers: runtime.GOMAXPROCS(0),
 	}
 }
@@ -125,9 +140,10 @@ func main() {
 	flag.StringVar(&loads, "loads", loads, "loads in requests per second, comma-separated")
 	flag.Float64Var(&c.errCV, "err-cv", c.errCV, "coefficient of variation of an endpoint's error-rate multiplier")
 	flag.Float64Var(&c.latSD, "lat-sd", c.latSD, "sigma of the log of an endpoint's latency-scale multiplier")
-	flag.Float64Var(&c.errMargin, "margin-errors", c.errMargin, "Aviary's margin on the error rate (the issue's setting)")
+	flag.Float64Var(&c.errMargin, "margin-errors", c.errMargin,
+		"Aviary's margin on the error rate (Aviary's shipped default, config.DefaultMargin, which is the issue's setting)")
 	flag.Float64Var(&c.latMargin, "margin-latency", c.latMargin,
-		"Aviary's margin on the share of requests above the latency boundary (the issue's setting)")
+		"Aviary's margin on the share of requests above the latency boundary (Aviary's shipped default, config.DefaultLatencyMargin; the issue set 1.2)")
 	flag.IntVar(&c.workers, "workers", c.workers, "goroutines running simulations")
 	flag.Parse()
 

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
+	aviaryconfig "aviary.dev/aviary/internal/config"
 )
 
 // Minute outcomes fed to the threshold judges.
@@ -124,8 +127,9 @@ func TestTinyBenchmarkRenders(t *testing.T) {
 	md := out.String()
 	for _, want := range []string{
 		"| 10 | Aviary (1 s looks, α 0.01) |", "| 1000 | Flagger threshold 5 |",
-		"## Targets", "**2. +2 pp at 100 req/s", "## How far from the fastest possible",
-		"## Why Aviary rolls back A/A canaries", "## What would fix the misses", "## Model",
+		"## Targets", "**2. +2 pp at 100 req/s", "**3. At least 5× faster", "| Aviary's α |",
+		"### Speed at the shipped α 0.01", "## Analysis", "## How far from the fastest possible",
+		"## Why Aviary rolls back A/A canaries", "## What would help", "## Model", "-margin-latency 1.8",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -140,7 +144,8 @@ func TestRunsDoNotDependOnWorkers(t *testing.T) {
 	a := runCell(c.model(), 100, sc, 40, 1, 5)
 	b := runCell(c.model(), 100, sc, 40, 3, 5)
 	for i := range a {
-		if !slices.Equal(a[i].times, b[i].times) || a[i].truth != b[i].truth {
+		if !slices.Equal(a[i].times, b[i].times) || a[i].truth != b[i].truth ||
+			!slices.Equal(a[i].aviary, b[i].aviary) || !slices.Equal(a[i].oracle, b[i].oracle) {
 			t.Fatalf("run %d differs between 1 and 3 workers: %v vs %v", i, a[i], b[i])
 		}
 	}
@@ -206,6 +211,175 @@ func TestKthSelects(t *testing.T) {
 		sorted := slices.Sorted(slices.Values(xs))
 		if got := kth(xs, k); got != sorted[k] {
 			t.Fatalf("kth(%d) = %v, want %v", k, got, sorted[k])
+		}
+	}
+}
+
+// The benchmark runs Aviary as it ships.
+func TestDefaultsAreShipped(t *testing.T) {
+	c := defaults()
+	if c.errMargin != aviaryconfig.DefaultMargin || c.latMargin != aviaryconfig.DefaultLatencyMargin || alpha != aviaryconfig.DefaultAlpha {
+		t.Errorf("benchmark: margins %g, %g, alpha %g; shipped: %g, %g, %g", c.errMargin, c.latMargin, alpha,
+			aviaryconfig.DefaultMargin, aviaryconfig.DefaultLatencyMargin, aviaryconfig.DefaultAlpha)
+	}
+	if c.latMargin != 1.8 || c.errMargin != 1.2 {
+		t.Errorf("margins %g (errors), %g (latency); the report's text assumes 1.2 and 1.8", c.errMargin, c.latMargin)
+	}
+}
+
+func TestAlphaLadder(t *testing.T) {
+	if alphaLadder[0] != maxAlpha || alphaLadder[len(alphaLadder)-1] != minAlpha || !slices.Contains(alphaLadder, alpha) {
+		t.Fatalf("ladder %v: want it from maxAlpha %g to minAlpha %g, through alpha %g", alphaLadder, maxAlpha, minAlpha, alpha)
+	}
+	for i := 1; i < len(alphaLadder); i++ {
+		if alphaLadder[i] >= alphaLadder[i-1] {
+			t.Fatalf("ladder not decreasing at %d: %v", i, alphaLadder)
+		}
+	}
+}
+
+// Reading an alpha off the evidence path gives the second at which Aviary's two count tests at that
+// alpha, fed the same traffic, first reject: the path is the judge at every alpha at once.
+func TestEvidencePathIsTheJudgeAtEveryAlpha(t *testing.T) {
+	c := defaults()
+	m := c.model()
+	alphas := []float64{maxAlpha, 0.2, 0.05, alpha, 0.001, 1e-5, minAlpha}
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		sc := scenario{latFactor: 1.2, addErr: 0.002 * float64(seed%3)}
+		w := newWorld(r, m, 300, sc)
+		a := newAviary(m)
+		want := make([]int32, len(alphas))
+		tests := make([][2]*aviaryjudge.CountTest, len(alphas))
+		for i, al := range alphas {
+			want[i] = -1
+			tests[i] = [2]*aviaryjudge.CountTest{aviaryjudge.NewCountTest(m.errMargin, al/2), aviaryjudge.NewCountTest(m.latMargin, al/2)}
+		}
+		var k tick
+		for s := 1; s <= m.seconds; s++ {
+			w.draw(r, &k, false)
+			k.second = int32(s)
+			a.observe(&k, nil)
+			for i, ts := range tests {
+				ts[0].Observe(k.canaryN, k.canaryErr, k.baseN, k.baseErr)
+				ts[1].Observe(k.canaryN, k.canarySlow, k.baseN, k.baseSlow)
+				if want[i] < 0 && (ts[0].Rejected() || ts[1].Rejected()) {
+					want[i] = int32(s)
+				}
+			}
+		}
+		for i, al := range alphas {
+			if got := first(a.path.steps, aviaryLevel(al)); got != want[i] {
+				t.Errorf("seed %d, alpha %g: path says %d, the count tests %d", seed, al, got, want[i])
+			}
+		}
+	}
+}
+
+// Several alphas evaluated on one run: a smaller alpha never rolls back earlier, and the shipped
+// alpha is the judge of the main table.
+func TestAlphasOnOnePathAreMonotone(t *testing.T) {
+	c := defaults()
+	c.minutes = 4
+	for _, sc := range []scenario{c.scenarios()[0], c.scenarios()[2], c.scenarios()[3]} {
+		cl := cell{load: 1000, sc: sc, runs: runCell(c.model(), 1000, sc, 60, 2, 9)}
+		if got, want := cl.aviaryAt(alpha), cl.times(aviaryIdx); !slices.Equal(got, want) {
+			t.Fatalf("%s: at the shipped alpha the path gives %v, the judge %v", sc.name, got, want)
+		}
+		if got, want := cl.oracleAt(alpha), cl.times(oracleIdx); !slices.Equal(got, want) {
+			t.Fatalf("%s: oracle at the shipped alpha %v, judged %v", sc.name, got, want)
+		}
+		never := func(t int32) int32 {
+			if t < 0 {
+				return math.MaxInt32
+			}
+			return t
+		}
+		for i := range cl.runs {
+			prev := int32(0)
+			for _, a := range alphaLadder {
+				at := never(cl.aviaryAt(a)[i])
+				if at < prev {
+					t.Fatalf("%s run %d: alpha %g rolls back at %d, before a larger alpha (%d)", sc.name, i, a, at, prev)
+				}
+				prev = at
+			}
+		}
+	}
+}
+
+func TestMatchAlpha(t *testing.T) {
+	// aviaryK is a step function of alpha: how many A/A runs Aviary rolls back at each.
+	step := func(counts map[float64]int) func(float64) int {
+		return func(a float64) int {
+			best, k := math.Inf(1), 0
+			for l, c := range counts {
+				if l >= a && l < best {
+					best, k = l, c
+				}
+			}
+			return k
+		}
+	}
+	tests := []struct {
+		name          string
+		judgeK, n     int
+		counts        map[float64]int
+		want          float64
+		wantOK        bool
+		wantAtMostFor float64 // the judge's rate: confirmed rates must not exceed it
+	}{
+		{"judge above the shipped alpha: its rate", 712, 2000, map[float64]int{1: 150}, 0.356, true, 0.356},
+		{"judge near 100%: capped", 1989, 2000, map[float64]int{1: 227}, maxAlpha, true, 0.9945},
+		{"judge above, Aviary higher at its rate: step down", 100, 2000, map[float64]int{1: 120, 0.02: 90}, 0.02, true, 0.05},
+		{"judge at or under alpha, Aviary lower: alpha", 17, 2000, map[float64]int{1: 2}, alpha, true, 0.0085},
+		{"judge under alpha, Aviary higher: step down", 2, 2000,
+			map[float64]int{1: 11, 0.002: 9, 1e-4: 5, 1e-6: 3, 5e-7: 2}, 5e-7, true, 0.001},
+		{"never low enough", 0, 2000, map[float64]int{1: 2}, minAlpha, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := step(tt.counts)
+			got, ok := matchAlpha(tt.judgeK, tt.n, k)
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("matchAlpha = %g, %v; want %g, %v", got, ok, tt.want, tt.wantOK)
+			}
+			if ok && float64(k(got))/float64(tt.n) > tt.wantAtMostFor {
+				t.Fatalf("confirmed rate %d/%d above the judge's %g", k(got), tt.n, tt.wantAtMostFor)
+			}
+		})
+	}
+}
+
+// On simulated runs, a confirmed match never leaves Aviary with more false rollbacks than the
+// threshold judge, and its alpha is the judge's rate (or lower) when that is above the shipped one.
+func TestMatchedNeverExceedsTheJudgesRate(t *testing.T) {
+	c := defaults()
+	c.runsAA, c.runs, c.minutes, c.loads, c.workers = 300, 60, 4, []float64{10, 1000}, 2
+	r := report{c: c, m: c.model()}
+	for _, load := range c.loads {
+		for _, sc := range c.scenarios()[:4] {
+			r.cells = append(r.cells, cell{load: load, sc: sc, runs: runCell(r.m, load, sc, c.runsOf(sc), c.workers, 4)})
+		}
+	}
+	ps := r.matchedPairs()
+	if len(ps) != 6 {
+		t.Fatalf("%d matched pairs, want 2 loads × 3 threshold judges", len(ps))
+	}
+	for _, p := range ps {
+		aa, _ := r.cell(p.load, idAA)
+		rate := float64(p.judgeK) / float64(p.n)
+		if p.aviK != rolledBack(aa.aviaryAt(p.alpha)) {
+			t.Errorf("%g req/s %s: confirmed count %d is not Aviary's at alpha %g", p.load, judgeSpecs[p.judge].name, p.aviK, p.alpha)
+		}
+		if p.ok && p.aviK > p.judgeK {
+			t.Errorf("%g req/s %s: Aviary %d of %d at alpha %g, judge %d", p.load, judgeSpecs[p.judge].name, p.aviK, p.n, p.alpha, p.judgeK)
+		}
+		if p.alpha > max(alpha, min(rate, maxAlpha)) {
+			t.Errorf("%g req/s %s: alpha %g above the judge's rate %g", p.load, judgeSpecs[p.judge].name, p.alpha, rate)
+		}
+		if len(p.regs) != 3 {
+			t.Errorf("%d regressions, want 3", len(p.regs))
 		}
 	}
 }

@@ -128,6 +128,7 @@ func (w *world) ratios() (errs, slow float64) {
 
 // tick is one second of traffic.
 type tick struct {
+	second                         int32 // from the canary's start: 1 is its first second
 	canaryN, canaryErr, canarySlow int64
 	baseN, baseErr, baseSlow       int64
 	lat                            []float64 // the canary's latencies (log ms), when wanted

@@ -16,32 +16,67 @@ type cell struct {
 	runs []runResult
 }
 
+// times is judge j's rollback second in each run, -1 for none; Aviary's judge and the oracle at
+// the shipped alpha.
+func (c cell) times(j int) []int32 {
+	ts := make([]int32, len(c.runs))
+	for i, r := range c.runs {
+		ts[i] = r.times[j]
+	}
+	return ts
+}
+
+// aviaryAt is the rollback second of Aviary's judge at alpha a (maxAlpha ≥ a ≥ minAlpha) in each
+// run, read off the run's evidence path.
+func (c cell) aviaryAt(a float64) []int32 {
+	ts := make([]int32, len(c.runs))
+	for i, r := range c.runs {
+		ts[i] = first(r.aviary, aviaryLevel(a))
+	}
+	return ts
+}
+
+// oracleAt is the oracle's rollback second at alpha a in each run.
+func (c cell) oracleAt(a float64) []int32 {
+	ts := make([]int32, len(c.runs))
+	for i, r := range c.runs {
+		ts[i] = first(r.oracle, oracleLevel(a))
+	}
+	return ts
+}
+
 // count is the number of runs in which judge j rolled back.
-func (c cell) count(j int) int {
+func (c cell) count(j int) int { return rolledBack(c.times(j)) }
+
+func (c cell) rate(j int) float64 { return float64(c.count(j)) / float64(len(c.runs)) }
+
+// quantile is the nearest-rank q-quantile of judge j's time to roll back (see quantileOf).
+func (c cell) quantile(j int, q float64) float64 { return quantileOf(c.times(j), q) }
+
+// rolledBack is the number of runs with a rollback.
+func rolledBack(ts []int32) int {
 	n := 0
-	for _, r := range c.runs {
-		if r.times[j] >= 0 {
+	for _, t := range ts {
+		if t >= 0 {
 			n++
 		}
 	}
 	return n
 }
 
-func (c cell) rate(j int) float64 { return float64(c.count(j)) / float64(len(c.runs)) }
-
-// quantile is the nearest-rank q-quantile of judge j's time to roll back, in seconds, over all
-// runs: a run with no rollback counts as never (+Inf), so the median is +Inf when fewer than half
-// the runs were detected, and p95 when fewer than 95%.
-func (c cell) quantile(j int, q float64) float64 {
-	ts := make([]float64, len(c.runs))
-	for i, r := range c.runs {
-		ts[i] = math.Inf(1)
-		if r.times[j] >= 0 {
-			ts[i] = float64(r.times[j])
+// quantileOf is the nearest-rank q-quantile of rollback times, in seconds, over all runs: a run
+// with no rollback counts as never (+Inf), so the median is +Inf when fewer than half the runs
+// were detected, and p95 when fewer than 95%.
+func quantileOf(ts []int32, q float64) float64 {
+	fs := make([]float64, len(ts))
+	for i, t := range ts {
+		fs[i] = math.Inf(1)
+		if t >= 0 {
+			fs[i] = float64(t)
 		}
 	}
-	slices.Sort(ts)
-	return ts[max(0, int(math.Ceil(q*float64(len(ts))))-1)]
+	slices.Sort(fs)
+	return fs[max(0, int(math.Ceil(q*float64(len(fs))))-1)]
 }
 
 // report renders the cells as markdown.
@@ -78,9 +113,10 @@ func (r report) markdown() string {
 	r.mainTable(&b)
 	r.spreadTable(&b)
 	r.targets(&b)
+	r.analysis(&b)
 	r.oracleTable(&b)
 	r.whyAA(&b)
-	r.fixes(&b)
+	r.fixes(&b, r.matchedPairs())
 	r.modelText(&b)
 	return b.String()
 }
@@ -93,7 +129,9 @@ func (r report) header(b *strings.Builder) {
 		" the same flags give the same figures whatever the number of cores.\n\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, r.c.workers, r.elapsed.Seconds())
 	fmt.Fprintf(b, "Each rollout lasts %d minutes from the canary's first request, with the canary on 10%% of the traffic. "+
-		"The model, the judges' settings and the choices behind them are described below the analysis.\n\n", r.c.minutes)
+		"Aviary's judge runs with its shipped settings: α %g, margin %g on the error rate and %g on the share of requests slower than "+
+		"the baseline's p99 (config.DefaultMargin and config.DefaultLatencyMargin). "+
+		"The model, the judges' settings and the choices behind them are described below the analysis.\n\n", r.c.minutes, alpha, r.m.errMargin, r.m.latMargin)
 }
 
 func loadList(loads []float64) string {
@@ -230,7 +268,10 @@ func (r report) modelText(b *strings.Builder) {
 
 - **Aviary**: every second, a `+"`judge.CountTest`"+` with margin %g on (requests, errors) of both versions in that second, and one with
   margin %g on (requests, requests above the boundary); alpha %g for the rollout, split equally (%g each, Bonferroni). It rolls back when
-  either rejects. It never passes early: only rollbacks are measured.
+  either rejects. It never passes early: only rollbacks are measured. Its evidence does not depend on α, only the level it
+  must reach (1/(α/2)), so each run records the seconds at which the larger of the two evidences first reached each level,
+  and runs on until the level of α = %s (or the rollout's end): the matched comparison reads Aviary at any α from %g to %s
+  off the same runs.
 - **Threshold judges** measure the canary alone every %d s over the last minute, with the thresholds users write: success rate
   ≥ 99%% (error rate ≤ 1%%), and p99 ≤ 1.2 × the baseline's true p99 for the run (a fixed millisecond threshold set 20%% above
   normal, as users set it; it is given the truth, not an estimate). The first measurement is at 60 s (Argo: `+"`initialDelay: 1m`"+`, so
@@ -248,13 +289,14 @@ func (r report) modelText(b *strings.Builder) {
     Flagger's scheduler, so it is counted as a failed check too. Flagger acts on the count at its next tick, one interval after
     the 5th failed check; the benchmark records the rollback at the 5th failed check, in Flagger's favour.
   - A minute with no canary request has probability about e^-60 at 10 req/s, so how each tool treats it does not move any figure here.
-- **Oracle SPRT** (diagnostic, not in the table): a sequential probability ratio test of the regressed metric that knows the
-  canary's true ratio, at alpha %g; about the fastest any test with that guarantee can be on the same data.
+- **Oracle SPRT** (diagnostic, never in the main table): a sequential probability ratio test of the regressed metric that knows the
+  canary's true ratio, at α/2 (%g at the shipped α; half the matched α in the matched table); about the fastest any test with
+  that guarantee can be on the same data. Like Aviary's judge, it records its path and is read at any α off the same runs.
 - **Not modelled**: Prometheus scrape intervals and rate() extrapolation, histogram buckets (the p99 here is the exact sample
   quantile; histogram_quantile interpolates within buckets, which adds error of its own), Flagger's traffic steps (the canary stays at 10%%), and time to act on a decision.
 `, m.seconds/60, m.share, m.baseEPs, m.errCV, m.medianMs, m.sigma, p99, m.scaleSD,
 		r.slowRatio(0.20), m.warmup, minLoad*float64(m.warmup), minLoad, fewNote,
-		m.errMargin, m.latMargin, alpha, alpha/2, interval, alpha/2)
+		m.errMargin, m.latMargin, alpha, alpha/2, alphaText(minAlpha), maxAlpha, alphaText(minAlpha), interval, alpha/2)
 }
 
 // zUpper is the z with P(Z > z) = p, by bisection.

@@ -9,13 +9,17 @@ import (
 
 // runResult is what one simulated rollout shows.
 type runResult struct {
-	times []int32 // per judge: second of the rollback (from the canary's start), -1 for none
-	cause uint8   // Aviary: which tests had rejected when it rolled back (causeErrors, causeLatency)
+	times []int32 // per judge: second of the rollback (from the canary's start), -1 for none; Aviary and the oracle at alpha
+	cause uint8   // Aviary at alpha: which tests had rejected when it rolled back (causeErrors, causeLatency)
 	truth uint8   // the run's true ratios above the margin (causeErrors, causeLatency bits)
+	// The evidence paths of Aviary's judge and of the oracle, to read their rollback at any alpha
+	// from maxAlpha to minAlpha (see evidencePath).
+	aviary, oracle []step
 }
 
-// runOnce simulates one rollout, feeding every judge the same traffic, until every judge has rolled
-// back or the rollout is over.
+// runOnce simulates one rollout, feeding every judge the same traffic, until every judge is done
+// (a threshold judge has rolled back; Aviary's judge and the oracle have reached the level of
+// minAlpha) or the rollout is over.
 func runOnce(m model, load float64, sc scenario, seed [2]uint64) runResult {
 	r := rand.New(rand.NewPCG(seed[0], seed[1]))
 	w := newWorld(r, m, load, sc)
@@ -42,6 +46,7 @@ func runOnce(m model, load float64, sc scenario, seed [2]uint64) runResult {
 	var win window
 	for t := 1; t <= m.seconds && undecided > 0; t++ {
 		w.draw(r, &k, thresholdLeft > 0)
+		k.second = int32(t)
 		var meas *measurement
 		if thresholdLeft > 0 {
 			win.add(&k)
@@ -59,10 +64,13 @@ func runOnce(m model, load float64, sc scenario, seed [2]uint64) runResult {
 			if judgeSpecs[i].threshold {
 				thresholdLeft--
 			}
-			if a, ok := j.(*aviary); ok {
-				res.cause = a.cause()
-			}
 		}
+	}
+	a, o := judges[aviaryIdx].(*aviary), judges[oracleIdx].(*oracle)
+	res.aviary, res.oracle = a.path.steps, o.path.steps
+	res.times[aviaryIdx], res.times[oracleIdx] = first(res.aviary, aviaryLevel(alpha)), first(res.oracle, oracleLevel(alpha))
+	if res.times[aviaryIdx] >= 0 {
+		res.cause = a.cause
 	}
 	return res
 }
