@@ -96,7 +96,7 @@ func (a *Analyzer) Verdict(r rollout.Run) rollout.Verdict {
 	if act == nil {
 		return rollout.Verdict{Phase: rollout.Running, Message: "the analyzer is shutting down"}
 	}
-	act.r.weight.Store(int64(r.Weight))
+	act.r.setWeight(r.Weight, a.o.Now())
 	act.r.shadow.Store(r.Shadow)
 	v, _ := act.r.latest()
 	return v

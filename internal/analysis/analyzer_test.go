@@ -230,3 +230,37 @@ func TestAShadowCanaryIsJudgedByItsMirroredCopies(t *testing.T) {
 		t.Fatalf("a shadow canary failing 20%% of its copies: %s: %s", v.Phase, v.Message)
 	}
 }
+
+func TestAStepDoesNotPassWithoutItsLatencyBoundary(t *testing.T) {
+	tr := newTraffic(t)
+	v, at := drive(t, tr, rollout.StepAnalysis, []string{"default"}, 300, func(int) {
+		tr.second("v1", 1, 0, 50*time.Millisecond) // too few stable requests for a p99
+		tr.second("v2", 1, 0, 2*time.Second)
+	})
+	if v.Phase == rollout.Pass {
+		t.Fatalf("passed at second %d with no latency boundary: %s", at, v.Message)
+	}
+}
+
+func TestARisingWeightIsNotARoutingFailure(t *testing.T) {
+	tr := newTraffic(t)
+	a := analyzerFor(tr)
+	run := rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: []string{"default"}, StartedAt: tr.now}
+	rn := newRunner(a, run, a.templates)
+	for range 300 { // a preview at weight 0: the stable serves everything
+		tr.second("v1", 100, 0, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+	}
+	rn.setWeight(10, tr.now)
+	for range 5 {
+		tr.second("v1", 90, 0, 50*time.Millisecond)
+		tr.second("v2", 10, 0, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+	}
+	if v, _ := rn.latest(); v.Phase != rollout.Running {
+		t.Fatalf("right after the weight rose: %s: %s", v.Phase, v.Message)
+	}
+}

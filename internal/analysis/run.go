@@ -23,8 +23,9 @@ type runner struct {
 	seq       []*sequential
 	thr       []*threshold
 
-	weight atomic.Int64 // the canary's weight now; it moves with the steps
-	shadow atomic.Bool  // the canary is measured by its mirrored copies
+	weight      atomic.Int64 // the canary's weight now; it moves with the steps
+	weightSince atomic.Int64 // unix ns when the weight last changed
+	shadow      atomic.Bool  // the canary is measured by its mirrored copies
 
 	mu      sync.Mutex
 	verdict rollout.Verdict
@@ -36,6 +37,7 @@ type runner struct {
 func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisTemplate) *runner {
 	rn := &runner{a: a, run: r}
 	rn.weight.Store(int64(r.Weight))
+	rn.weightSince.Store(r.StartedAt.UnixNano())
 	rn.shadow.Store(r.Shadow)
 	rn.report = RunReport{ID: r.ID, Kind: r.Kind, Service: r.Service, Stable: r.Stable, Canary: r.Canary,
 		Templates: r.Templates, StartedAt: r.StartedAt, Verdict: string(rollout.Running)}
@@ -115,12 +117,39 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 	rn.judge(now)
 }
 
-// exposure is what the canary has had so far: time since the run started, and requests.
-func (rn *runner) exposure(now time.Time) (time.Duration, uint64, uint64) {
+// exposure is what the canary has had so far: time since the run started, and requests (within
+// the metrics' retention).
+func (rn *runner) exposure(now time.Time) (time.Duration, uint64) {
+	c := rn.a.o.Metrics.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), rn.run.StartedAt, now)
+	return now.Sub(rn.run.StartedAt), c.Requests
+}
+
+// routingFailure reports a canary that should get traffic and gets none while the stable does. It
+// counts only since the weight last changed (whole slots after it), so a weight that has just risen
+// is given time; and it needs 30 expected canary requests (none arrive by chance with probability
+// e^-30).
+func (rn *runner) routingFailure(now time.Time) string {
+	w := int(rn.weight.Load())
+	slot := rn.a.o.Metrics.Slot()
+	since := time.Unix(0, rn.weightSince.Load()).Add(slot)
+	if w <= 0 || w >= 100 || now.Sub(since) < slot {
+		return ""
+	}
 	reg := rn.a.o.Metrics
-	c := reg.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), rn.run.StartedAt, now)
-	b := reg.Window(rn.run.Service, rn.run.Stable, metrics.Primary, rn.run.StartedAt, now)
-	return now.Sub(rn.run.StartedAt), c.Requests, b.Requests
+	c := reg.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), since, now)
+	b := reg.Window(rn.run.Service, rn.run.Stable, metrics.Primary, since, now)
+	if c.Requests > 0 || float64(b.Requests)*float64(w)/float64(100-w) < 30 {
+		return ""
+	}
+	return fmt.Sprintf("routing: %s got no requests at %d%% weight while %s served %d: the canary is not reachable",
+		rn.run.Canary, w, rn.run.Stable, b.Requests)
+}
+
+// setWeight records the canary's weight now, and when it last changed.
+func (rn *runner) setWeight(w int, now time.Time) {
+	if old := rn.weight.Swap(int64(w)); old != int64(w) {
+		rn.weightSince.Store(now.UnixNano())
+	}
 }
 
 // canaryRole is how the canary is measured now: its own requests, or in a shadow phase the copies.
@@ -133,7 +162,7 @@ func (rn *runner) canaryRole() metrics.Role {
 
 // judge turns the metrics' results into the run's verdict.
 func (rn *runner) judge(now time.Time) {
-	age, canaryN, baseN := rn.exposure(now)
+	age, canaryN := rn.exposure(now)
 	minDur, minReq, maxWait, onInconclusive := rn.minimum()
 	minimumMet := age >= minDur && canaryN >= uint64(minReq)
 	var results []MetricResult
@@ -159,10 +188,15 @@ func (rn *runner) judge(now time.Time) {
 		thresholdsPassed = thresholdsPassed && t.passed()
 	}
 	// A canary that should get traffic and gets none while the baseline does: routing is broken.
-	// (Expected canary requests of 30 or more: by chance, none arrive with probability e^-30.)
-	if w := int(rn.weight.Load()); w > 0 && canaryN == 0 && float64(baseN)*float64(w)/float64(100-min(w, 99)) >= 30 {
-		failed = append(failed, fmt.Sprintf("routing: %s got no requests at %d%% weight while %s served %d: the canary is not reachable",
-			rn.run.Canary, w, rn.run.Stable, baseN))
+	if msg := rn.routingFailure(now); msg != "" {
+		failed = append(failed, msg)
+	}
+	// A latency metric still without its boundary has measured nothing: no pass on its behalf.
+	seqReady := true
+	for _, q := range rn.seq {
+		if q.metric.Builtin == "latency" && q.boundary == 0 {
+			seqReady = false
+		}
 	}
 	background := rn.run.Kind == rollout.BackgroundAnalysis
 	switch {
@@ -170,8 +204,11 @@ func (rn *runner) judge(now time.Time) {
 		rn.decide(rollout.Fail, strings.Join(failed, "; "), results)
 	case len(inconclusive) > 0:
 		rn.decideInconclusive(onInconclusive, strings.Join(inconclusive, "; "), results)
-	case !background && minimumMet && thresholdsPassed:
+	case !background && minimumMet && thresholdsPassed && seqReady:
 		rn.decide(rollout.Pass, fmt.Sprintf("%s over %s and %d canary requests; %s", passWords(results), age.Round(time.Second), canaryN, texts(results)), results)
+	case !background && age >= maxWait && !seqReady:
+		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the stable version has not served the %d requests that set the latency boundary: too little traffic to judge latency",
+			age.Round(time.Second), boundarySamples), results)
 	case !background && age >= maxWait:
 		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the canary served %d of the %d requests needed (minimum %s): too little traffic to judge",
 			age.Round(time.Second), canaryN, minReq, minDur), results)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -96,7 +97,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			for _, e := range evs {
-				writeEvent(w, e)
+				if writeEvent(w, e) != nil {
+					return
+				}
 				last = e.Seq
 			}
 		}
@@ -115,17 +118,30 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			if e.Seq <= last {
 				continue // already replayed
 			}
-			writeEvent(w, e)
+			if writeEvent(w, e) != nil {
+				return
+			}
 			last = e.Seq
 			fl.Flush()
 		case <-ping.C:
-			fmt.Fprint(w, ": ping\n\n")
+			if writeStream(w, ": ping\n\n") != nil {
+				return
+			}
 			fl.Flush()
 		}
 	}
 }
 
-func writeEvent(w http.ResponseWriter, e rollout.Event) {
+func writeEvent(w http.ResponseWriter, e rollout.Event) error {
 	b, _ := json.Marshal(e)
-	fmt.Fprintf(w, "id: %d\nevent: rollout\ndata: %s\n\n", e.Seq, b)
+	return writeStream(w, fmt.Sprintf("id: %d\nevent: rollout\ndata: %s\n\n", e.Seq, b))
+}
+
+// streamWriteTimeout cuts off a client that stops reading, so that its handler does not hang.
+const streamWriteTimeout = 10 * time.Second
+
+func writeStream(w http.ResponseWriter, s string) error {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, err := io.WriteString(w, s)
+	return err
 }

@@ -111,9 +111,13 @@ func isCommand(a string) bool {
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read the body: "+err.Error())
+		return
+	}
+	if len(data) > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "the file is over 1 MiB; split its services over several files")
 		return
 	}
 	res, err := s.Rollouts.Apply(data, caller(r))

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -14,6 +15,9 @@ const (
 	Retry    = "retry"   // start again after an abort
 	Undo     = "undo"    // back to the previous stable after completion
 	Restart  = "restart" // start the rollout in flight again from its first step
+	// StartCmd rolls out Version when no rollout is in flight (e.g. the release again after an
+	// undo); the API's start maps to it when the spec already names that release.
+	StartCmd = "start"
 )
 
 // Commands lists the command kinds.
@@ -21,10 +25,11 @@ var Commands = []string{Promote, PauseCmd, Resume, Abort, Retry, Undo, Restart}
 
 // Command is one control request.
 type Command struct {
-	Kind   string `json:"kind"`
-	Full   bool   `json:"full,omitempty"`
-	By     string `json:"by,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Kind    string `json:"kind"`
+	Version string `json:"version,omitempty"` // for start
+	Full    bool   `json:"full,omitempty"`
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // ConflictError is a command that does not fit the rollout's phase. Its message says what to do.
@@ -76,7 +81,10 @@ func (c *change) do(cmd Command) error {
 		}
 		st := s.Steps[s.StepIndex]
 		s.PausedAt, s.PauseReasons = time.Time{}, nil
-		s.Checks = keepBackground(s.Checks)
+		// A person going on past an inconclusive background analysis goes on without it.
+		s.Checks = slices.DeleteFunc(keepBackground(s.Checks), func(ch Check) bool {
+			return ch.Last != nil && ch.Last.Phase == Inconclusive
+		})
 		s.StepIndex++
 		c.emit("Promoted", fmt.Sprintf("step %d (%s) ended by %s%s", s.StepIndex, st.Text, c.by, why))
 		if s.StepIndex < len(s.Steps) {
@@ -96,7 +104,9 @@ func (c *change) do(cmd Command) error {
 		}
 		held := c.now.Sub(s.PausedAt)
 		s.StepStartedAt = s.StepStartedAt.Add(held) // a timed step keeps the time it had left
-		s.ProgressAt = s.ProgressAt.Add(held)       // and a readiness wait its progress deadline
+		if !s.ProgressAt.IsZero() {
+			s.ProgressAt = s.ProgressAt.Add(held) // and a readiness wait its progress deadline
+		}
 		for i := range s.Checks {
 			if !s.Checks[i].Deadline.IsZero() {
 				s.Checks[i].Deadline = s.Checks[i].Deadline.Add(held)
@@ -120,6 +130,16 @@ func (c *change) do(cmd Command) error {
 		c.start(s.Canary, fmt.Sprintf("restarted from the first step by %s%s", c.by, why), "Restarted")
 	case Undo:
 		return c.undo(why)
+	case StartCmd:
+		switch {
+		case s.InFlight():
+			return conflictf("a rollout of %s is in flight; abort it first, or let it finish", s.Canary)
+		case cmd.Version == s.Stable:
+			return conflictf("%s already serves %s", cmd.Version, s.Service)
+		case endpointCount(c.in.Service, cmd.Version) == 0:
+			return conflictf("%s is not a version of %s; give its endpoints with --endpoint URL", cmd.Version, s.Service)
+		}
+		c.start(cmd.Version, fmt.Sprintf("started by %s%s", c.by, why), "RolloutStarted")
 	default:
 		return conflictf("unknown command %q; use one of %v", cmd.Kind, Commands)
 	}

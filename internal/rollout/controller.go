@@ -325,7 +325,11 @@ func (c *Controller) Served() []config.Service {
 func (c *Controller) servedLocked() []config.Service {
 	out := make([]config.Service, 0, len(c.specs))
 	for _, svc := range c.specs {
-		if st, ok := c.states[svc.Name]; ok && svc.Release != "" {
+		if svc.Release != "" {
+			st, ok := c.states[svc.Name]
+			if !ok { // not on disk yet (its first write failed): serve the first version only
+				st = Initial(svc, c.o.Now())
+			}
 			svc = PlanOf(st).Service(svc)
 		}
 		out = append(out, svc)

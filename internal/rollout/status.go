@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"slices"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
@@ -49,6 +50,16 @@ func StatusOf(s State, release string, now time.Time) Status {
 		CurrentStepIndex: s.StepIndex, Route: s.Route, MirrorPercent: s.Mirror, Message: s.Message,
 		PauseReasons: s.PauseReasons, Checks: s.Checks, StartedAt: s.StartedAt, UpdatedAt: s.UpdatedAt,
 		Generation: s.Generation, Steps: []StepStatus{},
+	}
+	if len(st.Checks) > 0 { // gate URLs may carry tokens: show them without
+		st.Checks = slices.Clone(st.Checks)
+		for i := range st.Checks {
+			if g := st.Checks[i].Gate; g != nil {
+				gg := *g
+				gg.URL = redactURL(g.URL)
+				st.Checks[i].Gate = &gg
+			}
+		}
 	}
 	if st.PauseReasons == nil {
 		st.PauseReasons = []PauseReason{}

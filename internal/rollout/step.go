@@ -74,7 +74,7 @@ func (c *change) judge(st Step, mayPass bool) bool {
 	v, ok := c.in.Verdicts[ch.ID]
 	what := "analysis " + joinNames(ch.Templates)
 	if ch.Kind == GateCheck {
-		what = "gate " + ch.Gate.URL
+		what = "gate " + redactURL(ch.Gate.URL)
 	}
 	switch {
 	case ok && v.Phase == Fail:

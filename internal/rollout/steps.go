@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -127,7 +128,7 @@ func canaryStep(s config.Step) Step {
 	case s.Analysis != nil:
 		return analysisStep(s.Analysis)
 	case s.Gate != nil:
-		return Step{Kind: Gate, Gate: s.Gate, Text: "gate " + s.Gate.URL}
+		return Step{Kind: Gate, Gate: s.Gate, Text: "gate " + redactURL(s.Gate.URL)}
 	}
 	return Step{Kind: Pause, Text: "pause"} // unreachable for a validated config
 }
@@ -180,4 +181,15 @@ func stringMatchText(s config.StringMatch) string {
 		return " ~ " + s.Regex
 	}
 	return "=" + s.Value
+}
+
+// redactURL drops what may carry a secret (user info, query, fragment) from a URL shown to people,
+// stored in events, or sent to webhooks.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }

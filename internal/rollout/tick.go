@@ -149,13 +149,21 @@ func (c *change) watchChecks() {
 		}
 		// Only a decision is state worth writing down: a running verdict's evidence changes on every
 		// look, and the controller shows the live one (Controller.Status) without storing it.
-		if v.Phase != Running && (ch.Last == nil || ch.Last.Phase != v.Phase) {
+		decided := v.Phase != Running && (ch.Last == nil || ch.Last.Phase != v.Phase)
+		if decided {
 			vv := v
 			ch.Last = &vv
 		}
 		if ch.Kind == BackgroundAnalysis && v.Phase == Fail {
 			c.abort("AnalysisFailed", "background analysis failed: "+v.Message)
 			return
+		}
+		// A background analysis that gave up deciding must not leave the rollout unwatched.
+		if ch.Kind == BackgroundAnalysis && v.Phase == Inconclusive && decided && !hasReason(s.PauseReasons, InconclusiveReason) {
+			s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: InconclusiveReason, Since: c.now})
+			c.setPhase()
+			c.emit("AnalysisInconclusive", "background analysis "+joinNames(ch.Templates)+" is inconclusive ("+v.Message+
+				"); promote to go on without it, or abort")
 		}
 	}
 }

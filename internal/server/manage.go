@@ -39,6 +39,7 @@ func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec, by 
 			r.log.Error("drop a stale applied spec", "service", name, "err", err)
 		}
 	}
+	r.judge.SetTemplates(cfg.Analysis.Templates) // before a rollout that names a new template can start
 	if err := r.ctrl.SetSpecsBy(services, by); err != nil {
 		r.log.Error("apply services", "err", err)
 	}
@@ -68,6 +69,9 @@ func (r *reloader) Start(service string, req api.StartRequest, by string) (rollo
 		r.mu.Unlock()
 		if st.Phase == rollout.Degraded && st.Canary == req.Version {
 			return r.ctrl.Do(service, rollout.Command{Kind: rollout.Retry, By: by})
+		}
+		if !st.InFlight() && st.Stable != req.Version { // e.g. the release again, after an undo
+			return r.ctrl.Do(service, rollout.Command{Kind: rollout.StartCmd, Version: req.Version, By: by})
 		}
 		return rollout.Status{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s is already the release of %s (phase %s); `aviary rollout status %s` shows where it is", req.Version, service, st.Phase, service)}
 	}

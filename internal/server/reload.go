@@ -83,7 +83,6 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.last = &res
 		return res
 	}
-	r.judge.SetTemplates(cfg.Analysis.Templates)
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
 	for _, n := range res.Notes {

@@ -1,0 +1,215 @@
+package llm
+
+import "bytes"
+
+// OpenAI Chat Completions. A stream is a series of "data: {chunk}" events ending in
+// "data: [DONE]"; each chunk has choices[].delta (role, content, tool_calls, refusal, and
+// reasoning_content or reasoning on OpenAI-compatible servers) and choices[].finish_reason.
+// With stream_options.include_usage the last chunk before [DONE] has empty choices and the
+// usage; every earlier chunk then has "usage": null. A JSON body has choices[].message and
+// usage. An error after a 200 arrives as a chunk {"error": {...}}.
+var chatFormat = wireFormat{
+	event: func(p *ResponseParser, name, data []byte) {
+		d := trimSpace(data)
+		if string(d) == "[DONE]" {
+			p.ex.Complete = true
+			return
+		}
+		p.chatObject(d, true)
+		if string(name) == "error" {
+			p.setError(d)
+		}
+	},
+	body: func(p *ResponseParser, body []byte) bool { return p.chatObject(body, false) },
+}
+
+func (p *ResponseParser) chatObject(obj []byte, stream bool) bool {
+	content := false
+	o := objectOf(obj)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		switch string(k) {
+		case "model":
+			p.setModel(v)
+		case "choices":
+			content = p.chatChoices(v)
+		case "usage":
+			if isObject(v) {
+				p.usage = chatUsage(v)
+			}
+		case "error":
+			if !isEmpty(v) {
+				p.setError(v)
+			}
+		}
+	}
+	if stream && content {
+		p.content()
+	}
+	return o.closed()
+}
+
+// chatChoices records finish reasons and reports whether any choice's delta carries content.
+func (p *ResponseParser) chatChoices(v []byte) bool {
+	content := false
+	a := arrayOf(v)
+	for c, ok := a.next(); ok; c, ok = a.next() {
+		o := objectOf(c)
+		for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+			switch string(k) {
+			case "delta":
+				if deltaHasContent(v) {
+					content = true
+				}
+			case "finish_reason":
+				p.addFinish(v)
+			}
+		}
+	}
+	return content
+}
+
+func deltaHasContent(delta []byte) bool {
+	o := objectOf(delta)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		switch string(k) {
+		case "content", "tool_calls", "refusal", "reasoning_content", "reasoning", "function_call", "audio":
+			if !isEmpty(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func chatUsage(v []byte) Usage {
+	u := Usage{Known: true}
+	o := objectOf(v)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		switch string(k) {
+		case "prompt_tokens":
+			u.Input, _ = integer(v)
+		case "completion_tokens":
+			u.Output, _ = integer(v)
+		case "prompt_tokens_details":
+			u.Cached = member(v, "cached_tokens")
+		case "completion_tokens_details":
+			u.Reasoning = member(v, "reasoning_tokens")
+		}
+	}
+	return u
+}
+
+// member returns the integer member name of the object v, or 0.
+func member(v []byte, name string) int64 {
+	var n int64
+	o := objectOf(v)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		if string(k) == name {
+			n, _ = integer(v)
+		}
+	}
+	return n
+}
+
+// OpenAI Responses API. A stream is a series of typed events (the type is in the data and in
+// the event: line): response.created and response.in_progress carry the response object;
+// response.*.delta events carry content (output text, refusals, function call arguments,
+// reasoning text and summaries, audio); response.completed, response.incomplete or
+// response.failed end it with the final response object, which holds the usage. There is no
+// [DONE]. An "error" event reports an error. A JSON body is the response object itself.
+var responsesFormat = wireFormat{
+	event: func(p *ResponseParser, name, data []byte) {
+		var typ, delta, resp []byte
+		o := objectOf(data)
+		for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+			switch string(k) {
+			case "type":
+				typ = v
+			case "delta":
+				delta = v
+			case "response":
+				resp = v
+			}
+		}
+		t, ok := isString(typ)
+		if !ok {
+			t = name
+		}
+		switch string(t) {
+		case "response.completed", "response.incomplete":
+			p.responseObject(resp, true)
+			p.ex.Complete = true
+		case "response.failed":
+			p.responseObject(resp, true)
+			if p.ex.StreamError == "" {
+				p.ex.StreamError = "response failed"
+			}
+		case "response.created", "response.in_progress", "response.queued":
+			p.responseObject(resp, false)
+		case "error":
+			p.setError(data)
+		default:
+			if bytes.HasSuffix(t, []byte(".delta")) && !isEmpty(delta) {
+				p.content()
+			}
+		}
+	},
+	body: func(p *ResponseParser, body []byte) bool { return p.responseObject(body, true) },
+}
+
+// responseObject reads a Responses API response object; terminal is true for the final one,
+// whose status is the finish reason.
+func (p *ResponseParser) responseObject(obj []byte, terminal bool) bool {
+	var status, reason []byte
+	o := objectOf(obj)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		switch string(k) {
+		case "model":
+			p.setModel(v)
+		case "usage":
+			if isObject(v) {
+				p.usage = responsesUsage(v)
+			}
+		case "status":
+			status = v
+		case "incomplete_details":
+			reason = nil
+			d := objectOf(v)
+			for k, v, ok := d.next(); ok; k, v, ok = d.next() {
+				if string(k) == "reason" {
+					reason = v
+				}
+			}
+		case "error":
+			if !isEmpty(v) {
+				p.setError(v)
+			}
+		}
+	}
+	if terminal {
+		if string(status) == `"incomplete"` && !isEmpty(reason) {
+			p.addFinish(reason)
+		} else {
+			p.addFinish(status)
+		}
+	}
+	return o.closed()
+}
+
+func responsesUsage(v []byte) Usage {
+	u := Usage{Known: true}
+	o := objectOf(v)
+	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+		switch string(k) {
+		case "input_tokens":
+			u.Input, _ = integer(v)
+		case "output_tokens":
+			u.Output, _ = integer(v)
+		case "input_tokens_details":
+			u.Cached = member(v, "cached_tokens")
+		case "output_tokens_details":
+			u.Reasoning = member(v, "reasoning_tokens")
+		}
+	}
+	return u
+}
