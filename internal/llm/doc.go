@@ -25,5 +25,6 @@
 // tee must accept bytes split anywhere (inside a UTF-8 rune, inside a JSON string) and must
 // cost little per chunk, so the SSE framing is a small state machine and the JSON of each
 // event is walked by a scanner that picks out the few fields needed without allocating;
-// encoding/json is used only to unescape the rare strings that are kept.
+// encoding/json is used only to unescape the rare strings that are kept and to confirm a
+// usage chunk before the filter removes it.
 package llm

@@ -171,7 +171,7 @@ func (f *UsageChunkFilter) usageOnly(b []byte) bool {
 		defer func() { f.held = f.held[:len(f.held)-len(b)] }()
 	}
 	data := f.eventData(ev)
-	if data == nil || !bytes.Contains(data, []byte(`"usage"`)) && !bytes.Contains(data, []byte(`\u`)) {
+	if data == nil || !mayHaveUsageObject(data) {
 		return false
 	}
 	// Choices must be [] or null; absent only in an object that says it is a chat chunk, so
@@ -183,7 +183,7 @@ func (f *UsageChunkFilter) usageOnly(b []byte) bool {
 		case keyIs(k, "choices"):
 			hasChoices, choices = true, isNull(v) || v[0] == '[' && isEmpty(v)
 		case keyIs(k, "object"):
-			chunk = text(v, maxText) == "chat.completion.chunk"
+			chunk = stringIs(v, "chat.completion.chunk")
 		case keyIs(k, "usage"):
 			usage = isObject(v)
 		}
@@ -228,4 +228,26 @@ func (f *UsageChunkFilter) eventData(ev []byte) []byte {
 		data = []byte{}
 	}
 	return data
+}
+
+// mayHaveUsageObject is a quick and exact pre-check: a usage member whose value is an object
+// appears in the bytes as "usage", a colon and a brace, unless its key is written with escapes.
+// Every chunk of a stream with include_usage has "usage":null, so this spares walking them.
+func mayHaveUsageObject(data []byte) bool {
+	if bytes.Contains(data, []byte(`\u`)) {
+		return true
+	}
+	for rest := data; ; {
+		i := bytes.Index(rest, []byte(`"usage"`))
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(`"usage"`):]
+		j := skipSpace(rest, 0)
+		if j < len(rest) && rest[j] == ':' {
+			if k := skipSpace(rest, j+1); k < len(rest) && rest[k] == '{' {
+				return true
+			}
+		}
+	}
 }

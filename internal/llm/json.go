@@ -2,7 +2,9 @@ package llm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,9 +16,6 @@ import (
 // of numbers and literals, which is enough to find a handful of fields and is several
 // times faster than encoding/json on the small chunks of a stream. Strings are unescaped
 // only when a field is kept (a model name, a finish reason, an error message).
-
-// special marks the bytes the container skipper must look at.
-var special = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
@@ -38,12 +37,34 @@ func trimSpace(b []byte) []byte {
 	return b[i:j]
 }
 
+// The scanner finds the bytes it stops at eight at a time (SWAR): for a word x, a byte of
+// x^(c*lo) is zero where x holds c, and (v-lo)&^v&hi flags the lowest zero byte of v exactly
+// (bytes above it may be flagged falsely, which is why only the lowest is used). Strings in a
+// chunk are mostly short keys and words, too short for bytes.IndexByte to pay for its call.
+const (
+	lo = 0x0101010101010101
+	hi = 0x8080808080808080
+)
+
+func zeroBytes(v uint64) uint64 { return (v - lo) &^ v & hi }
+
 // stringEnd returns the index just past the string that opens at b[i], or -1.
 func stringEnd(b []byte, i int) int {
-	// Most strings in a chunk are short keys and values, which a plain loop finishes before a
-	// call to IndexByte would pay off; a long one continues below.
 	j := i + 1
-	for n := min(len(b), j+24); j < n; j++ {
+	for j+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[j:])
+		m := zeroBytes(x^('"'*lo)) | zeroBytes(x^('\\'*lo))
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) >> 3
+		if b[j] == '"' {
+			return j + 1
+		}
+		j += 2 // a backslash and the byte it escapes
+	}
+	for ; j < len(b); j++ {
 		switch b[j] {
 		case '"':
 			return j + 1
@@ -51,48 +72,43 @@ func stringEnd(b []byte, i int) int {
 			j++
 		}
 	}
-	for j < len(b) {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return -1
-		}
-		q := j + k
-		n := 0 // backslashes right before the quote: an odd count escapes it
-		for m := q - 1; m > i && b[m] == '\\'; m-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		j = q + 1
-	}
 	return -1
 }
 
 // containerEnd returns the index just past the object or array that opens at b[i], or -1.
-// Nesting is counted, not recursed into, so depth costs no stack.
+// Nesting is counted, not recursed into, so depth costs no stack. Brackets are not matched
+// by kind: the scan checks structure only as far as it needs to find the end.
 func containerEnd(b []byte, i int) int {
 	depth := 0
-	for j := i; j < len(b); j++ {
-		c := b[j]
-		if !special[c] {
-			continue
+	for j := i; j < len(b); {
+		if j+8 <= len(b) {
+			// '[' and ']' become '{' and '}' once 0x20 is set; no other byte does.
+			x := binary.LittleEndian.Uint64(b[j:])
+			y := x | 0x20*lo
+			m := zeroBytes(x^('"'*lo)) | zeroBytes(y^('{'*lo)) | zeroBytes(y^('}'*lo))
+			if m == 0 {
+				j += 8
+				continue
+			}
+			j += bits.TrailingZeros64(m) >> 3
 		}
-		switch c {
+		switch b[j] {
 		case '"':
 			e := stringEnd(b, j)
 			if e < 0 {
 				return -1
 			}
-			j = e - 1
+			j = e
+			continue
 		case '{', '[':
 			depth++
-		default:
+		case '}', ']':
 			depth--
 			if depth == 0 {
 				return j + 1
 			}
 		}
+		j++
 	}
 	return -1
 }
@@ -122,7 +138,9 @@ func isScalarByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '+' || c == '.'
 }
 
-// object walks the members of a JSON object.
+// object walks the members of a JSON object. next hands out each member's value whole. A
+// caller that would rather walk a value in place than have it skipped first and walked again
+// (the choices of a chat chunk) calls key, then value, or rest and skip around a nested walk.
 type object struct {
 	b    []byte
 	i    int
@@ -142,45 +160,72 @@ func objectOf(v []byte) object {
 
 // next returns the next member's raw key (without quotes, escapes left as they are) and raw value.
 func (o *object) next() (key, val []byte, ok bool) {
+	if key, ok = o.key(); ok {
+		val, ok = o.value()
+	}
+	return key, val, ok
+}
+
+// key reads the next member's key and colon, and stops at its value.
+func (o *object) key() ([]byte, bool) {
 	if o.done {
-		return nil, nil, false
+		return nil, false
 	}
 	b := o.b
 	i := skipSpace(b, o.i)
 	if i < len(b) && b[i] == '}' {
 		o.done, o.end = true, i+1
-		return nil, nil, false
+		return nil, false
 	}
 	if o.n > 0 {
 		if i >= len(b) || b[i] != ',' {
 			o.done = true
-			return nil, nil, false
+			return nil, false
 		}
 		i = skipSpace(b, i+1)
 	}
 	if i >= len(b) || b[i] != '"' {
 		o.done = true
-		return nil, nil, false
+		return nil, false
 	}
 	ke := stringEnd(b, i)
 	if ke < 0 {
 		o.done = true
-		return nil, nil, false
+		return nil, false
 	}
-	key = b[i+1 : ke-1]
+	key := b[i+1 : ke-1]
 	i = skipSpace(b, ke)
 	if i >= len(b) || b[i] != ':' {
 		o.done = true
-		return nil, nil, false
+		return nil, false
 	}
-	i = skipSpace(b, i+1)
-	ve := valueEnd(b, i)
+	o.i, o.n = skipSpace(b, i+1), o.n+1
+	return key, true
+}
+
+// value reads the value key stopped at.
+func (o *object) value() ([]byte, bool) {
+	ve := valueEnd(o.b, o.i)
 	if ve < 0 {
 		o.done = true
-		return nil, nil, false
+		return nil, false
 	}
-	o.i, o.n = ve, o.n+1
-	return key, b[i:ve], true
+	v := o.b[o.i:ve]
+	o.i = ve
+	return v, true
+}
+
+// rest is the input from the value key stopped at, for a nested walk.
+func (o *object) rest() []byte { return o.b[o.i:] }
+
+// skip moves past a value that a nested walk over rest found to end n bytes in; n <= 0 means
+// the walk did not reach the end, and the value is skipped as a whole instead.
+func (o *object) skip(n int) {
+	if n > 0 {
+		o.i += n
+		return
+	}
+	o.value()
 }
 
 // closed reports whether the walk reached the object's closing brace with only space after it.
@@ -188,11 +233,13 @@ func (o *object) closed() bool {
 	return o.done && o.end > 0 && skipSpace(o.b, o.end) == len(o.b)
 }
 
-// array walks the elements of a JSON array.
+// array walks the elements of a JSON array: start moves to an element, then value reads it
+// whole, or rest and skip go around a nested walk.
 type array struct {
 	b    []byte
 	i    int
 	n    int
+	end  int // index just past ']' once done and well formed
 	done bool
 }
 
@@ -204,30 +251,47 @@ func arrayOf(v []byte) array {
 	return array{b: v, i: i + 1}
 }
 
-func (a *array) next() (val []byte, ok bool) {
+// start moves to the next element and reports whether there is one.
+func (a *array) start() bool {
 	if a.done {
-		return nil, false
+		return false
 	}
 	b := a.b
 	i := skipSpace(b, a.i)
 	if i < len(b) && b[i] == ']' {
-		a.done = true
-		return nil, false
+		a.done, a.end = true, i+1
+		return false
 	}
 	if a.n > 0 {
 		if i >= len(b) || b[i] != ',' {
 			a.done = true
-			return nil, false
+			return false
 		}
 		i = skipSpace(b, i+1)
 	}
-	ve := valueEnd(b, i)
+	a.i, a.n = i, a.n+1
+	return true
+}
+
+func (a *array) value() ([]byte, bool) {
+	ve := valueEnd(a.b, a.i)
 	if ve < 0 {
 		a.done = true
 		return nil, false
 	}
-	a.i, a.n = ve, a.n+1
-	return b[i:ve], true
+	v := a.b[a.i:ve]
+	a.i = ve
+	return v, true
+}
+
+func (a *array) rest() []byte { return a.b[a.i:] }
+
+func (a *array) skip(n int) {
+	if n > 0 {
+		a.i += n
+		return
+	}
+	a.value()
 }
 
 func isNull(v []byte) bool { return string(v) == "null" }
@@ -309,6 +373,18 @@ func integer(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// stringIs reports whether the JSON value v is the string s, decoding escapes only when v has any.
+func stringIs(v []byte, s string) bool {
+	raw, ok := isString(v)
+	if !ok {
+		return false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == s
+	}
+	return text(v, len(v)) == s
 }
 
 // keyIs compares a raw key with name, decoding escapes when the key has any ("us\u0061ge").

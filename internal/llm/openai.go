@@ -26,12 +26,21 @@ var chatFormat = wireFormat{
 func (p *ResponseParser) chatObject(obj []byte, stream bool) bool {
 	content := false
 	o := objectOf(obj)
-	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+	for k, ok := o.key(); ok; k, ok = o.key() {
+		if string(k) == "choices" {
+			// Walked in place: skipping it first and walking it again would read it twice.
+			c, n := p.chatChoices(o.rest())
+			content = c
+			o.skip(n)
+			continue
+		}
+		v, ok := o.value()
+		if !ok {
+			break
+		}
 		switch string(k) {
 		case "model":
 			p.setModel(v)
-		case "choices":
-			content = p.chatChoices(v)
 		case "usage":
 			if isObject(v) {
 				p.usage = chatUsage(v)
@@ -48,37 +57,43 @@ func (p *ResponseParser) chatObject(obj []byte, stream bool) bool {
 	return o.closed()
 }
 
-// chatChoices records finish reasons and reports whether any choice's delta carries content.
-func (p *ResponseParser) chatChoices(v []byte) bool {
-	content := false
-	a := arrayOf(v)
-	for c, ok := a.next(); ok; c, ok = a.next() {
-		o := objectOf(c)
-		for k, v, ok := o.next(); ok; k, v, ok = o.next() {
+// chatChoices walks the choices array at the start of b: it records finish reasons, reports
+// whether any choice's delta carries content, and returns where the array ends (0 if it does
+// not end well).
+func (p *ResponseParser) chatChoices(b []byte) (content bool, end int) {
+	a := arrayOf(b)
+	for a.start() {
+		c := objectOf(a.rest())
+		for k, ok := c.key(); ok; k, ok = c.key() {
 			switch string(k) {
 			case "delta":
-				if deltaHasContent(v) {
-					content = true
-				}
+				has, n := deltaHasContent(c.rest())
+				content = content || has
+				c.skip(n)
 			case "finish_reason":
-				p.addFinish(v)
+				if v, ok := c.value(); ok {
+					p.addFinish(v)
+				}
+			default:
+				c.value()
 			}
 		}
+		a.skip(c.end)
 	}
-	return content
+	return content, a.end
 }
 
-func deltaHasContent(delta []byte) bool {
-	o := objectOf(delta)
+// deltaHasContent walks the delta object at the start of b: it reports whether it carries
+// content, and where it ends (0 if it does not end well).
+func deltaHasContent(b []byte) (content bool, end int) {
+	o := objectOf(b)
 	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
 		switch string(k) {
 		case "content", "tool_calls", "refusal", "reasoning_content", "reasoning", "function_call", "audio":
-			if !isEmpty(v) {
-				return true
-			}
+			content = content || !isEmpty(v)
 		}
 	}
-	return false
+	return content, o.end
 }
 
 func chatUsage(v []byte) Usage {

@@ -12,7 +12,6 @@ const (
 	maxGaps   = 4096    // inter-chunk gaps kept; the rest are counted in GapCount
 	maxFinish = 64      // finish reasons kept (one per choice)
 	maxText   = 256     // bytes of a kept string: model, finish reason, error
-	maxSniff  = 512     // leading white space read before deciding stream or body
 )
 
 // Usage is the token usage of one exchange, normalised across APIs.
@@ -21,7 +20,8 @@ type Usage struct {
 	// prompt_tokens and input_tokens already include them; Anthropic's input_tokens excludes
 	// cache reads and cache writes, so both are added to it here.
 	Input int64
-	// Output counts generated tokens, reasoning tokens included.
+	// Output counts generated tokens, reasoning tokens included. For an Anthropic stream cut
+	// before its message_delta, it is the last running count the stream reported.
 	Output int64
 	// Cached counts input tokens read from a prompt cache (OpenAI's cached_tokens,
 	// Anthropic's cache_read_input_tokens; Anthropic's cache writes are not counted here).
@@ -109,7 +109,6 @@ type ResponseParser struct {
 	maxBody  int
 
 	mode  int
-	sniff int // leading white space seen while undecided
 	sse   sseDecoder
 	body  []byte
 	large bool // the JSON body passed maxBody and was dropped
@@ -171,19 +170,17 @@ func (p *ResponseParser) Write(b []byte) (int, error) {
 	}
 	p.lastByte = p.t
 	if p.mode == modeUndecided {
+		// Leading white space means nothing to either form; it is dropped, not kept.
 		i := skipSpace(b, 0)
 		switch {
-		case p.sniff+i >= maxSniff:
-			p.mode = modeStream
 		case i == len(b):
-			p.sniff += i
 			return n, nil
 		case b[i] == '{':
 			p.mode = modeBody
 		default:
 			p.mode = modeStream
 		}
-		b = b[i:] // leading white space means nothing to either
+		b = b[i:]
 	}
 	if p.mode == modeStream {
 		p.sse.write(b)
