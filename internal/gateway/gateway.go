@@ -38,6 +38,8 @@ type Options struct {
 	Gateway config.Gateway
 	// Transport, when set, replaces the upstream transport (tests use it to count connections).
 	Transport *http.Transport
+	// LLM receives what the gateway learns of LLM calls (services with an llm setting); nil: nobody.
+	LLM LLMSink
 }
 
 // Gateway is an http.Handler that proxies to service versions.
@@ -50,6 +52,7 @@ type Gateway struct {
 	health    *healthRegistry
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
+	llmSink   LLMSink
 	pool      sync.Pool     // *exchange
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
@@ -86,6 +89,7 @@ func New(o Options) *Gateway {
 		transport: tr,
 		counters:  newCounters(),
 		mirrors:   make(chan struct{}, maxMirrors),
+		llmSink:   o.LLM,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
 	}
@@ -99,7 +103,7 @@ func New(o Options) *Gateway {
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &retryTransport{base: tr, g: g},
-		ModifyResponse: modifyResponse,
+		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		BufferPool:     bufferPool{},
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -207,6 +211,7 @@ func (g *Gateway) buildService(cs *config.Service, eps map[string]*endpoint) *se
 		sticky:  newStickyKey(cs.Stickiness),
 		cfg:     *cs,
 		passive: passivePolicy{threshold: cs.Passive.ConsecutiveFailures, base: cs.Passive.BaseEjection.Duration, maximum: cs.Passive.MaxEjection.Duration},
+		llm:     newLLMService(cs.LLM),
 	}
 	for _, h := range cs.Match.Hosts {
 		svc.hosts = append(svc.hosts, strings.ToLower(h))
@@ -251,6 +256,7 @@ func (g *Gateway) buildVersion(service string, cv config.Version, eps map[string
 		fallbacks: g.counters.fallbacks.WithLabelValues(service, cv.Name),
 		retries:   g.counters.retries.WithLabelValues(service, cv.Name),
 		ejections: g.counters.ejections.WithLabelValues(service, cv.Name),
+		rewrite:   newRewrite(cv.LLM),
 	}
 	for _, reason := range mirrorSkipReasons {
 		v.mirrorSkipped = append(v.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(service, cv.Name, reason))

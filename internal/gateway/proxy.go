@@ -33,6 +33,7 @@ type exchange struct {
 	upstreamStatus int
 	fault          metrics.Fault
 	retried        bool
+	llm            *llmExchange // nil: not an LLM call
 }
 
 type exchangeKey struct{}
@@ -106,8 +107,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// which would cut a streamed upload (an LLM request streaming while its answer streams).
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
-		ex.body = &bodyReader{rc: r.Body, tee: tee}
+		out.Body = r.Body
+		g.prepareLLM(ex, r, out)
+		ex.body = &bodyReader{rc: out.Body, tee: tee}
 		out.Body = ex.body
+	} else {
+		g.prepareLLM(ex, r, out)
 	}
 	g.proxy.ServeHTTP(ex, out)
 }
@@ -201,9 +206,12 @@ func setTarget(out *http.Request, ep *endpoint, in *url.URL) {
 	}
 }
 
-func modifyResponse(resp *http.Response) error {
+func (g *Gateway) modifyResponse(resp *http.Response) error {
 	ex := exchangeOf(resp.Request)
 	ex.upstreamStatus = resp.StatusCode
+	if ex.llm != nil {
+		g.teeLLM(ex, resp)
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		ex.code = resp.StatusCode // the hijacked connection writes it, not WriteHeader
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -31,6 +32,7 @@ type service struct {
 	routes   []route
 	mirror   *mirrorPlan // nil: no mirroring
 	passive  passivePolicy
+	llm      *llmService // nil: not an LLM service
 }
 
 type route struct {
@@ -47,6 +49,8 @@ type version struct {
 
 	fallbacks, retries, ejections prometheus.Counter
 	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
+
+	rewrite llm.Rewrite // what this version changes in LLM requests
 }
 
 // find returns the service a request belongs to, or nil.

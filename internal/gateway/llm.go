@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llm"
+)
+
+// LLM traffic. For a service with an llm setting the gateway reads each LLM call as it passes: the
+// request body (bounded) to learn the model and to apply the version's rewrite, and the response as a
+// tee beside the bytes it forwards, chunk by chunk, never delaying one. What it learns goes to the
+// LLMSink when the response ends.
+
+// RequestIDHeader carries the id of an LLM exchange back to the client, for feedback.
+const RequestIDHeader = "X-Aviary-Request-Id"
+
+// LLMRecord is one LLM exchange as the gateway saw it.
+type LLMRecord struct {
+	Service, Version string
+	Mirror           bool // a shadow copy, measured apart
+	RequestID        string
+	Status           int
+	Start            time.Time
+	Duration         time.Duration
+	Exchange         llm.Exchange
+	Input, Output    []byte // the request as sent and the first bytes of the response, bounded
+}
+
+// LLMSink receives exchanges; Served must not block.
+type LLMSink interface {
+	Served(LLMRecord)
+}
+
+// llmCapture bounds what an exchange keeps of its request and response for the sink.
+const llmCapture = 16 << 10
+
+// llmService is a service's llm setting, compiled.
+type llmService struct {
+	kind         string
+	includeUsage bool
+	maxRequest   int64
+}
+
+func newLLMService(l *config.LLM) *llmService {
+	if l == nil {
+		return nil
+	}
+	return &llmService{kind: l.API, includeUsage: l.IncludeUsage, maxRequest: l.MaxRequestBytes}
+}
+
+func newRewrite(vl *config.VersionLLM) llm.Rewrite {
+	if vl == nil {
+		return llm.Rewrite{}
+	}
+	return llm.Rewrite{Model: vl.Model, SystemPrompt: vl.SystemPrompt, Prepend: vl.SystemPromptMode == "prepend", Params: vl.Params}
+}
+
+// llmExchange is what the gateway keeps of one LLM call while it is proxied.
+type llmExchange struct {
+	api   string
+	req   llm.Request
+	id    string
+	strip bool // Aviary asked for stream usage: the client must not see the extra chunk
+	input []byte
+	start time.Time
+}
+
+// prepareLLM reads an LLM request's body, rewrites it for the chosen version, and puts it back on
+// out. A body larger than the limit is forwarded untouched (its response is still read).
+func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
+	l := ex.svc.llm
+	if l == nil || r.Method != http.MethodPost {
+		return
+	}
+	api := llm.Detect(l.kind, r.URL.Path, r.Header)
+	if api == "" {
+		return
+	}
+	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now()}
+	if lx.id == "" {
+		lx.id = newRequestID()
+	}
+	ex.llm = lx
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, l.maxRequest+1))
+	if err != nil || int64(len(body)) > l.maxRequest {
+		out.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+		return
+	}
+	lx.req, _ = llm.ParseRequest(api, body)
+	if !ex.v.rewrite.Empty() {
+		if nb, err := ex.v.rewrite.Apply(api, body); err == nil {
+			body = nb
+		} else {
+			g.log.Debug("LLM request not rewritten", "service", ex.svc.name, "version", ex.v.name, "err", err)
+		}
+	}
+	if l.includeUsage && api == llm.OpenAIChat && lx.req.Stream && !lx.req.IncludeUsage {
+		body, lx.strip = llm.AddIncludeUsage(body)
+	}
+	lx.input = body[:min(len(body), llmCapture)]
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	out.TransferEncoding = nil
+	out.Header = out.Header.Clone()
+	out.Header.Del("Content-Length")
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// teeLLM wraps a response body so that the parser reads what the client gets, as it passes.
+func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
+	lx := ex.llm
+	resp.Header.Set(RequestIDHeader, lx.id)
+	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode,
+		svc: ex.svc.name, version: ex.v.name,
+		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
+	if lx.strip {
+		b.filter = llm.NewUsageChunkFilter(&b.pending)
+	}
+	resp.Body = b
+}
+
+// llmBody is a response body read by the proxy: every byte it returns was first given to the
+// parser (and to the usage-chunk filter when Aviary asked for usage the client did not).
+type llmBody struct {
+	rc      io.ReadCloser
+	g       *Gateway
+	lx      *llmExchange
+	p       *llm.ResponseParser
+	filter  *llm.UsageChunkFilter
+	pending bytes.Buffer // filtered bytes not yet returned
+	output  []byte
+	status  int
+	svc     string
+	version string
+	eof     bool
+	closed  bool
+}
+
+func (b *llmBody) Read(p []byte) (int, error) {
+	if b.filter == nil {
+		n, err := b.rc.Read(p)
+		b.see(p[:n])
+		return n, err
+	}
+	// Filtered: return what the filter let through; read on while it holds an incomplete event.
+	for b.pending.Len() == 0 && !b.eof {
+		n, err := b.rc.Read(p)
+		b.see(p[:n])
+		_, _ = b.filter.Write(p[:n])
+		if err != nil {
+			_ = b.filter.Flush()
+			b.eof = true
+			if err != io.EOF {
+				n, _ := b.pending.Read(p)
+				return n, err
+			}
+		}
+	}
+	if b.pending.Len() > 0 {
+		return b.pending.Read(p)
+	}
+	return 0, io.EOF
+}
+
+func (b *llmBody) see(chunk []byte) {
+	if len(chunk) == 0 {
+		return
+	}
+	_, _ = b.p.Write(chunk)
+	if room := llmCapture - len(b.output); room > 0 {
+		b.output = append(b.output, chunk[:min(room, len(chunk))]...)
+	}
+}
+
+// Close ends the exchange: the proxy closes the body when the response is done or cut.
+func (b *llmBody) Close() error {
+	err := b.rc.Close()
+	if b.closed {
+		return err
+	}
+	b.closed = true
+	x := b.p.Finish()
+	x.RequestModel = b.lx.req.Model
+	x.Stream = x.Stream || b.lx.req.Stream
+	if b.g.llmSink != nil {
+		b.g.llmSink.Served(LLMRecord{Service: b.svc, Version: b.version, RequestID: b.lx.id, Status: b.status,
+			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output})
+	}
+	return err
+}

@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/fakellm"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// records is an LLMSink that keeps what it is given.
+type records struct {
+	mu   sync.Mutex
+	list []LLMRecord
+	got  chan struct{}
+}
+
+func (r *records) Served(rec LLMRecord) {
+	r.mu.Lock()
+	r.list = append(r.list, rec)
+	r.mu.Unlock()
+	r.got <- struct{}{}
+}
+
+func (r *records) wait(t *testing.T) LLMRecord {
+	t.Helper()
+	select {
+	case <-r.got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no LLM record")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.list[len(r.list)-1]
+}
+
+// llmGateway serves one LLM service whose version v1 is a real fake LLM server.
+func llmGateway(t *testing.T, versionLLM string, o fakellm.Options) (*httptest.Server, *records) {
+	up := httptest.NewServer(fakellm.New(o))
+	t.Cleanup(up.Close)
+	cfg, err := config.Parse([]byte(`
+services:
+  - name: chat
+    llm: {api: openai, includeUsage: true}
+    versions:
+      - {name: v1, endpoints: ["` + up.URL + `"]` + versionLLM + `}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{got: make(chan struct{}, 16)}
+	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
+	t.Cleanup(gw.Close)
+	gw.Apply(cfg.Services)
+	front := httptest.NewServer(gw)
+	t.Cleanup(front.Close)
+	return front, rec
+}
+
+func TestAStreamedChatIsReadBesideTheBytesAndTheUsageChunkStaysHidden(t *testing.T) {
+	front, rec := llmGateway(t, `, llm: {model: gpt-new, systemPrompt: "be brief"}`,
+		fakellm.Options{TTFT: 50 * time.Millisecond, TokenEvery: 5 * time.Millisecond, OutputTokens: 20, Quality: 0.8})
+	body := `{"model":"gpt-old","stream":true,"messages":[{"role":"user","content":"hello there"}]}`
+	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("X-Fakellm-Model"); got != "gpt-new" {
+		t.Errorf("the version's model rewrite did not reach the upstream: %q", got)
+	}
+	if got := resp.Header.Get("X-Fakellm-System"); got != "be brief" {
+		t.Errorf("the version's system prompt did not reach the upstream: %q", got)
+	}
+	if resp.Header.Get(RequestIDHeader) == "" {
+		t.Error("no request id for feedback")
+	}
+	var events []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "data: ") {
+			events = append(events, line)
+		}
+	}
+	for _, e := range events {
+		if strings.Contains(e, `"usage":{`) && strings.Contains(e, `"choices":[]`) {
+			t.Errorf("the usage chunk Aviary asked for reached the client: %s", e)
+		}
+	}
+	if n := len(events); n < 20 || events[n-1] != "data: [DONE]" {
+		t.Fatalf("the client got %d events, the last %q", n, events[len(events)-1])
+	}
+	r := rec.wait(t)
+	x := r.Exchange
+	if !x.Usage.Known || x.Usage.Output != 20 || x.Usage.Input == 0 || !x.Complete || x.ContentChunks != 20 {
+		t.Errorf("exchange %+v", x)
+	}
+	if x.RequestModel != "gpt-old" || x.ResponseModel != "gpt-new" {
+		t.Errorf("models asked %q, answered %q", x.RequestModel, x.ResponseModel)
+	}
+	if x.FirstToken < 50*time.Millisecond || x.FirstToken > time.Second {
+		t.Errorf("time to first token %s, want about 50ms", x.FirstToken)
+	}
+	if r.Version != "v1" || r.Status != 200 || !strings.Contains(string(r.Input), "be brief") || !strings.Contains(string(r.Output), "[q=0.80]") {
+		t.Errorf("record %+v", r)
+	}
+}
+
+func TestAClientThatAskedForUsageKeepsIt(t *testing.T) {
+	front, rec := llmGateway(t, "", fakellm.Options{OutputTokens: 5})
+	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	usage := false
+	for sc.Scan() {
+		usage = usage || strings.Contains(sc.Text(), `"usage":{`)
+	}
+	if !usage {
+		t.Error("the client asked for the usage chunk and did not get it")
+	}
+	if x := rec.wait(t).Exchange; x.Usage.Output != 5 {
+		t.Errorf("usage %+v", x.Usage)
+	}
+}
+
+func TestNonLLMPathsOfAnLLMServiceAreProxiedPlainly(t *testing.T) {
+	front, rec := llmGateway(t, "", fakellm.Options{})
+	resp, err := http.Get(front.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(RequestIDHeader) != "" {
+		t.Errorf("status %d, request id %q", resp.StatusCode, resp.Header.Get(RequestIDHeader))
+	}
+	select {
+	case <-rec.got:
+		t.Error("a health check was recorded as an LLM exchange")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
