@@ -53,7 +53,7 @@ type Gateway struct {
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
 	llmSink   LLMSink
-	pool      sync.Pool     // *exchange
+	pool      sync.Pool // *exchange
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState
