@@ -1,0 +1,171 @@
+// Package llmstats keeps what the gateway learns of LLM calls, per service, version and role
+// (primary traffic, or shadow copies, which are measured apart and never counted into the primary's
+// cost): tokens, cost from the price table, time to first token, the gaps between chunks, errors in
+// the middle of a stream. It exposes them to Prometheus under the OpenTelemetry GenAI names, and to
+// the judge as cumulative totals that it differences look by look.
+//
+// Record runs at the end of every LLM exchange; it takes a short per-series lock and never blocks
+// on anything else.
+package llmstats
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llm"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// Totals are a series' cumulative figures since the process started.
+type Totals struct {
+	Requests     int64 // completed exchanges
+	StreamErrors int64 // an error after a 200, or a stream cut before its end
+	// Per-request sums, over the exchanges whose usage was known.
+	UsageN                         int64
+	OutputSum, OutputSumSq         float64
+	InputTokens, OutputTokens      int64
+	CachedTokens, ReasoningTokens  int64
+	CostN                          int64 // exchanges with a known usage and a known price
+	CostSum, CostSumSq             float64
+	TTFT, Gaps, TimePerOutputToken *metrics.Histogram // copies
+}
+
+type key struct {
+	service, version string
+	mirror           bool
+}
+
+type series struct {
+	mu   sync.Mutex
+	t    Totals
+	ttft metrics.Histogram
+	gaps metrics.Histogram
+	tpot metrics.Histogram
+}
+
+// Registry holds every series and the price table.
+type Registry struct {
+	mu     sync.RWMutex
+	series map[key]*series
+	prices atomic.Pointer[map[string]config.Price]
+	prom   promMetrics
+}
+
+// New makes a registry with the given prices.
+func New(prices []config.Price) *Registry {
+	r := &Registry{series: map[key]*series{}, prom: newPromMetrics()}
+	r.SetPrices(prices)
+	return r
+}
+
+// SetPrices replaces the price table (on a config reload).
+func (r *Registry) SetPrices(prices []config.Price) {
+	m := make(map[string]config.Price, len(prices))
+	for _, p := range prices {
+		m[p.Model] = p
+	}
+	r.prices.Store(&m)
+}
+
+// Cost is what an exchange cost by the price table: per million tokens, cached input at its own
+// price, the rest of the input and the output at theirs. False when the model has no price or the
+// usage is unknown.
+func (r *Registry) Cost(x llm.Exchange) (float64, bool) {
+	if !x.Usage.Known {
+		return 0, false
+	}
+	prices := *r.prices.Load()
+	p, ok := prices[x.ResponseModel]
+	if !ok {
+		p, ok = prices[x.RequestModel]
+	}
+	if !ok {
+		return 0, false
+	}
+	u := x.Usage
+	return (float64(u.Input-u.Cached)*p.Input + float64(u.Cached)*p.CachedInput + float64(u.Output)*p.Output) / 1e6, true
+}
+
+func (r *Registry) get(k key) *series {
+	r.mu.RLock()
+	s := r.series[k]
+	r.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s = r.series[k]; s == nil {
+		s = &series{}
+		r.series[k] = s
+	}
+	return s
+}
+
+// Record adds one exchange.
+func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, duration time.Duration) {
+	s := r.get(key{service, version, mirror})
+	cost, priced := r.Cost(x)
+	streamError := x.StreamError != "" || (x.Stream && !x.Complete)
+	if x.FirstToken > 0 {
+		s.ttft.Observe(x.FirstToken)
+	}
+	for _, g := range x.Gaps {
+		s.gaps.Observe(g)
+	}
+	var tpot time.Duration
+	if x.Usage.Known && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
+		tpot = (duration - x.FirstToken) / time.Duration(x.Usage.Output-1)
+		s.tpot.Observe(tpot)
+	}
+	s.mu.Lock()
+	t := &s.t
+	t.Requests++
+	if streamError {
+		t.StreamErrors++
+	}
+	if x.Usage.Known {
+		out := float64(x.Usage.Output)
+		t.UsageN++
+		t.OutputSum += out
+		t.OutputSumSq += out * out
+		t.InputTokens += x.Usage.Input
+		t.OutputTokens += x.Usage.Output
+		t.CachedTokens += x.Usage.Cached
+		t.ReasoningTokens += x.Usage.Reasoning
+	}
+	if priced && !math.IsNaN(cost) {
+		t.CostN++
+		t.CostSum += cost
+		t.CostSumSq += cost * cost
+	}
+	s.mu.Unlock()
+	r.prom.record(service, version, mirror, x, duration, tpot, cost, priced, streamError)
+}
+
+// Totals returns a series' cumulative figures (zero when it has seen nothing).
+func (r *Registry) Totals(service, version string, mirror bool) Totals {
+	r.mu.RLock()
+	s := r.series[key{service, version, mirror}]
+	r.mu.RUnlock()
+	out := Totals{TTFT: &metrics.Histogram{}, Gaps: &metrics.Histogram{}, TimePerOutputToken: &metrics.Histogram{}}
+	if s == nil {
+		return out
+	}
+	s.mu.Lock()
+	t := s.t
+	s.mu.Unlock()
+	t.TTFT, t.Gaps, t.TimePerOutputToken = out.TTFT, out.Gaps, out.TimePerOutputToken
+	t.TTFT.Merge(&s.ttft)
+	t.Gaps.Merge(&s.gaps)
+	t.TimePerOutputToken.Merge(&s.tpot)
+	return t
+}
+
+// Collectors are the Prometheus collectors of the registry.
+func (r *Registry) Collectors() []prometheus.Collector { return r.prom.all() }

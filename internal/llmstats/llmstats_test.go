@@ -1,0 +1,75 @@
+package llmstats
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llm"
+)
+
+func exchange(out int64, ttft time.Duration, streamErr string, complete bool) llm.Exchange {
+	return llm.Exchange{API: llm.OpenAIChat, RequestModel: "m", ResponseModel: "m-2026", Stream: true,
+		Usage: llm.Usage{Input: 1000, Cached: 400, Output: out, Known: true}, FirstToken: ttft,
+		Gaps: []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}, StreamError: streamErr, Complete: complete}
+}
+
+func TestTotalsCostAndRoles(t *testing.T) {
+	r := New([]config.Price{{Model: "m", Input: 2, CachedInput: 0.5, Output: 10}})
+	r.Record("chat", "v2", false, exchange(100, 200*time.Millisecond, "", true), time.Second)
+	r.Record("chat", "v2", false, exchange(300, 400*time.Millisecond, "overloaded", false), time.Second)
+	r.Record("chat", "v2", true, exchange(50, 0, "", true), time.Second) // a shadow copy
+
+	got := r.Totals("chat", "v2", false)
+	// (600×2 + 400×0.5 + out×10) / 1e6: 0.0024 for 100 output tokens, 0.0044 for 300.
+	if got.Requests != 2 || got.StreamErrors != 1 || got.UsageN != 2 || got.OutputSum != 400 || got.OutputSumSq != 100000 {
+		t.Errorf("totals %+v", got)
+	}
+	if got.CostN != 2 || math.Abs(got.CostSum-0.0068) > 1e-12 {
+		t.Errorf("cost %d / %g, want 2 / 0.0068", got.CostN, got.CostSum)
+	}
+	if got.TTFT.Count() != 2 || got.Gaps.Count() != 4 {
+		t.Errorf("histograms: ttft %d, gaps %d", got.TTFT.Count(), got.Gaps.Count())
+	}
+	if m := r.Totals("chat", "v2", true); m.Requests != 1 || m.CostSum == 0 {
+		t.Errorf("the shadow copy is measured apart: %+v", m)
+	}
+	if n := r.Totals("chat", "v9", false); n.Requests != 0 || n.TTFT == nil {
+		t.Errorf("an unknown series: %+v", n)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	want := `
+# HELP aviary_llm_stream_errors_total LLM streams that failed after a 200: an error event, or cut before their end.
+# TYPE aviary_llm_stream_errors_total counter
+aviary_llm_stream_errors_total{role="primary",service="chat",version="v2"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_stream_errors_total"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "gen_ai_client_token_usage", "gen_ai_server_time_to_first_token_seconds"); err != nil || n != 5 { // tokens: input and output of each role; ttft: primary only
+		t.Errorf("GenAI series: %d, %v", n, err)
+	}
+}
+
+func TestAnUnpricedModelOrUnknownUsageHasNoCost(t *testing.T) {
+	r := New(nil)
+	if _, ok := r.Cost(exchange(10, 0, "", true)); ok {
+		t.Error("a model without a price got a cost")
+	}
+	r.SetPrices([]config.Price{{Model: "m-2026", Output: 1}})
+	x := exchange(10, 0, "", true)
+	if c, ok := r.Cost(x); !ok || c != 10.0/1e6 {
+		t.Errorf("priced by the model that answered: %g %v", c, ok)
+	}
+	x.Usage.Known = false
+	if _, ok := r.Cost(x); ok {
+		t.Error("unknown usage got a cost")
+	}
+}

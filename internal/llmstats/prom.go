@@ -1,0 +1,83 @@
+package llmstats
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"aviary.dev/aviary/internal/llm"
+)
+
+// promMetrics are named by the OpenTelemetry GenAI semantic conventions (dots become underscores
+// in Prometheus), with Aviary's own labels for service, version and role, and Aviary's own metrics
+// for what the conventions do not name (cost, stream errors).
+type promMetrics struct {
+	tokens    *prometheus.HistogramVec
+	ttft      *prometheus.HistogramVec
+	tpot      *prometheus.HistogramVec
+	duration  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	cost      *prometheus.CounterVec
+	streamErr *prometheus.CounterVec
+}
+
+var (
+	base       = []string{"service", "version", "role"}
+	tokenBkts  = prometheus.ExponentialBuckets(1, 4, 12) // 1 .. 4M tokens
+	secondBkts = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+	tokenBktsT = []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1}
+)
+
+func newPromMetrics() promMetrics {
+	return promMetrics{
+		tokens: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_client_token_usage",
+			Help: "Tokens per LLM call, by gen_ai_token_type (input, output).", Buckets: tokenBkts},
+			append(append([]string{}, base...), "gen_ai_token_type", "gen_ai_request_model", "gen_ai_response_model")),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_server_time_to_first_token_seconds",
+			Help: "Time from the request going upstream to the first chunk that carries content.", Buckets: secondBkts}, base),
+		tpot: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_server_time_per_output_token_seconds",
+			Help: "Time per output token after the first.", Buckets: tokenBktsT}, base),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_server_request_duration_seconds",
+			Help: "Duration of LLM calls, to the end of the response.", Buckets: secondBkts}, base),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_requests_total",
+			Help: "LLM calls, by the model asked for and the model that answered."},
+			append(append([]string{}, base...), "gen_ai_request_model", "gen_ai_response_model")),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_cost_total",
+			Help: "Cost of LLM calls by the price table (currency units); shadow copies are under role=mirror."}, base),
+		streamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_stream_errors_total",
+			Help: "LLM streams that failed after a 200: an error event, or cut before their end."}, base),
+	}
+}
+
+func (p promMetrics) all() []prometheus.Collector {
+	return []prometheus.Collector{p.tokens, p.ttft, p.tpot, p.duration, p.requests, p.cost, p.streamErr}
+}
+
+func role(mirror bool) string {
+	if mirror {
+		return "mirror"
+	}
+	return "primary"
+}
+
+func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange, d, tpot time.Duration, cost float64, priced, streamErr bool) {
+	r := role(mirror)
+	p.requests.WithLabelValues(service, version, r, x.RequestModel, x.ResponseModel).Inc()
+	p.duration.WithLabelValues(service, version, r).Observe(d.Seconds())
+	if x.FirstToken > 0 {
+		p.ttft.WithLabelValues(service, version, r).Observe(x.FirstToken.Seconds())
+	}
+	if tpot > 0 {
+		p.tpot.WithLabelValues(service, version, r).Observe(tpot.Seconds())
+	}
+	if x.Usage.Known {
+		p.tokens.WithLabelValues(service, version, r, "input", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Input))
+		p.tokens.WithLabelValues(service, version, r, "output", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Output))
+	}
+	if priced {
+		p.cost.WithLabelValues(service, version, r).Add(cost)
+	}
+	if streamErr {
+		p.streamErr.WithLabelValues(service, version, r).Inc()
+	}
+}
