@@ -9,13 +9,16 @@ import (
 
 	"aviary.dev/aviary/internal/analysis/provider"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
 	"aviary.dev/aviary/internal/rollout"
 )
 
 // Options configures an Analyzer. Metrics is required.
 type Options struct {
-	Metrics   *metrics.Registry
+	Metrics *metrics.Registry
+	// LLM holds the measurements of LLM services (nil: no LLM metrics can be judged).
+	LLM       *llmstats.Registry
 	Templates []config.AnalysisTemplate
 	Providers provider.Options
 	// History bounds the measurements kept per metric of a run (0: config.DefaultHistory).

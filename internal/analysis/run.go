@@ -20,7 +20,7 @@ type runner struct {
 	a         *Analyzer
 	run       rollout.Run
 	templates []config.AnalysisTemplate
-	seq       []*sequential
+	seq       []comparative
 	thr       []*threshold
 
 	weight      atomic.Int64 // the canary's weight now; it moves with the steps
@@ -58,7 +58,7 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 			if sequentialMetric(m) {
 				// The template's alpha is shared by its comparative metrics (Bonferroni), so the
 				// false-rollback rate of the whole template stays within it.
-				rn.seq = append(rn.seq, newSequential(t.Name, m, t.Alpha/float64(nseq), a.o.History))
+				rn.seq = append(rn.seq, a.newComparative(t.Name, m, t.Alpha/float64(nseq)))
 				continue
 			}
 			p, err := provider.New(provider.Of(m), a.o.Providers)
@@ -74,6 +74,27 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 		}
 	}
 	return rn
+}
+
+// comparative is a metric judged canary against baseline, look by look.
+type comparative interface {
+	look(r *runner, now time.Time)
+	result(r *runner, minimumMet bool, now time.Time) MetricResult
+	ready() bool // it has measured something (a latency metric needs its boundary first)
+	id() (template, metric string)
+	points() []Point
+}
+
+func (q *sequential) ready() bool                   { return q.metric.Builtin != "latency" || q.boundary != 0 }
+func (q *sequential) id() (template, metric string) { return q.template, q.metric.Name }
+func (q *sequential) points() []Point               { return slices.Clone(q.history) }
+
+// newComparative makes the comparative judge of a builtin metric.
+func (a *Analyzer) newComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
+	if c := a.newLLMComparative(template, m, alpha); c != nil {
+		return c
+	}
+	return newSequential(template, m, alpha, a.o.History)
 }
 
 func sequentialMetric(m config.AnalysisMetric) bool {
@@ -194,9 +215,7 @@ func (rn *runner) judge(now time.Time) {
 	// A latency metric still without its boundary has measured nothing: no pass on its behalf.
 	seqReady := true
 	for _, q := range rn.seq {
-		if q.metric.Builtin == "latency" && q.boundary == 0 {
-			seqReady = false
-		}
+		seqReady = seqReady && q.ready()
 	}
 	background := rn.run.Kind == rollout.BackgroundAnalysis
 	switch {
@@ -276,8 +295,8 @@ func (rn *runner) decide(phase rollout.VerdictPhase, msg string, results []Metri
 // stored with the rollout and stay small).
 func (rn *runner) historyOf(r MetricResult) []Point {
 	for _, q := range rn.seq {
-		if q.template == r.Template && q.metric.Name == r.Metric {
-			return slices.Clone(q.history)
+		if tmpl, name := q.id(); tmpl == r.Template && name == r.Metric {
+			return q.points()
 		}
 	}
 	for _, t := range rn.thr {

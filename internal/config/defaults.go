@@ -72,11 +72,11 @@ func (t *AnalysisTemplate) applyDefaults() {
 		m := &t.Metrics[i]
 		if m.Margin == 0 {
 			m.Margin = DefaultMargin
-			if m.Builtin == "latency" {
+			if quantiled(m.Builtin) {
 				m.Margin = DefaultLatencyMargin
 			}
 		}
-		if m.Builtin == "latency" && m.Quantile == 0 {
+		if quantiled(m.Builtin) && m.Quantile == 0 {
 			m.Quantile = DefaultQuantile
 		}
 		setDur(&m.Interval, DefaultMetricInterval)

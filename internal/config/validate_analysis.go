@@ -10,7 +10,7 @@ import (
 )
 
 // Builtins are the gateway's own metrics a template may judge.
-var Builtins = []string{"errorRate", "latency"}
+var Builtins = []string{"errorRate", "latency", "ttft", "interTokenLatency", "streamErrorRate"}
 
 func (v *validator) analysis(a *Analysis) map[string]bool {
 	names := map[string]bool{DefaultTemplateName: true}
@@ -73,9 +73,9 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	}
 	threshold := m.SuccessCondition != "" || m.FailureCondition != ""
 	if m.Builtin != "" && !slices.Contains(Builtins, m.Builtin) {
-		v.addf(p+".builtin", "%q is not a builtin metric; choose errorRate or latency", m.Builtin)
+		v.addf(p+".builtin", "%q is not a builtin metric; choose one of %s", m.Builtin, strings.Join(Builtins, ", "))
 	}
-	if m.Builtin == "latency" && (m.Quantile <= 0 || m.Quantile >= 1) {
+	if quantiled(m.Builtin) && (m.Quantile <= 0 || m.Quantile >= 1) {
 		v.addf(p+".quantile", "%g is not in (0, 1), e.g. 0.99", m.Quantile)
 	}
 	if m.Margin < 1 {
@@ -132,4 +132,9 @@ func (v *validator) webURL(p, raw string) {
 	case u.Host == "":
 		v.addf(p, "%q has no host", raw)
 	}
+}
+
+// quantiled builtins compare the share of values above the stable's quantile.
+func quantiled(builtin string) bool {
+	return builtin == "latency" || builtin == "ttft" || builtin == "interTokenLatency"
 }

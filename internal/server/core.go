@@ -15,6 +15,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
 	"aviary.dev/aviary/internal/notify"
 	"aviary.dev/aviary/internal/rollout"
@@ -31,6 +32,7 @@ type core struct {
 	hooks *notify.Webhooks
 	gates *notify.Gates
 	judge *analysis.Analyzer
+	llm   *llmstats.Registry
 	ctrl  *rollout.Controller
 	rl    *reloader
 
@@ -50,14 +52,16 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 		return nil, err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
-	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway})
+	c.llm = llmstats.New(cfg.LLM.Prices)
+	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway, LLM: llmSink{stats: c.llm}})
 	c.prom = prometheus.NewRegistry()
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
+	c.prom.MustRegister(c.llm.Collectors()...)
 	c.hub = api.NewHub()
 	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
-	c.judge = analysis.New(analysis.Options{Metrics: reg, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
+	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
 	c.ctrl, err = rollout.NewController(rollout.Options{
 		Store: c.store, Router: c.gw, Health: gatewayHealth{c.gw}, Gates: c.gates, Analysis: c.judge, Logger: log,
 		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) },
@@ -66,7 +70,7 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 		return nil, err
 	}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
-	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge,
+	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge, llm: c.llm,
 		current: cfg, seen: data, loadedAt: time.Now().UTC()}
 	c.rl.mu.Lock()
 	errs := c.rl.applyServices(cfg, nil, "config")
@@ -99,4 +103,11 @@ func (c *core) close() {
 	if c.store != nil {
 		_ = c.store.Close()
 	}
+}
+
+// llmSink takes what the gateway learns of LLM calls to the measurements.
+type llmSink struct{ stats *llmstats.Registry }
+
+func (s llmSink) Served(rec gateway.LLMRecord) {
+	s.stats.Record(rec.Service, rec.Version, rec.Mirror, rec.Exchange, rec.Duration)
 }

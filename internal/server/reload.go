@@ -14,6 +14,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
@@ -27,6 +28,7 @@ type reloader struct {
 	ctrl  *rollout.Controller
 	store *store.Store
 	judge *analysis.Analyzer
+	llm   *llmstats.Registry
 
 	mu       sync.Mutex
 	current  *config.Config
@@ -83,6 +85,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.last = &res
 		return res
 	}
+	r.llm.SetPrices(cfg.LLM.Prices)
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
 	for _, n := range res.Notes {

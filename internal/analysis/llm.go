@@ -1,0 +1,132 @@
+package analysis
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"aviary.dev/aviary/internal/analysis/judge"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// LLM metrics are compared from cumulative totals (package llmstats), differenced look by look:
+// they never leave a window and need no slots.
+
+// llmCount compares a count of events among LLM calls (stream errors among calls; first tokens or
+// chunk gaps slower than the stable's quantile among those measured).
+type llmCount struct {
+	template string
+	metric   config.AnalysisMetric
+	stats    *llmstats.Registry
+	test     *judge.CountTest
+	boundary time.Duration // ttft and interTokenLatency: 0 until known
+	prev     map[string][2]uint64
+	history  []Point
+	limit    int
+}
+
+// llmBoundarySamples is how many stable measurements a TTFT or gap boundary needs.
+const llmBoundarySamples = 100
+
+func (a *Analyzer) newLLMComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
+	switch m.Builtin {
+	case "ttft", "interTokenLatency", "streamErrorRate":
+		return &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
+			prev: map[string][2]uint64{}, limit: a.o.History}
+	}
+	return nil
+}
+
+func (q *llmCount) id() (string, string) { return q.template, q.metric.Name }
+func (q *llmCount) points() []Point      { return slices.Clone(q.history) }
+func (q *llmCount) ready() bool          { return q.metric.Builtin == "streamErrorRate" || q.boundary != 0 }
+
+// totals is a version's cumulative (measured, events).
+func (q *llmCount) totals(r *runner, version string) (n, e uint64) {
+	if q.stats == nil {
+		return 0, 0
+	}
+	t := q.stats.Totals(r.run.Service, version, version == r.run.Canary && r.shadow.Load())
+	switch q.metric.Builtin {
+	case "streamErrorRate":
+		return uint64(t.Requests), uint64(t.StreamErrors)
+	case "ttft":
+		return t.TTFT.Count(), t.TTFT.CountAbove(q.boundary)
+	default:
+		return t.Gaps.Count(), t.Gaps.CountAbove(q.boundary)
+	}
+}
+
+func (q *llmCount) hist(r *runner, version string) *metrics.Histogram {
+	t := q.stats.Totals(r.run.Service, version, false)
+	if q.metric.Builtin == "ttft" {
+		return t.TTFT
+	}
+	return t.Gaps
+}
+
+func (q *llmCount) look(r *runner, now time.Time) {
+	if q.stats == nil {
+		return
+	}
+	if !q.ready() {
+		h := q.hist(r, r.run.Stable)
+		if h.Count() < llmBoundarySamples {
+			return
+		}
+		q.boundary = h.Quantile(q.metric.Quantile)
+		for _, v := range []string{r.run.Canary, r.run.Stable} { // count from here on
+			n, e := q.totals(r, v)
+			q.prev[v] = [2]uint64{n, e}
+		}
+		return
+	}
+	var d [2][2]int64
+	for i, v := range []string{r.run.Canary, r.run.Stable} {
+		n, e := q.totals(r, v)
+		p := q.prev[v]
+		d[i] = [2]int64{int64(n - min(n, p[0])), int64(e - min(e, p[1]))}
+		q.prev[v] = [2]uint64{n, e}
+	}
+	q.test.Observe(d[0][0], d[0][1], d[1][0], d[1][1])
+}
+
+func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	t := q.test
+	cr, br := t.Rates()
+	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
+		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
+		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
+		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+	what := "LLM streams that failed after a 200: "
+	switch {
+	case q.stats == nil:
+		res.Text = q.metric.Name + ": no LLM measurements in this process (the service needs an llm setting)"
+		return res
+	case !q.ready():
+		res.Text = fmt.Sprintf("%s: waiting for %d stable measurements to set the boundary", q.metric.Name, llmBoundarySamples)
+		return res
+	case q.metric.Builtin == "ttft":
+		what = fmt.Sprintf("first tokens slower than %s (stable p%g): ", q.boundary.Round(time.Millisecond), 100*q.metric.Quantile)
+	case q.metric.Builtin == "interTokenLatency":
+		what = fmt.Sprintf("gaps between chunks longer than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
+	}
+	res.Boundary = q.boundary.String()
+	decision := "no evidence of a regression beyond the margin"
+	switch {
+	case t.Rejected() && (q.metric.Critical || minimumMet):
+		res.Phase, decision = Failed, "rollback"
+	case t.Rejected():
+		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
+	}
+	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	if n := len(q.history); n == 0 || now.Sub(q.history[n-1].At) >= 10*time.Second || res.Phase != Running {
+		q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
+		if len(q.history) > q.limit {
+			q.history = q.history[len(q.history)-q.limit:]
+		}
+	}
+	return res
+}

@@ -1,0 +1,76 @@
+package analysis
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/llm"
+	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// llmRun judges one template of LLM metrics over seconds of simulated LLM calls: per second,
+// stableN calls to v1 and canaryN to v2, their TTFT drawn around the given medians.
+func llmRun(t *testing.T, metric string, seconds, stableN, canaryN int, stableTTFT, canaryTTFT time.Duration, canaryStreamErr float64) (rollout.Verdict, int) {
+	t.Helper()
+	tr := newTraffic(t)
+	stats := llmstats.New(nil)
+	cfg, err := config.Parse([]byte("analysis:\n  templates:\n    - name: llm\n      metrics: [{name: " + metric + ", builtin: " + metric + ", critical: true}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(Options{Metrics: tr.reg, LLM: stats, Templates: cfg.Analysis.Templates, Now: func() time.Time { return tr.now }})
+	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "chat", Stable: "v1", Canary: "v2",
+		Templates: []string{"llm"}, StartedAt: tr.now, Weight: 10}, a.templates)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	call := func(version string, ttft time.Duration, streamErr float64) {
+		x := llm.Exchange{Stream: true, Complete: true, Usage: llm.Usage{Known: true, Input: 100, Output: 50},
+			FirstToken: time.Duration(float64(ttft) * (0.7 + 0.6*rnd.Float64()))}
+		if rnd.Float64() < streamErr {
+			x.StreamError, x.Complete = "overloaded", false
+		}
+		stats.Record("chat", version, false, x, time.Second)
+	}
+	for sec := range seconds {
+		for range stableN {
+			call("v1", stableTTFT, 0.01)
+		}
+		for range canaryN {
+			call("v2", canaryTTFT, canaryStreamErr)
+		}
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ := rn.latest(); v.Phase != rollout.Running {
+			return v, sec
+		}
+	}
+	v, _ := rn.latest()
+	return v, -1
+}
+
+func TestASlowerFirstTokenIsRolledBack(t *testing.T) {
+	v, at := llmRun(t, "ttft", 300, 18, 2, 300*time.Millisecond, 420*time.Millisecond, 0.01) // +40%
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "first tokens slower than") {
+		t.Fatalf("+40%% time to first token: %s at %d: %s", v.Phase, at, v.Message)
+	}
+	t.Logf("rolled back at second %d: %s", at, v.Message)
+}
+
+func TestMidStreamErrorsAreRolledBack(t *testing.T) {
+	v, at := llmRun(t, "streamErrorRate", 300, 18, 2, 300*time.Millisecond, 300*time.Millisecond, 0.15)
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "failed after a 200") {
+		t.Fatalf("15%% stream errors: %s at %d: %s", v.Phase, at, v.Message)
+	}
+}
+
+func TestAnEqualLLMCanaryIsLeftAlone(t *testing.T) {
+	for _, m := range []string{"ttft", "streamErrorRate", "interTokenLatency"} {
+		if v, at := llmRun(t, m, 300, 18, 2, 300*time.Millisecond, 300*time.Millisecond, 0.01); v.Phase != rollout.Running {
+			t.Errorf("%s: an equal canary got %s at %d: %s", m, v.Phase, at, v.Message)
+		}
+	}
+}
