@@ -149,3 +149,46 @@ func TestNonLLMPathsOfAnLLMServiceAreProxiedPlainly(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+func TestAShadowCopyOfAnLLMCallIsRewrittenForItsVersionAndRecordedApart(t *testing.T) {
+	v1 := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 3}))
+	v2 := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 7}))
+	t.Cleanup(v1.Close)
+	t.Cleanup(v2.Close)
+	cfg, err := config.Parse([]byte(`
+services:
+  - name: chat
+    llm: {api: openai}
+    versions:
+      - {name: v1, endpoints: ["` + v1.URL + `"]}
+      - {name: v2, endpoints: ["` + v2.URL + `"], llm: {model: shadow-model}}
+    mirror: {version: v2, percent: 100}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{got: make(chan struct{}, 16)}
+	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
+	t.Cleanup(gw.Close)
+	gw.Apply(cfg.Services)
+	front := httptest.NewServer(gw)
+	t.Cleanup(front.Close)
+	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := map[bool]LLMRecord{}
+	for range 2 {
+		r := rec.wait(t)
+		got[r.Mirror] = r
+	}
+	p, m := got[false], got[true]
+	if p.Version != "v1" || p.Exchange.Usage.Output != 3 {
+		t.Errorf("primary %+v", p)
+	}
+	if m.Version != "v2" || m.Exchange.Usage.Output != 7 || m.Exchange.ResponseModel != "shadow-model" || m.RequestID != p.RequestID {
+		t.Errorf("mirror %+v (exchange %+v)", m, m.Exchange)
+	}
+}

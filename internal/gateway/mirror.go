@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -119,10 +120,20 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 	setTarget(req, ep, r.URL)
 	removeHopHeaders(req.Header)
 	req.Header.Set("X-Aviary-Mirror", "1")
-	if c.buf.Len() > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(c.buf.Bytes()))
-	}
+	body := c.buf.Bytes()
 	mr := &mirrorRequest{g: g, v: m.v, ep: ep, req: req, primaryCode: primaryCode, mismatch: m.mismatch}
+	if ex.llm != nil { // the copy is an LLM call too: the mirror version's rewrite, measured apart
+		mr.llm, mr.service = ex.llm, ex.svc.name
+		if !m.v.rewrite.Empty() && len(body) > 0 {
+			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
+				body = nb
+				req.ContentLength = int64(len(body))
+			}
+		}
+	}
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	go mr.run()
 }
 
@@ -134,6 +145,8 @@ type mirrorRequest struct {
 	req         *http.Request
 	primaryCode int
 	mismatch    prometheus.Counter
+	llm         *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
+	service     string
 }
 
 // mirrorTimeout bounds a mirrored request, so that a hung mirror version cannot hold slots forever.
@@ -151,9 +164,21 @@ func (m *mirrorRequest) run() {
 		obs.Code, obs.Fault = classify(err)
 	} else {
 		obs.Code = resp.StatusCode
-		n, _ := io.Copy(io.Discard, resp.Body)
+		var body io.Reader = resp.Body
+		var p *llm.ResponseParser
+		if m.llm != nil && m.g.llmSink != nil {
+			p = llm.NewResponseParser(m.llm.api, resp.Header.Get("Content-Type"), start, time.Now)
+			body = io.TeeReader(resp.Body, p)
+		}
+		n, _ := io.Copy(io.Discard, body)
 		resp.Body.Close()
 		obs.BytesOut = n
+		if p != nil {
+			x := p.Finish()
+			x.RequestModel = m.llm.req.Model
+			m.g.llmSink.Served(LLMRecord{Service: m.service, Version: m.v.name, Mirror: true, RequestID: m.llm.id,
+				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x})
+		}
 	}
 	obs.End = time.Now()
 	obs.Duration = obs.End.Sub(start)
