@@ -106,7 +106,7 @@ func pct(v float64) string {
 	if math.IsNaN(v) {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2g%%", 100*v)
+	return fmt.Sprintf("%.3g%%", 100*v)
 }
 
 func short(v float64) string {

@@ -1,0 +1,169 @@
+//go:build e2e
+
+// Package llm_test runs LLM canaries end to end: Aviary in-process (server.Run) with its real
+// gateway in front of the project's fake LLM servers, and real streaming load on 127.0.0.1.
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aviary.dev/aviary/internal/fakellm"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/server"
+)
+
+func fake(t *testing.T, o fakellm.Options) string {
+	srv := httptest.NewServer(fakellm.New(o))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type aviary struct {
+	t         *testing.T
+	gw, admin string
+}
+
+// start runs Aviary with a chat service of v1 and v2 (each line of versions given as YAML) and the
+// llm analysis template.
+func start(t *testing.T, versions, extra string) *aviary {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+%s
+analysis:
+  templates:
+    - name: llm
+      minimum: {duration: 15s, requests: 40}
+      metrics:
+        - {name: ttft, builtin: ttft, quantile: 0.9, critical: true}
+        - {name: stream-errors, builtin: streamErrorRate, critical: true}
+services:
+  - name: chat
+    llm: {api: openai, includeUsage: true}
+    versions:
+%s
+    release: v1
+    strategy:
+      defaultAnalysis: false
+      canary:
+        steps:
+          - setWeight: 20
+          - analysis: {templates: [llm]}
+          - setWeight: 50
+`, extra, versions)
+	path := filepath.Join(dir, "aviary.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &aviary{t: t}
+	started := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), TickInterval: 100 * time.Millisecond,
+			Started: func(gw, admin string) { a.gw, a.admin = "http://"+gw, "http://"+admin; close(started) }})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("aviary did not start: %v", err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// load streams chat completions through the gateway, a few at a time, until ctx ends.
+func (a *aviary) load(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				body := fmt.Sprintf(`{"model":"m","stream":true,"messages":[{"role":"user","content":"question %d of %d"}]}`, i, w)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.gw+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *aviary) status() rollout.Status {
+	resp, err := http.Get(a.admin + "/api/v1/services/chat/rollout")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st rollout.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		a.t.Fatal(err)
+	}
+	return st
+}
+
+// rollout starts a rollout to v2 and waits for it to end, Healthy or Degraded.
+func (a *aviary) rollout(limit time.Duration) (rollout.Status, time.Duration) {
+	resp, err := http.Post(a.admin+"/api/v1/services/chat/rollout", "application/json", strings.NewReader(`{"version":"v2"}`))
+	if err != nil || resp.StatusCode != 200 {
+		a.t.Fatalf("start the rollout: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	began := time.Now()
+	for deadline := began.Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if st := a.status(); st.Phase == rollout.Healthy || st.Phase == rollout.Degraded {
+			return st, time.Since(began)
+		}
+	}
+	st := a.status()
+	a.t.Fatalf("after %s: phase %s, canary at %d%%, step %d: %s", limit, st.Phase, st.CanaryWeight, st.CurrentStepIndex, st.Message)
+	return st, 0
+}
+
+func withLoad(t *testing.T, a *aviary) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.load(ctx, 8) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(3 * time.Second) // the stable's first tokens set the boundary
+}
+
+func TestACanaryModelWithSlowerFirstTokensIsRolledBack(t *testing.T) {
+	t.Parallel()
+	v1 := fake(t, fakellm.Options{TTFT: 150 * time.Millisecond, TokenEvery: 2 * time.Millisecond, OutputTokens: 30})
+	v2 := fake(t, fakellm.Options{TTFT: 210 * time.Millisecond, TokenEvery: 2 * time.Millisecond, OutputTokens: 30}) // +40%
+	a := start(t, fmt.Sprintf("      - {name: v1, endpoints: [%q]}\n      - {name: v2, endpoints: [%q], llm: {model: m-next}}", v1, v2), "")
+	withLoad(t, a)
+	st, took := a.rollout(90 * time.Second)
+	t.Logf("after %s: %s", took.Round(time.Second), st.Message)
+	if st.Phase != rollout.Degraded || st.StableVersion != "v1" || !strings.Contains(st.Message, "first tokens slower than") || !strings.Contains(st.Message, "evidence") {
+		t.Fatalf("+40%% time to first token: phase %s: %s", st.Phase, st.Message)
+	}
+}
+
+func TestAPromptVariantThatHoldsIsPromoted(t *testing.T) {
+	t.Parallel()
+	up := fake(t, fakellm.Options{TTFT: 150 * time.Millisecond, TokenEvery: 2 * time.Millisecond, OutputTokens: 30})
+	a := start(t, fmt.Sprintf("      - {name: v1, endpoints: [%q]}\n      - {name: v2, endpoints: [%q], llm: {systemPrompt: \"Answer briefly.\"}}", up, up), "")
+	withLoad(t, a)
+	st, _ := a.rollout(90 * time.Second)
+	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
+		t.Fatalf("a prompt variant as fast as the stable: phase %s: %s", st.Phase, st.Message)
+	}
+}
