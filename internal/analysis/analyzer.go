@@ -18,7 +18,9 @@ import (
 type Options struct {
 	Metrics *metrics.Registry
 	// LLM holds the measurements of LLM services (nil: no LLM metrics can be judged).
-	LLM       *llmstats.Registry
+	LLM *llmstats.Registry
+	// Quality gives evaluation and feedback scores (nil: those metrics see no data).
+	Quality   QualitySource
 	Templates []config.AnalysisTemplate
 	Providers provider.Options
 	// History bounds the measurements kept per metric of a run (0: config.DefaultHistory).

@@ -36,6 +36,9 @@ func (a *Analyzer) newLLMComparative(template string, m config.AnalysisMetric, a
 		return &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
 			prev: map[string][2]uint64{}, limit: a.o.History}
 	}
+	if c := a.newMeanComparative(template, m, alpha); c != nil {
+		return c
+	}
 	return nil
 }
 

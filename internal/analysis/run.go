@@ -214,8 +214,13 @@ func (rn *runner) judge(now time.Time) {
 	}
 	// A latency metric still without its boundary has measured nothing: no pass on its behalf.
 	seqReady := true
+	var waiting []string
 	for _, q := range rn.seq {
-		seqReady = seqReady && q.ready()
+		if !q.ready() {
+			seqReady = false
+			_, name := q.id()
+			waiting = append(waiting, name)
+		}
 	}
 	background := rn.run.Kind == rollout.BackgroundAnalysis
 	switch {
@@ -226,8 +231,8 @@ func (rn *runner) judge(now time.Time) {
 	case !background && minimumMet && thresholdsPassed && seqReady:
 		rn.decide(rollout.Pass, fmt.Sprintf("%s over %s and %d canary requests; %s", passWords(results), age.Round(time.Second), canaryN, texts(results)), results)
 	case !background && age >= maxWait && !seqReady:
-		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the stable version has not served the %d requests that set the latency boundary: too little traffic to judge latency",
-			age.Round(time.Second), boundarySamples), results)
+		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s there are still too few measurements to judge %s: too little traffic (or too few late signals) to judge",
+			age.Round(time.Second), strings.Join(waiting, ", ")), results)
 	case !background && age >= maxWait:
 		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the canary served %d of the %d requests needed (minimum %s): too little traffic to judge",
 			age.Round(time.Second), canaryN, minReq, minDur), results)

@@ -52,6 +52,7 @@ type Server struct {
 	Config   Config
 	Rollouts Rollouts
 	Analyses Analyses
+	Feedback Feedback
 	Hub      *Hub
 	Tokens   Tokens
 	Gatherer prometheus.Gatherer
@@ -67,6 +68,9 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/config/reload", s.reload)
 	if s.Rollouts != nil {
 		s.rolloutRoutes(api)
+	}
+	if s.Feedback != nil {
+		api.HandleFunc("POST /api/v1/feedback", s.feedback)
 	}
 	if s.Analyses != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {

@@ -47,7 +47,9 @@ type AnalysisMetric struct {
 
 	// Sequential (builtin) comparison.
 	Quantile float64 `yaml:"quantile" json:"quantile,omitempty"` // latency: the baseline quantile that bounds "slow"
-	Margin   float64 `yaml:"margin" json:"margin,omitempty"`     // tolerated ratio canary/baseline
+	// Score names the evaluator's score an evaluation metric judges (e.g. quality).
+	Score  string  `yaml:"score" json:"score,omitempty"`
+	Margin float64 `yaml:"margin" json:"margin,omitempty"` // tolerated ratio canary/baseline
 	// Critical metrics may fail a rollout the moment the evidence allows; others only once the
 	// minimum exposure is met.
 	Critical bool `yaml:"critical" json:"critical,omitempty"`

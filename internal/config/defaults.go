@@ -37,7 +37,11 @@ var (
 	// that share grow from 1% to 1.8%, about a 12% slowdown of a typical (lognormal, sigma 0.5)
 	// latency distribution. Tighter margins roll back canaries whose endpoints are merely a little
 	// different from the stable's (see bench/results/judge.md).
-	DefaultLatencyMargin    = 1.8
+	DefaultLatencyMargin = 1.8
+	// DefaultMeanMargin: tokens and cost per request may be 10% higher than the stable's.
+	DefaultMeanMargin = 1.1
+	// DefaultScoreMargin: evaluation and feedback scores may be 5% lower than the stable's.
+	DefaultScoreMargin      = 0.95
 	DefaultQuantile         = 0.99
 	DefaultMetricInterval   = D(30 * time.Second)
 	DefaultConsecutiveError = 4
@@ -72,8 +76,13 @@ func (t *AnalysisTemplate) applyDefaults() {
 		m := &t.Metrics[i]
 		if m.Margin == 0 {
 			m.Margin = DefaultMargin
-			if quantiled(m.Builtin) {
+			switch {
+			case quantiled(m.Builtin):
 				m.Margin = DefaultLatencyMargin
+			case lowerIsWorse(m.Builtin):
+				m.Margin = DefaultScoreMargin
+			case m.Builtin == "costPerRequest" || m.Builtin == "outputTokens":
+				m.Margin = DefaultMeanMargin
 			}
 		}
 		if quantiled(m.Builtin) && m.Quantile == 0 {

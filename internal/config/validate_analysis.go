@@ -10,7 +10,8 @@ import (
 )
 
 // Builtins are the gateway's own metrics a template may judge.
-var Builtins = []string{"errorRate", "latency", "ttft", "interTokenLatency", "streamErrorRate"}
+var Builtins = []string{"errorRate", "latency", "ttft", "interTokenLatency", "streamErrorRate",
+	"outputTokens", "costPerRequest", "evaluation", "feedback"}
 
 func (v *validator) analysis(a *Analysis) map[string]bool {
 	names := map[string]bool{DefaultTemplateName: true}
@@ -78,8 +79,14 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	if quantiled(m.Builtin) && (m.Quantile <= 0 || m.Quantile >= 1) {
 		v.addf(p+".quantile", "%g is not in (0, 1), e.g. 0.99", m.Quantile)
 	}
-	if m.Margin < 1 {
+	switch {
+	case lowerIsWorse(m.Builtin) && (m.Margin <= 0 || m.Margin > 1):
+		v.addf(p+".margin", "%g must be in (0, 1]: the canary's mean may be this share of the baseline's, e.g. 0.95", m.Margin)
+	case !lowerIsWorse(m.Builtin) && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
+	}
+	if m.Builtin == "evaluation" && m.Score == "" {
+		v.addf(p+".score", "name the evaluator's score to judge, e.g. quality")
 	}
 	if (m.Prometheus != nil || m.Web != nil) && !threshold {
 		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\")")
@@ -138,3 +145,6 @@ func (v *validator) webURL(p, raw string) {
 func quantiled(builtin string) bool {
 	return builtin == "latency" || builtin == "ttft" || builtin == "interTokenLatency"
 }
+
+// lowerIsWorse builtins are scores: a canary whose mean is lower is the worse one.
+func lowerIsWorse(builtin string) bool { return builtin == "evaluation" || builtin == "feedback" }

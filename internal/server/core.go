@@ -18,6 +18,7 @@ import (
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
 	"aviary.dev/aviary/internal/notify"
+	"aviary.dev/aviary/internal/quality"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
@@ -33,6 +34,7 @@ type core struct {
 	gates *notify.Gates
 	judge *analysis.Analyzer
 	llm   *llmstats.Registry
+	qual  *quality.Quality
 	ctrl  *rollout.Controller
 	rl    *reloader
 
@@ -53,15 +55,17 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.llm = llmstats.New(cfg.LLM.Prices)
-	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway, LLM: llmSink{stats: c.llm}})
 	c.prom = prometheus.NewRegistry()
+	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries,
+		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom})
+	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway, LLM: llmSink{stats: c.llm, quality: c.qual}})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
 	c.hub = api.NewHub()
 	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
-	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
+	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
 	c.ctrl, err = rollout.NewController(rollout.Options{
 		Store: c.store, Router: c.gw, Health: gatewayHealth{c.gw}, Gates: c.gates, Analysis: c.judge, Logger: log,
 		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) },
@@ -70,7 +74,7 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 		return nil, err
 	}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
-	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge, llm: c.llm,
+	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge, llm: c.llm, quality: c.qual,
 		current: cfg, seen: data, loadedAt: time.Now().UTC()}
 	c.rl.mu.Lock()
 	errs := c.rl.applyServices(cfg, nil, "config")
@@ -100,14 +104,36 @@ func (c *core) close() {
 	if c.gw != nil {
 		c.gw.Close()
 	}
+	if c.qual != nil {
+		c.qual.Close()
+	}
 	if c.store != nil {
 		_ = c.store.Close()
 	}
 }
 
-// llmSink takes what the gateway learns of LLM calls to the measurements.
-type llmSink struct{ stats *llmstats.Registry }
+// llmSink takes what the gateway learns of LLM calls to the measurements, and answered calls to
+// the feedback join and the evaluators.
+type llmSink struct {
+	stats   *llmstats.Registry
+	quality *quality.Quality
+}
 
 func (s llmSink) Served(rec gateway.LLMRecord) {
 	s.stats.Record(rec.Service, rec.Version, rec.Mirror, rec.Exchange, rec.Duration)
+	if rec.Status >= 200 && rec.Status < 300 && rec.Exchange.StreamError == "" {
+		s.quality.Served(quality.Served{RequestID: rec.RequestID, Service: rec.Service, Version: rec.Version, Mirror: rec.Mirror,
+			Model: rec.Exchange.ResponseModel, Input: rec.Input, Output: rec.Output})
+	}
+}
+
+// evaluators are the services' evaluators, by service.
+func evaluators(services []config.Service) map[string]config.Evaluator {
+	out := map[string]config.Evaluator{}
+	for _, s := range services {
+		if s.LLM != nil && s.LLM.Evaluator != nil {
+			out[s.Name] = *s.LLM.Evaluator
+		}
+	}
+	return out
 }

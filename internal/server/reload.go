@@ -15,6 +15,7 @@ import (
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/quality"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
@@ -22,13 +23,14 @@ import (
 // reloader owns the config in force. A reload parses and validates the whole file first; only a
 // valid config reaches the gateway, so an invalid one is refused and changes nothing.
 type reloader struct {
-	path  string
-	log   *slog.Logger
-	gw    *gateway.Gateway
-	ctrl  *rollout.Controller
-	store *store.Store
-	judge *analysis.Analyzer
-	llm   *llmstats.Registry
+	path    string
+	log     *slog.Logger
+	gw      *gateway.Gateway
+	ctrl    *rollout.Controller
+	store   *store.Store
+	judge   *analysis.Analyzer
+	llm     *llmstats.Registry
+	quality *quality.Quality
 
 	mu       sync.Mutex
 	current  *config.Config
@@ -86,6 +88,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		return res
 	}
 	r.llm.SetPrices(cfg.LLM.Prices)
+	r.quality.SetEvaluators(evaluators(cfg.Services))
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
 	for _, n := range res.Notes {

@@ -61,7 +61,7 @@ func Run(ctx context.Context, o Options) error {
 
 	var ready atomic.Bool
 	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Hub: c.hub, Gatherer: c.prom,
+		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -38,6 +38,11 @@ type aviary struct {
 // start runs Aviary with a chat service of v1 and v2 (each line of versions given as YAML) and the
 // llm analysis template.
 func start(t *testing.T, versions, extra string) *aviary {
+	return startWith(t, versions, extra, "", "")
+}
+
+// startWith adds metrics to the llm template and keys to the service's llm setting.
+func startWith(t *testing.T, versions, extra, metrics, serviceLLM string) *aviary {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
@@ -49,9 +54,10 @@ analysis:
       metrics:
         - {name: ttft, builtin: ttft, quantile: 0.9, critical: true}
         - {name: stream-errors, builtin: streamErrorRate, critical: true}
+%s
 services:
   - name: chat
-    llm: {api: openai, includeUsage: true}
+    llm: {api: openai, includeUsage: true%s}
     versions:
 %s
     release: v1
@@ -62,7 +68,7 @@ services:
           - setWeight: 20
           - analysis: {templates: [llm]}
           - setWeight: 50
-`, extra, versions)
+`, extra, metrics, serviceLLM, versions)
 	path := filepath.Join(dir, "aviary.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -166,4 +172,51 @@ func TestAPromptVariantThatHoldsIsPromoted(t *testing.T) {
 	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
 		t.Fatalf("a prompt variant as fast as the stable: phase %s: %s", st.Phase, st.Message)
 	}
+}
+
+func TestACanaryModelThatCostsThirtyPercentMoreIsRolledBack(t *testing.T) {
+	t.Parallel()
+	v1 := fake(t, fakellm.Options{TTFT: 100 * time.Millisecond, TokenEvery: time.Millisecond, OutputTokens: 50})
+	v2 := fake(t, fakellm.Options{TTFT: 100 * time.Millisecond, TokenEvery: time.Millisecond, OutputTokens: 65}) // +30% tokens
+	a := startWith(t, fmt.Sprintf("      - {name: v1, endpoints: [%q]}\n      - {name: v2, endpoints: [%q], llm: {model: m-verbose}}", v1, v2),
+		"llm:\n  prices: [{model: m, input: 1, output: 10}, {model: m-verbose, input: 1, output: 10}]",
+		"        - {name: cost, builtin: costPerRequest, critical: true}", "")
+	withLoad(t, a)
+	st, took := a.rollout(120 * time.Second)
+	t.Logf("after %s: %s", took.Round(time.Second), st.Message)
+	if st.Phase != rollout.Degraded || !strings.Contains(st.Message, "costPerRequest") {
+		t.Fatalf("+30%% cost: phase %s: %s", st.Phase, st.Message)
+	}
+}
+
+func TestAPromptVariantIsPromotedWhenItsEvaluationScoresHold(t *testing.T) {
+	t.Parallel()
+	up := fake(t, fakellm.Options{TTFT: 100 * time.Millisecond, TokenEvery: time.Millisecond, OutputTokens: 30, Quality: 0.85})
+	a := startWith(t, fmt.Sprintf("      - {name: v1, endpoints: [%q]}\n      - {name: v2, endpoints: [%q], llm: {systemPrompt: \"Answer briefly.\"}}", up, up),
+		"", "        - {name: quality, builtin: evaluation, score: quality, critical: true}",
+		fmt.Sprintf(", evaluator: {url: %q, percent: 50}", up+"/v1/evaluate"))
+	withLoad(t, a)
+	st, _ := a.rollout(120 * time.Second)
+	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
+		t.Fatalf("a prompt variant whose evaluation scores hold: phase %s: %s", st.Phase, st.Message)
+	}
+	resp, err := http.Get(a.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(metrics), `aviary_evaluation_score_count{name="quality",role="primary",service="chat",version="v2"}`) {
+		t.Errorf("no evaluation scores of v2 were measured:\n%s", grepLines(string(metrics), "aviary_evaluation"))
+	}
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

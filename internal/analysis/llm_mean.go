@@ -1,0 +1,116 @@
+package analysis
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"aviary.dev/aviary/internal/analysis/judge"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/quality"
+)
+
+// QualitySource gives the evaluation and feedback totals of a version (package quality).
+type QualitySource interface {
+	Totals(service, version string) map[string]quality.Totals
+}
+
+// moments are cumulative count, sum and sum of squares.
+type moments struct {
+	n       int64
+	sum, sq float64
+}
+
+// llmMean compares per-request means: output tokens, cost, evaluation scores, feedback scores.
+type llmMean struct {
+	template string
+	metric   config.AnalysisMetric
+	a        *Analyzer
+	test     *judge.MeanTest
+	prev     map[string]moments
+	history  []Point
+}
+
+func (a *Analyzer) newMeanComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
+	worse := judge.Higher
+	switch m.Builtin {
+	case "outputTokens", "costPerRequest":
+	case "evaluation", "feedback":
+		worse = judge.Lower
+	default:
+		return nil
+	}
+	return &llmMean{template: template, metric: m, a: a, test: judge.NewMeanTest(worse, m.Margin, alpha), prev: map[string]moments{}}
+}
+
+func (q *llmMean) id() (string, string) { return q.template, q.metric.Name }
+func (q *llmMean) points() []Point      { return slices.Clone(q.history) }
+func (q *llmMean) ready() bool          { return true }
+
+// totals is a version's cumulative moments of the metric.
+func (q *llmMean) totals(r *runner, version string) moments {
+	mirror := version == r.run.Canary && r.shadow.Load()
+	switch q.metric.Builtin {
+	case "outputTokens", "costPerRequest":
+		if q.a.o.LLM == nil {
+			return moments{}
+		}
+		t := q.a.o.LLM.Totals(r.run.Service, version, mirror)
+		if q.metric.Builtin == "outputTokens" {
+			return moments{t.UsageN, t.OutputSum, t.OutputSumSq}
+		}
+		return moments{t.CostN, t.CostSum, t.CostSumSq}
+	}
+	if q.a.o.Quality == nil {
+		return moments{}
+	}
+	key := quality.KeyFeedbackScore
+	if q.metric.Builtin == "evaluation" {
+		key = quality.EvaluationKey(q.metric.Score)
+	}
+	if mirror {
+		key = quality.MirrorPrefix + key
+	}
+	t := q.a.o.Quality.Totals(r.run.Service, version)[key]
+	return moments{t.N, t.Sum, t.SumSq}
+}
+
+func (q *llmMean) look(r *runner, now time.Time) {
+	var d [2]moments
+	for i, v := range []string{r.run.Canary, r.run.Stable} {
+		cur := q.totals(r, v)
+		p := q.prev[v]
+		if cur.n >= p.n {
+			d[i] = moments{cur.n - p.n, cur.sum - p.sum, cur.sq - p.sq}
+		}
+		q.prev[v] = cur
+	}
+	q.test.Observe(d[0].n, d[0].sum, d[0].sq, d[1].n, d[1].sum, d[1].sq)
+}
+
+func (q *llmMean) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	t := q.test
+	cm, bm := t.Means()
+	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
+		Canary: &Side{Version: r.run.Canary, Rate: finite(cm)}, Baseline: &Side{Version: r.run.Stable, Rate: finite(bm)},
+		Effect: finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+	decision := "no evidence of a regression beyond the margin"
+	switch {
+	case t.Rejected() && (q.metric.Critical || minimumMet):
+		res.Phase, decision = Failed, "rollback"
+	case t.Rejected():
+		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
+	}
+	what := q.metric.Builtin
+	if q.metric.Builtin == "evaluation" {
+		what = "evaluation " + q.metric.Score
+	}
+	res.Text = fmt.Sprintf("%s: %s %s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	if n := len(q.history); n == 0 || now.Sub(q.history[n-1].At) >= 10*time.Second || res.Phase != Running {
+		q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
+		if len(q.history) > q.a.o.History {
+			q.history = q.history[len(q.history)-q.a.o.History:]
+		}
+	}
+	return res
+}
