@@ -11,5 +11,11 @@
 // probability at most alpha, however often it is looked at. Traffic that drifts between looks
 // cancels out, because each look is conditioned on its own shares.
 //
+// The mean test (tokens, cost or a quality score per request) compares the versions' means under
+// a relative margin with a one-sided normal-mixture martingale on a stratified contrast, with a
+// plug-in variance: an asymptotic confidence sequence (Howard, Ramdas, McAuliffe & Sekhon, Ann.
+// Statist. 2021; Waudby-Smith et al., "Time-uniform central limit theory and asymptotic
+// confidence sequences"). See MeanTest.
+//
 // This is written by hand: no maintained Go library implements these sequential tests.
 package judge

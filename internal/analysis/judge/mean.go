@@ -89,6 +89,7 @@ func (d Direction) String() string {
 // lognormal and exponential values); the baseline's mean is positive (tokens, cost and scores are
 // non-negative); which requests go to which version does not depend on their values.
 type MeanTest struct {
+	// Worse and Margin are set by NewMeanTest and must not change once values are observed.
 	Worse  Direction
 	Margin float64
 	Alpha  float64
@@ -235,11 +236,22 @@ func (t *MeanTest) Evidence() float64 {
 	if math.IsNaN(z) || math.IsNaN(info) || math.IsInf(info, 0) {
 		return 1
 	}
+	if math.Abs(z) <= 30 {
+		// Every term is a finite number: average them as they are.
+		sum := 0.0
+		for _, tau := range mixtureScales {
+			ti := tau * tau * info
+			x := z * math.Sqrt(ti/(1+ti))
+			sum += 2 / math.Sqrt(1+ti) * math.Exp(x*x/2) * 0.5 * math.Erfc(-x/math.Sqrt2)
+		}
+		return sum / float64(len(mixtureScales))
+	}
+	// Far out, in logarithms, capped so that it stays a finite number (JSON has no infinity);
+	// that is far past any 1/Alpha.
 	var logs [len(mixtureScales)]float64
 	for i, tau := range mixtureScales {
 		ti := tau * tau * info
-		r := ti / (1 + ti)
-		logs[i] = math.Ln2 - 0.5*math.Log1p(ti) + logMills(z*math.Sqrt(r))
+		logs[i] = math.Ln2 - 0.5*math.Log1p(ti) + logMills(z*math.Sqrt(ti/(1+ti)))
 	}
 	hi := math.Inf(-1)
 	for _, l := range logs {
@@ -249,7 +261,6 @@ func (t *MeanTest) Evidence() float64 {
 	for _, l := range logs {
 		sum += math.Exp(l - hi)
 	}
-	// Capped so that it stays a finite number (JSON has no infinity); far past any 1/Alpha.
 	return math.Exp(min(hi+math.Log(sum/float64(len(logs))), 700))
 }
 

@@ -65,15 +65,15 @@ func (s *source) poisson(mean float64) int64 {
 // dist is a distribution of per-request values: heavy-ish tails for tokens and cost, a
 // left-skewed one in [0, 1] for quality scores.
 type dist struct {
-	kind  int     // lognormalKind, exponentialKind, scoreKind
+	kind  int
+	a     float64 // scoreKind: Beta(a, 1), that is U^(1/a), mean a/(a+1)
 	scale float64 // a factor on every value
-	a     float64 // scoreKind: Beta(a, 1)
 }
 
 const (
 	lognormalKind   = iota // exp(N(0, 1)): sd 1.3× the mean, skewness 6
 	exponentialKind        // sd 1× the mean, skewness 2
-	scoreKind              // Beta(a, 1), that is U^(1/a): mean a/(a+1), piled up near 1
+	scoreKind
 )
 
 var (
@@ -81,27 +81,45 @@ var (
 	exponential = dist{kind: exponentialKind, scale: 1}
 )
 
-// score has mean `mean` in [0, 1], like the scores of a grader.
-func score(mean float64) dist { return dist{kind: scoreKind, scale: 1, a: mean / (1 - mean)} }
+// score has mean `mean` in [0, 1], the values piled up near 1 like a grader's scores.
+func score(mean float64) dist { return dist{kind: scoreKind, a: mean / (1 - mean), scale: 1} }
 
 // times multiplies the values (and so the mean) by k.
 func (d dist) times(k float64) dist { d.scale *= k; return d }
 
-// draw returns the sum and sum of squares of n values, each multiplied by level.
+// draw returns the sum and sum of squares of n values, each multiplied by level. Everything
+// stays in registers (math.Log and math.Exp are assembly): under -race a memory read per value
+// would cost more than the value.
 func (d dist) draw(s *source, n int64, level float64) (sum, sumSq float64) {
 	x := uint64(*s)
+	spare, haveSpare := 0.0, false
 	for range n {
 		var v, u float64
 		switch d.kind {
 		case lognormalKind:
-			x, v = normal(x)
+			if haveSpare {
+				v, haveSpare = spare, false
+			} else {
+				// Marsaglia's polar method: two normal values per accepted pair.
+				for {
+					var u1, u2 float64
+					x, u1 = next(x)
+					x, u2 = next(x)
+					u1, u2 = 2*u1-1, 2*u2-1
+					if q := u1*u1 + u2*u2; q < 1 && q > 0 {
+						f := math.Sqrt(-2 * math.Log(q) / q)
+						v, spare, haveSpare = u1*f, u2*f, true
+						break
+					}
+				}
+			}
 			v = math.Exp(v)
 		case exponentialKind:
 			x, u = next(x)
 			v = -math.Log(u)
 		default:
 			x, u = next(x)
-			v = math.Pow(u, 1/d.a)
+			v = math.Exp(math.Log(u) / d.a)
 		}
 		v *= d.scale * level
 		sum += v
@@ -209,16 +227,16 @@ func TestMeanTestHoldsAlphaUnderRepeatedLooks(t *testing.T) {
 	// at every second for ten minutes, canary share 10%. Evidence levels 20 and 100 are the
 	// rejections at alpha 5% and 1%.
 	levels := []float64{20, 100}
-	for _, d := range []struct {
+	for k, d := range []struct {
 		name string
 		f    dist
 	}{{"lognormal", lognormal}, {"exponential", exponential}} {
 		for _, c := range []struct {
 			rate float64
 			runs int
-		}{{1, 2000}, {10, 2000}, {100, 1000}} {
+		}{{1, 1000}, {10, 1000}, {100, 1000}} {
 			o := rollout{rate: c.rate, share: 0.1, seconds: 600, base: d.f, canary: d.f}
-			res := simulate(c.runs, uint64(c.rate), func(s *source) [][]int {
+			res := simulate(c.runs, uint64(1000*k)+uint64(c.rate), func(s *source) [][]int {
 				return o.run(s, levels, NewMeanTest(Higher, 1, 0.05), NewMeanTest(Lower, 1, 0.05))
 			})
 			for i, dir := range []Direction{Higher, Lower} {
