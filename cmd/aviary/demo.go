@@ -41,13 +41,14 @@ everything when done (about two minutes).`,
 		Example: "  aviary demo\n  aviary demo --rps 200",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalCtx(cmd.Context())
 			defer stop()
 			return runDemo(ctx, cmd.OutOrStdout(), rps, keep)
 		},
 	}
 	cmd.Flags().IntVar(&rps, "rps", 100, "requests per second of demo traffic")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep aviary running after the demo (Ctrl-C stops it)")
+	cmd.AddCommand(newDemoLLM())
 	return cmd
 }
 
@@ -156,7 +157,13 @@ services:
 
 // demoRollout starts a rollout to version and reports until it reaches want (or another end).
 func demoRollout(ctx context.Context, out io.Writer, c *apiClient, version string, want rollout.Phase) error {
-	if _, _, err := c.start(ctx, "shop", startRequest{Version: version}); err != nil {
+	return demoRolloutOf(ctx, out, c, "shop", version, want, []string{"errors", "latency"})
+}
+
+// demoRolloutOf starts a rollout of service to version and reports until it reaches want (or
+// another end), with the live evidence of the named metrics.
+func demoRolloutOf(ctx context.Context, out io.Writer, c *apiClient, service, version string, want rollout.Phase, metrics []string) error {
+	if _, _, err := c.start(ctx, service, startRequest{Version: version}); err != nil {
 		return err
 	}
 	began := time.Now()
@@ -168,7 +175,7 @@ func demoRollout(ctx context.Context, out io.Writer, c *apiClient, version strin
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-		st, _, err := c.status(ctx, "shop")
+		st, _, err := c.status(ctx, service)
 		if err != nil {
 			return err
 		}
@@ -177,7 +184,7 @@ func demoRollout(ctx context.Context, out io.Writer, c *apiClient, version strin
 		// A line when the phase, weight or step moves, and the judge's evidence every five seconds.
 		if moved := line[6:]; moved != last || time.Since(shown) >= 5*time.Second {
 			fmt.Fprintln(out, line)
-			for _, ev := range liveEvidence(st) {
+			for _, ev := range liveEvidence(st, metrics) {
 				fmt.Fprintln(out, "       "+ev)
 			}
 			last, shown = moved, time.Now()
@@ -196,16 +203,20 @@ func demoRollout(ctx context.Context, out io.Writer, c *apiClient, version strin
 	}
 }
 
-// liveEvidence is the running default analysis's evidence, a line per metric.
-func liveEvidence(st rollout.Status) []string {
+// liveEvidence is the running analyses' evidence on the named metrics, a line per metric.
+func liveEvidence(st rollout.Status, metrics []string) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, ch := range st.Checks {
-		if ch.Last == nil || ch.Kind != rollout.BackgroundAnalysis {
+		if ch.Last == nil {
 			continue
 		}
 		for _, part := range strings.Split(ch.Last.Message, "; ") {
-			if strings.HasPrefix(part, "errors: ") || strings.HasPrefix(part, "latency: ") {
-				out = append(out, part)
+			for _, m := range metrics {
+				if strings.HasPrefix(part, m+": ") && !seen[m] {
+					seen[m] = true
+					out = append(out, part)
+				}
 			}
 		}
 	}
@@ -273,4 +284,9 @@ func (l *demoLoad) run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// signalCtx ends on SIGINT or SIGTERM.
+func signalCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }

@@ -17,6 +17,16 @@ import (
 
 func TestDemoPromotesOneRolloutAndRollsBackTheOther(t *testing.T) {
 	t.Parallel()
+	runDemo(t, []string{"=> promoted: v2 is stable", "=> rolled back by itself", "evidence", "v2 serves everyone"}, "demo")
+}
+
+func TestLLMDemoPromotesOneModelAndRollsBackTheOther(t *testing.T) {
+	t.Parallel()
+	runDemo(t, []string{"=> promoted: v2 is stable", "=> rolled back by itself", "first tokens slower than", "evaluation quality"}, "demo", "llm")
+}
+
+// runDemo builds aviary, runs it with args, and checks its output says each of wants.
+func runDemo(t *testing.T, wants []string, args ...string) {
 	bin := filepath.Join(t.TempDir(), "aviary")
 	build := exec.Command("go", "build", "-o", bin, "aviary.dev/aviary/cmd/aviary")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -25,13 +35,13 @@ func TestDemoPromotesOneRolloutAndRollsBackTheOther(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "demo")
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("aviary demo: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"=> promoted: v2 is stable", "=> rolled back by itself", "evidence", "v2 serves everyone"} {
+	for _, want := range wants {
 		if !strings.Contains(text, want) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, text)
 		}
