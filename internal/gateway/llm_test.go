@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -190,5 +191,49 @@ services:
 	}
 	if m.Version != "v2" || m.Exchange.Usage.Output != 7 || m.Exchange.ResponseModel != "shadow-model" || m.RequestID != p.RequestID {
 		t.Errorf("mirror %+v (exchange %+v)", m, m.Exchange)
+	}
+}
+
+func TestEveryLLMAPIIsReadThroughTheGateway(t *testing.T) {
+	up := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 9, TTFT: 20 * time.Millisecond}))
+	t.Cleanup(up.Close)
+	cfg, err := config.Parse([]byte(`
+services:
+  - name: chat
+    llm: {api: auto, includeUsage: true}
+    versions:
+      - {name: v1, endpoints: ["` + up.URL + `"], llm: {systemPrompt: "be kind"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{got: make(chan struct{}, 16)}
+	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
+	t.Cleanup(gw.Close)
+	gw.Apply(cfg.Services)
+	front := httptest.NewServer(gw)
+	t.Cleanup(front.Close)
+	for _, tc := range []struct{ api, path, body string }{
+		{"openai-chat", "/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+		{"openai-responses", "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`},
+		{"anthropic", "/v1/messages", `{"model":"m","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
+		{"anthropic", "/v1/messages", `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, front.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("anthropic-version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Fakellm-System"); got != "be kind" {
+			t.Errorf("%s %s: the system prompt rewrite did not arrive: %q", tc.api, tc.path, got)
+		}
+		x := rec.wait(t).Exchange
+		if x.API != tc.api || !x.Usage.Known || x.Usage.Output != 9 || !x.Complete || (x.Stream && x.FirstToken < 20*time.Millisecond) {
+			t.Errorf("%s: exchange %+v", tc.path, x)
+		}
 	}
 }
