@@ -18,6 +18,8 @@ type Config struct {
 	Analysis Analysis  `yaml:"analysis" json:"analysis,omitempty"`
 	// LLM holds the price table and the feedback join of LLM services.
 	LLM LLMSettings `yaml:"llm" json:"llm,omitempty"`
+	// Telemetry exports LLM traffic over OTLP when an endpoint is set.
+	Telemetry Telemetry `yaml:"telemetry" json:"telemetry,omitempty"`
 	// Notifications sends rollout events to webhooks.
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 }

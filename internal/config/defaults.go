@@ -161,6 +161,10 @@ func (c *Config) applyDefaults() {
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
 	setInt(&c.Analysis.History, DefaultHistory)
 	setDur(&c.LLM.FeedbackWindow, DefaultFeedbackWindow)
+	if o := c.Telemetry.OTLP; o != nil {
+		setDur(&o.Interval, D(10*time.Second))
+		setString(&o.ServiceName, "aviary")
+	}
 	setInt(&c.LLM.FeedbackEntries, DefaultFeedbackEntries)
 	for i := range c.Analysis.Templates {
 		c.Analysis.Templates[i].applyDefaults()

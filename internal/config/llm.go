@@ -51,3 +51,16 @@ type LLMSettings struct {
 	// FeedbackEntries bounds the request ids remembered for the join.
 	FeedbackEntries int `yaml:"feedbackEntries" json:"feedbackEntries,omitempty"`
 }
+
+// Telemetry exports LLM traffic as OpenTelemetry spans and metrics (GenAI conventions).
+type Telemetry struct {
+	OTLP *OTLP `yaml:"otlp" json:"otlp,omitempty"`
+}
+
+// OTLP is an OpenTelemetry collector reached over OTLP/HTTP.
+type OTLP struct {
+	Endpoint    string            `yaml:"endpoint" json:"endpoint,omitempty"` // e.g. http://127.0.0.1:4318
+	Headers     map[string]string `yaml:"headers" json:"-"`
+	Interval    Duration          `yaml:"interval" json:"interval,omitempty"` // metric export interval
+	ServiceName string            `yaml:"serviceName" json:"serviceName,omitempty"`
+}

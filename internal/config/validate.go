@@ -51,6 +51,7 @@ func (c *Config) Validate() Errors {
 	v.notifications(&c.Notifications)
 	v.templates = v.analysis(&c.Analysis)
 	v.llmSettings(&c.LLM)
+	v.telemetry(&c.Telemetry)
 	names := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Services {

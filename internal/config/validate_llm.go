@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 func (v *validator) llmSettings(l *LLMSettings) {
 	seen := map[string]bool{}
@@ -65,4 +68,16 @@ func (v *validator) llm(p string, s *Service) {
 			}
 		}
 	}
+}
+
+func (v *validator) telemetry(t *Telemetry) {
+	o := t.OTLP
+	if o == nil {
+		return
+	}
+	v.endpoint("telemetry.otlp.endpoint", o.Endpoint)
+	if o.Interval.err == nil && o.Interval.Duration < time.Second {
+		v.addf("telemetry.otlp.interval", "%s is too short; export at most once a second", o.Interval.Duration)
+	}
+	v.positive("telemetry.otlp.interval", o.Interval)
 }

@@ -237,6 +237,9 @@ func (q *Quality) record(ev *evaluator, s Served, a answer) {
 			continue
 		}
 		q.metrics.evalScore.WithLabelValues(s.Service, s.Version, r, name).Observe(*v)
+		if q.onScore != nil {
+			q.onScore(s.Service, s.Version, s.Mirror, name, *v)
+		}
 	}
 	if len(dropped) > 0 {
 		q.logFailure(ev, s, "evaluation scores dropped", fmt.Errorf(

@@ -46,6 +46,9 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// OnScore, when set, is told every evaluation score recorded (e.g. to export it); it must not
+	// block.
+	OnScore func(service, version string, mirror bool, name string, score float64)
 
 	// For tests: zero uses the defaults.
 	closeGrace time.Duration
@@ -67,6 +70,7 @@ type Quality struct {
 	client  *http.Client
 	log     *slog.Logger
 	now     func() time.Time
+	onScore func(service, version string, mirror bool, name string, score float64)
 
 	closeGrace, logEvery time.Duration
 
@@ -110,6 +114,7 @@ func New(o Options) *Quality {
 		client:     o.Client,
 		log:        o.Logger,
 		now:        o.Now,
+		onScore:    o.OnScore,
 		closeGrace: orDefault(o.closeGrace, defaultCloseGrace),
 		logEvery:   orDefault(o.logEvery, defaultLogEvery),
 		states:     map[string]*serviceState{},

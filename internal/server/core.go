@@ -21,6 +21,7 @@ import (
 	"aviary.dev/aviary/internal/quality"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
+	"aviary.dev/aviary/internal/telemetry"
 )
 
 // core is everything behind the listeners: the store, the gateway and its measurements, the
@@ -35,6 +36,7 @@ type core struct {
 	judge *analysis.Analyzer
 	llm   *llmstats.Registry
 	qual  *quality.Quality
+	tel   *telemetry.Telemetry
 	ctrl  *rollout.Controller
 	rl    *reloader
 
@@ -56,9 +58,13 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.prom = prometheus.NewRegistry()
+	if c.tel, err = telemetry.New(context.Background(), telemetryOptions(cfg.Telemetry, log)); err != nil {
+		return nil, fmt.Errorf("telemetry.otlp: %w", err)
+	}
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries,
-		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom})
-	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway, LLM: llmSink{stats: c.llm, quality: c.qual}})
+		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
+	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
@@ -107,6 +113,11 @@ func (c *core) close() {
 	if c.qual != nil {
 		c.qual.Close()
 	}
+	if c.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.tel.Shutdown(ctx) // flushes what is left; a collector that is gone was logged already
+		cancel()
+	}
 	if c.store != nil {
 		_ = c.store.Close()
 	}
@@ -117,14 +128,26 @@ func (c *core) close() {
 type llmSink struct {
 	stats   *llmstats.Registry
 	quality *quality.Quality
+	tel     *telemetry.Telemetry
 }
 
 func (s llmSink) Served(rec gateway.LLMRecord) {
 	s.stats.Record(rec.Service, rec.Version, rec.Mirror, rec.Exchange, rec.Duration)
+	cost, priced := s.stats.Cost(rec.Exchange)
+	s.tel.Exchange(rec.Service, rec.Version, rec.Mirror, rec.RequestID, rec.Start, rec.Duration, rec.Status, rec.Exchange, cost, priced)
 	if rec.Status >= 200 && rec.Status < 300 && rec.Exchange.StreamError == "" {
 		s.quality.Served(quality.Served{RequestID: rec.RequestID, Service: rec.Service, Version: rec.Version, Mirror: rec.Mirror,
 			Model: rec.Exchange.ResponseModel, Input: rec.Input, Output: rec.Output})
 	}
+}
+
+// telemetryOptions are the telemetry settings of the config (off without an OTLP endpoint).
+func telemetryOptions(t config.Telemetry, log *slog.Logger) telemetry.Options {
+	if t.OTLP == nil {
+		return telemetry.Options{Logger: log}
+	}
+	return telemetry.Options{Endpoint: t.OTLP.Endpoint, Headers: t.OTLP.Headers, Interval: t.OTLP.Interval.Duration,
+		ServiceName: t.OTLP.ServiceName, Logger: log}
 }
 
 // evaluators are the services' evaluators, by service.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		r.log.Warn("config change needs a restart", "change", n)
 	}
 	// Settings read at start stay as they were until a restart; keep the record honest.
-	cfg.Gateway, cfg.Admin = r.current.Gateway, r.current.Admin
+	cfg.Gateway, cfg.Admin, cfg.Telemetry = r.current.Gateway, r.current.Admin, r.current.Telemetry
 	r.current, r.loadedAt, r.last = cfg, res.At, &res
 	r.log.Info("config reloaded", "file", r.path, "services", len(cfg.Services))
 	return res
@@ -110,6 +111,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	if (old.Gateway.TLS == nil) != (cfg.Gateway.TLS == nil) ||
 		(old.Gateway.TLS != nil && *old.Gateway.TLS != *cfg.Gateway.TLS) {
 		notes = append(notes, "gateway.tls changed; restart aviary to use it")
+	}
+	if !reflect.DeepEqual(old.Telemetry, cfg.Telemetry) {
+		notes = append(notes, "telemetry changed; restart aviary to export with the new settings")
 	}
 	if old.Gateway.Timeouts != cfg.Gateway.Timeouts || old.Gateway.MaxMirrorsInFlight != cfg.Gateway.MaxMirrorsInFlight {
 		notes = append(notes, "gateway.timeouts / maxMirrorsInFlight changed; restart aviary to use them")

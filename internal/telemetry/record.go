@@ -1,0 +1,203 @@
+package telemetry
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"aviary.dev/aviary/internal/llm"
+)
+
+// Aviary's own attributes, for what the conventions do not name.
+const (
+	attrService   = attribute.Key("aviary.service")
+	attrVersion   = attribute.Key("aviary.version")
+	attrRole      = attribute.Key("aviary.role") // "primary" or "mirror"
+	attrRequestID = attribute.Key("aviary.request_id")
+	attrCost      = attribute.Key("aviary.cost")
+)
+
+// Aviary's own metrics.
+const (
+	metricCost            = "aviary.llm.cost"
+	metricEvaluationScore = "aviary.evaluation.score"
+)
+
+// error.type values besides the HTTP status code.
+const (
+	errStream           = "stream_error"
+	errStreamIncomplete = "stream_incomplete"
+)
+
+// Bucket boundaries the conventions advise for each histogram.
+var (
+	tokenBuckets    = []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+	durationBuckets = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+	ttftBuckets     = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0}
+	tpotBuckets     = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
+)
+
+// instruments are the metrics. The conventions' ones come from genaiconv, which carries their
+// names, units and descriptions as the conventions publish them.
+type instruments struct {
+	tokens     metric.Int64Histogram
+	ttft       metric.Float64Histogram
+	tpot       metric.Float64Histogram
+	duration   metric.Float64Histogram
+	cost       metric.Float64Counter
+	evaluation metric.Float64Histogram
+}
+
+func newInstruments(m metric.Meter) (instruments, error) {
+	tokens, err1 := genaiconv.NewClientTokenUsage(m, metric.WithExplicitBucketBoundaries(tokenBuckets...))
+	ttft, err2 := genaiconv.NewServerTimeToFirstToken(m, metric.WithExplicitBucketBoundaries(ttftBuckets...))
+	tpot, err3 := genaiconv.NewServerTimePerOutputToken(m, metric.WithExplicitBucketBoundaries(tpotBuckets...))
+	duration, err4 := genaiconv.NewServerRequestDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	cost, err5 := m.Float64Counter(metricCost, metric.WithUnit("{currency}"),
+		metric.WithDescription("Cost of LLM calls by the price table, in its currency; shadow copies are under aviary.role=mirror."))
+	eval, err6 := m.Float64Histogram(metricEvaluationScore, metric.WithUnit("{score}"),
+		metric.WithDescription("Scores the evaluator gave, by gen_ai.evaluation.name."))
+	return instruments{tokens: tokens.Inst(), ttft: ttft.Inst(), tpot: tpot.Inst(), duration: duration.Inst(), cost: cost, evaluation: eval},
+		firstErr(err1, err2, err3, err4, err5, err6)
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func role(mirror bool) string {
+	if mirror {
+		return "mirror"
+	}
+	return "primary"
+}
+
+// provider is gen_ai.provider.name: the flavour of the wire format, which is what the gateway
+// knows (an OpenAI-compatible server may host any model).
+func provider(api string) string {
+	switch api {
+	case llm.OpenAIChat, llm.OpenAIResponses:
+		return string(genaiconv.ProviderNameOpenAI)
+	case llm.Anthropic:
+		return string(genaiconv.ProviderNameAnthropic)
+	}
+	return api
+}
+
+// errorType is error.type for an exchange, "" when it went well, with the span status message.
+func errorType(status int, x llm.Exchange) (string, string) {
+	switch {
+	case status >= 400:
+		return strconv.Itoa(status), "upstream answered HTTP " + strconv.Itoa(status)
+	case x.StreamError != "":
+		return errStream, x.StreamError
+	case x.Stream && !x.Complete:
+		return errStreamIncomplete, "stream ended before its end event"
+	}
+	return "", ""
+}
+
+// Exchange records one LLM exchange: a span from start to start+duration, and the metrics. status
+// is the upstream's HTTP status; cost counts only when priced. It never blocks.
+func (t *Telemetry) Exchange(service, version string, mirror bool, requestID string, start time.Time, duration time.Duration,
+	status int, x llm.Exchange, cost float64, priced bool) {
+	if t == nil || t.tp == nil {
+		return
+	}
+	ctx := context.Background()
+	errType, errMsg := errorType(status, x)
+
+	// The attributes every metric shares; the span takes them too. Each append(common, …) below
+	// is used up (copied into a set) before the next one reuses the spare capacity.
+	common := make([]attribute.KeyValue, 0, 24)
+	common = append(common,
+		semconv.GenAIOperationNameChat,
+		semconv.GenAIProviderNameKey.String(provider(x.API)),
+		attrService.String(service), attrVersion.String(version), attrRole.String(role(mirror)))
+	if x.RequestModel != "" {
+		common = append(common, semconv.GenAIRequestModel(x.RequestModel))
+	}
+	if x.ResponseModel != "" {
+		common = append(common, semconv.GenAIResponseModel(x.ResponseModel))
+	}
+	base := attribute.NewSet(common...)
+	in := &t.inst
+
+	if errType == "" {
+		in.duration.Record(ctx, duration.Seconds(), metric.WithAttributeSet(base))
+	} else {
+		in.duration.Record(ctx, duration.Seconds(), metric.WithAttributes(append(common, semconv.ErrorTypeKey.String(errType))...))
+	}
+	if x.FirstToken > 0 {
+		in.ttft.Record(ctx, x.FirstToken.Seconds(), metric.WithAttributeSet(base))
+	}
+	// As llmstats measures it: the time after the first token, shared by the tokens after it.
+	if x.Usage.Known && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
+		tpot := (duration - x.FirstToken) / time.Duration(x.Usage.Output-1)
+		in.tpot.Record(ctx, tpot.Seconds(), metric.WithAttributeSet(base))
+	}
+	if x.Usage.Known {
+		in.tokens.Record(ctx, x.Usage.Input, metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
+		in.tokens.Record(ctx, x.Usage.Output, metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
+	}
+	if priced {
+		in.cost.Add(ctx, cost, metric.WithAttributeSet(base))
+	}
+
+	t.span(start, duration, status, x, errType, errMsg, append(common, attrRequestID.String(requestID)), cost, priced)
+}
+
+// span records the exchange's span; attrs are the common attributes and the request id.
+func (t *Telemetry) span(start time.Time, duration time.Duration, status int, x llm.Exchange, errType, errMsg string,
+	attrs []attribute.KeyValue, cost float64, priced bool) {
+	name := string(genaiconv.OperationNameChat)
+	if x.RequestModel != "" {
+		name += " " + x.RequestModel
+	}
+	attrs = append(attrs, semconv.GenAIRequestStream(x.Stream), semconv.HTTPResponseStatusCode(status))
+	if x.Usage.Known {
+		attrs = append(attrs, semconv.GenAIUsageInputTokens(int(x.Usage.Input)), semconv.GenAIUsageOutputTokens(int(x.Usage.Output)),
+			semconv.GenAIUsageCacheReadInputTokens(int(x.Usage.Cached)))
+		if x.Usage.Reasoning > 0 { // Anthropic does not report it: absent, not zero
+			attrs = append(attrs, semconv.GenAIUsageReasoningOutputTokens(int(x.Usage.Reasoning)))
+		}
+	}
+	if len(x.FinishReasons) > 0 {
+		attrs = append(attrs, semconv.GenAIResponseFinishReasons(x.FinishReasons...))
+	}
+	if priced {
+		attrs = append(attrs, attrCost.Float64(cost))
+	}
+	if errType != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	}
+	_, s := t.tracer.Start(context.Background(), name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	if errType != "" {
+		s.SetStatus(codes.Error, errMsg)
+	}
+	s.End(trace.WithTimestamp(start.Add(duration)))
+}
+
+// Evaluation records one score an evaluator gave to an exchange that a version served (a mirror
+// copy's under aviary.role=mirror). It never blocks.
+func (t *Telemetry) Evaluation(service, version string, mirror bool, name string, score float64) {
+	if t == nil || t.tp == nil {
+		return
+	}
+	t.inst.evaluation.Record(context.Background(), score, metric.WithAttributes(
+		semconv.GenAIEvaluationName(name),
+		attrService.String(service), attrVersion.String(version), attrRole.String(role(mirror))))
+}
