@@ -9,6 +9,7 @@ import (
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/quality"
 )
 
 // LLM metrics are compared from cumulative totals (package llmstats), differenced look by look:
@@ -20,6 +21,7 @@ type llmCount struct {
 	template string
 	metric   config.AnalysisMetric
 	stats    *llmstats.Registry
+	quality  QualitySource // label rates of evaluation and feedback
 	test     *judge.CountTest
 	boundary time.Duration // ttft and interTokenLatency: 0 until known
 	prev     map[string][2]uint64
@@ -35,6 +37,11 @@ func (a *Analyzer) newLLMComparative(template string, m config.AnalysisMetric, a
 	case "ttft", "interTokenLatency", "streamErrorRate":
 		return &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
 			prev: map[string][2]uint64{}, limit: a.o.History}
+	case "evaluation", "feedback":
+		if m.Label != "" {
+			return &llmCount{template: template, metric: m, stats: a.o.LLM, quality: a.o.Quality,
+				test: judge.NewCountTest(m.Margin, alpha), prev: map[string][2]uint64{}, limit: a.o.History}
+		}
 	}
 	if c := a.newMeanComparative(template, m, alpha); c != nil {
 		return c
@@ -44,10 +51,26 @@ func (a *Analyzer) newLLMComparative(template string, m config.AnalysisMetric, a
 
 func (q *llmCount) id() (string, string) { return q.template, q.metric.Name }
 func (q *llmCount) points() []Point      { return slices.Clone(q.history) }
-func (q *llmCount) ready() bool          { return q.metric.Builtin == "streamErrorRate" || q.boundary != 0 }
+func (q *llmCount) ready() bool {
+	return q.metric.Builtin == "streamErrorRate" || q.metric.Label != "" || q.boundary != 0
+}
 
 // totals is a version's cumulative (measured, events).
 func (q *llmCount) totals(r *runner, version string) (n, e uint64) {
+	if q.metric.Label != "" {
+		if q.quality == nil {
+			return 0, 0
+		}
+		key := quality.KeyFeedback
+		if q.metric.Builtin == "evaluation" {
+			key = quality.KeyEvaluation
+		}
+		if version == r.run.Canary && r.shadow.Load() {
+			key = quality.MirrorPrefix + key
+		}
+		t := q.quality.Totals(r.run.Service, version)[key]
+		return uint64(t.N), uint64(t.Labels[q.metric.Label])
+	}
 	if q.stats == nil {
 		return 0, 0
 	}
@@ -71,7 +94,7 @@ func (q *llmCount) hist(r *runner, version string) *metrics.Histogram {
 }
 
 func (q *llmCount) look(r *runner, now time.Time) {
-	if q.stats == nil {
+	if q.stats == nil && q.metric.Label == "" {
 		return
 	}
 	if !q.ready() {
@@ -105,6 +128,8 @@ func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResul
 		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
 	what := "LLM streams that failed after a 200: "
 	switch {
+	case q.metric.Label != "":
+		what = fmt.Sprintf("%s labelled %q: ", q.metric.Builtin, q.metric.Label)
 	case q.stats == nil:
 		res.Text = q.metric.Name + ": no LLM measurements in this process (the service needs an llm setting)"
 		return res

@@ -45,7 +45,16 @@ func (a *Analyzer) newMeanComparative(template string, m config.AnalysisMetric, 
 
 func (q *llmMean) id() (string, string) { return q.template, q.metric.Name }
 func (q *llmMean) points() []Point      { return slices.Clone(q.history) }
-func (q *llmMean) ready() bool          { return true }
+
+// ready: a mean is judged on enough values on both sides; late signals (evaluations, feedback)
+// make a step wait for them rather than pass on none.
+func (q *llmMean) ready() bool {
+	c, b := q.test.Counts()
+	return c >= meanMinSamples && b >= meanMinSamples
+}
+
+// meanMinSamples is how many values each side needs before a mean may let a step pass.
+const meanMinSamples = 30
 
 // totals is a version's cumulative moments of the metric.
 func (q *llmMean) totals(r *runner, version string) moments {

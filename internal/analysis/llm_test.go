@@ -10,6 +10,7 @@ import (
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/quality"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -72,5 +73,46 @@ func TestAnEqualLLMCanaryIsLeftAlone(t *testing.T) {
 		if v, at := llmRun(t, m, 300, 18, 2, 300*time.Millisecond, 300*time.Millisecond, 0.01); v.Phase != rollout.Running {
 			t.Errorf("%s: an equal canary got %s at %d: %s", m, v.Phase, at, v.Message)
 		}
+	}
+}
+
+// fakeQuality stands in for package quality: cumulative evaluation totals per version.
+type fakeQuality struct{ t map[string]quality.Totals }
+
+func (f *fakeQuality) Totals(_, version string) map[string]quality.Totals {
+	return map[string]quality.Totals{quality.KeyEvaluation: f.t[version]}
+}
+
+func TestAHigherRateOfABadLabelIsRolledBack(t *testing.T) {
+	tr := newTraffic(t)
+	cfg, err := config.Parse([]byte("analysis:\n  templates:\n    - name: q\n      metrics: [{name: hallucinations, builtin: evaluation, label: bad, critical: true}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fq := &fakeQuality{t: map[string]quality.Totals{}}
+	a := New(Options{Metrics: tr.reg, Quality: fq, Templates: cfg.Analysis.Templates, Now: func() time.Time { return tr.now }})
+	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "chat", Stable: "v1", Canary: "v2",
+		Templates: []string{"q"}, StartedAt: tr.now}, a.templates)
+	add := func(v string, n, bad int64) {
+		tot := fq.t[v]
+		if tot.Labels == nil {
+			tot.Labels = map[string]int64{}
+		}
+		tot.N += n
+		tot.Labels["bad"] += bad
+		fq.t[v] = tot
+	}
+	var v rollout.Verdict
+	for sec := range 120 {
+		add("v1", 10, int64(sec%20/19)) // 5% bad
+		add("v2", 2, int64(sec%3/2))    // about a third bad
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ = rn.latest(); v.Phase != rollout.Running {
+			break
+		}
+	}
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, `labelled "bad"`) {
+		t.Fatalf("a third of answers labelled bad against 5%%: %s: %s", v.Phase, v.Message)
 	}
 }

@@ -47,8 +47,11 @@ type AnalysisMetric struct {
 
 	// Sequential (builtin) comparison.
 	Quantile float64 `yaml:"quantile" json:"quantile,omitempty"` // latency: the baseline quantile that bounds "slow"
-	// Score names the evaluator's score an evaluation metric judges (e.g. quality).
+	// Score names the evaluator's score an evaluation metric judges by its mean (e.g. quality);
+	// Label instead judges how often a label is given (e.g. hallucination), for evaluation and
+	// feedback metrics: a higher rate is worse.
 	Score  string  `yaml:"score" json:"score,omitempty"`
+	Label  string  `yaml:"label" json:"label,omitempty"`
 	Margin float64 `yaml:"margin" json:"margin,omitempty"` // tolerated ratio canary/baseline
 	// Critical metrics may fail a rollout the moment the evidence allows; others only once the
 	// minimum exposure is met.

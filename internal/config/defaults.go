@@ -79,7 +79,7 @@ func (t *AnalysisTemplate) applyDefaults() {
 			switch {
 			case quantiled(m.Builtin):
 				m.Margin = DefaultLatencyMargin
-			case lowerIsWorse(m.Builtin):
+			case lowerIsWorse(m.Builtin) && m.Label == "":
 				m.Margin = DefaultScoreMargin
 			case m.Builtin == "costPerRequest" || m.Builtin == "outputTokens":
 				m.Margin = DefaultMeanMargin

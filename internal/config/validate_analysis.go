@@ -80,13 +80,20 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 		v.addf(p+".quantile", "%g is not in (0, 1), e.g. 0.99", m.Quantile)
 	}
 	switch {
+	case m.Label != "" && !lowerIsWorse(m.Builtin):
+		v.addf(p+".label", "applies to evaluation and feedback metrics only")
+	case m.Label != "" && m.Score != "":
+		v.addf(p, "set score (judge its mean) or label (judge how often it is given), not both")
+	case m.Label != "" && m.Margin < 1:
+		v.addf(p+".margin", "%g must be at least 1: a label's rate may be this many times the baseline's, e.g. 1.2", m.Margin)
+	case m.Label != "":
 	case lowerIsWorse(m.Builtin) && (m.Margin <= 0 || m.Margin > 1):
 		v.addf(p+".margin", "%g must be in (0, 1]: the canary's mean may be this share of the baseline's, e.g. 0.95", m.Margin)
 	case !lowerIsWorse(m.Builtin) && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
 	}
-	if m.Builtin == "evaluation" && m.Score == "" {
-		v.addf(p+".score", "name the evaluator's score to judge, e.g. quality")
+	if m.Builtin == "evaluation" && m.Score == "" && m.Label == "" {
+		v.addf(p+".score", "name the evaluator's score to judge (e.g. quality), or a label whose rate to judge")
 	}
 	if (m.Prometheus != nil || m.Web != nil) && !threshold {
 		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\")")

@@ -9,6 +9,12 @@ package llm
 // message: model, stop_reason, usage; or {"type":"error","error":{...}}.
 var anthropicFormat = wireFormat{
 	event: func(p *ResponseParser, name, data []byte) {
+		if content, ok := p.shape.match(name, data); ok {
+			if content {
+				p.content()
+			}
+			return
+		}
 		var typ, msg, delta, usage, errv []byte
 		o := objectOf(data)
 		for k, v, ok := o.next(); ok; k, v, ok = o.next() {
@@ -33,6 +39,7 @@ var anthropicFormat = wireFormat{
 		case "content_block_delta":
 			if anthropicDeltaHasContent(delta) {
 				p.content()
+				p.learn(anthropicShape, name, data)
 			}
 		case "message_start":
 			p.anthropicMessage(msg)

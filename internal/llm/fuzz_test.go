@@ -18,8 +18,9 @@ func FuzzResponseParser(f *testing.F) {
 		name := []string{OpenAIChat, OpenAIResponses, Anthropic}[api%3]
 		contentType := []string{"text/event-stream", "application/json", ""}[api/3%3]
 		eventLimit := 64 + int(limit)*16
-		parse := func(ps [][]byte) Exchange {
+		parseWith := func(ps [][]byte, fast bool) Exchange {
 			p := newResponseParser(name, contentType, t0, func() time.Time { return t0 }, eventLimit, 4*eventLimit)
+			p.shape.off = !fast
 			for _, b := range ps {
 				if n, err := p.Write(b); n != len(b) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
@@ -27,8 +28,13 @@ func FuzzResponseParser(f *testing.F) {
 			}
 			return timeless(p.Finish())
 		}
+		parse := func(ps [][]byte) Exchange { return parseWith(ps, true) }
 		whole := parse([][]byte{data})
 		checkExchange(t, whole)
+		// The fast path (shape.go) must learn exactly what the full walk of every event learns.
+		if slow := parseWith([][]byte{data}, false); !reflect.DeepEqual(slow, whole) {
+			t.Fatalf("with the fast path:\n got: %+v\nfull walk: %+v", whole, slow)
+		}
 		r := rand.New(rand.NewPCG(seed, uint64(len(data))))
 		if got := parse(randomSplit(data, r)); !reflect.DeepEqual(got, whole) {
 			t.Fatalf("in random pieces:\n got: %+v\nwhole: %+v", got, whole)

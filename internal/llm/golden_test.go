@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,6 +216,13 @@ func TestTranscripts(t *testing.T) {
 			err: "server_error: The server had an error while processing your request. Sorry about that!"},
 		"openai-chat/stream_multiline.sse": {model: "deepseek/deepseek-r1", finish: []string{"stop"}, chunks: 3, firstToken: 130 * ms,
 			usage: Usage{Input: 9, Output: 31, Reasoning: 27, Known: true}, complete: true},
+		// Shapes that a fast path per chunk must not misread: empty content, content that quotes
+		// the field names, escapes, a finish reason or usage on a content chunk, several choices,
+		// tool calls beside empty content, repeated keys, spaces, other key orders, an error
+		// member or an "error" event name on a content-shaped chunk, non-string content, a cut
+		// chunk and trailing garbage (read as far as they go).
+		"openai-chat/stream_shapes.sse": {model: "gpt-4o-mini-2024-07-18", finish: []string{"length", "stop"}, chunks: 18,
+			firstToken: 110 * ms, usage: Usage{Input: 3, Output: 4, Known: true}, complete: true, err: "boom: late error"},
 		"openai-chat/chat.json": {model: "gpt-4o-2024-08-06", finish: []string{"stop"},
 			usage: Usage{Input: 1117, Output: 46, Known: true}, complete: true},
 		"openai-chat/chat_nousage.json": {model: "llama-3.1-8b-instruct", finish: []string{"stop", "length"}, complete: true},
@@ -230,6 +238,8 @@ func TestTranscripts(t *testing.T) {
 		"openai-responses/stream_cut.sse": {model: "gpt-4.1-2025-04-14", chunks: 2, firstToken: 110 * ms},
 		"openai-responses/stream_error.sse": {model: "gpt-4.1-2025-04-14", chunks: 1, firstToken: 110 * ms,
 			err: "rate_limit_exceeded: Rate limit reached for gpt-4.1 in organization org-abc on tokens per min (TPM)."},
+		"openai-responses/stream_shapes.sse": {model: "gpt-5-2025-08-07", finish: []string{"completed"}, chunks: 13,
+			firstToken: 110 * ms, usage: Usage{Input: 20, Output: 11, Known: true}, complete: true, err: "error"},
 		"openai-responses/response.json": {model: "gpt-4o-2024-08-06", finish: []string{"completed"},
 			usage: Usage{Input: 328, Output: 52, Cached: 128, Known: true}, complete: true},
 
@@ -241,6 +251,8 @@ func TestTranscripts(t *testing.T) {
 			usage: Usage{Input: 1880, Output: 1, Known: true}, err: "overloaded_error: Overloaded"},
 		"anthropic/stream_cut.sse": {model: "claude-haiku-4-5-20251001", chunks: 2, firstToken: 120 * ms,
 			usage: Usage{Input: 14, Output: 2, Known: true}},
+		"anthropic/stream_shapes.sse": {model: "claude-sonnet-4-5-20250929", finish: []string{"end_turn"}, chunks: 12,
+			firstToken: 120 * ms, usage: Usage{Input: 10, Output: 40, Known: true}, complete: true},
 		"anthropic/message.json": {model: "claude-sonnet-4-5-20250929", finish: []string{"end_turn"},
 			usage: Usage{Input: 12 + 1500 + 200, Output: 120, Cached: 200, Known: true}, complete: true},
 		"anthropic/error.json": {err: "overloaded_error: Overloaded", complete: true},
@@ -277,5 +289,38 @@ func TestTranscripts(t *testing.T) {
 	}
 	if seen != len(tests) {
 		t.Errorf("%d expectations, %d transcripts: a transcript is missing", len(tests), seen)
+	}
+}
+
+// TestShapesAgreeWithFullWalk parses every transcript, with each kind of line end, and the
+// benchmark streams with the fast path (shape.go) and without it: the results must be equal.
+func TestShapesAgreeWithFullWalk(t *testing.T) {
+	type body struct {
+		api, name string
+		b         []byte
+	}
+	var bodies []body
+	for _, tr := range transcripts(t) {
+		for _, eol := range []string{"\n", "\r\n", "\r"} {
+			bodies = append(bodies, body{tr.api, tr.name + " " + strconv.Quote(eol), bytes.ReplaceAll(tr.body, []byte("\n"), []byte(eol))})
+		}
+	}
+	for _, s := range benchStreams {
+		bodies = append(bodies, body{s.api, "bench " + s.api, bytes.Join(s.evs, nil)})
+	}
+	for _, bd := range bodies {
+		parse := func(fast bool) Exchange {
+			now := t0
+			p := NewResponseParser(bd.api, "", t0, func() time.Time { return now })
+			p.shape.off = !fast
+			for i, b := range pieces(bd.b, true) {
+				now = t0.Add(time.Duration(i) * time.Millisecond)
+				p.Write(b)
+			}
+			return p.Finish()
+		}
+		if fast, slow := parse(true), parse(false); !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s:\nfast path: %+v\nfull walk: %+v", bd.name, fast, slow)
+		}
 	}
 }

@@ -15,9 +15,19 @@ var chatFormat = wireFormat{
 			p.ex.Complete = true
 			return
 		}
+		if content, ok := p.shape.match(name, d); ok {
+			if content {
+				p.content()
+			}
+			return
+		}
+		n := p.ex.ContentChunks
 		p.chatObject(d, true)
 		if string(name) == "error" {
 			p.setError(d)
+		}
+		if p.ex.ContentChunks > n {
+			p.learn(chatShape, name, d)
 		}
 	},
 	body: func(p *ResponseParser, body []byte) bool { return p.chatObject(body, false) },
@@ -134,6 +144,12 @@ func member(v []byte, name string) int64 {
 // [DONE]. An "error" event reports an error. A JSON body is the response object itself.
 var responsesFormat = wireFormat{
 	event: func(p *ResponseParser, name, data []byte) {
+		if content, ok := p.shape.match(name, data); ok {
+			if content {
+				p.content()
+			}
+			return
+		}
 		var typ, delta, resp []byte
 		o := objectOf(data)
 		for k, v, ok := o.next(); ok; k, v, ok = o.next() {
@@ -166,6 +182,7 @@ var responsesFormat = wireFormat{
 		default:
 			if bytes.HasSuffix(t, []byte(".delta")) && !isEmpty(delta) {
 				p.content()
+				p.learn(responsesShape, name, data)
 			}
 		}
 	},

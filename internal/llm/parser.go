@@ -122,6 +122,8 @@ type ResponseParser struct {
 	usage Usage
 	anth  anthropicUsage
 	done  bool
+
+	shape shape // the last content event, for the fast path (shape.go)
 }
 
 // NewResponseParser returns a parser for a response of the given API (one of the constants of

@@ -21,6 +21,7 @@ type sseDecoder struct {
 	started  bool   // a line has been seen (for the BOM)
 
 	data      []byte
+	ref       []byte // the data, when it is one line still in the bytes being written (then data is empty)
 	hasData   bool
 	name      [32]byte
 	nameLen   int  // -1: the name was longer than the array, so it matches nothing
@@ -33,7 +34,7 @@ type sseDecoder struct {
 const keepBuf = 64 << 10
 
 func (d *sseDecoder) write(b []byte) {
-	nl := -1
+	nl, cr := -1, -1
 	for i := 0; i < len(b); {
 		if d.prevCR {
 			d.prevCR = false
@@ -42,8 +43,9 @@ func (d *sseDecoder) write(b []byte) {
 				continue
 			}
 		}
-		e := nextLineEnd(b, i, &nl)
+		e := lineEnd(b, i, &nl, &cr)
 		if e < 0 {
+			d.own()
 			d.partial(b[i:])
 			return
 		}
@@ -55,12 +57,37 @@ func (d *sseDecoder) write(b []byte) {
 			d.lineLong, d.started = false, true
 		case len(d.line) > 0:
 			d.line = append(d.line, seg...)
-			d.lineDone(d.line)
+			d.lineDone(d.line, false)
 			d.line = d.line[:0]
 		default:
-			d.lineDone(seg)
+			d.lineDone(seg, true)
 		}
 	}
+	d.own()
+}
+
+// lineEnd returns the index of the first '\r' or '\n' in b at or after from, or -1. *nl and *cr
+// cache the index of the next '\n' and '\r' (len(b) if there is none) between calls on the
+// same b, starting from -1, so that each byte of b is searched for each at most once.
+func lineEnd(b []byte, from int, nl, cr *int) int {
+	if *nl < from {
+		*nl = len(b)
+		if b[from] == '\n' { // an empty line, which ends an event: no need to search
+			*nl = from
+		} else if j := bytes.IndexByte(b[from:], '\n'); j >= 0 {
+			*nl = from + j
+		}
+	}
+	if *cr < from {
+		*cr = len(b)
+		if j := bytes.IndexByte(b[from:], '\r'); j >= 0 {
+			*cr = from + j
+		}
+	}
+	if e := min(*nl, *cr); e < len(b) {
+		return e
+	}
+	return -1
 }
 
 // nextLineEnd returns the index of the first '\r' or '\n' in b at or after from, or -1. *nl
@@ -82,12 +109,21 @@ func nextLineEnd(b []byte, from int, nl *int) int {
 	return *nl
 }
 
+// own copies the data that still refers to the caller's bytes into the decoder's buffer, before
+// write returns and the caller may reuse them.
+func (d *sseDecoder) own() {
+	if d.ref != nil {
+		d.data = append(d.data[:0], d.ref...)
+		d.ref = nil
+	}
+}
+
 // partial keeps the start of a line that continues in a later Write.
 func (d *sseDecoder) partial(b []byte) {
 	if d.lineLong {
 		return
 	}
-	if len(d.data)+len(d.line)+len(b) > d.limit {
+	if len(d.data)+len(d.line)+len(b) > d.limit { // own has moved any ref into data
 		d.lineLong = true
 		d.line = release(d.line)
 		d.dropEvent()
@@ -98,7 +134,7 @@ func (d *sseDecoder) partial(b []byte) {
 
 func (d *sseDecoder) dropEvent() {
 	d.drop = true
-	d.data = release(d.data)
+	d.data, d.ref = release(d.data), nil
 	d.hasData = false
 }
 
@@ -109,7 +145,10 @@ func release(b []byte) []byte {
 	return b[:0]
 }
 
-func (d *sseDecoder) lineDone(line []byte) {
+// lineDone reads a complete line. inPlace is true when line is in the bytes being written,
+// which stay valid until write returns: the data of a one-line event that ends within the same
+// write is then read where it is, never copied.
+func (d *sseDecoder) lineDone(line []byte, inPlace bool) {
 	if !d.started {
 		d.started = true
 		line = bytes.TrimPrefix(line, []byte("\uFEFF"))
@@ -121,7 +160,7 @@ func (d *sseDecoder) lineDone(line []byte) {
 	if d.drop {
 		return
 	}
-	if len(d.data)+len(line) > d.limit {
+	if len(d.data)+len(d.ref)+len(line) > d.limit {
 		d.dropEvent()
 		return
 	}
@@ -129,18 +168,32 @@ func (d *sseDecoder) lineDone(line []byte) {
 		return
 	}
 	field, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		field, value = line[:i], line[i+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
+	switch {
+	// The field is the line up to its first ':'; the two that count are found without a search.
+	case len(line) >= 5 && string(line[:5]) == "data:":
+		field, value = line[:4], line[5:]
+	case len(line) >= 6 && string(line[:6]) == "event:":
+		field, value = line[:5], line[6:]
+	default:
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
 		}
+	}
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
 	}
 	switch string(field) {
 	case "data":
-		if d.hasData {
+		switch {
+		case !d.hasData && inPlace && len(value) > 0:
+			d.ref = value
+		case d.hasData:
+			d.own()
 			d.data = append(d.data, '\n')
+			fallthrough
+		default:
+			d.data = append(d.data, value...)
 		}
-		d.data = append(d.data, value...)
 		d.hasData = true
 	case "event":
 		d.nameLen = copy(d.name[:], value)
@@ -161,10 +214,12 @@ func (d *sseDecoder) dispatch() {
 	switch {
 	case d.drop:
 		d.oversized++
+	case d.ref != nil:
+		d.emit(d.eventName(), d.ref)
 	case len(d.data) > 0:
 		d.emit(d.eventName(), d.data)
 	}
-	d.drop, d.hasData, d.nameLen = false, false, 0
+	d.drop, d.hasData, d.nameLen, d.ref = false, false, 0, nil
 	d.data = release(d.data)
 }
 
