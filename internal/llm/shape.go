@@ -166,6 +166,10 @@ func (p *ResponseParser) learn(build func(b *shapeBuilder, name, data []byte) bo
 		s.skip--
 		return
 	}
+	if s.spare == nil { // one allocation for the three lists of holes, enough for most shapes
+		h := make([]hole, 3*16)
+		s.spare, s.holes, s.active = h[0:0:16], h[16:16:32], h[32:32:48]
+	}
 	b := shapeBuilder{base: data, holes: s.spare[:0]}
 	ok := build(&b, name, data) && !b.bad
 	s.spare = b.holes
