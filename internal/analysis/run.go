@@ -35,6 +35,11 @@ type runner struct {
 // newRunner prepares a run; a template it cannot find or a provider it cannot make is a Fail
 // with the reason, decided at once (validation stops both in a config that is checked).
 func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisTemplate) *runner {
+	if now := a.o.Now(); now.Sub(r.StartedAt) > restoredAfter {
+		// A check restored after a restart: the measurements before it are gone with the process,
+		// so its minimum and its maxWait count from now.
+		r.StartedAt = now
+	}
 	rn := &runner{a: a, run: r}
 	rn.weight.Store(int64(r.Weight))
 	rn.weightSince.Store(r.StartedAt.UnixNano())
@@ -75,6 +80,9 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 	}
 	return rn
 }
+
+// restoredAfter: a check whose run starts this long after the check did was restored.
+const restoredAfter = 5 * time.Second
 
 // comparative is a metric judged canary against baseline, look by look.
 type comparative interface {

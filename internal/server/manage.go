@@ -28,9 +28,9 @@ func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec, by 
 	if errs := r.ctrl.Validate(services); len(errs) > 0 {
 		return errorStrings(errs)
 	}
-	for _, sp := range put {
-		if err := r.store.PutSpec(sp); err != nil {
-			return []string{fmt.Sprintf("save the spec of %s: %v", sp.Service.Name, err)}
+	if len(put) > 0 {
+		if err := r.store.PutSpecs(put); err != nil { // all or none
+			return []string{fmt.Sprintf("save the specs applied through the API: %v; nothing was changed", err)}
 		}
 	}
 	for _, name := range stale {

@@ -21,13 +21,23 @@ type StoredSpec struct {
 }
 
 // PutSpec stores sp under its service's name, replacing any spec stored before.
-func (s *Store) PutSpec(sp StoredSpec) error {
-	name := sp.Service.Name
-	if name == "" {
-		return fmt.Errorf("put spec to store %s: the service has no name", s.path)
+func (s *Store) PutSpec(sp StoredSpec) error { return s.PutSpecs([]StoredSpec{sp}) }
+
+// PutSpecs stores several specs in one transaction: all of them, or none.
+func (s *Store) PutSpecs(sps []StoredSpec) error {
+	for _, sp := range sps {
+		if sp.Service.Name == "" {
+			return fmt.Errorf("put spec to store %s: the service has no name", s.path)
+		}
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return s.put(tx.Bucket(specsBucket), "specs/"+name, []byte(name), sp)
+		for _, sp := range sps {
+			name := sp.Service.Name
+			if err := s.put(tx.Bucket(specsBucket), "specs/"+name, []byte(name), sp); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
