@@ -23,6 +23,9 @@ PATH="$work:$PATH"
 say "aviary demo: a healthy canary promoted, a regressed one rolled back by the judge (about a minute)"
 aviary demo
 
+say "aviary demo llm: a model rollout judged on time to first token, stream errors, cost and evaluation scores"
+aviary demo llm
+
 say "and now the same by hand, with the CLI, over real processes"
 
 "$work/upstream" --name v1 --port-file "$work/v1.addr" & pids+=($!)
