@@ -148,9 +148,17 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 
 // exposure is what the canary has had so far: time since the run started, and requests (within
 // the metrics' retention).
+// The window is bounded by the metrics' retention; the error-rate tests count every request since
+// the run began, so a long run takes the larger of the two.
 func (rn *runner) exposure(now time.Time) (time.Duration, uint64) {
 	c := rn.a.o.Metrics.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), rn.run.StartedAt, now)
-	return now.Sub(rn.run.StartedAt), c.Requests
+	n := c.Requests
+	for _, q := range rn.seq {
+		if sq, ok := q.(*sequential); ok && sq.metric.Builtin == "errorRate" {
+			n = max(n, uint64(sq.test.CanaryN))
+		}
+	}
+	return now.Sub(rn.run.StartedAt), n
 }
 
 // routingFailure reports a canary that should get traffic and gets none while the stable does. It
