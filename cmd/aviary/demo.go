@@ -67,11 +67,6 @@ var demoVersions = []demoVersion{
 
 func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	dir, err := os.MkdirTemp("", "aviary-demo-")
-	if err != nil {
-		return fmt.Errorf("make a directory for the demo: %w", err)
-	}
-	defer os.RemoveAll(dir)
 	urls := map[string]string{}
 	for _, v := range demoVersions {
 		u, closeFn, err := serveDemoVersion(v)
@@ -82,34 +77,16 @@ func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
 		urls[v.name] = u
 		say("upstream %s on %s: %.1f%% errors, median %s", v.name, u, 100*v.errRate, v.median)
 	}
-	cfgPath := filepath.Join(dir, "aviary.yaml")
-	if err := os.WriteFile(cfgPath, []byte(demoConfig(urls)), 0o644); err != nil {
-		return fmt.Errorf("write the demo config: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "aviary.log"))
+	av, err := startDemoAviary(ctx, demoConfig(urls))
 	if err != nil {
-		return fmt.Errorf("create the demo log: %w", err)
+		return err
 	}
-	defer logFile.Close()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	addrs := make(chan [2]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(runCtx, server.Options{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(logFile, nil)),
-			Started: func(gw, admin string) { addrs <- [2]string{gw, admin} }})
-	}()
-	var gw, admin string
-	select {
-	case a := <-addrs:
-		gw, admin = "http://"+a[0], "http://"+a[1]
-	case err := <-done:
-		return fmt.Errorf("start aviary: %w", err)
-	}
+	defer av.stop()
+	gw, admin := av.gw, av.admin
 	say("aviary: gateway %s, admin API %s (try `aviary --server %s get services` in another terminal)\n", gw, admin, admin)
 	c := &apiClient{base: admin, http: &http.Client{}}
 	ld := &demoLoad{url: gw + "/", rps: rps}
-	go ld.run(runCtx)
+	go ld.run(av.ctx)
 	time.Sleep(5 * time.Second) // stable traffic first: the latency boundary is the stable's p99
 
 	say("== rollout 1: v1 → v2 (healthy). Steps: 10%%, analysis (at least 30 s and 200 canary requests), 50%%, pause 10 s, 100%%.")
@@ -124,14 +101,63 @@ func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
 	say("\nclients sent %d requests through the gateway; %d got a 5xx (every version fails 0.5%% of requests by design, v3 more).", sent, failed)
 	say("history: %s/api/v1/services/shop/history · evidence: %s/api/v1/services/shop/analysis", admin, admin)
 	if keep {
-		say("aviary keeps running (Ctrl-C stops it); log: %s", logFile.Name())
+		say("aviary keeps running (Ctrl-C stops it); log: %s", av.log)
 		<-ctx.Done()
 	}
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	return av.stop()
+}
+
+// demoAviary is aviary serving in this process, on a config and a store in a temporary directory.
+type demoAviary struct {
+	gw, admin string          // base URLs
+	log       string          // its log file
+	ctx       context.Context // ends when it stops: what the demo's load runs on
+	stop      func() error    // stops it and removes the directory; safe to call twice
+}
+
+func startDemoAviary(ctx context.Context, config string) (*demoAviary, error) {
+	dir, err := os.MkdirTemp("", "aviary-demo-")
+	if err != nil {
+		return nil, fmt.Errorf("make a directory for the demo: %w", err)
 	}
-	return nil
+	cfgPath := filepath.Join(dir, "aviary.yaml")
+	logFile, err := os.Create(filepath.Join(dir, "aviary.log"))
+	if err == nil {
+		err = os.WriteFile(cfgPath, []byte(config), 0o644)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("write the demo config and log: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	addrs := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(runCtx, server.Options{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(logFile, nil)),
+			Started: func(gw, admin string) { addrs <- [2]string{gw, admin} }})
+	}()
+	var once sync.Once
+	var stopErr error
+	av := &demoAviary{log: logFile.Name(), ctx: runCtx, stop: func() error {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				stopErr = err
+			}
+			logFile.Close()
+			os.RemoveAll(dir)
+		})
+		return stopErr
+	}}
+	select {
+	case a := <-addrs:
+		av.gw, av.admin = "http://"+a[0], "http://"+a[1]
+		return av, nil
+	case err := <-done:
+		done <- err // for stop
+		_ = av.stop()
+		return nil, fmt.Errorf("start aviary: %w", err)
+	}
 }
 
 func demoConfig(urls map[string]string) string {

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +15,6 @@ import (
 
 	"aviary.dev/aviary/internal/fakellm"
 	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/server"
 )
 
 // newDemoLLM is `aviary demo llm`: a model rollout judged on what LLM users feel.
@@ -59,11 +54,6 @@ var demoModels = []demoModel{
 
 func runDemoLLM(ctx context.Context, out io.Writer, workers int) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	dir, err := os.MkdirTemp("", "aviary-demo-llm-")
-	if err != nil {
-		return fmt.Errorf("make a directory for the demo: %w", err)
-	}
-	defer os.RemoveAll(dir)
 	urls := map[string]string{}
 	for _, m := range demoModels {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,34 +66,16 @@ func runDemoLLM(ctx context.Context, out io.Writer, workers int) error {
 		urls[m.name] = "http://" + ln.Addr().String()
 		say("model %s (%s) on %s: first token after %s, %d tokens, quality %.2f", m.name, m.model, urls[m.name], m.o.TTFT, m.o.OutputTokens, m.o.Quality)
 	}
-	cfgPath := filepath.Join(dir, "aviary.yaml")
-	if err := os.WriteFile(cfgPath, []byte(demoLLMConfig(urls)), 0o644); err != nil {
-		return fmt.Errorf("write the demo config: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "aviary.log"))
+	av, err := startDemoAviary(ctx, demoLLMConfig(urls))
 	if err != nil {
-		return fmt.Errorf("create the demo log: %w", err)
+		return err
 	}
-	defer logFile.Close()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	addrs := make(chan [2]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(runCtx, server.Options{ConfigPath: cfgPath, Logger: slog.New(slog.NewTextHandler(logFile, nil)),
-			Started: func(gw, admin string) { addrs <- [2]string{gw, admin} }})
-	}()
-	var gw, admin string
-	select {
-	case a := <-addrs:
-		gw, admin = "http://"+a[0], "http://"+a[1]
-	case err := <-done:
-		return fmt.Errorf("start aviary: %w", err)
-	}
+	defer av.stop()
+	gw, admin := av.gw, av.admin
 	say("aviary: gateway %s, admin API %s; an evaluator scores half of the answers\n", gw, admin)
 	c := &apiClient{base: admin, http: &http.Client{}}
 	ld := &chatLoad{url: gw + "/v1/chat/completions", workers: workers}
-	go ld.run(runCtx)
+	go ld.run(av.ctx)
 	time.Sleep(4 * time.Second) // the stable's first tokens set the boundary
 
 	metrics := []string{"ttft", "stream-errors", "cost", "quality"}
@@ -117,11 +89,7 @@ func runDemoLLM(ctx context.Context, out io.Writer, workers int) error {
 	}
 	say("\nclients streamed %d chat completions through the gateway (%d failed).", ld.sent.Load(), ld.failed.Load())
 	say("per-version LLM metrics: %s/metrics (gen_ai_*, aviary_llm_*) · evidence: %s/api/v1/services/chat/analysis", admin, admin)
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return av.stop()
 }
 
 func demoLLMConfig(urls map[string]string) string {
