@@ -45,13 +45,18 @@ func (r *records) wait(t *testing.T) LLMRecord {
 func llmGateway(t *testing.T, versionLLM string, o fakellm.Options) (*httptest.Server, *records) {
 	up := httptest.NewServer(fakellm.New(o))
 	t.Cleanup(up.Close)
-	cfg, err := config.Parse([]byte(`
+	return serveLLM(t, `
 services:
   - name: chat
     llm: {api: openai, includeUsage: true}
     versions:
-      - {name: v1, endpoints: ["` + up.URL + `"]` + versionLLM + `}
-`))
+      - {name: v1, endpoints: ["`+up.URL+`"]`+versionLLM+`}
+`)
+}
+
+// serveLLM serves a config through a gateway whose LLM records the test reads.
+func serveLLM(t *testing.T, yaml string) (*httptest.Server, *records) {
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,24 +161,15 @@ func TestAShadowCopyOfAnLLMCallIsRewrittenForItsVersionAndRecordedApart(t *testi
 	v2 := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 7}))
 	t.Cleanup(v1.Close)
 	t.Cleanup(v2.Close)
-	cfg, err := config.Parse([]byte(`
+	front, rec := serveLLM(t, `
 services:
   - name: chat
     llm: {api: openai}
     versions:
-      - {name: v1, endpoints: ["` + v1.URL + `"]}
-      - {name: v2, endpoints: ["` + v2.URL + `"], llm: {model: shadow-model}}
+      - {name: v1, endpoints: ["`+v1.URL+`"]}
+      - {name: v2, endpoints: ["`+v2.URL+`"], llm: {model: shadow-model}}
     mirror: {version: v2, percent: 100}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &records{got: make(chan struct{}, 16)}
-	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
-	t.Cleanup(gw.Close)
-	gw.Apply(cfg.Services)
-	front := httptest.NewServer(gw)
-	t.Cleanup(front.Close)
+`)
 	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json",
 		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	if err != nil {
@@ -197,22 +193,13 @@ services:
 func TestEveryLLMAPIIsReadThroughTheGateway(t *testing.T) {
 	up := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 9, TTFT: 20 * time.Millisecond}))
 	t.Cleanup(up.Close)
-	cfg, err := config.Parse([]byte(`
+	front, rec := serveLLM(t, `
 services:
   - name: chat
     llm: {api: auto, includeUsage: true}
     versions:
-      - {name: v1, endpoints: ["` + up.URL + `"], llm: {systemPrompt: "be kind"}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &records{got: make(chan struct{}, 16)}
-	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
-	t.Cleanup(gw.Close)
-	gw.Apply(cfg.Services)
-	front := httptest.NewServer(gw)
-	t.Cleanup(front.Close)
+      - {name: v1, endpoints: ["`+up.URL+`"], llm: {systemPrompt: "be kind"}}
+`)
 	for _, tc := range []struct{ api, path, body string }{
 		{"openai-chat", "/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
 		{"openai-responses", "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`},
