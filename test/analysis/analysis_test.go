@@ -8,14 +8,10 @@ package analysis_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +19,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/server"
+	"aviary.dev/aviary/test/e2e"
 )
 
 // upstream answers 200 with its name, or 500 for errPercent of its requests (evenly spread).
@@ -43,9 +39,7 @@ func upstream(t *testing.T, name string, errPercent int) string {
 }
 
 type aviary struct {
-	t            *testing.T
-	gw, admin    string
-	stop         func()
+	*e2e.Aviary
 	requests, ok atomic.Int64
 }
 
@@ -55,7 +49,6 @@ func start(t *testing.T, v1, v2 string) *aviary {
 
 // startWith starts Aviary with extra top-level config and the templates of the analysis step.
 func startWith(t *testing.T, v1, v2, extra, stepTemplates string) *aviary {
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`%s
 gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
@@ -72,26 +65,7 @@ services:
           - analysis: {templates: %s}
           - setWeight: 50
 `, extra, v1, v2, stepTemplates)
-	path := filepath.Join(dir, "aviary.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &aviary{t: t}
-	started := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), TickInterval: 100 * time.Millisecond,
-			Started: func(gw, admin string) { a.gw, a.admin = "http://"+gw, "http://"+admin; close(started) }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("aviary did not start: %v", err)
-	}
-	a.stop = func() { cancel(); <-done }
-	t.Cleanup(a.stop)
-	return a
+	return &aviary{Aviary: e2e.Start(t, cfg)}
 }
 
 // load sends about rps requests a second until ctx ends.
@@ -109,7 +83,7 @@ func (a *aviary) load(ctx context.Context, rps int) {
 					return
 				case <-tick.C:
 				}
-				resp, err := http.Get(a.gw + "/")
+				resp, err := http.Get(a.GW + "/")
 				a.requests.Add(1)
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -124,43 +98,6 @@ func (a *aviary) load(ctx context.Context, rps int) {
 	wg.Wait()
 }
 
-func (a *aviary) status() rollout.Status {
-	resp, err := http.Get(a.admin + "/api/v1/services/shop/rollout")
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st rollout.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		a.t.Fatal(err)
-	}
-	return st
-}
-
-func (a *aviary) startRollout() time.Time {
-	resp, err := http.Post(a.admin+"/api/v1/services/shop/rollout", "application/json", strings.NewReader(`{"version":"v2"}`))
-	if err != nil || resp.StatusCode != 200 {
-		a.t.Fatalf("start the rollout: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	return time.Now()
-}
-
-// waitFor polls until the status satisfies done, or fails after limit.
-func (a *aviary) waitFor(limit time.Duration, done func(rollout.Status) bool) rollout.Status {
-	deadline := time.Now().Add(limit)
-	for {
-		st := a.status()
-		if done(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("after %s: phase %s, canary %q at %d%%, step %d: %s", limit, st.Phase, st.CanaryVersion, st.CanaryWeight, st.CurrentStepIndex, st.Message)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func TestAnErroringCanaryIsRolledBackWithinAMinute(t *testing.T) {
 	t.Parallel()
 	a := start(t, upstream(t, "v1", 0), upstream(t, "v2", 10))
@@ -168,8 +105,8 @@ func TestAnErroringCanaryIsRolledBackWithinAMinute(t *testing.T) {
 	defer cancel()
 	go a.load(ctx, 100)
 	time.Sleep(3 * time.Second) // some stable traffic first, as in life
-	began := a.startRollout()
-	st := a.waitFor(75*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Degraded })
+	began := a.StartRollout("shop", "v2")
+	st := a.WaitFor("shop", 75*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Degraded })
 	took := time.Since(began)
 	t.Logf("rolled back after %s: %s", took.Round(time.Second), st.Message)
 	if took > 60*time.Second {
@@ -190,8 +127,8 @@ func TestAHealthyCanaryIsPromotedRunAfterRun(t *testing.T) {
 			defer cancel()
 			go a.load(ctx, 100)
 			time.Sleep(3 * time.Second)
-			a.startRollout()
-			st := a.waitFor(90*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Healthy || s.Phase == rollout.Degraded })
+			a.StartRollout("shop", "v2")
+			st := a.WaitFor("shop", 90*time.Second, e2e.Ended)
 			if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
 				t.Fatalf("a healthy canary: phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 			}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/test/e2e"
 )
 
 // TestAPrometheusMetricGatesARollout: a real Prometheus scrapes Aviary's own /metrics, and an
@@ -44,18 +45,18 @@ analysis:
           successCondition: "result > 1"
           consecutiveErrorLimit: 10
 `, promAddr), "[serving]")
-	startPrometheus(t, bin, promAddr, strings.TrimPrefix(a.admin, "http://"))
+	startPrometheus(t, bin, promAddr, strings.TrimPrefix(a.Admin, "http://"))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.load(ctx, 100)
 	time.Sleep(2 * time.Second)
-	a.startRollout()
-	st := a.waitFor(90*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Healthy || s.Phase == rollout.Degraded })
+	a.StartRollout("shop", "v2")
+	st := a.WaitFor("shop", 90*time.Second, e2e.Ended)
 	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
 		t.Fatalf("phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 	}
-	resp, err := http.Get(a.admin + "/api/v1/events?service=shop&limit=100")
+	resp, err := http.Get(a.Admin + "/api/v1/events?service=shop&limit=100")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,10 @@ package llm_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +17,7 @@ import (
 
 	"aviary.dev/aviary/internal/fakellm"
 	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/server"
+	"aviary.dev/aviary/test/e2e"
 )
 
 func fake(t *testing.T, o fakellm.Options) string {
@@ -30,10 +26,7 @@ func fake(t *testing.T, o fakellm.Options) string {
 	return srv.URL
 }
 
-type aviary struct {
-	t         *testing.T
-	gw, admin string
-}
+type aviary struct{ *e2e.Aviary }
 
 // start runs Aviary with a chat service of v1 and v2 (each line of versions given as YAML) and the
 // llm analysis template.
@@ -43,7 +36,6 @@ func start(t *testing.T, versions, extra string) *aviary {
 
 // startWith adds metrics to the llm template and keys to the service's llm setting.
 func startWith(t *testing.T, versions, extra, metrics, serviceLLM string) *aviary {
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
 %s
@@ -69,25 +61,7 @@ services:
           - analysis: {templates: [llm]}
           - setWeight: 50
 `, extra, metrics, serviceLLM, versions)
-	path := filepath.Join(dir, "aviary.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &aviary{t: t}
-	started := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), TickInterval: 100 * time.Millisecond,
-			Started: func(gw, admin string) { a.gw, a.admin = "http://"+gw, "http://"+admin; close(started) }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("aviary did not start: %v", err)
-	}
-	t.Cleanup(func() { cancel(); <-done })
-	return a
+	return &aviary{e2e.Start(t, cfg)}
 }
 
 // load streams chat completions through the gateway, a few at a time, until ctx ends.
@@ -99,7 +73,7 @@ func (a *aviary) load(ctx context.Context, workers int) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				body := fmt.Sprintf(`{"model":"m","stream":true,"messages":[{"role":"user","content":"question %d of %d"}]}`, i, w)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.gw+"/v1/chat/completions", strings.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.GW+"/v1/chat/completions", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				if resp, err := http.DefaultClient.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -111,35 +85,11 @@ func (a *aviary) load(ctx context.Context, workers int) {
 	wg.Wait()
 }
 
-func (a *aviary) status() rollout.Status {
-	resp, err := http.Get(a.admin + "/api/v1/services/chat/rollout")
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st rollout.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		a.t.Fatal(err)
-	}
-	return st
-}
-
 // rollout starts a rollout to v2 and waits for it to end, Healthy or Degraded.
 func (a *aviary) rollout(limit time.Duration) (rollout.Status, time.Duration) {
-	resp, err := http.Post(a.admin+"/api/v1/services/chat/rollout", "application/json", strings.NewReader(`{"version":"v2"}`))
-	if err != nil || resp.StatusCode != 200 {
-		a.t.Fatalf("start the rollout: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	began := time.Now()
-	for deadline := began.Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if st := a.status(); st.Phase == rollout.Healthy || st.Phase == rollout.Degraded {
-			return st, time.Since(began)
-		}
-	}
-	st := a.status()
-	a.t.Fatalf("after %s: phase %s, canary at %d%%, step %d: %s", limit, st.Phase, st.CanaryWeight, st.CurrentStepIndex, st.Message)
-	return st, 0
+	began := a.StartRollout("chat", "v2")
+	st := a.WaitFor("chat", limit, e2e.Ended)
+	return st, time.Since(began)
 }
 
 func withLoad(t *testing.T, a *aviary) {
@@ -200,7 +150,7 @@ func TestAPromptVariantIsPromotedWhenItsEvaluationScoresHold(t *testing.T) {
 	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
 		t.Fatalf("a prompt variant whose evaluation scores hold: phase %s: %s", st.Phase, st.Message)
 	}
-	resp, err := http.Get(a.admin + "/metrics")
+	resp, err := http.Get(a.Admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
