@@ -15,10 +15,12 @@ import (
 	"aviary.dev/aviary/internal/metrics"
 )
 
-// records is an LLMSink that keeps what it is given.
+// records is an LLMSink that keeps what it is given; wait returns the
+// records one by one, in the order they were served.
 type records struct {
 	mu   sync.Mutex
 	list []LLMRecord
+	read int // how many of list wait has returned
 	got  chan struct{}
 }
 
@@ -38,7 +40,8 @@ func (r *records) wait(t *testing.T) LLMRecord {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.list[len(r.list)-1]
+	r.read++
+	return r.list[r.read-1]
 }
 
 // llmGateway serves one LLM service whose version v1 is a real fake LLM server.
