@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +38,7 @@ type Controller struct {
 	mu     sync.Mutex
 	specs  []config.Service // effective specs, managed or not, in the config's order
 	states map[string]State
-	checks map[string]Judge   // running check ID → the judge asked about it
-	live   map[string]Verdict // running check ID → its latest verdict, shown but not stored
+	checks *Checks
 }
 
 // NewController restores every stored state. Call SetSpecs before serving.
@@ -56,7 +54,7 @@ func NewController(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore rollout states: %w", err)
 	}
-	return &Controller{o: o, log: log, states: states, checks: map[string]Judge{}, live: map[string]Verdict{}}, nil
+	return &Controller{o: o, log: log, states: states, checks: &Checks{Analysis: o.Analysis, Gates: o.Gates}}, nil
 }
 
 // Validate reports spec changes that would pull a version out from under live traffic: the stable
@@ -109,14 +107,9 @@ func (c *Controller) SetSpecsBy(services []config.Service, by string) error {
 			}
 		}
 	}
-	for id, j := range c.checks { // checks of services no longer managed are over
-		svc, _, _ := strings.Cut(id, "/")
-		if !slices.ContainsFunc(c.specs, func(s config.Service) bool { return s.Name == svc && s.Release != "" }) {
-			j.Forget(id)
-			delete(c.checks, id)
-			delete(c.live, id)
-		}
-	}
+	c.checks.Keep(func(svc string) bool { // checks of services no longer managed are over
+		return slices.ContainsFunc(c.specs, func(s config.Service) bool { return s.Name == svc && s.Release != "" })
+	})
 	_, err := c.tickLocked(by)
 	c.apply()
 	return errors.Join(append(errs, err)...)
@@ -239,41 +232,11 @@ func (c *Controller) Spec(service string) (config.Service, bool) {
 
 // input gathers what the core needs to know about a service now.
 func (c *Controller) input(svc config.Service, st State) Input {
-	in := Input{Now: c.o.Now(), Service: svc, Health: c.o.Health.Health(svc.Name)}
-	if len(st.Checks) > 0 {
-		in.Verdicts = map[string]Verdict{}
-	}
-	for _, ch := range st.Checks {
-		j := c.o.Analysis
-		if ch.Kind == GateCheck {
-			j = c.o.Gates
-		}
-		if j == nil {
-			continue
-		}
-		c.checks[ch.ID] = j
-		in.Verdicts[ch.ID] = j.Verdict(Run{ID: ch.ID, Kind: ch.Kind, Service: svc.Name, Stable: st.Stable,
-			Canary: st.Canary, Templates: ch.Templates, Gate: ch.Gate, StartedAt: ch.StartedAt, Weight: st.Weight,
-			Shadow: st.Weight == 0 && st.Route == nil && st.Mirror > 0})
-		c.live[ch.ID] = in.Verdicts[ch.ID]
-	}
-	return in
+	return Input{Now: c.o.Now(), Service: svc, Health: c.o.Health.Health(svc.Name), Verdicts: c.checks.Verdicts(svc.Name, st)}
 }
 
 // withLive shows running checks with their latest verdicts.
-func (c *Controller) withLive(st State) State {
-	if len(st.Checks) == 0 {
-		return st
-	}
-	st.Checks = slices.Clone(st.Checks)
-	for i := range st.Checks {
-		if v, ok := c.live[st.Checks[i].ID]; ok && st.Checks[i].Last == nil {
-			vv := v
-			st.Checks[i].Last = &vv
-		}
-	}
-	return st
-}
+func (c *Controller) withLive(st State) State { return c.checks.Live(st) }
 
 // commit writes a transition durably, then makes it the state in force. A failed write leaves the
 // old state in force (and serving): nothing is served that is not on disk.
@@ -284,7 +247,7 @@ func (c *Controller) commit(service string, next State, events []Event) error {
 		return fmt.Errorf("save rollout state of %s: %w", service, err)
 	}
 	c.states[service] = next
-	c.forgetChecks(service, next)
+	c.checks.Settle(service, next)
 	for _, e := range events {
 		c.log.Info("rollout", "service", e.Service, "event", e.Kind, "phase", e.Phase, "stable", e.Stable,
 			"canary", e.Canary, "weight", e.Weight, "step", e.Step, "by", e.By, "reason", e.Reason)
@@ -293,21 +256,6 @@ func (c *Controller) commit(service string, next State, events []Event) error {
 		c.o.OnEvents(events)
 	}
 	return nil
-}
-
-// forgetChecks tells judges about checks of service that are over.
-func (c *Controller) forgetChecks(service string, st State) {
-	prefix := service + "/"
-	for id, j := range c.checks {
-		if len(id) <= len(prefix) || id[:len(prefix)] != prefix {
-			continue
-		}
-		if !slices.ContainsFunc(st.Checks, func(ch Check) bool { return ch.ID == id }) {
-			j.Forget(id)
-			delete(c.checks, id)
-			delete(c.live, id)
-		}
-	}
 }
 
 // apply sends every service's plan to the router.
