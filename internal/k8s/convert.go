@@ -1,0 +1,102 @@
+package k8s
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+)
+
+// spec is a Rollout as the core sees it: a managed service whose versions are pod-template-hashes,
+// and the analysis templates its steps name.
+type spec struct {
+	Service   config.Service
+	Templates []config.AnalysisTemplate
+}
+
+// specOf converts a Rollout's spec into the core's types. The strategy and analysis use the config
+// file's field names, so they go through the config package's own parser, defaults and validation;
+// its field paths are turned into the Rollout's (spec.strategy.canary.steps[1].setWeight).
+// versions lists the known versions, stable first; release is the Deployment's template now.
+func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, error) {
+	st := ro.Spec.Strategy
+	strategy := map[string]any{"defaultAnalysis": false} // the default analysis reads Aviary's gateway, absent here
+	add := func(key string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var m any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		strategy[key] = m
+		return nil
+	}
+	for key, v := range map[string]any{"canary": st.Canary, "blueGreen": st.BlueGreen, "shadow": st.Shadow,
+		"scaleDownDelay": st.ScaleDownDelay, "abortOnUnhealthy": st.AbortOnUnhealthy, "progressDeadline": st.ProgressDeadline} {
+		if isNil(v) {
+			continue
+		}
+		if err := add(key, v); err != nil {
+			return spec{}, err
+		}
+	}
+	// The core's service name is the Rollout's name; a version's endpoint is only a name here (the
+	// pods behind the Services are the endpoints), but the config requires a URL.
+	svc := map[string]any{"name": ro.Name, "release": release, "strategy": strategy}
+	var vs []any
+	for _, v := range versions {
+		vs = append(vs, map[string]any{"name": v, "endpoints": []string{
+			fmt.Sprintf("http://%s.%s.svc", ro.Spec.StableService, ro.Namespace)}})
+	}
+	svc["versions"] = vs
+	doc := map[string]any{"services": []any{svc}}
+	if ro.Spec.Analysis != nil {
+		doc["analysis"] = ro.Spec.Analysis
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return spec{}, err
+	}
+	cfg, err := config.Parse(b) // JSON is YAML
+	if err != nil {
+		return spec{}, rolloutPaths(err)
+	}
+	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates}
+	for i := range out.Templates {
+		// Exposure is counted in requests only by Aviary's own gateway; here the minimum is a duration.
+		out.Templates[i].Minimum.Requests = 0
+	}
+	return out, nil
+}
+
+// isNil reports a nil pointer held in an interface.
+func isNil(v any) bool {
+	b, _ := json.Marshal(v)
+	return string(b) == "null"
+}
+
+// rolloutPaths rewrites the config's field paths as the Rollout's.
+func rolloutPaths(err error) error {
+	errs, ok := err.(config.Errors)
+	if !ok {
+		return err
+	}
+	out := make(config.Errors, 0, len(errs))
+	for _, e := range errs {
+		e.Line = 0 // of the JSON this package wrote, not of the user's manifest
+		switch {
+		case strings.HasPrefix(e.Path, "services[0].strategy"):
+			e.Path = "spec.strategy" + strings.TrimPrefix(e.Path, "services[0].strategy")
+		case strings.HasPrefix(e.Path, "analysis"):
+			e.Path = "spec." + e.Path
+		case strings.HasPrefix(e.Path, "services[0]"):
+			e.Path = "spec" + strings.TrimPrefix(e.Path, "services[0]")
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,406 @@
+//go:build k8s
+
+package k8s
+
+// The Kubernetes-mode suite: a real kube-apiserver and etcd (built by scripts/k8s-assets.sh,
+// started by envtest), the real Rollout CRD from deploy/crds and the Gateway API CRDs from
+// sigs.k8s.io/gateway-api, and the controller as `aviary controller` runs it. Run it with
+// scripts/test-k8s.sh.
+//
+// No kubelet and no kube-controller-manager run here, so pods never start: standInKubelet plays
+// their part by setting each ReplicaSet's status (replicas, ready, available) to its spec. That is
+// the only thing faked; everything else is the API server's own behaviour.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+var (
+	cfg *rest.Config
+	cl  client.Client
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run scripts/test-k8s.sh, which builds kube-apiserver and etcd and sets it")
+		os.Exit(1)
+	}
+	gw, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "find the Gateway API module:", err)
+		os.Exit(1)
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths: []string{
+			filepath.Join("..", "..", "deploy", "crds"),
+			filepath.Join(strings.TrimSpace(string(gw)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"),
+		},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err = env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start kube-apiserver and etcd:", err)
+		os.Exit(1)
+	}
+	code := func() int {
+		// The control plane is stopped even when a test panics.
+		defer func() {
+			if err := env.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "stop the control plane:", err)
+			}
+		}()
+		cl, err = client.New(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// world is one test's namespace with a Deployment, two Services and an HTTPRoute.
+type world struct {
+	t   *testing.T
+	ns  string
+	ctx context.Context
+}
+
+func newWorld(t *testing.T) *world {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(ns) > 50 {
+		ns = ns[:50]
+	}
+	ns = strings.Trim(ns, "-")
+	w := &world{t: t, ns: ns, ctx: ctx}
+	w.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	go standInKubelet(ctx, ns, nil)
+	return w
+}
+
+func (w *world) create(obj client.Object) {
+	w.t.Helper()
+	if err := cl.Create(w.ctx, obj); err != nil {
+		w.t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// app creates the user's side: a Deployment shop running image, Services shop-stable and
+// shop-canary, and an HTTPRoute shop that sends everything to shop-stable.
+func (w *world) app(image string) {
+	labels := map[string]string{"app": "shop"}
+	w.create(&appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](4), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "shop", Image: image}}}}},
+	})
+	for _, name := range []string{"shop-stable", "shop-canary"} {
+		w.create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.ns},
+			Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}})
+	}
+	w.create(&gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "gateway"}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "shop-stable", Port: ptr.To[gatewayv1.PortNumber](80)}}}}}},
+		}})
+}
+
+// rollout creates the Rollout shop with a strategy, routed through the HTTPRoute.
+func (w *world) rollout(strategy v1alpha1.Strategy, analysis *v1alpha1.Analysis) {
+	w.create(&v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+		Spec: v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{Name: "shop"}, StableService: "shop-stable",
+			CanaryService: "shop-canary", Strategy: strategy, Analysis: analysis,
+			TrafficRouting: &v1alpha1.TrafficRouting{GatewayAPI: &v1alpha1.GatewayAPIRouting{HTTPRoute: "shop"}}}})
+}
+
+// controller runs the controller for the test's namespace until the returned stop is called (or
+// the test ends).
+func (w *world) controller() (stop func()) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Namespace: w.ns, MetricsAddr: "0", ProbeAddr: "0",
+			Interval: 100 * time.Millisecond, Logger: testLogger(w.t)})
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				w.t.Errorf("controller: %v", err)
+			}
+		})
+	}
+	w.t.Cleanup(stop)
+	return stop
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// setImage changes the Deployment's template, as `kubectl set image` or a GitOps sync would.
+func (w *world) setImage(image string) {
+	w.t.Helper()
+	var d appsv1.Deployment
+	w.get("shop", &d)
+	d.Spec.Template.Spec.Containers[0].Image = image
+	if err := cl.Update(w.ctx, &d); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) get(name string, obj client.Object) {
+	w.t.Helper()
+	if err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: name}, obj); err != nil {
+		w.t.Fatalf("get %T %s: %v", obj, name, err)
+	}
+}
+
+// waitFor polls the Rollout until ok says yes, and fails the test with what it last saw.
+func (w *world) waitFor(what string, ok func(ro *v1alpha1.Rollout) bool) *v1alpha1.Rollout {
+	w.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	ro := &v1alpha1.Rollout{}
+	for {
+		err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, ro)
+		if err == nil && ok(ro) {
+			return ro
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("waiting for %s: rollout is phase=%s stable=%s canary=%s weight=%d step=%d message=%q conditions=%+v (err %v)",
+				what, ro.Status.Phase, ro.Status.StableVersion, ro.Status.CanaryVersion, ro.Status.CanaryWeight,
+				ro.Status.CurrentStepIndex, ro.Status.Message, ro.Status.Conditions, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// weights reads the HTTPRoute's stable and canary weights in its first rule to the stable Service.
+func (w *world) weights() (stable, canary int32) {
+	w.t.Helper()
+	var hr gatewayv1.HTTPRoute
+	w.get("shop", &hr)
+	for _, rule := range hr.Spec.Rules {
+		if rule.Name != nil {
+			continue
+		}
+		for _, b := range rule.BackendRefs {
+			switch b.Name {
+			case "shop-stable":
+				stable = ptr.Deref(b.Weight, 1)
+			case "shop-canary":
+				canary = ptr.Deref(b.Weight, 1)
+			}
+		}
+		return stable, canary
+	}
+	w.t.Fatal("the HTTPRoute lost its rule")
+	return 0, 0
+}
+
+func (w *world) waitWeights(stable, canary int32) {
+	w.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, c := w.weights()
+		if s == stable && c == canary {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("HTTPRoute weights are stable %d, canary %d; want %d, %d", s, c, stable, canary)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (w *world) selector(service string) string {
+	var svc corev1.Service
+	w.get(service, &svc)
+	return svc.Spec.Selector[HashLabel]
+}
+
+func (w *world) command(kind string) *v1alpha1.Rollout {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+	defer cancel()
+	ro, err := Command(ctx, cl, types.NamespacedName{Namespace: w.ns, Name: "shop"}, rollout.Command{Kind: kind, By: "test"})
+	if err != nil {
+		w.t.Fatalf("%s: %v", kind, err)
+	}
+	return ro
+}
+
+func (w *world) replicas(hash string) int32 {
+	var rs appsv1.ReplicaSet
+	w.get("shop-"+hash, &rs)
+	return ptr.Deref(rs.Spec.Replicas, 0)
+}
+
+func (w *world) eventReasons() []string {
+	var list eventsv1.EventList
+	if err := cl.List(w.ctx, &list, client.InNamespace(w.ns)); err != nil {
+		w.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Reason)
+	}
+	return out
+}
+
+// standInKubelet plays the ReplicaSet controller and the kubelet, which do not run here: every
+// ReplicaSet of ns is given as many ready, available pods as its spec asks for, except those whose
+// name broken says are broken (they stay at zero ready).
+func standInKubelet(ctx context.Context, ns string, broken func(name string) bool) {
+	for ctx.Err() == nil {
+		var list appsv1.ReplicaSetList
+		if err := cl.List(ctx, &list, client.InNamespace(ns)); err == nil {
+			for i := range list.Items {
+				rs := &list.Items[i]
+				n := ptr.Deref(rs.Spec.Replicas, 0)
+				ready := n
+				if broken != nil && broken(rs.Name) {
+					ready = 0
+				}
+				st := appsv1.ReplicaSetStatus{Replicas: n, ReadyReplicas: ready, AvailableReplicas: ready,
+					FullyLabeledReplicas: n, ObservedGeneration: rs.Generation}
+				if equality.Semantic.DeepEqual(rs.Status, st) {
+					continue
+				}
+				rs.Status = st
+				if err := cl.Status().Update(ctx, rs); err != nil && !apierrors.IsConflict(err) && ctx.Err() == nil {
+					fmt.Fprintln(os.Stderr, "stand-in kubelet:", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func canarySteps(steps ...v1alpha1.CanaryStep) v1alpha1.Strategy {
+	return v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: steps}}
+}
+
+func weight(w int32) v1alpha1.CanaryStep { return v1alpha1.CanaryStep{SetWeight: &w} }
+
+func pause(d time.Duration) v1alpha1.CanaryStep {
+	p := &v1alpha1.PauseStep{}
+	if d > 0 {
+		p.Duration = &metav1.Duration{Duration: d}
+	}
+	return v1alpha1.CanaryStep{Pause: p}
+}
+
+func healthy(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" }
+
+func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(20), pause(0), weight(50), pause(500*time.Millisecond)), nil)
+	w.controller()
+	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	w.waitWeights(100, 0)
+	if got := w.selector("shop-stable"); got != first {
+		t.Fatalf("shop-stable selects %q, want the stable %q", got, first)
+	}
+
+	w.setImage("shop:2")
+	ro := w.waitFor("the canary paused at 20%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Paused" && ro.Status.CanaryWeight == 20
+	})
+	second := ro.Status.CanaryVersion
+	if second == "" || second == first || ro.Status.ReleaseVersion != second || ro.Status.CanaryRevision != 2 {
+		t.Fatalf("canary %q (revision %d), release %q, stable %q", second, ro.Status.CanaryRevision, ro.Status.ReleaseVersion, first)
+	}
+	w.waitWeights(80, 20)
+	if got := w.selector("shop-canary"); got != second {
+		t.Errorf("shop-canary selects %q, want the canary %q", got, second)
+	}
+	if n := w.replicas(second); n != 1 { // ceil(4 × 20%)
+		t.Errorf("canary has %d replicas at 20%% of 4, want 1", n)
+	}
+
+	w.command(rollout.Promote)
+	w.waitFor("the rollout to complete", func(ro *v1alpha1.Rollout) bool {
+		return healthy(ro) && ro.Status.StableVersion == second
+	})
+	w.waitWeights(100, 0)
+	if got := w.selector("shop-stable"); got != second {
+		t.Errorf("after promotion shop-stable selects %q, want %q", got, second)
+	}
+	if n := w.replicas(second); n != 4 {
+		t.Errorf("the new stable has %d replicas, want 4", n)
+	}
+	reasons := w.eventReasons()
+	for _, want := range []string{"RolloutStarted", "StepStarted", "Promoted", "Completed"} {
+		if !slices.Contains(reasons, want) {
+			t.Errorf("no Kubernetes Event %s among %v", want, reasons)
+		}
+	}
+}
+
+func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(40), pause(0)), nil)
+	w.controller()
+	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	w.setImage("shop:2")
+	second := w.waitFor("the canary at 40%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 40 }).Status.CanaryVersion
+	w.waitWeights(60, 40)
+
+	ro := w.command(rollout.Abort)
+	if ro.Status.Phase != "Degraded" || ro.Status.CanaryWeight != 0 {
+		t.Errorf("after abort: phase %s, weight %d", ro.Status.Phase, ro.Status.CanaryWeight)
+	}
+	w.waitWeights(100, 0)
+	if got := w.selector("shop-stable"); got != first {
+		t.Errorf("shop-stable selects %q, want %q", got, first)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.replicas(second) != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := w.replicas(second); n != 0 {
+		t.Errorf("the aborted canary keeps %d replicas", n)
+	}
+}

@@ -1,0 +1,491 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"aviary.dev/aviary/internal/analysis"
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/notify"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// Reconciler drives Rollouts: each reconcile reads the Rollout's status (the core's state), the
+// Deployment's template and the ReplicaSets' readiness, runs the pure core (rollout.Do for a
+// command, then rollout.Tick), writes the new state to the status, and only then makes the plan
+// real: ReplicaSet replicas, Service selectors and HTTPRoute weights.
+type Reconciler struct {
+	Client   client.Client
+	Recorder recorder.EventRecorder // nil: no Kubernetes Events
+	Logger   *slog.Logger
+	// Interval is how often a rollout in flight is looked at again (analysis, timed pauses).
+	Interval time.Duration
+	Now      func() time.Time
+
+	mu     sync.Mutex
+	judges map[types.NamespacedName]*judges
+	empty  *metrics.Registry
+}
+
+// judges are one Rollout's verdict sources: analysis runs and gate pollers live in memory, and
+// are started again from the status's checks after a restart.
+type judges struct {
+	checks   rollout.Checks
+	analyzer *analysis.Analyzer
+	gates    *notify.Gates
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.AnalysisTemplate) *judges {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.judges == nil {
+		r.judges = map[types.NamespacedName]*judges{}
+		// Kubernetes mode has no gateway of its own: its analyses read Prometheus and web metrics.
+		r.empty = metrics.NewRegistry(metrics.Options{})
+	}
+	j, ok := r.judges[key]
+	if !ok {
+		log := r.Logger.With("rollout", key.String())
+		j = &judges{
+			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: templates, Logger: log, Now: r.Now}),
+			gates:    notify.NewGates(notify.GateOptions{Logger: log, Now: r.Now}),
+		}
+		j.checks = rollout.Checks{Analysis: j.analyzer, Gates: j.gates}
+		r.judges[key] = j
+	}
+	j.analyzer.SetTemplates(templates)
+	return j
+}
+
+func (r *Reconciler) dropJudges(key types.NamespacedName) {
+	r.mu.Lock()
+	j, ok := r.judges[key]
+	delete(r.judges, key)
+	r.mu.Unlock()
+	if ok {
+		j.analyzer.Close()
+		j.gates.Close()
+	}
+}
+
+// Close stops every analysis and gate poller.
+func (r *Reconciler) Close() {
+	r.mu.Lock()
+	keys := make([]types.NamespacedName, 0, len(r.judges))
+	for k := range r.judges {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	for _, k := range keys {
+		r.dropJudges(k)
+	}
+}
+
+// command is the JSON of the aviary.dev/command annotation.
+type command struct {
+	ID string `json:"id"`
+	rollout.Command
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var ro v1alpha1.Rollout
+	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.dropJudges(req.NamespacedName) // its ReplicaSets go with it (owner references)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	now := r.now()
+	res, err := r.reconcile(ctx, &ro, now)
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil // someone wrote first; read again
+	}
+	return res, err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now time.Time) (ctrl.Result, error) {
+	var dep appsv1.Deployment
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}, &dep); err != nil {
+		if apierrors.IsNotFound(err) {
+			msg := fmt.Sprintf("spec.workloadRef.name: Deployment %s not found in %s; create it or fix the name", ro.Spec.WorkloadRef.Name, ro.Namespace)
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, r.invalid(ctx, ro, msg)
+		}
+		return ctrl.Result{}, err
+	}
+	hash := templateHash(dep.Spec.Template)
+	vs, err := r.versions(ctx, ro)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if vs, err = r.ensureVersion(ctx, ro, &dep, hash, vs); err != nil {
+		return ctrl.Result{}, err
+	}
+	st, known, err := stateOf(ro)
+	if err != nil {
+		return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
+	}
+	if !known {
+		st = rollout.State{Service: ro.Name, Phase: rollout.Healthy, Stable: hash, Message: "serving " + hash, UpdatedAt: now}
+	}
+	// A new template is given a ready pod before its rollout starts: until then the core is told
+	// the release it knew.
+	release, waiting := hash, ""
+	health := health(vs)
+	if hash != st.SpecRelease && hash != st.Stable && known && health[hash].Available == 0 && !(st.InFlight() && st.Canary == hash) {
+		release, waiting = st.SpecRelease, hash
+	}
+	sp, err := specOf(ro, versionNames(st, vs), release)
+	if err == nil {
+		err = checkRouting(ro)
+	}
+	if err != nil {
+		// A spec that does not validate changes nothing: the last good state and plan stay in force.
+		return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
+	}
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	j := r.judgesFor(key, sp.Templates)
+	in := rollout.Input{Now: now, Service: sp.Service, Health: health, Verdicts: j.checks.Verdicts(ro.Name, st), By: "deployment"}
+
+	next, events := st, []rollout.Event(nil)
+	var last *v1alpha1.CommandStatus
+	if cmd, ok := pendingCommand(ro); ok {
+		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: cmd.Kind, By: cmd.By, At: metav1.NewTime(now)}
+		n, evs, err := rollout.Do(next, cmd.Command, in)
+		if err != nil {
+			last.Error = err.Error()
+		} else {
+			next, events = n, evs
+		}
+	}
+	n, evs := rollout.Tick(next, in)
+	next, events = n, append(events, evs...)
+	if waiting != "" {
+		next.Message = fmt.Sprintf("waiting for a ready pod of %s before its rollout starts", waiting)
+	}
+
+	// The state is written before anything is changed in the cluster: nothing is served that the
+	// status does not say.
+	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, now); err != nil {
+		return ctrl.Result{}, err
+	}
+	j.checks.Settle(ro.Name, next)
+	r.record(ro, events)
+	if last != nil {
+		if err := r.clearCommand(ctx, ro); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.serve(ctx, ro, &dep, vs, next, waiting); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.requeue(next, waiting, now)}, nil
+}
+
+// serve makes the state's plan real: pods, Services, and the HTTPRoute.
+func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) error {
+	p := rollout.PlanOf(st)
+	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
+	total := ptr.Deref(ro.Spec.Replicas, ptr.Deref(dep.Spec.Replicas, 1))
+	want := replicas(total, p, st, routed, waiting)
+	// Scale up before traffic moves to a version, and down after it has left.
+	if err := r.scale(ctx, ro, vs, grown(vs, want)); err != nil {
+		return err
+	}
+	if err := r.selectServices(ctx, ro, p); err != nil {
+		return err
+	}
+	if routed {
+		if err := r.route(ctx, ro, p); err != nil {
+			return err
+		}
+	}
+	if err := r.scale(ctx, ro, vs, want); err != nil {
+		return err
+	}
+	if ro.Spec.WorkloadRef.ScaleDown == "onsuccess" && ptr.Deref(dep.Spec.Replicas, 1) > 0 {
+		if stable := findVersion(vs, p.Stable); stable != nil && stable.rs.Status.AvailableReplicas >= total {
+			before := dep.DeepCopy()
+			dep.Spec.Replicas = ptr.To[int32](0)
+			if err := r.Client.Patch(ctx, dep, client.MergeFrom(before)); err != nil {
+				return fmt.Errorf("scale Deployment %s to 0 (workloadRef.scaleDown: onsuccess): %w", dep.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// grown is want without shrinking anything yet.
+func grown(vs []version, want map[string]int32) map[string]int32 {
+	out := map[string]int32{}
+	for _, v := range vs {
+		n, ok := want[v.hash]
+		if cur := ptr.Deref(v.rs.Spec.Replicas, 0); !ok || cur > n {
+			n = cur
+		}
+		out[v.hash] = n
+	}
+	return out
+}
+
+func findVersion(vs []version, hash string) *version {
+	i := slices.IndexFunc(vs, func(v version) bool { return v.hash == hash })
+	if i < 0 {
+		return nil
+	}
+	return &vs[i]
+}
+
+// requeue says when to look again without being told of a change.
+func (r *Reconciler) requeue(st rollout.State, waiting string, now time.Time) time.Duration {
+	every := r.Interval
+	if every <= 0 {
+		every = time.Second
+	}
+	switch {
+	case st.InFlight() || waiting != "":
+		return every
+	case !st.WarmUntil.IsZero():
+		return max(every, st.WarmUntil.Sub(now))
+	}
+	return 0
+}
+
+// versionNames lists the versions the core may name: the stable first, then every ReplicaSet's.
+func versionNames(st rollout.State, vs []version) []string {
+	out := []string{st.Stable}
+	for _, v := range vs {
+		if !slices.Contains(out, v.hash) {
+			out = append(out, v.hash)
+		}
+	}
+	return out
+}
+
+// checkRouting refuses steps that need a router, without one.
+func checkRouting(ro *v1alpha1.Rollout) error {
+	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
+	var errs config.Errors
+	if routed && ro.Spec.CanaryService == "" {
+		errs = append(errs, config.FieldError{Path: "spec.canaryService", Msg: "is required with trafficRouting: name the Service that selects the new version's pods"})
+	}
+	if routed {
+		return errorsOrNil(errs)
+	}
+	need := func(path, what string) {
+		errs = append(errs, config.FieldError{Path: path, Msg: what + " needs a traffic router; set spec.trafficRouting.gatewayAPI.httpRoute"})
+	}
+	s := ro.Spec.Strategy
+	if s.Canary != nil {
+		for i, step := range s.Canary.Steps {
+			p := fmt.Sprintf("spec.strategy.canary.steps[%d]", i)
+			if step.SetHeaderRoute != nil {
+				need(p+".setHeaderRoute", "a segment route")
+			}
+			if step.SetMirror != nil {
+				need(p+".setMirror", "mirroring")
+			}
+		}
+	}
+	if s.Shadow != nil {
+		need("spec.strategy.shadow", "shadow traffic")
+	}
+	if s.BlueGreen != nil && s.BlueGreen.PreviewRoute != nil {
+		need("spec.strategy.blueGreen.previewRoute", "a preview route")
+	}
+	return errorsOrNil(errs)
+}
+
+func errorsOrNil(errs config.Errors) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// stateOf reads the core's state from the status (false: the Rollout is new).
+func stateOf(ro *v1alpha1.Rollout) (rollout.State, bool, error) {
+	if ro.Status.State == nil || len(ro.Status.State.Raw) == 0 {
+		return rollout.State{}, false, nil
+	}
+	var st rollout.State
+	if err := json.Unmarshal(ro.Status.State.Raw, &st); err != nil {
+		return st, false, fmt.Errorf("status.state is not a state this controller wrote (%v); delete the status to start over", err)
+	}
+	return st, true, nil
+}
+
+// pendingCommand is a command in the annotation that the controller has not taken yet.
+func pendingCommand(ro *v1alpha1.Rollout) (command, bool) {
+	raw, ok := ro.Annotations[v1alpha1.CommandAnnotation]
+	if !ok {
+		return command{}, false
+	}
+	var c command
+	if err := json.Unmarshal([]byte(raw), &c); err != nil || c.ID == "" {
+		return command{ID: "invalid", Command: rollout.Command{Kind: "invalid"}}, true
+	}
+	if last := ro.Status.LastCommand; last != nil && last.ID == c.ID {
+		return command{}, false // taken before a crash; only the annotation is left to clear
+	}
+	if c.By == "" {
+		c.By = "kubectl"
+	}
+	return c, true
+}
+
+func (r *Reconciler) clearCommand(ctx context.Context, ro *v1alpha1.Rollout) error {
+	patch := []byte(`{"metadata":{"annotations":{"` + v1alpha1.CommandAnnotation + `":null}}}`)
+	err := r.Client.Patch(ctx, ro, client.RawPatch(types.MergePatchType, patch))
+	return client.IgnoreNotFound(err)
+}
+
+// invalid reports a spec the controller cannot follow, and changes nothing else.
+func (r *Reconciler) invalid(ctx context.Context, ro *v1alpha1.Rollout, msg string) error {
+	cond := metav1.Condition{Type: "SpecValid", Status: metav1.ConditionFalse, Reason: "InvalidSpec", Message: msg,
+		ObservedGeneration: ro.Generation}
+	if c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid"); c != nil && c.Status == cond.Status && c.Message == msg {
+		return nil
+	}
+	r.Logger.Warn("rollout spec refused; the last good one stays in force", "rollout", ro.Namespace+"/"+ro.Name, "err", msg)
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", msg)
+	}
+	meta.SetStatusCondition(&ro.Status.Conditions, cond)
+	ro.Status.Message = "spec refused: " + strings.ReplaceAll(msg, "\n", "; ")
+	return r.Client.Status().Update(context.WithoutCancel(ctx), ro)
+}
+
+// writeStatus writes the state and the contract derived from it.
+func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st rollout.State, j *judges, release, hash string,
+	vs []version, last *v1alpha1.CommandStatus, now time.Time) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	view := rollout.StatusOf(j.checks.Live(st), release, now)
+	s := &ro.Status
+	old := s.DeepCopy()
+	s.ObservedGeneration = ro.Generation
+	s.Phase, s.StableVersion, s.CanaryVersion, s.ReleaseVersion = string(view.Phase), view.StableVersion, view.CanaryVersion, hash
+	s.StableRevision, s.CanaryRevision = revisionOf(vs, view.StableVersion), revisionOf(vs, view.CanaryVersion)
+	s.CanaryWeight, s.CurrentStepIndex, s.StepCount = int32(view.CanaryWeight), int32(view.CurrentStepIndex), int32(len(view.Steps))
+	s.Message = view.Message
+	s.PauseReasons = nil
+	for _, p := range view.PauseReasons {
+		s.PauseReasons = append(s.PauseReasons, p.Kind)
+	}
+	s.Analysis = nil
+	for _, ch := range view.Checks {
+		c := v1alpha1.CheckStatus{ID: ch.ID, Kind: ch.Kind, Templates: ch.Templates, Phase: string(rollout.Running)}
+		if ch.Last != nil {
+			c.Phase, c.Message = string(ch.Last.Phase), ch.Last.Message
+		}
+		s.Analysis = append(s.Analysis, c)
+	}
+	s.Traffic = "HTTPRoute " + routeName(ro)
+	if ro.Spec.TrafficRouting == nil || ro.Spec.TrafficRouting.GatewayAPI == nil {
+		s.Traffic = "approximated by replica counts behind Service " + ro.Spec.StableService + " (no trafficRouting)"
+	}
+	if last != nil {
+		s.LastCommand = last
+	}
+	s.State = &apiextensionsv1.JSON{Raw: raw}
+	setConditions(ro, st, vs)
+	if old.State != nil && string(old.State.Raw) == string(raw) && equalStatus(old, s) {
+		return nil
+	}
+	return r.Client.Status().Update(ctx, ro)
+}
+
+func routeName(ro *v1alpha1.Rollout) string {
+	if t := ro.Spec.TrafficRouting; t != nil && t.GatewayAPI != nil {
+		return t.GatewayAPI.HTTPRoute
+	}
+	return ""
+}
+
+func revisionOf(vs []version, hash string) int64 {
+	if v := findVersion(vs, hash); v != nil {
+		return v.revision
+	}
+	return 0
+}
+
+func equalStatus(a, b *v1alpha1.RolloutStatus) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// setConditions derives the Kubernetes conditions from the state.
+func setConditions(ro *v1alpha1.Rollout, st rollout.State, vs []version) {
+	set := func(t string, ok bool, reason, msg string) {
+		status := metav1.ConditionFalse
+		if ok {
+			status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason,
+			Message: msg, ObservedGeneration: ro.Generation})
+	}
+	set("SpecValid", true, "Valid", "the spec is valid")
+	stable := findVersion(vs, st.Stable)
+	avail := stable != nil && stable.rs.Status.AvailableReplicas > 0
+	set("Available", avail, map[bool]string{true: "StableAvailable", false: "StableUnavailable"}[avail],
+		fmt.Sprintf("stable %s", st.Stable))
+	set("Progressing", st.InFlight(), string(st.Phase), st.Message)
+	set("Paused", st.Phase == rollout.Paused, string(st.Phase), st.Message)
+	set("Degraded", st.Phase == rollout.Degraded, string(st.Phase), st.Message)
+}
+
+// record turns the core's events into Kubernetes Events.
+func (r *Reconciler) record(ro *v1alpha1.Rollout, events []rollout.Event) {
+	for _, e := range events {
+		r.Logger.Info("rollout", "rollout", ro.Namespace+"/"+ro.Name, "event", e.Kind, "phase", e.Phase,
+			"stable", e.Stable, "canary", e.Canary, "weight", e.Weight, "step", e.Step, "by", e.By, "reason", e.Reason)
+		if r.Recorder == nil {
+			continue
+		}
+		typ := corev1.EventTypeNormal
+		switch e.Kind {
+		case "Aborted", "AnalysisFailed", "GateFailed", "AnalysisInconclusive":
+			typ = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(ro, nil, typ, e.Kind, e.Kind, "%s", truncate(e.Reason, 1000))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,192 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// Labels and annotations Aviary puts on the ReplicaSets it makes and on their pods.
+const (
+	// RolloutLabel names the Rollout a ReplicaSet (and its pods) belong to.
+	RolloutLabel = "aviary.dev/rollout"
+	// HashLabel is the pod-template-hash: a version's name, and what the Services select.
+	HashLabel = "aviary.dev/pod-template-hash"
+	// RevisionAnnotation counts the templates a Rollout has seen, 1 first.
+	RevisionAnnotation = "aviary.dev/revision"
+)
+
+// templateHash names a pod template: ten characters from an FNV-32a hash of its JSON form, as
+// Kubernetes names ReplicaSets of a Deployment.
+func templateHash(t corev1.PodTemplateSpec) string {
+	b, _ := json.Marshal(t) // a PodTemplateSpec always marshals
+	h := fnv.New32a()
+	h.Write(b)
+	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
+}
+
+// version is one ReplicaSet of a Rollout.
+type version struct {
+	hash     string
+	revision int64
+	rs       *appsv1.ReplicaSet
+}
+
+// versions lists a Rollout's ReplicaSets, newest revision first.
+func (r *Reconciler) versions(ctx context.Context, ro *v1alpha1.Rollout) ([]version, error) {
+	var list appsv1.ReplicaSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
+		return nil, fmt.Errorf("list the ReplicaSets of %s: %w", ro.Name, err)
+	}
+	var out []version
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if !metav1.IsControlledBy(rs, ro) {
+			continue
+		}
+		rev, _ := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64)
+		out = append(out, version{hash: rs.Labels[HashLabel], revision: rev, rs: rs})
+	}
+	slices.SortFunc(out, func(a, b version) int { return int(b.revision - a.revision) })
+	return out, nil
+}
+
+// ensureVersion makes the ReplicaSet of the Deployment's current template, with no replicas,
+// unless it is there.
+func (r *Reconciler) ensureVersion(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, hash string, vs []version) ([]version, error) {
+	if slices.ContainsFunc(vs, func(v version) bool { return v.hash == hash }) {
+		return vs, nil
+	}
+	rev := int64(1)
+	if len(vs) > 0 {
+		rev = vs[0].revision + 1
+	}
+	tmpl := *dep.Spec.Template.DeepCopy()
+	tmpl.Labels = maps.Clone(tmpl.Labels)
+	if tmpl.Labels == nil {
+		tmpl.Labels = map[string]string{}
+	}
+	tmpl.Labels[RolloutLabel], tmpl.Labels[HashLabel] = ro.Name, hash
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: ro.Name, HashLabel: hash}}
+	if dep.Spec.Selector != nil {
+		sel = dep.Spec.Selector.DeepCopy()
+		if sel.MatchLabels == nil {
+			sel.MatchLabels = map[string]string{}
+		}
+		sel.MatchLabels[RolloutLabel], sel.MatchLabels[HashLabel] = ro.Name, hash
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ro.Name + "-" + hash, Namespace: ro.Namespace,
+			Labels:      map[string]string{RolloutLabel: ro.Name, HashLabel: hash},
+			Annotations: map[string]string{RevisionAnnotation: strconv.FormatInt(rev, 10)},
+		},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Selector: sel, Template: tmpl,
+			MinReadySeconds: dep.Spec.MinReadySeconds},
+	}
+	if err := controllerutil.SetControllerReference(ro, rs, r.Client.Scheme()); err != nil {
+		return nil, err
+	}
+	if err := r.Client.Create(ctx, rs); err != nil {
+		return nil, fmt.Errorf("create ReplicaSet %s: %w", rs.Name, err)
+	}
+	return append([]version{{hash: hash, revision: rev, rs: rs}}, vs...), nil
+}
+
+// health is each version's pods as the core sees endpoints.
+func health(vs []version) map[string]rollout.Health {
+	out := map[string]rollout.Health{}
+	for _, v := range vs {
+		out[v.hash] = rollout.Health{Endpoints: int(ptr.Deref(v.rs.Spec.Replicas, 0)),
+			Available: int(v.rs.Status.AvailableReplicas), Ready: int(v.rs.Status.ReadyReplicas)}
+	}
+	return out
+}
+
+// scale gives each ReplicaSet its replicas, and deletes ReplicaSets beyond the history limit
+// (never one that the plan still names).
+func (r *Reconciler) scale(ctx context.Context, ro *v1alpha1.Rollout, vs []version, want map[string]int32) error {
+	limit := int(ptr.Deref(ro.Spec.RevisionHistoryLimit, 10))
+	kept := 0
+	for _, v := range vs { // newest first
+		n := want[v.hash]
+		if _, named := want[v.hash]; !named {
+			if kept >= limit {
+				if err := r.Client.Delete(ctx, v.rs); client.IgnoreNotFound(err) != nil {
+					return fmt.Errorf("delete old ReplicaSet %s: %w", v.rs.Name, err)
+				}
+				continue
+			}
+			kept++
+		}
+		if ptr.Deref(v.rs.Spec.Replicas, 0) == n {
+			continue
+		}
+		patch := client.MergeFrom(v.rs.DeepCopy())
+		v.rs.Spec.Replicas = ptr.To(n)
+		if err := r.Client.Patch(ctx, v.rs, patch); err != nil {
+			return fmt.Errorf("scale ReplicaSet %s to %d: %w", v.rs.Name, n, err)
+		}
+	}
+	return nil
+}
+
+// replicas says how many pods each version gets under a plan: the stable its full count; the
+// canary enough for its share (all of them for a blue-green preview); the previous stable all
+// of them while it is kept warm; every other version none. Without a traffic router the pods are
+// the traffic: the canary's replicas stand for its weight and the stable's shrink to match.
+func replicas(total int32, p rollout.Plan, s rollout.State, routed bool, waiting string) map[string]int32 {
+	want := map[string]int32{p.Stable: total}
+	if p.Warm != "" {
+		want[p.Warm] = total
+	}
+	canary := p.Canary
+	if canary == "" && waiting != "" {
+		canary = waiting
+	}
+	if canary == "" || canary == p.Stable {
+		return want
+	}
+	share := float64(p.Weight)
+	if p.Mirror > share {
+		share = p.Mirror
+	}
+	var n int32
+	switch {
+	case !s.InFlight() && waiting == "":
+		n = 0 // aborted: the canary keeps no pods
+	case s.Strategy == "blueGreen":
+		n = total
+	case routed:
+		n = max(1, int32((share*float64(total)+99)/100))
+	default:
+		n = int32(share*float64(total)/100 + 0.5)
+		if p.Weight > 0 {
+			n = max(1, n)
+		}
+		want[p.Stable] = max(0, total-n)
+		if p.Weight < 100 {
+			want[p.Stable] = max(1, want[p.Stable])
+		}
+	}
+	if waiting != "" && n == 0 {
+		n = 1 // a new template gets a pod before its rollout starts
+	}
+	want[canary] = n
+	return want
+}
