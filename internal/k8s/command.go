@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,3 +60,29 @@ func Command(ctx context.Context, c client.Client, key types.NamespacedName, cmd
 
 // StateOf reads the core's state from a Rollout's status (false: the controller has not seen it).
 func StateOf(ro *v1alpha1.Rollout) (rollout.State, bool, error) { return stateOf(ro) }
+
+// View is a Rollout's status as the standalone API shows a service's (`aviary rollout status`):
+// the core's state rendered by rollout.StatusOf, with the running checks' latest verdicts from
+// status.analysis.
+func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
+	st, ok, err := stateOf(ro)
+	if err != nil {
+		return rollout.Status{}, err
+	}
+	if !ok {
+		return rollout.Status{}, fmt.Errorf("rollout %s/%s has no status yet: is `aviary controller` running? (%s)",
+			ro.Namespace, ro.Name, ro.Status.Message)
+	}
+	for i, ch := range st.Checks {
+		for _, c := range ro.Status.Analysis {
+			if c.ID == ch.ID && ch.Last == nil && c.Phase != "" {
+				st.Checks[i].Last = &rollout.Verdict{Phase: rollout.VerdictPhase(c.Phase), Message: c.Message}
+			}
+		}
+	}
+	view := rollout.StatusOf(st, ro.Status.ReleaseVersion, now)
+	if c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid"); c != nil && c.Status == metav1.ConditionFalse {
+		view.Message = "spec refused, the last good one stays in force: " + c.Message
+	}
+	return view, nil
+}
