@@ -145,13 +145,18 @@ func (w *world) rollout(strategy v1alpha1.Strategy, analysis *v1alpha1.Analysis)
 
 // controller runs the controller for the test's namespace until the returned stop is called (or
 // the test ends).
-func (w *world) controller() (stop func()) {
+func (w *world) controller() (stop func()) { return w.controllerWith(nil) }
+
+// controllerWith runs a controller whose options mod changes.
+func (w *world) controllerWith(mod func(*Options)) (stop func()) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, Namespace: w.ns, MetricsAddr: "0", ProbeAddr: "0",
-			Interval: 100 * time.Millisecond, Logger: testLogger(w.t)})
-	}()
+	o := Options{Config: cfg, Namespace: w.ns, MetricsAddr: "0", ProbeAddr: "0",
+		Interval: 100 * time.Millisecond, Logger: testLogger(w.t)}
+	if mod != nil {
+		mod(&o)
+	}
+	go func() { done <- Run(ctx, o) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

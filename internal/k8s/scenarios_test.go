@@ -1,0 +1,282 @@
+//go:build k8s
+
+package k8s
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/promtest"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(v1alpha1.Strategy{
+		BlueGreen: &v1alpha1.BlueGreenStrategy{
+			PreviewRoute:   &v1alpha1.Match{Header: &v1alpha1.KeyMatch{Name: "X-Preview", StringMatch: v1alpha1.StringMatch{Value: "1"}}},
+			ScaleDownDelay: &metav1.Duration{Duration: time.Minute},
+		},
+	}, nil)
+	w.controller()
+	blue := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	w.setImage("shop:2")
+	green := w.waitFor("the preview", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Paused" }).Status.CanaryVersion
+
+	// The preview: everyone on blue, requests with X-Preview: 1 on green, which has all its pods.
+	w.waitWeights(100, 0)
+	var hr gatewayv1.HTTPRoute
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if w.get("shop", &hr); hr.Spec.Rules[0].Name != nil {
+			break
+		}
+	}
+	seg := hr.Spec.Rules[0]
+	if seg.Name == nil || string(*seg.Name) != "aviary-shop-segment" || len(seg.Matches) != 1 || len(seg.Matches[0].Headers) != 1 ||
+		seg.Matches[0].Headers[0].Name != "X-Preview" || seg.Matches[0].Headers[0].Value != "1" || seg.BackendRefs[0].Name != "shop-canary" {
+		t.Fatalf("no preview rule first in the HTTPRoute: %+v", hr.Spec.Rules)
+	}
+	if w.selector("shop-canary") != green || w.replicas(green) != 4 {
+		t.Errorf("preview: shop-canary selects %q with %d replicas, want %q with 4", w.selector("shop-canary"), w.replicas(green), green)
+	}
+
+	w.command(rollout.Promote)
+	w.waitFor("the switch", func(ro *v1alpha1.Rollout) bool { return healthy(ro) && ro.Status.StableVersion == green })
+	if got := w.selector("shop-stable"); got != green {
+		t.Errorf("after the switch shop-stable selects %q, want %q", got, green)
+	}
+	w.get("shop", &hr)
+	if slices.ContainsFunc(hr.Spec.Rules, func(r gatewayv1.HTTPRouteRule) bool { return r.Name != nil }) {
+		t.Errorf("the preview rule outlived the rollout: %+v", hr.Spec.Rules)
+	}
+	if n := w.replicas(blue); n != 4 {
+		t.Errorf("blue should stay warm (scaleDownDelay 1m) with 4 replicas, has %d", n)
+	}
+
+	// Undo while blue is warm: one status write and blue serves again.
+	ro := w.command(rollout.Undo)
+	if ro.Status.StableVersion != blue || ro.Status.Phase != "Healthy" {
+		t.Errorf("after undo: stable %s phase %s, want %s Healthy", ro.Status.StableVersion, ro.Status.Phase, blue)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.selector("shop-stable") != blue && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := w.selector("shop-stable"); got != blue {
+		t.Errorf("after undo shop-stable selects %q, want %q", got, blue)
+	}
+	// The Deployment still says green: undo is not undone by the next reconcile.
+	time.Sleep(500 * time.Millisecond)
+	if ro := w.waitFor("the undo to hold", healthy); ro.Status.StableVersion != blue {
+		t.Errorf("the undo was undone: stable is %s", ro.Status.StableVersion)
+	}
+}
+
+// exporter serves a gauge shop_error_ratio{version=…} for Prometheus to scrape; the test sets the
+// values.
+type exporter struct {
+	mu     sync.Mutex
+	values map[string]float64
+}
+
+func (e *exporter) set(version string, v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.values[version] = v
+}
+
+func (e *exporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fmt.Fprintln(w, "# TYPE shop_error_ratio gauge")
+	for v, x := range e.values {
+		fmt.Fprintf(w, "shop_error_ratio{version=%q} %g\n", v, x)
+	}
+}
+
+// promValue asks Prometheus for a query's single value (false when it has none yet).
+func promValue(t *testing.T, base, query string) (float64, bool) {
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || len(r.Data.Result) == 0 {
+		return 0, false
+	}
+	var x float64
+	fmt.Sscan(fmt.Sprint(r.Data.Result[0].Value[1]), &x)
+	return x, true
+}
+
+func TestARolloutWhosePrometheusAnalysisFailsIsRolledBack(t *testing.T) {
+	t.Parallel()
+	exp := &exporter{values: map[string]float64{}}
+	target := httptest.NewServer(exp)
+	t.Cleanup(target.Close)
+	prom := promtest.Start(t, target.URL)
+
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(25), v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors"}}}, weight(100)),
+		&v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{
+			Name: "errors",
+			Metrics: []v1alpha1.AnalysisMetric{{
+				Name:             "error-ratio",
+				Prometheus:       &v1alpha1.PrometheusMetric{Address: prom, Query: `max(shop_error_ratio{version="{{canary}}"})`},
+				Interval:         &metav1.Duration{Duration: time.Second},
+				Count:            5,
+				SuccessCondition: "result < 0.05",
+				FailureLimit:     1,
+			}},
+		}}})
+	w.controller()
+	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+
+	// The new template's version is its hash: its pods report 30% errors before it is released.
+	var dep appsv1.Deployment
+	w.get("shop", &dep)
+	dep.Spec.Template.Spec.Containers[0].Image = "shop:2-broken"
+	canary := templateHash(dep.Spec.Template)
+	exp.set(first, 0.001)
+	exp.set(canary, 0.30)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, ok := promValue(t, prom, `shop_error_ratio{version="`+canary+`"}`); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Prometheus has not scraped the exporter after 20 s")
+		}
+	}
+	w.setImage("shop:2-broken")
+	ro := w.waitFor("the rollback", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
+	if ro.Status.CanaryVersion != canary || ro.Status.StableVersion != first || ro.Status.CanaryWeight != 0 {
+		t.Errorf("after the rollback: stable %s canary %s weight %d", ro.Status.StableVersion, ro.Status.CanaryVersion, ro.Status.CanaryWeight)
+	}
+	if !strings.Contains(ro.Status.Message, "error-ratio") {
+		t.Errorf("the message does not name the failed metric: %q", ro.Status.Message)
+	}
+	if len(ro.Status.Analysis) == 0 && !slices.ContainsFunc(ro.Status.Conditions, func(c metav1.Condition) bool {
+		return c.Type == "Degraded" && c.Status == metav1.ConditionTrue
+	}) {
+		t.Errorf("no Degraded condition: %+v", ro.Status.Conditions)
+	}
+	w.waitWeights(100, 0)
+	if !slices.Contains(w.eventReasons(), "AnalysisFailed") && !slices.Contains(w.eventReasons(), "Aborted") {
+		t.Errorf("no AnalysisFailed or Aborted event among %v", w.eventReasons())
+	}
+}
+
+func TestAControllerKilledMidRolloutResumesFromTheStatus(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(30), pause(2*time.Second), weight(60), pause(0)), nil)
+	stop := w.controller()
+	w.waitFor("the first version to be stable", healthy)
+	w.setImage("shop:2")
+	before := w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.CanaryWeight == 30 && ro.Status.CurrentStepIndex == 1
+	})
+	w.waitWeights(70, 30)
+	stop() // the controller is gone; its pause goes on counting in the status
+
+	time.Sleep(2500 * time.Millisecond)
+	w.waitWeights(70, 30) // nobody moved anything meanwhile
+	w.controller()
+	after := w.waitFor("the rollout to go on at 60%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.CanaryWeight == 60 && ro.Status.Phase == "Paused"
+	})
+	w.waitWeights(40, 60)
+	if after.Status.CanaryVersion != before.Status.CanaryVersion {
+		t.Errorf("the restarted controller started another rollout: canary %s, was %s", after.Status.CanaryVersion, before.Status.CanaryVersion)
+	}
+	n := 0
+	for _, r := range w.eventReasons() {
+		if r == "RolloutStarted" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d RolloutStarted events, want 1", n)
+	}
+	st, _, err := StateOf(after)
+	if err != nil || st.Attempt != 1 {
+		t.Errorf("state after restart: attempt %d (err %v)", st.Attempt, err)
+	}
+}
+
+func TestOfTwoControllerReplicasOnlyTheLeaderActs(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(10), pause(0)), nil)
+	var leaders atomic.Int32
+	elected := make([]atomic.Bool, 2)
+	stops := make([]func(), 2)
+	for i := range stops {
+		stops[i] = w.controllerWith(func(o *Options) {
+			o.LeaderElection, o.LeaderElectionNamespace, o.LeaderElectionID = true, w.ns, "aviary-test"
+			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 3*time.Second, 2*time.Second, 200*time.Millisecond
+			o.Elected = func() { leaders.Add(1); elected[i].Store(true) }
+		})
+	}
+	w.waitFor("the first version to be stable", healthy)
+	time.Sleep(time.Second)
+	if n := leaders.Load(); n != 1 {
+		t.Fatalf("%d replicas lead, want 1", n)
+	}
+	var lease coordinationv1.Lease
+	w.get("aviary-test", &lease)
+	if ptr.Deref(lease.Spec.HolderIdentity, "") == "" {
+		t.Errorf("the Lease names no holder: %+v", lease.Spec)
+	}
+	leader := 0
+	if elected[1].Load() {
+		leader = 1
+	}
+	w.setImage("shop:2")
+	w.waitFor("the canary at 10%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 10 })
+
+	// The leader goes; the other takes over and finishes the rollout.
+	stops[leader]()
+	other := 1 - leader
+	deadline := time.Now().Add(20 * time.Second)
+	for !elected[other].Load() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !elected[other].Load() {
+		t.Fatal("the second replica did not take over within 20 s of the leader's end")
+	}
+	w.command(rollout.Promote)
+	w.waitFor("the rollout to complete under the new leader", func(ro *v1alpha1.Rollout) bool {
+		return healthy(ro) && ro.Status.StableVersion == ro.Status.ReleaseVersion
+	})
+}
