@@ -81,11 +81,27 @@ func (r *Reconciler) route(ctx context.Context, ro *v1alpha1.Rollout, p rollout.
 		return fmt.Errorf("HTTPRoute %s: %w (create it, or fix spec.trafficRouting.gatewayAPI.httpRoute)", name, err)
 	}
 	before := hr.DeepCopy()
-	stable, canary := ro.Spec.StableService, ro.Spec.CanaryService
-	segment := routeRuleName(ro)
+	rules, err := planRules(hr.Spec.Rules, ro.Spec.StableService, ro.Spec.CanaryService, routeRuleName(ro), p)
+	if err != nil {
+		return fmt.Errorf("HTTPRoute %s: %w", name, err)
+	}
+	hr.Spec.Rules = rules
+	if equality.Semantic.DeepEqual(before.Spec, hr.Spec) {
+		return nil
+	}
+	if err := r.Client.Update(ctx, &hr); err != nil {
+		return fmt.Errorf("set HTTPRoute %s weights (stable %d%%, canary %d%%): %w", name, 100-p.Weight, p.Weight, err)
+	}
+	return nil
+}
+
+// planRules is an HTTPRoute's rules under a plan: in every rule that sends traffic to the stable
+// Service, the stable and canary Services' weights and the mirror filter; and, first, a rule named
+// segment that sends the plan's segment to the canary. Other rules, backends and filters stay.
+func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gatewayv1.SectionName, p rollout.Plan) ([]gatewayv1.HTTPRouteRule, error) {
 	var rules []gatewayv1.HTTPRouteRule
 	var main *gatewayv1.HTTPRouteRule
-	for _, rule := range hr.Spec.Rules {
+	for _, rule := range in {
 		if rule.Name != nil && *rule.Name == segment {
 			continue // rebuilt below
 		}
@@ -124,7 +140,7 @@ func (r *Reconciler) route(ctx context.Context, ro *v1alpha1.Rollout, p rollout.
 		}
 	}
 	if main == nil {
-		return fmt.Errorf("HTTPRoute %s has no rule that sends traffic to Service %s; add a backendRef to it", name, stable)
+		return nil, fmt.Errorf("no rule sends traffic to Service %s; add a backendRef to it", stable)
 	}
 	if p.Route != nil && p.Canary != "" && canary != "" {
 		seg := gatewayv1.HTTPRouteRule{Name: &segment,
@@ -140,14 +156,7 @@ func (r *Reconciler) route(ctx context.Context, ro *v1alpha1.Rollout, p rollout.
 		}
 		rules = append([]gatewayv1.HTTPRouteRule{seg}, rules...)
 	}
-	hr.Spec.Rules = rules
-	if equality.Semantic.DeepEqual(before.Spec, hr.Spec) {
-		return nil
-	}
-	if err := r.Client.Update(ctx, &hr); err != nil {
-		return fmt.Errorf("set HTTPRoute %s weights (stable %d%%, canary %d%%): %w", name, 100-p.Weight, p.Weight, err)
-	}
-	return nil
+	return rules, nil
 }
 
 // isService reports whether a backendRef names the Service name (in the route's namespace).
