@@ -37,6 +37,13 @@ func Binary(t testing.TB) string {
 // ready, and returns its base URL.
 func Start(t testing.TB, target string) string {
 	t.Helper()
+	return StartAt(t, FreeAddress(t), target)
+}
+
+// StartAt is Start listening on listen (a 127.0.0.1 address from FreeAddress), for a test that
+// must name Prometheus's address before it starts.
+func StartAt(t testing.TB, listen, target string) string {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
@@ -45,7 +52,6 @@ func Start(t testing.TB, target string) string {
 	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := FreeAddress(t)
 	logPath := filepath.Join(dir, "prometheus.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

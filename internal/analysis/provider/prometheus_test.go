@@ -8,9 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,13 +18,14 @@ import (
 
 	"aviary.dev/aviary/internal/analysis/provider"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/promtest"
 )
 
 // TestPrometheus runs the provider against a real Prometheus (Debian's package) that scrapes a
 // stand-in for Aviary's own /metrics once a second.
 func TestPrometheus(t *testing.T) {
 	target := startStandInMetrics(t)
-	prom := startPrometheus(t, target)
+	prom := promtest.Start(t, target)
 	waitForSeries(t, prom, `aviary_standin_latency_seconds`, 2)
 
 	measure := func(pm config.PrometheusMetric) (provider.Measurement, error) {
@@ -196,91 +194,6 @@ func startStandInMetrics(t *testing.T) string {
 	return srv.URL
 }
 
-// prometheusBinary finds Debian's prometheus, or fails the test with what to do.
-func prometheusBinary(t *testing.T) string {
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/prometheus"); err == nil {
-		return "/usr/bin/prometheus"
-	}
-	if os.Getenv("AVIARY_SKIP_PROMETHEUS") == "1" {
-		t.Skip("prometheus is not installed and AVIARY_SKIP_PROMETHEUS=1")
-	}
-	t.Fatal("prometheus is not on PATH nor at /usr/bin/prometheus: install it with `bash scripts/prometheus.sh`" +
-		" (or set AVIARY_SKIP_PROMETHEUS=1 to skip this test)")
-	return ""
-}
-
-// startPrometheus starts a Prometheus of the test's own on 127.0.0.1 at a free port, scraping
-// target every second, waits until it is ready, and kills it when the test ends. It returns its
-// base URL.
-func startPrometheus(t *testing.T, target string) string {
-	bin := prometheusBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	yml := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: aviary-standin
-    static_configs:
-      - targets: [%q]
-`, strings.TrimPrefix(target, "http://"))
-	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := freeAddress(t)
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+listen, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = dieWithParent() // should the test binary itself be killed (a -timeout)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	// Registered after t.TempDir, so it runs before the directory is removed.
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("prometheus log:\n%s", b)
-			}
-		}
-	})
-
-	base := "http://" + listen
-	started := time.Now()
-	deadline := started.Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			t.Fatalf("prometheus exited before it was ready: %v", err)
-		default:
-		}
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				t.Logf("prometheus ready at %s after %s", base, time.Since(started).Round(time.Millisecond))
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus at %s not ready after 10s", base)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitForSeries waits until Prometheus has scraped want series of metric.
 func waitForSeries(t *testing.T, prom, metric string, want int) {
 	t.Helper()
@@ -299,19 +212,9 @@ func waitForSeries(t *testing.T, prom, metric string, want int) {
 	}
 }
 
-// freeAddress is a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddress(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // closedAddress is the URL of a loopback port that nothing listens on.
 func closedAddress(t *testing.T) string {
-	return "http://" + freeAddress(t)
+	return "http://" + promtest.FreeAddress(t)
 }
 
 // silentServer accepts connections and never answers. It returns its URL.
