@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a bare machine, then runs format, vet,
-# staticcheck, the race-enabled test suite, and a short fuzz of the rich inputs.
+# staticcheck, the race-enabled test suite, a short fuzz of the rich inputs, the end-to-end suite,
+# and the Kubernetes-mode suite against a real API server (scripts/test-k8s.sh).
 # Usage: scripts/test.sh            (everything; a few minutes)
 #        QUICK=1 scripts/test.sh    (skip the fuzz runs)
 set -euo pipefail
@@ -24,10 +25,12 @@ fi
 
 step "go vet"
 go vet ./...
+go vet -tags k8s ./internal/k8s/...
 
 step "staticcheck"
 staticcheck ./...
 staticcheck -tags e2e ./test/...
+staticcheck -tags k8s ./internal/k8s/...
 
 step "go build"
 go build ./...
@@ -42,4 +45,6 @@ if [ -z "${QUICK:-}" ]; then
 fi
 step "end-to-end suite (the real binary, kill -9 under load)"
 bash scripts/test-e2e.sh
+step "Kubernetes mode against a real kube-apiserver and etcd (first run builds them: ~12 min)"
+bash scripts/test-k8s.sh
 step "all tests passed"

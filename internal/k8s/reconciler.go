@@ -127,7 +127,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	now := r.now()
 	res, err := r.reconcile(ctx, &ro, now)
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{Requeue: true}, nil // someone wrote first; read again
+		return ctrl.Result{RequeueAfter: 20 * time.Millisecond}, nil // someone wrote first; read again
 	}
 	return res, err
 }

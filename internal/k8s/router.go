@@ -44,7 +44,7 @@ func (r *Reconciler) selectServices(ctx context.Context, ro *v1alpha1.Rollout, p
 func (r *Reconciler) selectPods(ctx context.Context, ns, name string, labels map[string]string, dropHash bool) error {
 	var svc corev1.Service
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
-		return fmt.Errorf("Service %s: %w (create it, or fix the Rollout's service names)", name, err)
+		return fmt.Errorf("service %s: %w (create it, or fix the Rollout's stableService or canaryService)", name, err)
 	}
 	before := svc.DeepCopy()
 	if svc.Spec.Selector == nil {

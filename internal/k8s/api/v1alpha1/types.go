@@ -392,7 +392,3 @@ type CommandStatus struct {
 // CommandAnnotation carries a command for the controller, as JSON:
 // {"id":"…","kind":"promote|pause|resume|abort|retry|undo|restart","full":false,"by":"…"}.
 const CommandAnnotation = "aviary.dev/command"
-
-func init() {
-	SchemeBuilder.Register(&Rollout{}, &RolloutList{})
-}
