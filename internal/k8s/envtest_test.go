@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var worlds atomic.Int32
+
 // world is one test's namespace with a Deployment, two Services and an HTTPRoute.
 type world struct {
 	t   *testing.T
@@ -96,10 +99,10 @@ func newWorld(t *testing.T) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(ns) > 50 {
-		ns = ns[:50]
+	if len(ns) > 45 {
+		ns = ns[:45]
 	}
-	ns = strings.Trim(ns, "-")
+	ns = fmt.Sprintf("%s-%d", strings.Trim(ns, "-"), worlds.Add(1)) // -count=N runs a test again
 	w := &world{t: t, ns: ns, ctx: ctx}
 	w.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	go standInKubelet(ctx, ns, nil)
