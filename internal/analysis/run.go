@@ -102,11 +102,18 @@ func (a *Analyzer) newComparative(template string, m config.AnalysisMetric, alph
 	if c := a.newLLMComparative(template, m, alpha); c != nil {
 		return c
 	}
+	if m.Prometheus.Counted() {
+		c, err := newPromCount(template, m, alpha, a.o.History, a.o.Providers)
+		if err == nil {
+			return c
+		}
+		a.o.Logger.Error("no prometheus provider", "err", err) // registered in init: cannot happen
+	}
 	return newSequential(template, m, alpha, a.o.History)
 }
 
 func sequentialMetric(m config.AnalysisMetric) bool {
-	return m.Builtin != "" && m.SuccessCondition == "" && m.FailureCondition == ""
+	return (m.Builtin != "" || m.Prometheus.Counted()) && m.SuccessCondition == "" && m.FailureCondition == ""
 }
 
 // loop looks every interval until the verdict is final or ctx ends.
@@ -154,7 +161,12 @@ func (rn *runner) exposure(now time.Time) (time.Duration, uint64) {
 	c := rn.a.o.Metrics.Window(rn.run.Service, rn.run.Canary, rn.canaryRole(), rn.run.StartedAt, now)
 	n := c.Requests
 	for _, q := range rn.seq {
-		if sq, ok := q.(*sequential); ok && sq.metric.Builtin == "errorRate" {
+		switch sq := q.(type) {
+		case *sequential:
+			if sq.metric.Builtin == "errorRate" {
+				n = max(n, uint64(sq.test.CanaryN))
+			}
+		case *promCount:
 			n = max(n, uint64(sq.test.CanaryN))
 		}
 	}

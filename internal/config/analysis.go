@@ -73,12 +73,23 @@ type AnalysisMetric struct {
 // PrometheusMetric queries a Prometheus HTTP API. The query may use {{service}}, {{version}}
 // (the canary), {{canary}} and {{stable}}. With Range, it is a range query over the last
 // Range.Duration at Range.Step, and result is the list of values.
+//
+// Requests and Errors instead make it a comparative metric, judged canary against baseline by the
+// same sequential test as builtin errorRate: each is a query for a cumulative counter, asked for
+// the canary and for the stable in turn ({{version}} is each), e.g.
+// sum(http_requests_total{version="{{version}}"}) and the same with code=~"5..". Between two looks
+// the test counts how much each grew. Such a metric has no conditions; margin is its tolerance.
 type PrometheusMetric struct {
-	Address string      `yaml:"address" json:"address,omitempty"`
-	Query   string      `yaml:"query" json:"query,omitempty"`
-	Range   *QueryRange `yaml:"range" json:"range,omitempty"`
-	Timeout Duration    `yaml:"timeout" json:"timeout,omitempty"`
+	Address  string      `yaml:"address" json:"address,omitempty"`
+	Query    string      `yaml:"query" json:"query,omitempty"`
+	Requests string      `yaml:"requests" json:"requests,omitempty"`
+	Errors   string      `yaml:"errors" json:"errors,omitempty"`
+	Range    *QueryRange `yaml:"range" json:"range,omitempty"`
+	Timeout  Duration    `yaml:"timeout" json:"timeout,omitempty"`
 }
+
+// Counted reports a comparative Prometheus metric: one with requests or errors counters.
+func (p *PrometheusMetric) Counted() bool { return p != nil && (p.Requests != "" || p.Errors != "") }
 
 // QueryRange makes a Prometheus query a range query.
 type QueryRange struct {

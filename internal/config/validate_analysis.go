@@ -95,8 +95,12 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	if m.Builtin == "evaluation" && m.Score == "" && m.Label == "" {
 		v.addf(p+".score", "name the evaluator's score to judge (e.g. quality), or a label whose rate to judge")
 	}
-	if (m.Prometheus != nil || m.Web != nil) && !threshold {
-		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\")")
+	counted := m.Prometheus.Counted()
+	switch {
+	case counted && threshold:
+		v.addf(p, "a prometheus metric with requests and errors is judged canary against baseline; drop successCondition and failureCondition, or use query instead")
+	case (m.Prometheus != nil || m.Web != nil) && !threshold && !counted:
+		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\"), or, for prometheus, requests and errors counters to compare canary with baseline")
 	}
 	for _, c := range []struct{ name, src string }{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
 		if c.src == "" {
@@ -120,8 +124,15 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	}
 	if pm := m.Prometheus; pm != nil {
 		v.endpoint(p+".prometheus.address", pm.Address)
-		if pm.Query == "" {
-			v.addf(p+".prometheus.query", "is required")
+		switch {
+		case pm.Counted() && pm.Query != "":
+			v.addf(p+".prometheus", "set query (a threshold metric) or requests and errors (a comparison), not both")
+		case pm.Counted() && (pm.Requests == "" || pm.Errors == ""):
+			v.addf(p+".prometheus", "requests and errors go together: both are counters, asked for each version through {{version}}")
+		case pm.Counted() && pm.Range != nil:
+			v.addf(p+".prometheus.range", "does not apply to requests and errors, which are read at every look")
+		case !pm.Counted() && pm.Query == "":
+			v.addf(p+".prometheus.query", "is required (or requests and errors, to compare canary with baseline)")
 		}
 		if r := pm.Range; r != nil {
 			v.positive(p+".prometheus.range.duration", r.Duration)

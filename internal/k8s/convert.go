@@ -3,6 +3,7 @@ package k8s
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"aviary.dev/aviary/internal/config"
@@ -66,9 +67,12 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		return spec{}, rolloutPaths(err)
 	}
 	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates}
-	for i := range out.Templates {
-		// Exposure is counted in requests only by Aviary's own gateway; here the minimum is a duration.
-		out.Templates[i].Minimum.Requests = 0
+	for i, t := range out.Templates {
+		// Without Aviary's gateway, requests are counted only by comparative Prometheus metrics;
+		// a template without one has a minimum in time alone.
+		if !slices.ContainsFunc(t.Metrics, func(m config.AnalysisMetric) bool { return m.Prometheus.Counted() }) {
+			out.Templates[i].Minimum.Requests = 0
+		}
 	}
 	return out, nil
 }

@@ -280,3 +280,68 @@ func TestOfTwoControllerReplicasOnlyTheLeaderActs(t *testing.T) {
 		return healthy(ro) && ro.Status.StableVersion == ro.Status.ReleaseVersion
 	})
 }
+
+// counters serves http_requests_total counters per version that grow with time, as pods'
+// exporters would: the error share of each version is the test's.
+type counters struct {
+	start  time.Time
+	mu     sync.Mutex
+	errors map[string]float64
+}
+
+func (c *counters) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 100 * time.Since(c.start).Seconds()
+	fmt.Fprintln(w, "# TYPE http_requests_total counter")
+	for v, share := range c.errors {
+		fmt.Fprintf(w, "http_requests_total{pod_template_hash=%q,code=\"200\"} %d\n", v, int64(n*(1-share)))
+		fmt.Fprintf(w, "http_requests_total{pod_template_hash=%q,code=\"500\"} %d\n", v, int64(n*share))
+	}
+}
+
+func TestTheSequentialJudgeRollsBackACanaryWithMoreErrorsThanTheStableOnPrometheusCounters(t *testing.T) {
+	t.Parallel()
+	exp := &counters{start: time.Now(), errors: map[string]float64{}}
+	target := httptest.NewServer(exp)
+	t.Cleanup(target.Close)
+	prom := promtest.Start(t, target.URL)
+
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(50), pause(0)), &v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{
+		Name: "errors",
+		Metrics: []v1alpha1.AnalysisMetric{{
+			Name:     "error-rate",
+			Critical: true,
+			Prometheus: &v1alpha1.PrometheusMetric{Address: prom,
+				Requests: `sum(http_requests_total{pod_template_hash="{{version}}"})`,
+				Errors:   `sum(http_requests_total{pod_template_hash="{{version}}", code=~"5.."})`},
+		}},
+	}}})
+	// The background analysis watches the whole rollout, as the default one does in standalone.
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	ro.Spec.Strategy.Canary.Analysis = &v1alpha1.BackgroundAnalysis{Templates: []string{"errors"}}
+	if err := cl.Update(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	w.controller()
+	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	var dep appsv1.Deployment
+	w.get("shop", &dep)
+	dep.Spec.Template.Spec.Containers[0].Image = "shop:2-erroring"
+	canary := templateHash(dep.Spec.Template)
+	exp.mu.Lock()
+	exp.errors[first], exp.errors[canary] = 0.01, 0.08
+	exp.mu.Unlock()
+
+	started := time.Now()
+	w.setImage("shop:2-erroring")
+	done := w.waitFor("the rollback", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
+	if !strings.Contains(done.Status.Message, "error-rate") || !strings.Contains(done.Status.Message, "evidence") {
+		t.Errorf("the message does not show the sequential evidence: %q", done.Status.Message)
+	}
+	t.Logf("rolled back %s after the template changed: %s", time.Since(started).Round(100*time.Millisecond), done.Status.Message)
+	w.waitWeights(100, 0)
+}

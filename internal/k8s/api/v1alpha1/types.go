@@ -267,10 +267,17 @@ type AnalysisTemplate struct {
 type Minimum struct {
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
+	// Requests of the canary, as its comparative metrics (prometheus requests and errors) count
+	// them; by default 200 when the template has such a metric, else none.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Requests *int32 `json:"requests,omitempty"`
 }
 
-// AnalysisMetric is a threshold metric: measured every interval, each measurement judged by the
-// success and failure conditions (expressions over `result`).
+// AnalysisMetric is either a comparison (prometheus requests and errors counters, judged canary
+// against baseline by the sequential test, within margin) or a threshold metric (measured every
+// interval, each measurement judged by the success and failure conditions, expressions over
+// `result`).
 type AnalysisMetric struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
@@ -298,20 +305,32 @@ type AnalysisMetric struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	ConsecutiveErrorLimit int32 `json:"consecutiveErrorLimit,omitempty"`
+	// Margin is the tolerated ratio of the canary's error rate to the baseline's (default 1.2).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Margin float64 `json:"margin,omitempty"`
+	// Critical comparisons roll back the moment the evidence allows, before the minimum exposure.
 	// +optional
 	Critical bool `json:"critical,omitempty"`
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// PrometheusMetric queries a Prometheus HTTP API; the query may use {{service}} (the Rollout's
-// name), {{namespace}}, {{canary}} and {{stable}} (pod-template-hashes, the values of the
-// pods' pod-template-hash label) and {{version}} (the canary).
+// PrometheusMetric queries a Prometheus HTTP API. Queries may use {{service}} (the Rollout's
+// name), {{canary}} and {{stable}} (pod-template-hashes: the values of the pods'
+// aviary.dev/pod-template-hash label) and {{version}} (the version being measured).
 type PrometheusMetric struct {
 	// +kubebuilder:validation:MinLength=1
 	Address string `json:"address"`
-	// +kubebuilder:validation:MinLength=1
-	Query string `json:"query"`
+	// Query is a threshold metric's query: its result is judged by the conditions.
+	// +optional
+	Query string `json:"query,omitempty"`
+	// Requests and Errors make a comparison: each a cumulative counter, asked for the canary and
+	// the stable in turn through {{version}}, e.g. sum(http_requests_total{pod_template_hash="{{version}}"}).
+	// +optional
+	Requests string `json:"requests,omitempty"`
+	// +optional
+	Errors string `json:"errors,omitempty"`
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
