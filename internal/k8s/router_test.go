@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"k8s.io/utils/ptr"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"pgregory.net/rapid"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
