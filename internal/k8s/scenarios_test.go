@@ -345,3 +345,40 @@ func TestTheSequentialJudgeRollsBackACanaryWithMoreErrorsThanTheStableOnPromethe
 	t.Logf("rolled back %s after the template changed: %s", time.Since(started).Round(100*time.Millisecond), done.Status.Message)
 	w.waitWeights(100, 0)
 }
+
+func TestTheControllerServesMetricsAndHealth(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(10), pause(0)), nil)
+	metricsAddr, probeAddr := promtest.FreeAddress(t), promtest.FreeAddress(t)
+	w.controllerWith(func(o *Options) { o.MetricsAddr, o.ProbeAddr = metricsAddr, probeAddr })
+	stable := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get("http://" + probeAddr + path); code != http.StatusOK {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	want := fmt.Sprintf(`aviary_rollout_phase{namespace=%q,phase="Healthy",service="shop"} 1`, w.ns)
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, body = get("http://" + metricsAddr + "/metrics"); strings.Contains(body, want) {
+			break
+		}
+	}
+	for _, s := range []string{want, `aviary_rollout_canary_weight{canary="",namespace="` + w.ns + `",service="shop",stable="` + stable + `"} 0`,
+		`controller_runtime_reconcile_total{controller="rollout",result="success"}`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("/metrics has no %s", s)
+		}
+	}
+}

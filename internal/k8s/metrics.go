@@ -1,0 +1,55 @@
+package k8s
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// collector exposes every Rollout as the standalone aviary_rollout_* gauges, with its namespace,
+// beside controller-runtime's own metrics on the controller's /metrics.
+type collector struct{ c client.Reader }
+
+var (
+	phaseDesc = prometheus.NewDesc("aviary_rollout_phase",
+		"1 for the phase a Rollout is in (Healthy, Progressing, Paused, Degraded).", []string{"namespace", "service", "phase"}, nil)
+	weightDesc = prometheus.NewDesc("aviary_rollout_canary_weight",
+		"The canary's share of a Rollout's traffic, in percent.", []string{"namespace", "service", "stable", "canary"}, nil)
+	stepDesc = prometheus.NewDesc("aviary_rollout_step",
+		"The index of the current step of a Rollout.", []string{"namespace", "service"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- phaseDesc
+	ch <- weightDesc
+	ch <- stepDesc
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list v1alpha1.RolloutList
+	if err := c.c.List(ctx, &list); err != nil {
+		return // the cache is not ready yet: no gauges rather than wrong ones
+	}
+	for _, ro := range list.Items {
+		st := ro.Status
+		if st.Phase == "" {
+			continue
+		}
+		for _, p := range []rollout.Phase{rollout.Healthy, rollout.Progressing, rollout.Paused, rollout.Degraded} {
+			v := 0.0
+			if st.Phase == string(p) {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, v, ro.Namespace, ro.Name, string(p))
+		}
+		ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(st.CanaryWeight), ro.Namespace, ro.Name, st.StableVersion, st.CanaryVersion)
+		ch <- prometheus.MustNewConstMetric(stepDesc, prometheus.GaugeValue, float64(st.CurrentStepIndex), ro.Namespace, ro.Name)
+	}
+}
