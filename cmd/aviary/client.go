@@ -35,6 +35,8 @@ const maxResponse = 32 << 20
 // clientOptions are the root's --server and --token flags and what the client commands share.
 type clientOptions struct {
 	server, token string
+	// kube are the flags of Kubernetes mode (kube.go); any of them set chooses it.
+	kube kubeOptions
 	// watchEvery is how often status --watch reads the status when no event arrives.
 	watchEvery time.Duration
 }

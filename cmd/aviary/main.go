@@ -1,5 +1,6 @@
-// Command aviary is Aviary's one binary: the gateway and its admin API (serve), config checks
-// (validate), and the version.
+// Command aviary is Aviary's one binary: the gateway and its admin API (serve), the Kubernetes
+// controller (controller), config checks (validate), the clients of both (get, rollout, apply),
+// and the version.
 package main
 
 import (
@@ -42,7 +43,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newValidate(), newVersion(), newDemo())
+	root.AddCommand(newServe(), newController(), newValidate(), newVersion(), newDemo())
 	addClientCommands(root) // get, rollout, apply: clients of a running aviary's admin API
 	return root
 }

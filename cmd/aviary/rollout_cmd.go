@@ -1,7 +1,8 @@
 package main
 
 // The commands that talk to a running aviary's admin API: get services, rollout (status, start,
-// the actions, history) and apply. They change nothing themselves; the server decides.
+// the actions, history) and apply. They change nothing themselves; the server decides. With
+// -n/--namespace, --kubeconfig or --context they talk to a cluster instead (kube.go).
 
 import (
 	"bytes"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -25,7 +27,7 @@ import (
 const eventsShown = 5
 
 // addClientCommands adds get, rollout and apply to the root, with the --server and --token
-// flags they share.
+// flags they share, and the Kubernetes mode's flags.
 func addClientCommands(root *cobra.Command) {
 	addClientCommandsWith(root, &clientOptions{watchEvery: 2 * time.Second})
 }
@@ -36,6 +38,8 @@ func addClientCommandsWith(root *cobra.Command, o *clientOptions) {
 	f.StringVar(&o.token, "token", "", "admin API bearer token (default $AVIARY_TOKEN)")
 	root.AddCommand(newGet(o), newRollout(o), newApply(o))
 }
+
+const nsUsage = `Kubernetes mode: the Rollout's namespace (default the kubeconfig context's, else "default")`
 
 func addOutputFlag(cmd *cobra.Command, output *string) {
 	cmd.Flags().StringVarP(output, "output", "o", "text", "text, or json for the API's JSON")
@@ -64,6 +68,8 @@ func newGet(o *clientOptions) *cobra.Command {
 		Args:  cobra.NoArgs, // with RunE: an unknown subcommand is an error, not help
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	// Only to refuse: Kubernetes mode has no services to list.
+	addKubeFlags(get, true, &o.kube, nsUsage)
 	var output string
 	services := &cobra.Command{
 		Use:     "services",
@@ -76,6 +82,9 @@ many of its endpoints are healthy.`,
   aviary get services -o json --server http://gateway-admin:9090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.refuseInKube(kubeGetServicesRefused); err != nil {
+				return err
+			}
 			c, err := clientFor(o, output)
 			if err != nil {
 				return err
@@ -95,6 +104,18 @@ many of its endpoints are healthy.`,
 	return get
 }
 
+// refuseInKube is the refusal of a command that has no Kubernetes form, in Kubernetes mode.
+func (o *clientOptions) refuseInKube(refusal func(*kubeOptions) error) error {
+	kube, err := o.kubeMode()
+	if err != nil {
+		return err
+	}
+	if kube {
+		return refusal(&o.kube)
+	}
+	return nil
+}
+
 func clientFor(o *clientOptions, output string) (*apiClient, error) {
 	if err := checkOutput(output); err != nil {
 		return nil, err
@@ -109,10 +130,23 @@ func newRollout(o *clientOptions) *cobra.Command {
 		Long: `Watch and steer the rollout of a service on a running aviary: status shows where it is, start
 releases a version, promote, pause, resume, abort, retry, undo and restart steer it, history lists
 its revisions. Each command asks the admin API; a command that does not fit the rollout's phase is
-refused with what to do instead.`,
+refused with what to do instead.
+
+Kubernetes mode: with -n/--namespace, --kubeconfig or --context the same commands work on a Rollout
+resource (aviary.dev/v1alpha1) in a cluster, which aviary controller carries out. status reads the
+Rollout's status and its Kubernetes Events; promote, pause, resume, abort, retry, undo and restart
+go through the Rollout's aviary.dev/command annotation and wait (up to 30s) until the controller
+took them, or refused them with what to do; history lists the Rollout's ReplicaSets. A rollout
+starts when the Deployment's pod template changes (kubectl set image, kubectl apply), so start
+has no Kubernetes form. The cluster is found from --kubeconfig, else $KUBECONFIG, else the
+in-cluster config, else ~/.kube/config; the namespace defaults to the kubeconfig context's.`,
+		Example: `  aviary rollout status shop --server http://gateway-admin:9090
+  aviary rollout status shop -n prod --watch
+  aviary rollout promote shop -n prod --context staging`,
 		Args: cobra.NoArgs, // with RunE: an unknown subcommand is an error, not help
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	addKubeFlags(cmd, true, &o.kube, nsUsage)
 	cmd.AddCommand(newRolloutStatus(o), newRolloutStart(o), newRolloutHistory(o))
 	for _, a := range rolloutActions {
 		cmd.AddCommand(newRolloutAction(o, a))
@@ -130,30 +164,46 @@ func newRolloutStatus(o *clientOptions) *cobra.Command {
 		Short: "Show where a service's rollout is: phase, weights, steps, checks and recent events",
 		Long: `Show where a service's rollout is: its phase and message, the stable and canary versions and
 the canary's share of traffic, the steps (✓ done, ▶ current, ✗ aborted), why it is paused and for
-how long still, its checks with their last verdicts, and the service's last events.
+how long still, its checks with their last verdicts, and the service's last events (in Kubernetes
+mode, the Rollout's last Kubernetes Events).
 
 With --watch the status is shown again on every event and at least every 2 seconds, until no
 rollout is in flight (Healthy or Degraded) or Ctrl-C. On a terminal it redraws in place; otherwise
-each change is printed after a blank line. With -o json each change is one line of JSON.`,
+each change is printed after a blank line. With -o json each change is one line of JSON. In
+Kubernetes mode the watch reads the Rollout every 2 seconds.`,
 		Example: `  aviary rollout status shop
   aviary rollout status shop --watch
-  aviary rollout status shop -o json | jq .canaryWeight`,
+  aviary rollout status shop -o json | jq .canaryWeight
+  aviary rollout status shop -n prod --watch`,
 		Args: oneService,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := clientFor(o, output)
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ctx, out, asJSON := cmd.Context(), cmd.OutOrStdout(), output == "json"
+			if watch {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			if done, err := o.inKube(func(c client.Client, ns string) error {
+				if watch {
+					return kubeWatch(ctx, c, ns, args[0], out, asJSON, o.watchEvery)
+				}
+				return kubeStatus(ctx, c, ns, args[0], out, asJSON)
+			}); done {
+				return err
+			}
+			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			w := &watcher{c: c, svc: args[0], out: cmd.OutOrStdout(), json: output == "json", every: o.watchEvery}
+			w := &watcher{src: &apiRollout{c: c, svc: args[0], retry: o.watchEvery}, name: args[0], out: out, json: asJSON,
+				every: o.watchEvery}
 			if !watch {
-				if _, _, err := w.fetch(cmd.Context()); err != nil {
-					return err
-				}
-				return w.print()
+				return w.once(ctx)
 			}
-			w.watching, w.tty = true, isTerminal(cmd.OutOrStdout())
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			w.watching, w.tty = true, isTerminal(out)
 			return w.run(ctx)
 		},
 	}
@@ -178,6 +228,9 @@ without, the version must already be one of the service's.`,
   aviary rollout start shop --version v3 --endpoint http://10.0.0.7:8080 --endpoint http://10.0.0.8:8080`,
 		Args: oneService,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.refuseInKube(func(k *kubeOptions) error { return kubeStartRefused(k, args[0]) }); err != nil {
+				return err
+			}
 			if req.Version == "" {
 				return errors.New("--version: name the version to release, e.g. --version v2")
 			}
@@ -245,7 +298,16 @@ func newRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
 		Example: a.example,
 		Args:    oneService,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := clientFor(o, output)
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			kubeCmd := rollout.Command{Kind: a.name, Full: req.Full, Reason: req.Reason}
+			if done, err := o.inKube(func(c client.Client, ns string) error {
+				return kubeAction(cmd.Context(), c, ns, args[0], kubeCmd, cmd.OutOrStdout(), output == "json")
+			}); done {
+				return err
+			}
+			c, err := o.client()
 			if err != nil {
 				return err
 			}
@@ -275,12 +337,24 @@ func printResult(w io.Writer, output string, st rollout.Status, raw []byte) erro
 func newRolloutHistory(o *clientOptions) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:     "history SERVICE",
-		Short:   "List the revisions of a service: releases, promotions, aborts and undos",
-		Example: "  aviary rollout history shop",
-		Args:    oneService,
+		Use:   "history SERVICE",
+		Short: "List the revisions of a service: releases, promotions, aborts and undos",
+		Long: `List the revisions of a service: releases, promotions, aborts and undos, with who made them
+and why. In Kubernetes mode: the Rollout's ReplicaSets, one per pod template it has released, with
+their pods and images, and which is stable and which the canary.`,
+		Example: `  aviary rollout history shop
+  aviary rollout history shop -n prod`,
+		Args: oneService,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := clientFor(o, output)
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if done, err := o.inKube(func(c client.Client, ns string) error {
+				return kubeHistory(cmd.Context(), c, ns, args[0], cmd.OutOrStdout(), output == "json")
+			}); done {
+				return err
+			}
+			c, err := o.client()
 			if err != nil {
 				return err
 			}
@@ -310,6 +384,9 @@ nothing: every error is printed with its field path and the command exits with s
   sed s/v2/v3/ shop.yaml | aviary apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.refuseInKube(func(k *kubeOptions) error { return kubeApplyRefused(k, firstSet(file, "FILE")) }); err != nil {
+				return err
+			}
 			if file == "" {
 				return errors.New("-f: name the file to apply, or - for stdin")
 			}
@@ -337,6 +414,7 @@ nothing: every error is printed with its field path and the command exits with s
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML file to apply; - reads stdin")
+	addKubeFlags(cmd, false, &o.kube, nsUsage) // only to refuse: Rollouts are applied with kubectl
 	return cmd
 }
 
@@ -369,10 +447,52 @@ func printApplied(w io.Writer, res applyResult) error {
 	return nil
 }
 
-// watcher shows a service's status once, or on every change for --watch.
+// rolloutSource is where rollout status reads a rollout: a running aviary's admin API
+// (apiRollout), or a Rollout resource in a cluster (kubeRollout).
+type rolloutSource interface {
+	// status reads the rollout's status, and its JSON for -o json.
+	status(ctx context.Context) (rollout.Status, []byte, error)
+	// recentEvents returns the last n events, oldest first, given have, the last ones read before
+	// (maybe none). On an error it returns have.
+	recentEvents(ctx context.Context, have []rollout.Event, n int) ([]rollout.Event, error)
+	// follow calls kick on every change it hears of until ctx is done. A source that cannot hear
+	// of changes returns at once: the watch then reads on its clock alone.
+	follow(ctx context.Context, kick func())
+}
+
+// apiRollout is a service's rollout on a running aviary.
+type apiRollout struct {
+	c     *apiClient
+	svc   string
+	retry time.Duration // how long follow waits before it connects to the event stream again
+}
+
+func (a *apiRollout) status(ctx context.Context) (rollout.Status, []byte, error) {
+	return a.c.status(ctx, a.svc)
+}
+
+func (a *apiRollout) recentEvents(ctx context.Context, have []rollout.Event, n int) ([]rollout.Event, error) {
+	return a.c.recentEvents(ctx, a.svc, have, n)
+}
+
+// follow turns the service's event stream into kicks. When the stream ends or fails it connects
+// again after a while; the watch's ticker keeps the status fresh meanwhile, and the status reads
+// report errors that matter (an event stream error alone is no reason to stop watching).
+func (a *apiRollout) follow(ctx context.Context, kick func()) {
+	for {
+		_ = a.c.stream(ctx, a.svc, func(rollout.Event) { kick() })
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.retry):
+		}
+	}
+}
+
+// watcher shows a rollout's status once, or on every change for --watch.
 type watcher struct {
-	c        *apiClient
-	svc      string
+	src      rolloutSource
+	name     string // the service's or the Rollout's, for errors
 	out      io.Writer
 	json     bool          // print the status's JSON (when watching, one line per change)
 	watching bool          // --watch
@@ -395,7 +515,12 @@ func (w *watcher) run(ctx context.Context) error {
 	following := make(chan struct{})
 	go func() {
 		defer close(following)
-		w.follow(ctx, kicks)
+		w.src.follow(ctx, func() {
+			select {
+			case kicks <- struct{}{}:
+			default: // a kick is pending already
+			}
+		})
 	}()
 	defer func() { cancel(); <-following }()
 	tick := time.NewTicker(w.every)
@@ -433,38 +558,29 @@ func (w *watcher) run(ctx context.Context) error {
 	}
 }
 
-// follow turns the service's event stream into kicks. When the stream ends or fails it connects
-// again after a while; the watch's ticker keeps the status fresh meanwhile, and the status reads
-// report errors that matter (an event stream error alone is no reason to stop watching).
-func (w *watcher) follow(ctx context.Context, kicks chan<- struct{}) {
-	for {
-		_ = w.c.stream(ctx, w.svc, func(rollout.Event) {
-			select {
-			case kicks <- struct{}{}:
-			default: // a kick is pending already
-			}
-		})
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(w.every):
-		}
+// once shows the status one time.
+func (w *watcher) once(ctx context.Context) error {
+	if _, _, err := w.fetch(ctx); err != nil {
+		return err
 	}
+	return w.print()
 }
 
 // fetch reads the status (and, for text, the recent events). done: no rollout is in flight. key
 // changes when something other than the passing of time changed.
 func (w *watcher) fetch(ctx context.Context) (done bool, key string, err error) {
-	st, raw, err := w.c.status(ctx, w.svc)
+	st, raw, err := w.src.status(ctx)
 	if err != nil {
 		return false, "", err
 	}
 	w.status, w.raw = st, raw
 	key = stableKey(raw)
 	if !w.json {
-		w.events, w.eventsErr = w.c.recentEvents(ctx, w.svc, w.events, eventsShown)
+		w.events, w.eventsErr = w.src.recentEvents(ctx, w.events, eventsShown)
 		if n := len(w.events); n > 0 {
-			key += fmt.Sprintf("\nevent %d", w.events[n-1].Seq)
+			// A Kubernetes Event has no seq: its time and kind tell a new one.
+			e := w.events[n-1]
+			key += fmt.Sprintf("\nevent %d %s %s", e.Seq, e.Time.Format(time.RFC3339Nano), e.Kind)
 		}
 	}
 	done = !st.Managed || (st.Phase != rollout.Progressing && st.Phase != rollout.Paused)
@@ -479,7 +595,7 @@ func (w *watcher) print() error {
 	if w.json {
 		var b bytes.Buffer
 		if err := json.Compact(&b, w.raw); err != nil {
-			return fmt.Errorf("print the status of %s as JSON: %w", w.svc, err)
+			return fmt.Errorf("print the status of %s as JSON: %w", w.name, err)
 		}
 		b.WriteByte('\n')
 		_, err := w.out.Write(b.Bytes())
