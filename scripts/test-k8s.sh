@@ -11,4 +11,4 @@ export CGO_ENABLED=0
 KUBEBUILDER_ASSETS=$(bash scripts/k8s-assets.sh)
 export KUBEBUILDER_ASSETS
 bash scripts/prometheus.sh
-go test -tags k8s -count=1 -timeout 15m "$@" ./internal/k8s/...
+go test -tags k8s -count=1 -timeout 15m "$@" ./internal/k8s/... ./cmd/aviary/

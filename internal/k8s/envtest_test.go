@@ -7,17 +7,15 @@ package k8s
 // sigs.k8s.io/gateway-api, and the controller as `aviary controller` runs it. Run it with
 // scripts/test-k8s.sh.
 //
-// No kubelet and no kube-controller-manager run here, so pods never start: standInKubelet plays
-// their part by setting each ReplicaSet's status (replicas, ready, available) to its spec. That is
-// the only thing faked; everything else is the API server's own behaviour.
+// No kubelet and no kube-controller-manager run here, so pods never start: k8stest.StandInKubelet
+// plays their part by setting each ReplicaSet's status (replicas, ready, available) to its spec.
+// That is the only thing faked; everything else is the API server's own behaviour.
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,17 +26,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/k8s/k8stest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -48,31 +44,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run scripts/test-k8s.sh, which builds kube-apiserver and etcd and sets it")
-		os.Exit(1)
-	}
-	gw, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	var stop func() error
+	var err error
+	cfg, stop, err = k8stest.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "find the Gateway API module:", err)
-		os.Exit(1)
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths: []string{
-			filepath.Join("..", "..", "deploy", "crds"),
-			filepath.Join(strings.TrimSpace(string(gw)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"),
-		},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err = env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start kube-apiserver and etcd:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := func() int {
 		// The control plane is stopped even when a test panics.
 		defer func() {
-			if err := env.Stop(); err != nil {
+			if err := stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "stop the control plane:", err)
 			}
 		}()
@@ -105,7 +87,7 @@ func newWorld(t *testing.T) *world {
 	ns = fmt.Sprintf("%s-%d", strings.Trim(ns, "-"), worlds.Add(1)) // -count=N runs a test again
 	w := &world{t: t, ns: ns, ctx: ctx}
 	w.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	go standInKubelet(ctx, ns, nil)
+	go k8stest.StandInKubelet(ctx, cl, ns)
 	return w
 }
 
@@ -288,38 +270,6 @@ func (w *world) eventReasons() []string {
 		out = append(out, e.Reason)
 	}
 	return out
-}
-
-// standInKubelet plays the ReplicaSet controller and the kubelet, which do not run here: every
-// ReplicaSet of ns is given as many ready, available pods as its spec asks for, except those whose
-// name broken says are broken (they stay at zero ready).
-func standInKubelet(ctx context.Context, ns string, broken func(name string) bool) {
-	for ctx.Err() == nil {
-		var list appsv1.ReplicaSetList
-		if err := cl.List(ctx, &list, client.InNamespace(ns)); err == nil {
-			for i := range list.Items {
-				rs := &list.Items[i]
-				n := ptr.Deref(rs.Spec.Replicas, 0)
-				ready := n
-				if broken != nil && broken(rs.Name) {
-					ready = 0
-				}
-				st := appsv1.ReplicaSetStatus{Replicas: n, ReadyReplicas: ready, AvailableReplicas: ready,
-					FullyLabeledReplicas: n, ObservedGeneration: rs.Generation}
-				if equality.Semantic.DeepEqual(rs.Status, st) {
-					continue
-				}
-				rs.Status = st
-				if err := cl.Status().Update(ctx, rs); err != nil && !apierrors.IsConflict(err) && ctx.Err() == nil {
-					fmt.Fprintln(os.Stderr, "stand-in kubelet:", err)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func canarySteps(steps ...v1alpha1.CanaryStep) v1alpha1.Strategy {
