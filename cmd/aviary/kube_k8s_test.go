@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,7 +94,8 @@ func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
 				{SetWeight: &half}, {Pause: &v1alpha1.PauseStep{}}}}}}})
 	go func() {
-		_ = k8s.Run(ctx, k8s.Options{Config: kubeCfg, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0", Interval: 100 * time.Millisecond})
+		_ = k8s.Run(ctx, k8s.Options{Config: kubeCfg, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0", Interval: 100 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler)})
 	}()
 	kubeconfig := writeKubeconfig(t, "default")
 	cli := func(args ...string) (string, error) {
@@ -143,7 +145,8 @@ func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	out, err := cli("rollout", "status", "shop")
-	if err != nil || !strings.Contains(out, "Paused") || !strings.Contains(out, st.CanaryVersion) || !strings.Contains(out, "RolloutStarted") {
+	t.Logf("aviary rollout status shop -n %s:\n%s", ns, out)
+	if err != nil || !strings.Contains(out, "Paused") || !strings.Contains(out, "approximated by replica counts") || !strings.Contains(out, st.CanaryVersion) || !strings.Contains(out, "RolloutStarted") {
 		t.Errorf("rollout status: %v\n%s", err, out)
 	}
 	// Without a router the pods are the weight: one of two is the canary's.

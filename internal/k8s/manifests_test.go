@@ -319,6 +319,10 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 	w.waitFor("the rollout to complete", func(ro *v1alpha1.Rollout) bool {
 		return healthy(ro) && ro.Status.StableVersion == second
 	})
+	w.waitFor("the controller to clear the command it took", func(ro *v1alpha1.Rollout) bool {
+		_, ok := ro.Annotations[v1alpha1.CommandAnnotation]
+		return !ok
+	})
 	w.waitWeights(100, 0)
 	if got := w.selector("shop-stable"); got != second {
 		t.Errorf("after promotion shop-stable selects %q, want %q", got, second)

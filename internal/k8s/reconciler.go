@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) error {
 	p := rollout.PlanOf(st)
 	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
-	total := ptr.Deref(ro.Spec.Replicas, ptr.Deref(dep.Spec.Replicas, 1))
+	total := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
 	want := replicas(total, p, st, routed, waiting)
 	// Scale up before traffic moves to a version, and down after it has left.
 	if err := r.scale(ctx, ro, vs, grown(vs, want)); err != nil {
@@ -234,6 +235,8 @@ func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv
 	if ro.Spec.WorkloadRef.ScaleDown == "onsuccess" && ptr.Deref(dep.Spec.Replicas, 1) > 0 {
 		if stable := findVersion(vs, p.Stable); stable != nil && stable.rs.Status.AvailableReplicas >= total {
 			before := dep.DeepCopy()
+			// The count it had is kept beside it: it stays the Rollout's replicas once it is 0.
+			metav1.SetMetaDataAnnotation(&dep.ObjectMeta, ReplicasAnnotation, strconv.Itoa(int(ptr.Deref(dep.Spec.Replicas, 1))))
 			dep.Spec.Replicas = ptr.To[int32](0)
 			if err := r.Client.Patch(ctx, dep, client.MergeFrom(before)); err != nil {
 				return fmt.Errorf("scale Deployment %s to 0 (workloadRef.scaleDown: onsuccess): %w", dep.Name, err)
@@ -241,6 +244,18 @@ func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv
 		}
 	}
 	return nil
+}
+
+// deploymentReplicas is how many pods the Deployment asks for: its replicas, or, once Aviary has
+// scaled it to 0 (workloadRef.scaleDown: onsuccess), the count it had then.
+func deploymentReplicas(dep *appsv1.Deployment) int32 {
+	if n := ptr.Deref(dep.Spec.Replicas, 1); n > 0 {
+		return n
+	}
+	if n, err := strconv.Atoi(dep.Annotations[ReplicasAnnotation]); err == nil && n > 0 {
+		return int32(n)
+	}
+	return 0
 }
 
 // grown is want without shrinking anything yet.

@@ -382,3 +382,33 @@ func TestTheControllerServesMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// scaleDown: onsuccess hands the Deployment's pods over to the Rollout: the Deployment goes to 0
+// and the stable ReplicaSet keeps the count it had.
+func TestScaleDownOnSuccessHandsTheDeploymentsPodsToTheRollout(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1") // 4 replicas
+	w.rollout(canarySteps(weight(50)), nil)
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	ro.Spec.WorkloadRef.ScaleDown = "onsuccess"
+	if err := cl.Update(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	w.controller()
+	stable := w.waitFor("the first version to be stable", healthy).Status.StableVersion
+	var dep appsv1.Deployment
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if w.get("shop", &dep); ptr.Deref(dep.Spec.Replicas, 1) == 0 {
+			break
+		}
+	}
+	if ptr.Deref(dep.Spec.Replicas, 1) != 0 || dep.Annotations[ReplicasAnnotation] != "4" {
+		t.Fatalf("the Deployment has %d replicas and annotation %q, want 0 and 4", ptr.Deref(dep.Spec.Replicas, 1), dep.Annotations[ReplicasAnnotation])
+	}
+	time.Sleep(500 * time.Millisecond) // reconciles after the Deployment went to 0
+	if n := w.replicas(stable); n != 4 {
+		t.Errorf("the stable ReplicaSet has %d replicas after the Deployment went to 0, want 4", n)
+	}
+}

@@ -29,6 +29,8 @@ const (
 	HashLabel = "aviary.dev/pod-template-hash"
 	// RevisionAnnotation counts the templates a Rollout has seen, 1 first.
 	RevisionAnnotation = "aviary.dev/revision"
+	// ReplicasAnnotation keeps a Deployment's replicas when Aviary scales it to 0.
+	ReplicasAnnotation = "aviary.dev/replicas"
 )
 
 // templateHash names a pod template: ten characters from an FNV-32a hash of its JSON form, as

@@ -3,8 +3,10 @@ package k8s
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/utils/ptr"
 
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -60,5 +62,24 @@ func TestReplicasFollowThePlan(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+func TestADeploymentScaledToZeroByAviaryKeepsItsCount(t *testing.T) {
+	dep := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}}
+	if n := deploymentReplicas(dep); n != 3 {
+		t.Errorf("replicas 3: %d", n)
+	}
+	dep.Spec.Replicas = ptr.To[int32](0)
+	dep.Annotations = map[string]string{ReplicasAnnotation: "3"}
+	if n := deploymentReplicas(dep); n != 3 {
+		t.Errorf("scaled to 0 by Aviary from 3: %d", n)
+	}
+	dep.Spec.Replicas = ptr.To[int32](6) // a GitOps sync sets it again: that is the new intent
+	if n := deploymentReplicas(dep); n != 6 {
+		t.Errorf("set back to 6: %d", n)
+	}
+	if n := deploymentReplicas(&appsv1.Deployment{}); n != 1 {
+		t.Errorf("no replicas field: %d, want Kubernetes' default 1", n)
 	}
 }
