@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,21 +44,6 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-// writeKubeconfig writes a kubeconfig for the test API server, with ns as its context's namespace.
-func writeKubeconfig(t *testing.T, ns string) string {
-	c := clientcmdapi.NewConfig()
-	c.Clusters["envtest"] = &clientcmdapi.Cluster{Server: kubeCfg.Host, CertificateAuthorityData: kubeCfg.CAData}
-	c.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: kubeCfg.CertData, ClientKeyData: kubeCfg.KeyData,
-		Token: kubeCfg.BearerToken}
-	c.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: ns}
-	c.CurrentContext = "envtest"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*c, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
@@ -97,7 +79,10 @@ func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
 		_ = k8s.Run(ctx, k8s.Options{Config: kubeCfg, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0", Interval: 100 * time.Millisecond,
 			Logger: slog.New(slog.DiscardHandler)})
 	}()
-	kubeconfig := writeKubeconfig(t, "default")
+	kubeconfig, err := k8stest.WriteKubeconfig(kubeCfg, "default", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cli := func(args ...string) (string, error) {
 		t.Helper()
 		out, errOut, err := execute(t, newRoot(), "", append(args, "--kubeconfig", kubeconfig, "-n", ns)...)

@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/k8s/k8stest"
 	"aviary.dev/aviary/internal/promtest"
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -410,5 +415,54 @@ func TestScaleDownOnSuccessHandsTheDeploymentsPodsToTheRollout(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // reconciles after the Deployment went to 0
 	if n := w.replicas(stable); n != 4 {
 		t.Errorf("the stable ReplicaSet has %d replicas after the Deployment went to 0, want 4", n)
+	}
+}
+
+// TestAnAviaryControllerKilledWithSIGKILLResumes runs the real binary, `aviary controller`, as a
+// user runs it (a kubeconfig file), kills it with SIGKILL in the middle of a rollout, and starts
+// another: the rollout goes on from the Rollout's status.
+func TestAnAviaryControllerKilledWithSIGKILLResumes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "aviary")
+	build := exec.Command("go", "build", "-o", bin, "aviary.dev/aviary/cmd/aviary")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	kubeconfig, err := k8stest.WriteKubeconfig(cfg, "default", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(30), pause(2*time.Second), weight(60), pause(0)), nil)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "-n", w.ns, "--leader-elect=false",
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--interval", "100ms", "--log-level", "warn")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	first := start()
+	w.waitFor("the first version to be stable", healthy)
+	w.setImage("shop:2")
+	before := w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	time.Sleep(2500 * time.Millisecond) // the timed pause ends while no controller runs
+	start()
+	after := w.waitFor("the rollout to go on at 60%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.CanaryWeight == 60 && ro.Status.Phase == "Paused"
+	})
+	w.waitWeights(40, 60)
+	if after.Status.CanaryVersion != before.Status.CanaryVersion {
+		t.Errorf("the new controller started another rollout: %s, was %s", after.Status.CanaryVersion, before.Status.CanaryVersion)
 	}
 }

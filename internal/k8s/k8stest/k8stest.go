@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -78,4 +80,16 @@ func StandInKubelet(ctx context.Context, c client.Client, ns string) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// WriteKubeconfig writes a kubeconfig for cfg's API server into dir, with ns as its context's
+// namespace, for commands run as a user runs them.
+func WriteKubeconfig(cfg *rest.Config, ns, dir string) (string, error) {
+	c := clientcmdapi.NewConfig()
+	c.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	c.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	c.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: ns}
+	c.CurrentContext = "envtest"
+	path := filepath.Join(dir, "kubeconfig")
+	return path, clientcmd.WriteToFile(*c, path)
 }
