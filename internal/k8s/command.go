@@ -37,7 +37,7 @@ func Command(ctx context.Context, c client.Client, key types.NamespacedName, cmd
 	if err := c.Patch(ctx, ro, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return nil, fmt.Errorf("send %s to rollout %s: %w", cmd.Kind, key, err)
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if err := c.Get(ctx, key, ro); err != nil {

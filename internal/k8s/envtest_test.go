@@ -346,11 +346,14 @@ func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
 	second := w.waitFor("the canary at 40%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 40 }).Status.CanaryVersion
 	w.waitWeights(60, 40)
 
+	asked := time.Now()
 	ro := w.command(rollout.Abort)
 	if ro.Status.Phase != "Degraded" || ro.Status.CanaryWeight != 0 {
 		t.Errorf("after abort: phase %s, weight %d", ro.Status.Phase, ro.Status.CanaryWeight)
 	}
 	w.waitWeights(100, 0)
+	t.Logf("abort: the HTTPRoute sent everything to stable %s after the command was written (the CLI's path: annotation, reconcile, status, HTTPRoute, with 50 ms polls)",
+		time.Since(asked).Round(time.Millisecond))
 	if got := w.selector("shop-stable"); got != first {
 		t.Errorf("shop-stable selects %q, want %q", got, first)
 	}
