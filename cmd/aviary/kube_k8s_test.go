@@ -53,7 +53,7 @@ func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := "cli"
+	ns := fmt.Sprintf("cli-%d", time.Now().UnixNano()%100000) // -count=N runs it again
 	create := func(obj client.Object) {
 		t.Helper()
 		if err := c.Create(ctx, obj); err != nil {

@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -109,10 +108,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if o.MetricsAddr != "0" {
-		// One process serves one /metrics (controller-runtime's registry is global): a second
-		// manager in the same process (tests) keeps the first one's collector.
-		if err := crmetrics.Registry.Register(collector{c: mgr.GetClient()}); err != nil {
-			log.Warn("rollout gauges already registered in this process", "err", err)
+		if err := serveGauges(mgr.GetClient()); err != nil {
+			return fmt.Errorf("register the rollout gauges: %w", err)
 		}
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}

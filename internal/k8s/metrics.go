@@ -2,18 +2,36 @@ package k8s
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/rollout"
 )
 
 // collector exposes every Rollout as the standalone aviary_rollout_* gauges, with its namespace,
-// beside controller-runtime's own metrics on the controller's /metrics.
-type collector struct{ c client.Reader }
+// beside controller-runtime's own metrics on the controller's /metrics. controller-runtime's
+// registry is one per process, so is the collector: it reads through the cache of the manager
+// that started last.
+type collector struct{ c atomic.Pointer[client.Reader] }
+
+var (
+	gauges         = &collector{}
+	registerGauges sync.Once
+)
+
+// serveGauges makes c the reader of the process's rollout gauges, registering them once.
+func serveGauges(c client.Reader) error {
+	gauges.c.Store(&c)
+	var err error
+	registerGauges.Do(func() { err = crmetrics.Registry.Register(gauges) })
+	return err
+}
 
 var (
 	phaseDesc = prometheus.NewDesc("aviary_rollout_phase",
@@ -24,17 +42,21 @@ var (
 		"The index of the current step of a Rollout.", []string{"namespace", "service"}, nil)
 )
 
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- phaseDesc
 	ch <- weightDesc
 	ch <- stepDesc
 }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	r := c.c.Load()
+	if r == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var list v1alpha1.RolloutList
-	if err := c.c.List(ctx, &list); err != nil {
+	if err := (*r).List(ctx, &list); err != nil {
 		return // the cache is not ready yet: no gauges rather than wrong ones
 	}
 	for _, ro := range list.Items {
