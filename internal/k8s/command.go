@@ -81,8 +81,12 @@ func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
 		}
 	}
 	view := rollout.StatusOf(st, ro.Status.ReleaseVersion, now)
-	if ro.Spec.TrafficRouting == nil && st.InFlight() {
+	switch {
+	case !st.InFlight() || ro.Status.Traffic == "":
+	case ro.Spec.TrafficRouting == nil:
 		view.Message += "; the weight is " + ro.Status.Traffic
+	case ro.Status.Traffic != "HTTPRoute "+routeName(ro): // held back while canary pods start
+		view.Message += "; " + ro.Status.Traffic
 	}
 	if c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid"); c != nil && c.Status == metav1.ConditionFalse {
 		view.Message = "spec refused, the last good one stays in force: " + c.Message

@@ -77,7 +77,10 @@ type world struct {
 	ctx context.Context
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld whose stand-in kubelet readies the pods ready says.
+func newWorldWith(t *testing.T, ready func(rs *appsv1.ReplicaSet) int32) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
@@ -87,7 +90,7 @@ func newWorld(t *testing.T) *world {
 	ns = fmt.Sprintf("%s-%d", strings.Trim(ns, "-"), worlds.Add(1)) // -count=N runs a test again
 	w := &world{t: t, ns: ns, ctx: ctx}
 	w.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	go k8stest.StandInKubelet(ctx, cl, ns)
+	go k8stest.StandInKubeletWith(ctx, cl, ns, ready)
 	return w
 }
 

@@ -193,9 +193,10 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 		next.Message = fmt.Sprintf("waiting for a ready pod of %s before its rollout starts", waiting)
 	}
 
+	sv := r.servingOf(ro, &dep, vs, next, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
-	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, now); err != nil {
+	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, sv.traffic, now); err != nil {
 		return ctrl.Result{}, err
 	}
 	j.checks.Settle(ro.Name, next)
@@ -205,18 +206,55 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 			return ctrl.Result{}, err
 		}
 	}
-	if err := r.serve(ctx, ro, &dep, vs, next, waiting); err != nil {
+	if err := r.serve(ctx, ro, &dep, vs, sv); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.requeue(next, waiting, now)}, nil
 }
 
-// serve makes the state's plan real: pods, Services, and the HTTPRoute.
-func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) error {
-	p := rollout.PlanOf(st)
-	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
-	total := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
-	want := replicas(total, p, st, routed, waiting)
+// serving is what a reconcile makes real: the plan the HTTPRoute gets, the pods of each version,
+// and how the status describes the traffic.
+type serving struct {
+	plan    rollout.Plan
+	want    map[string]int32
+	routed  bool
+	total   int32
+	traffic string
+}
+
+// servingOf derives the serving from the state. With a router, a canary whose pods are not all
+// ready yet gets only the share its ready pods can carry (the weight × ready / wanted), and no
+// segment route until one is ready: the HTTPRoute catches up as they become ready, and the status
+// says so. A share going down (an abort, a lower step) applies at once.
+func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) serving {
+	sv := serving{plan: rollout.PlanOf(st), routed: ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil}
+	sv.total = ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
+	sv.want = replicas(sv.total, sv.plan, st, sv.routed, waiting)
+	if !sv.routed {
+		sv.traffic = "approximated by replica counts behind Service " + ro.Spec.StableService + " (no trafficRouting)"
+		return sv
+	}
+	sv.traffic = "HTTPRoute " + routeName(ro)
+	p := &sv.plan
+	need := sv.want[p.Canary]
+	c := findVersion(vs, p.Canary)
+	if p.Canary == "" || p.Canary == p.Stable || need == 0 || c == nil || c.rs.Status.AvailableReplicas >= need {
+		return sv
+	}
+	ready := max(0, c.rs.Status.AvailableReplicas)
+	weight := p.Weight
+	p.Weight = int(int64(p.Weight) * int64(ready) / int64(need))
+	if ready == 0 {
+		p.Route = nil
+	}
+	sv.traffic = fmt.Sprintf("HTTPRoute %s: the canary gets %d%% rather than %d%% until %d of its %d pods are ready (%d are)",
+		routeName(ro), p.Weight, weight, need, need, ready)
+	return sv
+}
+
+// serve makes the serving real: pods, Services, and the HTTPRoute.
+func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, sv serving) error {
+	p, want, routed, total := sv.plan, sv.want, sv.routed, sv.total
 	// Scale up before traffic moves to a version, and down after it has left.
 	if err := r.scale(ctx, ro, vs, grown(vs, want)); err != nil {
 		return err
@@ -401,7 +439,7 @@ func (r *Reconciler) invalid(ctx context.Context, ro *v1alpha1.Rollout, msg stri
 
 // writeStatus writes the state and the contract derived from it.
 func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st rollout.State, j *judges, release, hash string,
-	vs []version, last *v1alpha1.CommandStatus, now time.Time) error {
+	vs []version, last *v1alpha1.CommandStatus, traffic string, now time.Time) error {
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -426,10 +464,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st r
 		}
 		s.Analysis = append(s.Analysis, c)
 	}
-	s.Traffic = "HTTPRoute " + routeName(ro)
-	if ro.Spec.TrafficRouting == nil || ro.Spec.TrafficRouting.GatewayAPI == nil {
-		s.Traffic = "approximated by replica counts behind Service " + ro.Spec.StableService + " (no trafficRouting)"
-	}
+	s.Traffic = traffic
 	if last != nil {
 		s.LastCommand = last
 	}

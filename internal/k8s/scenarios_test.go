@@ -466,3 +466,35 @@ func TestAnAviaryControllerKilledWithSIGKILLResumes(t *testing.T) {
 		t.Errorf("the new controller started another rollout: %s, was %s", after.Status.CanaryVersion, before.Status.CanaryVersion)
 	}
 }
+
+// A canary whose pods are slow to become ready gets only the share its ready pods can carry: the
+// HTTPRoute follows them up to the step's weight, and the status says why it lags.
+func TestTheHTTPRouteWaitsForTheCanarysPods(t *testing.T) {
+	t.Parallel()
+	var started atomic.Int32 // canary pods that have started
+	var stableHash atomic.Value
+	w := newWorldWith(t, func(rs *appsv1.ReplicaSet) int32 {
+		if h, _ := stableHash.Load().(string); h == "" || rs.Labels[HashLabel] == h {
+			return ptr.Deref(rs.Spec.Replicas, 0)
+		}
+		return started.Load()
+	})
+	w.app("shop:1") // 4 replicas: 50% needs 2 canary pods
+	w.rollout(canarySteps(weight(50), pause(0)), nil)
+	w.controller()
+	stableHash.Store(w.waitFor("the first version to be stable", healthy).Status.StableVersion)
+	started.Store(1) // the pod that lets the rollout start
+	w.setImage("shop:2")
+	w.waitFor("the step at 50%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 50 })
+	w.waitWeights(75, 25) // one of the two pods: half the weight
+	ro := w.waitFor("the status to say why", func(ro *v1alpha1.Rollout) bool {
+		return strings.Contains(ro.Status.Traffic, "gets 25% rather than 50%")
+	})
+	view, err := View(ro, time.Now())
+	if err != nil || !strings.Contains(view.Message, "rather than 50%") {
+		t.Errorf("aviary rollout status does not say why: %q (%v)", view.Message, err)
+	}
+	started.Store(2)
+	w.waitWeights(50, 50)
+	w.waitFor("the status to catch up", func(ro *v1alpha1.Rollout) bool { return ro.Status.Traffic == "HTTPRoute shop" })
+}

@@ -58,13 +58,23 @@ func Start() (cfg *rest.Config, stop func() error, err error) {
 // StandInKubelet plays the ReplicaSet controller and the kubelet, which do not run here: every
 // ReplicaSet of ns is given as many ready, available pods as its spec asks for, until ctx ends.
 func StandInKubelet(ctx context.Context, c client.Client, ns string) {
+	StandInKubeletWith(ctx, c, ns, nil)
+}
+
+// StandInKubeletWith is StandInKubelet whose ready pods per ReplicaSet ready says (at most its
+// spec's; nil: all of them), for tests of pods that are slow to start.
+func StandInKubeletWith(ctx context.Context, c client.Client, ns string, ready func(rs *appsv1.ReplicaSet) int32) {
 	for ctx.Err() == nil {
 		var list appsv1.ReplicaSetList
 		if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
 			for i := range list.Items {
 				rs := &list.Items[i]
 				n := ptr.Deref(rs.Spec.Replicas, 0)
-				st := appsv1.ReplicaSetStatus{Replicas: n, ReadyReplicas: n, AvailableReplicas: n,
+				up := n
+				if ready != nil {
+					up = min(n, ready(rs))
+				}
+				st := appsv1.ReplicaSetStatus{Replicas: n, ReadyReplicas: up, AvailableReplicas: up,
 					FullyLabeledReplicas: n, ObservedGeneration: rs.Generation}
 				if equality.Semantic.DeepEqual(rs.Status, st) {
 					continue
