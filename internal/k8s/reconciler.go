@@ -118,15 +118,22 @@ type command struct {
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var ro v1alpha1.Rollout
-	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+	err := r.Client.Get(ctx, req.NamespacedName, &ro)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.dropJudges(req.NamespacedName) // its ReplicaSets go with it (owner references)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	now := r.now()
-	res, err := r.reconcile(ctx, &ro, now)
+	var res ctrl.Result
+	if !ro.DeletionTimestamp.IsZero() {
+		res, err = r.handOver(ctx, &ro)
+	} else if added, ferr := r.keepUntilHandedOver(ctx, &ro); ferr != nil || added {
+		res, err = ctrl.Result{RequeueAfter: 20 * time.Millisecond}, ferr // go on with the written object
+	} else {
+		res, err = r.reconcile(ctx, &ro, r.now())
+	}
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: 20 * time.Millisecond}, nil // someone wrote first; read again
 	}

@@ -22,7 +22,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -497,4 +500,54 @@ func TestTheHTTPRouteWaitsForTheCanarysPods(t *testing.T) {
 	started.Store(2)
 	w.waitWeights(50, 50)
 	w.waitFor("the status to catch up", func(ro *v1alpha1.Rollout) bool { return ro.Status.Traffic == "HTTPRoute shop" })
+}
+
+// Deleting a Rollout hands its traffic back: the Deployment scaled up again, the Services'
+// selectors and the HTTPRoute as the user wrote them; only then is the Rollout gone.
+func TestADeletedRolloutHandsItsTrafficBackToTheDeployment(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(50), pause(0)), nil)
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	ro.Spec.WorkloadRef.ScaleDown = "onsuccess"
+	if err := cl.Update(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	w.controller()
+	w.waitFor("the first version to be stable", healthy)
+	w.setImage("shop:2")
+	w.waitFor("the canary at 50%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 50 })
+	w.waitWeights(50, 50)
+	var dep appsv1.Deployment
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if w.get("shop", &dep); ptr.Deref(dep.Spec.Replicas, 1) == 0 {
+			break
+		}
+	}
+	w.get("shop", &ro)
+	if err := cl.Delete(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, &ro); apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Rollout is still there 20 s after its deletion: finalizers %v", ro.Finalizers)
+		}
+	}
+	w.get("shop", &dep)
+	if n := ptr.Deref(dep.Spec.Replicas, 1); n != 4 {
+		t.Errorf("the Deployment has %d replicas after the handover, want 4", n)
+	}
+	for _, name := range []string{"shop-stable", "shop-canary"} {
+		var svc corev1.Service
+		w.get(name, &svc)
+		if len(svc.Spec.Selector) != 1 || svc.Spec.Selector["app"] != "shop" {
+			t.Errorf("Service %s selects %v, want the user's app=shop", name, svc.Spec.Selector)
+		}
+	}
+	w.waitWeights(100, 0)
 }

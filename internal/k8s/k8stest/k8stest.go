@@ -55,8 +55,9 @@ func Start() (cfg *rest.Config, stop func() error, err error) {
 	return cfg, env.Stop, nil
 }
 
-// StandInKubelet plays the ReplicaSet controller and the kubelet, which do not run here: every
-// ReplicaSet of ns is given as many ready, available pods as its spec asks for, until ctx ends.
+// StandInKubelet plays the ReplicaSet and Deployment controllers and the kubelet, which do not run
+// here: every ReplicaSet and Deployment of ns is given as many ready, available pods as its spec
+// asks for, until ctx ends.
 func StandInKubelet(ctx context.Context, c client.Client, ns string) {
 	StandInKubeletWith(ctx, c, ns, nil)
 }
@@ -81,6 +82,22 @@ func StandInKubeletWith(ctx context.Context, c client.Client, ns string, ready f
 				}
 				rs.Status = st
 				if err := c.Status().Update(ctx, rs); err != nil && !apierrors.IsConflict(err) && ctx.Err() == nil {
+					fmt.Fprintln(os.Stderr, "stand-in kubelet:", err)
+				}
+			}
+		}
+		var deps appsv1.DeploymentList
+		if err := c.List(ctx, &deps, client.InNamespace(ns)); err == nil {
+			for i := range deps.Items {
+				d := &deps.Items[i]
+				n := ptr.Deref(d.Spec.Replicas, 1)
+				st := appsv1.DeploymentStatus{Replicas: n, ReadyReplicas: n, AvailableReplicas: n, UpdatedReplicas: n,
+					ObservedGeneration: d.Generation}
+				if equality.Semantic.DeepEqual(d.Status, st) {
+					continue
+				}
+				d.Status = st
+				if err := c.Status().Update(ctx, d); err != nil && !apierrors.IsConflict(err) && ctx.Err() == nil {
 					fmt.Fprintln(os.Stderr, "stand-in kubelet:", err)
 				}
 			}

@@ -1,0 +1,114 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// HandoverFinalizer keeps a deleted Rollout until its traffic is handed back to the Deployment.
+const HandoverFinalizer = "aviary.dev/handover"
+
+// keepUntilHandedOver adds the finalizer to a Rollout that lacks it (true: it was added).
+func (r *Reconciler) keepUntilHandedOver(ctx context.Context, ro *v1alpha1.Rollout) (bool, error) {
+	if controllerutil.ContainsFinalizer(ro, HandoverFinalizer) {
+		return false, nil
+	}
+	before := ro.DeepCopy()
+	controllerutil.AddFinalizer(ro, HandoverFinalizer)
+	if err := r.Client.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return false, fmt.Errorf("add the %s finalizer: %w", HandoverFinalizer, err)
+	}
+	return true, nil
+}
+
+// handOver gives a deleted Rollout's traffic back to what it found: the Deployment runs its pods
+// again (scaled to the Rollout's count if it was at 0), the Services select the app's pods without
+// Aviary's labels, and the HTTPRoute sends everything to the stable Service. The finalizer goes
+// once the Deployment's pods are available, so the Rollout's ReplicaSets (deleted with it) serve
+// until then.
+func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(ro, HandoverFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	var dep appsv1.Deployment
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}, &dep)
+	switch {
+	case apierrors.IsNotFound(err): // nothing to hand back to
+	case err != nil:
+		return ctrl.Result{}, err
+	default:
+		want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(&dep))
+		if ptr.Deref(dep.Spec.Replicas, 1) == 0 && want > 0 {
+			before := dep.DeepCopy()
+			dep.Spec.Replicas = ptr.To(want)
+			delete(dep.Annotations, ReplicasAnnotation)
+			if err := r.Client.Patch(ctx, &dep, client.MergeFrom(before)); err != nil {
+				return ctrl.Result{}, fmt.Errorf("scale Deployment %s back to %d for the Rollout's deletion: %w", dep.Name, want, err)
+			}
+			r.event(ro, corev1.EventTypeNormal, "HandingOver", fmt.Sprintf("Deployment %s scaled to %d to take the traffic back", dep.Name, want))
+		}
+		if dep.Status.AvailableReplicas < ptr.Deref(dep.Spec.Replicas, 1) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil // its pods are starting; ours serve meanwhile
+		}
+	}
+	for _, name := range []string{ro.Spec.StableService, ro.Spec.CanaryService} {
+		if err := r.unselect(ctx, ro.Namespace, name); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil {
+		if err := r.route(ctx, ro, rollout.Plan{Stable: "-"}); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	before := ro.DeepCopy()
+	controllerutil.RemoveFinalizer(ro, HandoverFinalizer)
+	if err := r.Client.Patch(ctx, ro, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.Logger.Info("rollout deleted; traffic handed back to the Deployment", "rollout", ro.Namespace+"/"+ro.Name)
+	return ctrl.Result{}, nil
+}
+
+// unselect removes Aviary's labels from a Service's selector.
+func (r *Reconciler) unselect(ctx context.Context, ns, name string) error {
+	if name == "" {
+		return nil
+	}
+	var svc corev1.Service
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if _, a := svc.Spec.Selector[RolloutLabel]; !a {
+		if _, b := svc.Spec.Selector[HashLabel]; !b {
+			return nil
+		}
+	}
+	before := svc.DeepCopy()
+	delete(svc.Spec.Selector, RolloutLabel)
+	delete(svc.Spec.Selector, HashLabel)
+	if err := r.Client.Patch(ctx, &svc, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("give Service %s its own selector back: %w", name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) event(ro *v1alpha1.Rollout, typ, reason, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ro, nil, typ, reason, reason, "%s", note)
+	}
+}
+
