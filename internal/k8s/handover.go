@@ -111,4 +111,3 @@ func (r *Reconciler) event(ro *v1alpha1.Rollout, typ, reason, note string) {
 		r.Recorder.Eventf(ro, nil, typ, reason, reason, "%s", note)
 	}
 }
-
