@@ -246,6 +246,19 @@ func (w *world) selector(service string) string {
 	return svc.Spec.Selector[HashLabel]
 }
 
+// waitSelector waits until a Service selects a version's pods: the controller points a Service
+// at a version once it has an available pod, after the status says where traffic goes.
+func (w *world) waitSelector(service, hash string) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.selector(service) != hash {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%s selects %q, want %q", service, w.selector(service), hash)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (w *world) command(kind string) *v1alpha1.Rollout {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
@@ -299,8 +312,15 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 	w.controller()
 	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
 	w.waitWeights(100, 0)
-	if got := w.selector("shop-stable"); got != first {
-		t.Fatalf("shop-stable selects %q, want the stable %q", got, first)
+	w.waitSelector("shop-stable", first)
+	// At rest, reconciles write nothing: the route the API server stored is the route planned.
+	var hr gatewayv1.HTTPRoute
+	w.get("shop", &hr)
+	time.Sleep(time.Second) // ten looks
+	var again gatewayv1.HTTPRoute
+	w.get("shop", &again)
+	if again.ResourceVersion != hr.ResourceVersion {
+		t.Errorf("the HTTPRoute was written again at rest (resourceVersion %s then %s)", hr.ResourceVersion, again.ResourceVersion)
 	}
 
 	w.setImage("shop:2")
@@ -312,9 +332,7 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 		t.Fatalf("canary %q (revision %d), release %q, stable %q", second, ro.Status.CanaryRevision, ro.Status.ReleaseVersion, first)
 	}
 	w.waitWeights(80, 20)
-	if got := w.selector("shop-canary"); got != second {
-		t.Errorf("shop-canary selects %q, want the canary %q", got, second)
-	}
+	w.waitSelector("shop-canary", second)
 	if n := w.replicas(second); n != 1 { // ceil(4 × 20%)
 		t.Errorf("canary has %d replicas at 20%% of 4, want 1", n)
 	}
@@ -324,9 +342,7 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 		return healthy(ro) && ro.Status.StableVersion == second
 	})
 	w.waitWeights(100, 0)
-	if got := w.selector("shop-stable"); got != second {
-		t.Errorf("after promotion shop-stable selects %q, want %q", got, second)
-	}
+	w.waitSelector("shop-stable", second)
 	if n := w.replicas(second); n != 4 {
 		t.Errorf("the new stable has %d replicas, want 4", n)
 	}
@@ -357,9 +373,7 @@ func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
 	w.waitWeights(100, 0)
 	t.Logf("abort: the HTTPRoute sent everything to stable %s after the command was written (the CLI's path: annotation, reconcile, status, HTTPRoute, with 50 ms polls)",
 		time.Since(asked).Round(time.Millisecond))
-	if got := w.selector("shop-stable"); got != first {
-		t.Errorf("shop-stable selects %q, want %q", got, first)
-	}
+	w.waitSelector("shop-stable", first)
 	deadline := time.Now().Add(10 * time.Second)
 	for w.replicas(second) != 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -367,4 +381,14 @@ func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
 	if n := w.replicas(second); n != 0 {
 		t.Errorf("the aborted canary keeps %d replicas", n)
 	}
+
+	// A fix pushed after the abort starts a rollout of its own.
+	w.setImage("shop:3")
+	third := w.waitFor("the fix at 40%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.CanaryWeight == 40 && ro.Status.CanaryVersion != second
+	}).Status.CanaryVersion
+	if third == first {
+		t.Errorf("the fix is the stable %s", first)
+	}
+	w.waitWeights(60, 40)
 }

@@ -40,6 +40,7 @@ func (r *Reconciler) keepUntilHandedOver(ctx context.Context, ro *v1alpha1.Rollo
 // once the Deployment's pods are available, so the Rollout's ReplicaSets (deleted with it) serve
 // until then.
 func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, error) {
+	r.dropJudges(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}) // its analyses and gates are over
 	if !controllerutil.ContainsFinalizer(ro, HandoverFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -51,6 +52,15 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 		return ctrl.Result{}, err
 	default:
 		want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(&dep))
+		if want == 0 { // a Deployment that only held the template: as many pods as the Rollout runs
+			vs, err := r.versions(ctx, ro)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			for _, v := range vs {
+				want = max(want, ptr.Deref(v.rs.Spec.Replicas, 0))
+			}
+		}
 		if ptr.Deref(dep.Spec.Replicas, 1) == 0 && want > 0 {
 			before := dep.DeepCopy()
 			dep.Spec.Replicas = ptr.To(want)

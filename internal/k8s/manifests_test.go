@@ -312,9 +312,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 		return ro.Status.Phase == "Paused" && ro.Status.CanaryWeight == 20
 	}).Status.CanaryVersion
 	w.waitWeights(80, 20)
-	if got := w.selector("shop-canary"); got != second {
-		t.Errorf("shop-canary selects %q, want the canary %q", got, second)
-	}
+	w.waitSelector("shop-canary", second)
 	w.command(rollout.Promote)
 	w.waitFor("the rollout to complete", func(ro *v1alpha1.Rollout) bool {
 		return healthy(ro) && ro.Status.StableVersion == second
@@ -324,9 +322,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 		return !ok
 	})
 	w.waitWeights(100, 0)
-	if got := w.selector("shop-stable"); got != second {
-		t.Errorf("after promotion shop-stable selects %q, want %q", got, second)
-	}
+	w.waitSelector("shop-stable", second)
 	waitUntil(t, "the old stable ReplicaSet to be deleted (revisionHistoryLimit: 0)", func() bool {
 		var rs appsv1.ReplicaSet
 		err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop-" + first}, &rs)

@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/config"
@@ -175,6 +176,9 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	if err == nil {
 		err = checkRouting(ro)
 	}
+	if err == nil {
+		err = r.preflight(ctx, ro)
+	}
 	if err != nil {
 		// A spec that does not validate changes nothing: the last good state and plan stay in force.
 		return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
@@ -185,7 +189,8 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 
 	next, events := st, []rollout.Event(nil)
 	var last *v1alpha1.CommandStatus
-	if cmd, ok := pendingCommand(ro); ok {
+	cmd, take, stale := pendingCommand(ro)
+	if take {
 		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: cmd.Kind, By: cmd.By, At: metav1.NewTime(now)}
 		n, evs, err := rollout.Do(next, cmd.Command, in)
 		if err != nil {
@@ -196,8 +201,8 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	}
 	n, evs := rollout.Tick(next, in)
 	next, events = n, append(events, evs...)
-	if waiting != "" {
-		next.Message = fmt.Sprintf("waiting for a ready pod of %s before its rollout starts", waiting)
+	if note := fmt.Sprintf("the new template %s waits for a ready pod before its rollout starts", waiting); waiting != "" && !strings.Contains(next.Message, note) {
+		next.Message = strings.TrimPrefix(next.Message+"; "+note, "; ")
 	}
 
 	sv := r.servingOf(ro, &dep, vs, next, waiting)
@@ -208,7 +213,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	}
 	j.checks.Settle(ro.Name, next)
 	r.record(ro, events)
-	if last != nil {
+	if take || stale {
 		if err := r.clearCommand(ctx, ro); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -222,6 +227,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 // serving is what a reconcile makes real: the plan the HTTPRoute gets, the pods of each version,
 // and how the status describes the traffic.
 type serving struct {
+	current string // the Deployment's template now
 	plan    rollout.Plan
 	want    map[string]int32
 	routed  bool
@@ -234,8 +240,16 @@ type serving struct {
 // segment route until one is ready: the HTTPRoute catches up as they become ready, and the status
 // says so. A share going down (an abort, a lower step) applies at once.
 func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) serving {
-	sv := serving{plan: rollout.PlanOf(st), routed: ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil}
+	sv := serving{current: templateHash(dep.Spec.Template), plan: rollout.PlanOf(st),
+		routed: ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil}
 	sv.total = ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
+	if ro.Spec.Replicas == nil && sv.total == 0 {
+		// A Deployment at 0 (it only holds the template): the stable keeps the pods it has, at least one.
+		sv.total = 1
+		if v := findVersion(vs, sv.plan.Stable); v != nil {
+			sv.total = max(1, ptr.Deref(v.rs.Spec.Replicas, 1))
+		}
+	}
 	sv.want = replicas(sv.total, sv.plan, st, sv.routed, waiting)
 	if !sv.routed {
 		sv.traffic = "approximated by replica counts behind Service " + ro.Spec.StableService + " (no trafficRouting)"
@@ -243,6 +257,17 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 	}
 	sv.traffic = "HTTPRoute " + routeName(ro)
 	p := &sv.plan
+	// Just promoted: until the new stable has all its pods, the old one (kept warm) takes what
+	// the new one's ready pods cannot, as if the canary were still at that weight.
+	if stable := findVersion(vs, p.Stable); p.Warm != "" && !st.InFlight() && stable != nil && stable.rs.Status.AvailableReplicas < sv.total {
+		ready := max(0, stable.rs.Status.AvailableReplicas)
+		w := int(int64(100) * int64(ready) / int64(sv.total))
+		newStable, old := p.Stable, p.Warm
+		sv.plan = rollout.Plan{Stable: old, Canary: newStable, Weight: w, Admitted: -1}
+		sv.traffic = fmt.Sprintf("HTTPRoute %s: %s, the new stable, gets %d%% until %d of its %d pods are ready (%d are); %s takes the rest",
+			routeName(ro), newStable, w, sv.total, sv.total, ready, old)
+		return sv
+	}
 	need := sv.want[p.Canary]
 	c := findVersion(vs, p.Canary)
 	if p.Canary == "" || p.Canary == p.Stable || need == 0 || c == nil || c.rs.Status.AvailableReplicas >= need {
@@ -263,10 +288,10 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, sv serving) error {
 	p, want, routed, total := sv.plan, sv.want, sv.routed, sv.total
 	// Scale up before traffic moves to a version, and down after it has left.
-	if err := r.scale(ctx, ro, vs, grown(vs, want)); err != nil {
+	if err := r.scale(ctx, ro, vs, grown(vs, want), sv.current); err != nil {
 		return err
 	}
-	if err := r.selectServices(ctx, ro, p); err != nil {
+	if err := r.selectServices(ctx, ro, p, vs); err != nil {
 		return err
 	}
 	if routed {
@@ -274,7 +299,7 @@ func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv
 			return err
 		}
 	}
-	if err := r.scale(ctx, ro, vs, want); err != nil {
+	if err := r.scale(ctx, ro, vs, want, sv.current); err != nil {
 		return err
 	}
 	if ro.Spec.WorkloadRef.ScaleDown == "onsuccess" && ptr.Deref(dep.Spec.Replicas, 1) > 0 {
@@ -378,8 +403,8 @@ func checkRouting(ro *v1alpha1.Rollout) error {
 	if s.Shadow != nil {
 		need("spec.strategy.shadow", "shadow traffic")
 	}
-	if s.BlueGreen != nil && s.BlueGreen.PreviewRoute != nil {
-		need("spec.strategy.blueGreen.previewRoute", "a preview route")
+	if s.BlueGreen != nil {
+		need("spec.strategy.blueGreen", "blue-green (a preview apart from live traffic, then a switch)")
 	}
 	return errorsOrNil(errs)
 }
@@ -403,29 +428,68 @@ func stateOf(ro *v1alpha1.Rollout) (rollout.State, bool, error) {
 	return st, true, nil
 }
 
-// pendingCommand is a command in the annotation that the controller has not taken yet.
-func pendingCommand(ro *v1alpha1.Rollout) (command, bool) {
+// pendingCommand reads the command annotation: take, a command the controller has not taken
+// yet; stale, one it took before a crash, whose annotation is only left to clear.
+func pendingCommand(ro *v1alpha1.Rollout) (c command, take, stale bool) {
 	raw, ok := ro.Annotations[v1alpha1.CommandAnnotation]
 	if !ok {
-		return command{}, false
+		return command{}, false, false
 	}
-	var c command
 	if err := json.Unmarshal([]byte(raw), &c); err != nil || c.ID == "" {
-		return command{ID: "invalid", Command: rollout.Command{Kind: "invalid"}}, true
+		return command{ID: "invalid", Command: rollout.Command{Kind: "invalid"}}, true, false
 	}
 	if last := ro.Status.LastCommand; last != nil && last.ID == c.ID {
-		return command{}, false // taken before a crash; only the annotation is left to clear
+		return command{}, false, true
 	}
 	if c.By == "" {
 		c.By = "kubectl"
 	}
-	return c, true
+	return c, true, false
 }
 
+// clearCommand removes the command annotation if it still holds the command read: a newer
+// command written meanwhile stays, for the next reconcile.
 func (r *Reconciler) clearCommand(ctx context.Context, ro *v1alpha1.Rollout) error {
-	patch := []byte(`{"metadata":{"annotations":{"` + v1alpha1.CommandAnnotation + `":null}}}`)
-	err := r.Client.Patch(ctx, ro, client.RawPatch(types.MergePatchType, patch))
-	return client.IgnoreNotFound(err)
+	raw := ro.Annotations[v1alpha1.CommandAnnotation]
+	path := "/metadata/annotations/" + strings.ReplaceAll(v1alpha1.CommandAnnotation, "/", "~1")
+	patch, _ := json.Marshal([]map[string]any{{"op": "test", "path": path, "value": raw}, {"op": "remove", "path": path}})
+	err := r.Client.Patch(ctx, ro, client.RawPatch(types.JSONPatchType, patch))
+	if apierrors.IsInvalid(err) || apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil // a newer command, or the Rollout is gone
+	}
+	return err
+}
+
+// preflight checks that what the Rollout names is there: the Services, and the HTTPRoute with a
+// rule that sends to the stable Service. A Rollout whose traffic cannot be moved must not move on.
+func (r *Reconciler) preflight(ctx context.Context, ro *v1alpha1.Rollout) error {
+	var errs config.Errors
+	for _, s := range []struct{ path, name string }{{"spec.stableService", ro.Spec.StableService}, {"spec.canaryService", ro.Spec.CanaryService}} {
+		if s.name == "" {
+			continue
+		}
+		var svc corev1.Service
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: s.name}, &svc); apierrors.IsNotFound(err) {
+			errs = append(errs, config.FieldError{Path: s.path, Msg: fmt.Sprintf("Service %s not found in %s; create it or fix the name", s.name, ro.Namespace)})
+		} else if err != nil {
+			return err
+		}
+	}
+	if name := routeName(ro); name != "" {
+		var hr gatewayv1.HTTPRoute
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, &hr)
+		switch {
+		case apierrors.IsNotFound(err):
+			errs = append(errs, config.FieldError{Path: "spec.trafficRouting.gatewayAPI.httpRoute", Msg: fmt.Sprintf("HTTPRoute %s not found in %s; create it or fix the name", name, ro.Namespace)})
+		case err != nil:
+			return err
+		default:
+			if _, err := planRules(hr.Spec.Rules, ro.Spec.StableService, ro.Spec.CanaryService, routeRuleName(ro), rollout.Plan{}); err != nil {
+				errs = append(errs, config.FieldError{Path: "spec.trafficRouting.gatewayAPI.httpRoute", Msg: fmt.Sprintf("HTTPRoute %s: %v", name, err)})
+			}
+		}
+	}
+	return errorsOrNil(errs)
 }
 
 // invalid reports a spec the controller cannot follow, and changes nothing else.

@@ -20,22 +20,37 @@ import (
 
 // selectServices points the stable Service at the stable pods and the canary Service at the
 // canary's (at the stable's when there is none). Without a traffic router the stable Service
-// selects every pod of the Rollout, so replica counts make the split.
-func (r *Reconciler) selectServices(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Plan) error {
+// selects every pod of the Rollout, so replica counts make the split. A Service is never pointed
+// at a version with no available pod: it keeps what it selects (the Deployment's own pods, when
+// a Rollout adopts a serving Deployment) until that version has one.
+func (r *Reconciler) selectServices(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Plan, vs []version) error {
 	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
-	stableSel := map[string]string{RolloutLabel: ro.Name}
-	if routed {
-		stableSel[HashLabel] = p.Stable
+	available := func(hash string) bool {
+		for _, v := range vs {
+			if (hash == "" || v.hash == hash) && v.rs.Status.AvailableReplicas > 0 {
+				return true
+			}
+		}
+		return false
 	}
-	if err := r.selectPods(ctx, ro.Namespace, ro.Spec.StableService, stableSel, !routed); err != nil {
-		return err
+	stableSel, target := map[string]string{RolloutLabel: ro.Name}, ""
+	if routed {
+		stableSel[HashLabel], target = p.Stable, p.Stable
+	}
+	if available(target) {
+		if err := r.selectPods(ctx, ro.Namespace, ro.Spec.StableService, stableSel, !routed); err != nil {
+			return err
+		}
 	}
 	if ro.Spec.CanaryService == "" {
 		return nil
 	}
 	canary := p.Canary
-	if canary == "" {
+	if canary == "" || !available(canary) {
 		canary = p.Stable
+	}
+	if !available(canary) {
+		return nil
 	}
 	return r.selectPods(ctx, ro.Namespace, ro.Spec.CanaryService, map[string]string{RolloutLabel: ro.Name, HashLabel: canary}, false)
 }
@@ -101,6 +116,7 @@ func (r *Reconciler) route(ctx context.Context, ro *v1alpha1.Rollout, p rollout.
 func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gatewayv1.SectionName, p rollout.Plan) ([]gatewayv1.HTTPRouteRule, error) {
 	var rules []gatewayv1.HTTPRouteRule
 	var main *gatewayv1.HTTPRouteRule
+	var mainPort *gatewayv1.PortNumber
 	for _, rule := range in {
 		if rule.Name != nil && *rule.Name == segment {
 			continue // rebuilt below
@@ -136,7 +152,7 @@ func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gate
 		}
 		rules = append(rules, rule)
 		if main == nil {
-			main = &rules[len(rules)-1]
+			main, mainPort = &rules[len(rules)-1], port
 		}
 	}
 	if main == nil {
@@ -144,12 +160,12 @@ func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gate
 	}
 	if p.Route != nil && p.Canary != "" && canary != "" {
 		seg := gatewayv1.HTTPRouteRule{Name: &segment,
-			BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(canary, main.BackendRefs[0].Port, 1)}}
+			BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(canary, mainPort, 1)}}
 		// The segment keeps the main rule's own matches (path, method, headers) and adds its own:
 		// with more matches it is the more specific rule, which Gateway API routers prefer.
 		bases := main.Matches
-		if len(bases) == 0 {
-			bases = []gatewayv1.HTTPRouteMatch{{}}
+		if len(bases) == 0 { // the API server's default match
+			bases = []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
 		}
 		for _, base := range bases {
 			seg.Matches = append(seg.Matches, segmentMatch(*base.DeepCopy(), *p.Route))
@@ -165,10 +181,13 @@ func isService(b gatewayv1.BackendRef, name string) bool {
 		(b.Group == nil || *b.Group == "") && b.Namespace == nil
 }
 
+// serviceRef is a backendRef to a Service, written as the API server stores it (group "" and kind
+// Service spelled out), so that an unchanged route compares equal and is not written again.
 func serviceRef(name string, port *gatewayv1.PortNumber, weight int32) gatewayv1.HTTPBackendRef {
 	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
-		BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: port},
-		Weight:                 ptr.To(weight)}}
+		BackendObjectReference: gatewayv1.BackendObjectReference{Group: ptr.To(gatewayv1.Group("")),
+			Kind: ptr.To(gatewayv1.Kind("Service")), Name: gatewayv1.ObjectName(name), Port: port},
+		Weight: ptr.To(weight)}}
 }
 
 // segmentMatch adds a segment's match to a rule's match. A cookie is matched in the Cookie header.

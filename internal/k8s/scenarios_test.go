@@ -24,9 +24,12 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
@@ -63,15 +66,14 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 		seg.Matches[0].Headers[0].Name != "X-Preview" || seg.Matches[0].Headers[0].Value != "1" || seg.BackendRefs[0].Name != "shop-canary" {
 		t.Fatalf("no preview rule first in the HTTPRoute: %+v", hr.Spec.Rules)
 	}
-	if w.selector("shop-canary") != green || w.replicas(green) != 4 {
-		t.Errorf("preview: shop-canary selects %q with %d replicas, want %q with 4", w.selector("shop-canary"), w.replicas(green), green)
+	w.waitSelector("shop-canary", green)
+	if w.replicas(green) != 4 {
+		t.Errorf("preview: %d replicas of %s, want 4", w.replicas(green), green)
 	}
 
 	w.command(rollout.Promote)
 	w.waitFor("the switch", func(ro *v1alpha1.Rollout) bool { return healthy(ro) && ro.Status.StableVersion == green })
-	if got := w.selector("shop-stable"); got != green {
-		t.Errorf("after the switch shop-stable selects %q, want %q", got, green)
-	}
+	w.waitSelector("shop-stable", green)
 	w.get("shop", &hr)
 	if slices.ContainsFunc(hr.Spec.Rules, func(r gatewayv1.HTTPRouteRule) bool { return r.Name != nil }) {
 		t.Errorf("the preview rule outlived the rollout: %+v", hr.Spec.Rules)
@@ -89,9 +91,7 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 	for w.selector("shop-stable") != blue && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := w.selector("shop-stable"); got != blue {
-		t.Errorf("after undo shop-stable selects %q, want %q", got, blue)
-	}
+	w.waitSelector("shop-stable", blue)
 	// The Deployment still says green: undo is not undone by the next reconcile.
 	time.Sleep(500 * time.Millisecond)
 	if ro := w.waitFor("the undo to hold", healthy); ro.Status.StableVersion != blue {
@@ -500,6 +500,61 @@ func TestTheHTTPRouteWaitsForTheCanarysPods(t *testing.T) {
 	started.Store(2)
 	w.waitWeights(50, 50)
 	w.waitFor("the status to catch up", func(ro *v1alpha1.Rollout) bool { return ro.Status.Traffic == "HTTPRoute shop" })
+
+	// Promoted: the new stable needs 4 pods and has 2; the old one, kept warm, takes the rest
+	// until they are all ready.
+	canary := ro.Status.CanaryVersion
+	w.command(rollout.Promote)
+	w.waitFor("the promotion", func(ro *v1alpha1.Rollout) bool {
+		return healthy(ro) && ro.Status.StableVersion == canary && strings.Contains(ro.Status.Traffic, "the new stable, gets 50%")
+	})
+	w.waitWeights(50, 50)
+	if old := stableHash.Load().(string); w.selector("shop-stable") != old {
+		t.Errorf("shop-stable left the old stable before the new one had its pods: %s", w.selector("shop-stable"))
+	}
+	started.Store(4)
+	w.waitWeights(100, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.selector("shop-stable") != canary && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.waitSelector("shop-stable", canary)
+}
+
+// What the API server can refuse it refuses (a duration it cannot read), and what only the
+// controller can check (a missing HTTPRoute) makes SpecValid false with the field, and nothing moves.
+func TestABadRolloutIsRefusedWithTheFieldNamed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	bad := canarySteps(weight(10), v1alpha1.CanaryStep{Pause: &v1alpha1.PauseStep{}})
+	ro := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+		Spec: v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{Name: "shop"}, StableService: "shop-stable",
+			CanaryService: "shop-canary", Strategy: bad,
+			TrafficRouting: &v1alpha1.TrafficRouting{GatewayAPI: &v1alpha1.GatewayAPIRouting{HTTPRoute: "missing"}}}}
+	raw := map[string]any{}
+	b, _ := json.Marshal(ro)
+	_ = json.Unmarshal(b, &raw)
+	raw["apiVersion"], raw["kind"] = "aviary.dev/v1alpha1", "Rollout"
+	raw["spec"].(map[string]any)["strategy"].(map[string]any)["canary"].(map[string]any)["steps"].([]any)[1].(map[string]any)["pause"] =
+		map[string]any{"duration": "1d"}
+	u := &unstructured.Unstructured{Object: raw}
+	if err := cl.Create(w.ctx, u); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Fatalf("a duration of 1d was accepted: %v", err)
+	}
+	w.create(ro)
+	w.controller()
+	got := w.waitFor("the refusal", func(ro *v1alpha1.Rollout) bool {
+		c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid")
+		return c != nil && c.Status == metav1.ConditionFalse
+	})
+	if !strings.Contains(got.Status.Message, "spec.trafficRouting.gatewayAPI.httpRoute") || !strings.Contains(got.Status.Message, "missing") {
+		t.Errorf("the message does not name the field: %q", got.Status.Message)
+	}
+	var rs appsv1.ReplicaSetList
+	if err := cl.List(w.ctx, &rs, client.InNamespace(w.ns)); err != nil || len(rs.Items) != 1 || ptr.Deref(rs.Items[0].Spec.Replicas, 0) != 0 {
+		t.Errorf("a refused Rollout scaled something: %d ReplicaSets (err %v)", len(rs.Items), err)
+	}
 }
 
 // Deleting a Rollout hands its traffic back: the Deployment scaled up again, the Services'

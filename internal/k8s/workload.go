@@ -121,13 +121,13 @@ func health(vs []version) map[string]rollout.Health {
 }
 
 // scale gives each ReplicaSet its replicas, and deletes ReplicaSets beyond the history limit
-// (never one that the plan still names).
-func (r *Reconciler) scale(ctx context.Context, ro *v1alpha1.Rollout, vs []version, want map[string]int32) error {
+// (never one that the plan still names, nor the Deployment's current template's).
+func (r *Reconciler) scale(ctx context.Context, ro *v1alpha1.Rollout, vs []version, want map[string]int32, current string) error {
 	limit := int(ptr.Deref(ro.Spec.RevisionHistoryLimit, 10))
 	kept := 0
 	for _, v := range vs { // newest first
 		n := want[v.hash]
-		if _, named := want[v.hash]; !named {
+		if _, named := want[v.hash]; !named && v.hash != current {
 			if kept >= limit {
 				if err := r.Client.Delete(ctx, v.rs); client.IgnoreNotFound(err) != nil {
 					return fmt.Errorf("delete old ReplicaSet %s: %w", v.rs.Name, err)
@@ -149,46 +149,40 @@ func (r *Reconciler) scale(ctx context.Context, ro *v1alpha1.Rollout, vs []versi
 }
 
 // replicas says how many pods each version gets under a plan: the stable its full count; the
-// canary enough for its share (all of them for a blue-green preview); the previous stable all
-// of them while it is kept warm; every other version none. Without a traffic router the pods are
-// the traffic: the canary's replicas stand for its weight and the stable's shrink to match.
+// canary enough for its share (all of them for a blue-green preview), none once aborted; the
+// previous stable all of them while it is kept warm (with a router only: without one, its pods
+// would take traffic); a new template waiting for its rollout one; every other version none.
+// Without a traffic router the pods are the traffic: the canary's replicas stand for its weight
+// and the stable's shrink to match.
 func replicas(total int32, p rollout.Plan, s rollout.State, routed bool, waiting string) map[string]int32 {
 	want := map[string]int32{p.Stable: total}
-	if p.Warm != "" {
+	if p.Warm != "" && routed {
 		want[p.Warm] = total
 	}
-	canary := p.Canary
-	if canary == "" && waiting != "" {
-		canary = waiting
-	}
-	if canary == "" || canary == p.Stable {
-		return want
-	}
-	share := float64(p.Weight)
-	if p.Mirror > share {
-		share = p.Mirror
-	}
-	var n int32
-	switch {
-	case !s.InFlight() && waiting == "":
-		n = 0 // aborted: the canary keeps no pods
-	case s.Strategy == "blueGreen":
-		n = total
-	case routed:
-		n = max(1, int32((share*float64(total)+99)/100))
-	default:
-		n = int32(share*float64(total)/100 + 0.5)
-		if p.Weight > 0 {
-			n = max(1, n)
+	if c := p.Canary; c != "" && c != p.Stable {
+		share := max(float64(p.Weight), p.Mirror)
+		var n int32
+		switch {
+		case !s.InFlight():
+			n = 0 // aborted: the canary keeps no pods
+		case s.Strategy == "blueGreen":
+			n = total
+		case routed:
+			n = max(1, int32((share*float64(total)+99)/100))
+		default:
+			n = int32(share*float64(total)/100 + 0.5)
+			if p.Weight > 0 {
+				n = max(1, n)
+			}
+			want[p.Stable] = max(0, total-n)
+			if p.Weight < 100 {
+				want[p.Stable] = max(1, want[p.Stable])
+			}
 		}
-		want[p.Stable] = max(0, total-n)
-		if p.Weight < 100 {
-			want[p.Stable] = max(1, want[p.Stable])
-		}
+		want[c] = n
 	}
-	if waiting != "" && n == 0 {
-		n = 1 // a new template gets a pod before its rollout starts
+	if waiting != "" && waiting != p.Stable {
+		want[waiting] = max(want[waiting], 1) // a new template gets a pod before its rollout starts
 	}
-	want[canary] = n
 	return want
 }

@@ -40,6 +40,11 @@ func TestReplicasFollowThePlan(t *testing.T) {
 	}{
 		{"no rollout", rollout.Plan{Stable: "a"}, rollout.State{Phase: rollout.Healthy}, true, "", map[string]int32{"a": 10}},
 		{"warm previous", rollout.Plan{Stable: "b", Warm: "a"}, rollout.State{Phase: rollout.Healthy}, true, "", map[string]int32{"a": 10, "b": 10}},
+		{"no warm pods without a router", rollout.Plan{Stable: "b", Warm: "a"}, rollout.State{Phase: rollout.Healthy}, false, "", map[string]int32{"b": 10}},
+		{"a fix after an abort gets its pod, the aborted none", rollout.Plan{Stable: "a", Canary: "b"}, rollout.State{Phase: rollout.Degraded}, false, "c",
+			map[string]int32{"a": 10, "b": 0, "c": 1}},
+		{"a template waiting behind a rollout in flight", rollout.Plan{Stable: "a", Canary: "b", Weight: 20}, inFlight, true, "c",
+			map[string]int32{"a": 10, "b": 2, "c": 1}},
 		{"routed 25%", rollout.Plan{Stable: "a", Canary: "b", Weight: 25}, inFlight, true, "", map[string]int32{"a": 10, "b": 3}},
 		{"routed 0% still gets a pod", rollout.Plan{Stable: "a", Canary: "b"}, inFlight, true, "", map[string]int32{"a": 10, "b": 1}},
 		{"routed mirror 50%", rollout.Plan{Stable: "a", Canary: "b", Mirror: 50}, inFlight, true, "", map[string]int32{"a": 10, "b": 5}},

@@ -101,12 +101,18 @@ type Strategy struct {
 	Shadow *ShadowStrategy `json:"shadow,omitempty"`
 	// ScaleDownDelay keeps the old stable ReplicaSet scaled up after a promotion, for an instant undo.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 	// AbortOnUnhealthy aborts a rollout whose new version has had no ready pod this long while it
 	// should take traffic.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	AbortOnUnhealthy *metav1.Duration `json:"abortOnUnhealthy,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 }
 
@@ -143,6 +149,8 @@ type CanaryStep struct {
 // PauseStep waits for its duration, or, without one, until a person promotes.
 type PauseStep struct {
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -193,6 +201,8 @@ type AnalysisStep struct {
 	// +kubebuilder:validation:MinItems=1
 	Templates []string `json:"templates"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -210,8 +220,12 @@ type GateStep struct {
 	// +kubebuilder:validation:MinLength=1
 	URL string `json:"url"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// +optional
 	FailureLimit int32 `json:"failureLimit,omitempty"`
@@ -228,6 +242,8 @@ type BlueGreenStrategy struct {
 	// +optional
 	PostPromotionAnalysis *AnalysisStep `json:"postPromotionAnalysis,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
 
@@ -237,6 +253,8 @@ type ShadowStrategy struct {
 	// +kubebuilder:validation:Maximum=100
 	Percent int32 `json:"percent"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 	// +optional
 	Analysis *AnalysisStep `json:"analysis,omitempty"`
@@ -255,6 +273,8 @@ type AnalysisTemplate struct {
 	// +optional
 	Minimum *Minimum `json:"minimum,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	MaxWait *metav1.Duration `json:"maxWait,omitempty"`
 	// +kubebuilder:validation:Enum=pause;abort
 	// +optional
@@ -266,6 +286,8 @@ type AnalysisTemplate struct {
 // Minimum is the exposure a canary needs before an analysis may pass it.
 type Minimum struct {
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 	// Requests of the canary, as its comparative metrics (prometheus requests and errors) count
 	// them; by default 200 when the template has such a metric, else none.
@@ -286,11 +308,15 @@ type AnalysisMetric struct {
 	// +optional
 	Web *WebMetric `json:"web,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Count int32 `json:"count,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	InitialDelay *metav1.Duration `json:"initialDelay,omitempty"`
 	// +optional
 	SuccessCondition string `json:"successCondition,omitempty"`
@@ -332,6 +358,8 @@ type PrometheusMetric struct {
 	// +optional
 	Errors string `json:"errors,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
@@ -348,6 +376,8 @@ type WebMetric struct {
 	// +optional
 	JSONPath string `json:"jsonPath,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
