@@ -41,7 +41,8 @@ type RolloutSpec struct {
 	// The Deployment stays the user's: Aviary reads its template and never edits its spec, except
 	// to scale it to zero when scaleDown says so.
 	WorkloadRef WorkloadRef `json:"workloadRef"`
-	// Replicas of the stable version; by default the Deployment's replicas, or 1.
+	// Replicas of the stable version; by default the Deployment's replicas, or, when the
+	// Deployment is at 0 (it only holds the template), the stable's current count, at least 1.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
