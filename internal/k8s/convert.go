@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 )
+
+// DefaultAbortOnUnhealthy is how long a canary may have no ready pod while it should take
+// traffic before it is rolled back, unless the strategy says otherwise.
+const DefaultAbortOnUnhealthy = 2 * time.Minute
 
 // spec is a Rollout as the core sees it: a managed service whose versions are pod-template-hashes,
 // and the analysis templates its steps name.
@@ -23,7 +28,12 @@ type spec struct {
 // versions lists the known versions, stable first; release is the Deployment's template now.
 func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, error) {
 	st := ro.Spec.Strategy
-	strategy := map[string]any{"defaultAnalysis": false} // the default analysis reads Aviary's gateway, absent here
+	strategy := map[string]any{
+		"defaultAnalysis": false, // the default analysis reads Aviary's gateway, absent here
+		// Pods take longer to start than a gateway endpoint to pass a check; while a canary has no
+		// ready pod its HTTPRoute share is held at 0, so waiting longer costs no traffic.
+		"abortOnUnhealthy": DefaultAbortOnUnhealthy.String(),
+	}
 	add := func(key string, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -38,7 +38,8 @@ func TestARolloutSpecBecomesTheCoresServiceWithTheSameSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := sp.Service
-	if svc.Name != "shop" || svc.Release != "bbb" || len(svc.Versions) != 2 || svc.Strategy.ScaleDownDelay.Duration != time.Minute {
+	if svc.Name != "shop" || svc.Release != "bbb" || len(svc.Versions) != 2 || svc.Strategy.ScaleDownDelay.Duration != time.Minute ||
+		svc.Strategy.AbortOnUnhealthy.Duration != DefaultAbortOnUnhealthy {
 		t.Fatalf("service %+v", svc)
 	}
 	kind, steps := rollout.Compile(svc.Strategy)
