@@ -55,6 +55,9 @@ type judges struct {
 	checks   rollout.Checks
 	analyzer *analysis.Analyzer
 	gates    *notify.Gates
+	// good is the last spec that validated: while a newer one is refused, the rollout in flight
+	// goes on under it (commands, analyses, rollbacks), and no new release starts.
+	good *spec
 }
 
 func (r *Reconciler) now() time.Time {
@@ -84,6 +87,16 @@ func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.Anal
 	}
 	j.analyzer.SetTemplates(templates)
 	return j
+}
+
+// goodSpec is the last spec of a Rollout that validated in this process (nil: none).
+func (r *Reconciler) goodSpec(key types.NamespacedName) *spec {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j, ok := r.judges[key]; ok {
+		return j.good
+	}
+	return nil
 }
 
 func (r *Reconciler) dropJudges(key types.NamespacedName) {
@@ -179,12 +192,26 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	if err == nil {
 		err = r.preflight(ctx, ro)
 	}
-	if err != nil {
-		// A spec that does not validate changes nothing: the last good state and plan stay in force.
-		return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
-	}
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	refused := ""
+	if err != nil {
+		// A spec that does not validate changes nothing it asks for. With the last good one known
+		// (in this process), the rollout goes on under it, so that commands and rollbacks still
+		// work; without, nothing moves.
+		good := r.goodSpec(key)
+		if good == nil || !known {
+			return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
+		}
+		refused, sp = err.Error(), *good
+		release = sp.Service.Release
+	}
 	j := r.judgesFor(key, sp.Templates)
+	if refused == "" {
+		r.mu.Lock()
+		good := sp
+		j.good = &good
+		r.mu.Unlock()
+	}
 	in := rollout.Input{Now: now, Service: sp.Service, Health: health, Verdicts: j.checks.Verdicts(ro.Name, st), By: "deployment"}
 
 	next, events := st, []rollout.Event(nil)
@@ -208,7 +235,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	sv := r.servingOf(ro, &dep, vs, next, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
-	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, sv.traffic, now); err != nil {
+	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, sv.traffic, refused, now); err != nil {
 		return ctrl.Result{}, err
 	}
 	j.checks.Settle(ro.Name, next)
@@ -510,7 +537,7 @@ func (r *Reconciler) invalid(ctx context.Context, ro *v1alpha1.Rollout, msg stri
 
 // writeStatus writes the state and the contract derived from it.
 func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st rollout.State, j *judges, release, hash string,
-	vs []version, last *v1alpha1.CommandStatus, traffic string, now time.Time) error {
+	vs []version, last *v1alpha1.CommandStatus, traffic, refused string, now time.Time) error {
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -523,6 +550,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st r
 	s.StableRevision, s.CanaryRevision = revisionOf(vs, view.StableVersion), revisionOf(vs, view.CanaryVersion)
 	s.CanaryWeight, s.CurrentStepIndex, s.StepCount = int32(view.CanaryWeight), int32(view.CurrentStepIndex), int32(len(view.Steps))
 	s.Message = view.Message
+	if refused != "" {
+		s.Message = "spec refused, the last good one stays in force: " + strings.ReplaceAll(refused, "\n", "; ") + "; " + view.Message
+	}
 	s.PauseReasons = nil
 	for _, p := range view.PauseReasons {
 		s.PauseReasons = append(s.PauseReasons, p.Kind)
@@ -540,7 +570,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st r
 		s.LastCommand = last
 	}
 	s.State = &apiextensionsv1.JSON{Raw: raw}
-	setConditions(ro, st, vs)
+	setConditions(ro, st, vs, refused)
 	if old.State != nil && string(old.State.Raw) == string(raw) && equalStatus(old, s) {
 		return nil
 	}
@@ -568,7 +598,7 @@ func equalStatus(a, b *v1alpha1.RolloutStatus) bool {
 }
 
 // setConditions derives the Kubernetes conditions from the state.
-func setConditions(ro *v1alpha1.Rollout, st rollout.State, vs []version) {
+func setConditions(ro *v1alpha1.Rollout, st rollout.State, vs []version, refused string) {
 	set := func(t string, ok bool, reason, msg string) {
 		status := metav1.ConditionFalse
 		if ok {
@@ -577,7 +607,11 @@ func setConditions(ro *v1alpha1.Rollout, st rollout.State, vs []version) {
 		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason,
 			Message: msg, ObservedGeneration: ro.Generation})
 	}
-	set("SpecValid", true, "Valid", "the spec is valid")
+	if refused != "" {
+		set("SpecValid", false, "InvalidSpec", refused+" (the last good spec stays in force)")
+	} else {
+		set("SpecValid", true, "Valid", "the spec is valid")
+	}
 	stable := findVersion(vs, st.Stable)
 	avail := stable != nil && stable.rs.Status.AvailableReplicas > 0
 	set("Available", avail, map[bool]string{true: "StableAvailable", false: "StableUnavailable"}[avail],

@@ -606,3 +606,34 @@ func TestADeletedRolloutHandsItsTrafficBackToTheDeployment(t *testing.T) {
 	}
 	w.waitWeights(100, 0)
 }
+
+// A spec refused in the middle of a rollout does not stop it: the last good spec stays in force,
+// so an abort is still taken at once.
+func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(30), pause(0)), nil)
+	w.controller()
+	w.waitFor("the first version to be stable", healthy)
+	w.setImage("shop:2")
+	w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
+	w.waitWeights(70, 30)
+
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	ro.Spec.Strategy.Canary.Steps = append(ro.Spec.Strategy.Canary.Steps,
+		v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"no-such-template"}}})
+	if err := cl.Update(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("the refusal", func(ro *v1alpha1.Rollout) bool {
+		c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid")
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "spec.strategy.canary.steps[2].analysis.templates")
+	})
+	got := w.command(rollout.Abort)
+	if got.Status.Phase != "Degraded" {
+		t.Errorf("abort under a refused spec: phase %s", got.Status.Phase)
+	}
+	w.waitWeights(100, 0)
+}
