@@ -163,11 +163,11 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 		}
 		return ctrl.Result{}, err
 	}
-	hash := templateHash(dep.Spec.Template)
 	vs, err := r.versions(ctx, ro)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	hash := versionOf(dep.Spec.Template, vs)
 	if vs, err = r.ensureVersion(ctx, ro, &dep, hash, vs); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -232,7 +232,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 		next.Message = strings.TrimPrefix(next.Message+"; "+note, "; ")
 	}
 
-	sv := r.servingOf(ro, &dep, vs, next, waiting)
+	sv := r.servingOf(ro, &dep, vs, next, hash, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
 	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, sv.traffic, refused, now); err != nil {
@@ -266,8 +266,8 @@ type serving struct {
 // ready yet gets only the share its ready pods can carry (the weight × ready / wanted), and no
 // segment route until one is ready: the HTTPRoute catches up as they become ready, and the status
 // says so. A share going down (an abort, a lower step) applies at once.
-func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, waiting string) serving {
-	sv := serving{current: templateHash(dep.Spec.Template), plan: rollout.PlanOf(st),
+func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, current, waiting string) serving {
+	sv := serving{current: current, plan: rollout.PlanOf(st),
 		routed: ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil}
 	sv.total = ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
 	if ro.Spec.Replicas == nil && sv.total == 0 {

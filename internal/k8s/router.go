@@ -159,8 +159,15 @@ func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gate
 		return nil, fmt.Errorf("no rule sends traffic to Service %s; add a backendRef to it", stable)
 	}
 	if p.Route != nil && p.Canary != "" && canary != "" {
-		seg := gatewayv1.HTTPRouteRule{Name: &segment,
+		// The segment's requests get what the main rule does to them (its filters but the mirror,
+		// its timeouts and retries), only on the canary.
+		seg := gatewayv1.HTTPRouteRule{Name: &segment, Timeouts: main.Timeouts, Retry: main.Retry,
 			BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(canary, mainPort, 1)}}
+		for _, f := range main.Filters {
+			if f.Type != gatewayv1.HTTPRouteFilterRequestMirror {
+				seg.Filters = append(seg.Filters, *f.DeepCopy())
+			}
+		}
 		// The segment keeps the main rule's own matches (path, method, headers) and adds its own:
 		// with more matches it is the more specific rule, which Gateway API routers prefer.
 		bases := main.Matches

@@ -42,6 +42,9 @@ func TestPlanRulesSetWeightsMirrorAndASegmentAndLeaveTheRestAlone(t *testing.T) 
 		len(s.Matches[0].Headers) != 1 || s.Matches[0].Headers[0].Name != "X-Beta" || s.BackendRefs[0].Name != "shop-canary" {
 		t.Errorf("the segment keeps the rule's path and adds its header: %+v", s)
 	}
+	if len(s.Filters) != 1 || s.Filters[0].Type != gatewayv1.HTTPRouteFilterRequestHeaderModifier {
+		t.Errorf("the segment's requests should get the rule's own filters (not the mirror): %+v", s.Filters)
+	}
 	main := rules[1]
 	if len(main.BackendRefs) != 2 || *main.BackendRefs[0].Weight != 70 || main.BackendRefs[1].Name != "shop-canary" ||
 		*main.BackendRefs[1].Weight != 30 || *main.BackendRefs[1].Port != 8080 {

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
@@ -40,6 +41,30 @@ func templateHash(t corev1.PodTemplateSpec) string {
 	h := fnv.New32a()
 	h.Write(b)
 	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
+}
+
+// versionOf names the version of a Deployment's template: the version of a ReplicaSet made from
+// the same template (compared as the API server serves both, without Aviary's labels), else the
+// template's hash. Comparing templates, not hashes, keeps a version's name when the hash of an
+// unchanged template changes (a field newly defaulted by an upgraded API server or client).
+func versionOf(t corev1.PodTemplateSpec, vs []version) string {
+	for _, v := range vs {
+		own := *v.rs.Spec.Template.DeepCopy()
+		own.Labels = maps.Clone(own.Labels)
+		delete(own.Labels, RolloutLabel)
+		delete(own.Labels, HashLabel)
+		if len(own.Labels) == 0 {
+			own.Labels = nil
+		}
+		want := t
+		if len(want.Labels) == 0 {
+			want.Labels = nil
+		}
+		if equality.Semantic.DeepEqual(own, want) {
+			return v.hash
+		}
+	}
+	return templateHash(t)
 }
 
 // version is one ReplicaSet of a Rollout.

@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"aviary.dev/aviary/internal/rollout"
@@ -86,5 +87,21 @@ func TestADeploymentScaledToZeroByAviaryKeepsItsCount(t *testing.T) {
 	}
 	if n := deploymentReplicas(&appsv1.Deployment{}); n != 1 {
 		t.Errorf("no replicas field: %d, want Kubernetes' default 1", n)
+	}
+}
+
+func TestATemplateKeepsItsVersionWhenItsHashChanges(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "shop"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "shop", Image: "shop:1"}}}}
+	own := *tmpl.DeepCopy()
+	own.Labels = map[string]string{"app": "shop", RolloutLabel: "shop", HashLabel: "oldhash"}
+	vs := []version{{hash: "oldhash", rs: &appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Template: own}}}}
+	if got := versionOf(tmpl, vs); got != "oldhash" {
+		t.Errorf("the same template is version %q, want the ReplicaSet's oldhash", got)
+	}
+	changed := *tmpl.DeepCopy()
+	changed.Spec.Containers[0].Image = "shop:2"
+	if got := versionOf(changed, vs); got != templateHash(changed) {
+		t.Errorf("a changed template is version %q, want its own hash", got)
 	}
 }
