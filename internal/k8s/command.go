@@ -83,7 +83,7 @@ func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
 	view := rollout.StatusOf(st, ro.Status.ReleaseVersion, now)
 	switch {
 	case !st.InFlight() || ro.Status.Traffic == "":
-	case ro.Spec.TrafficRouting == nil:
+	case routeName(ro) == "":
 		view.Message += "; the weight is " + ro.Status.Traffic
 	case ro.Status.Traffic != "HTTPRoute "+routeName(ro): // held back while canary pods start
 		view.Message += "; " + ro.Status.Traffic

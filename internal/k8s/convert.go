@@ -3,6 +3,7 @@ package k8s
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -34,25 +35,11 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		// ready pod its HTTPRoute share is held at 0, so waiting longer costs no traffic.
 		"abortOnUnhealthy": DefaultAbortOnUnhealthy.String(),
 	}
-	add := func(key string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		var m any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return err
-		}
-		strategy[key] = m
-		return nil
-	}
+	// The set fields only (a nil pointer would marshal as null, which the config refuses).
 	for key, v := range map[string]any{"canary": st.Canary, "blueGreen": st.BlueGreen, "shadow": st.Shadow,
 		"scaleDownDelay": st.ScaleDownDelay, "abortOnUnhealthy": st.AbortOnUnhealthy, "progressDeadline": st.ProgressDeadline} {
-		if isNil(v) {
-			continue
-		}
-		if err := add(key, v); err != nil {
-			return spec{}, err
+		if !reflect.ValueOf(v).IsNil() {
+			strategy[key] = v
 		}
 	}
 	// The core's service name is the Rollout's name; a version's endpoint is only a name here (the
@@ -85,12 +72,6 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		}
 	}
 	return out, nil
-}
-
-// isNil reports a nil pointer held in an interface.
-func isNil(v any) bool {
-	b, _ := json.Marshal(v)
-	return string(b) == "null"
 }
 
 // rolloutPaths rewrites the config's field paths as the Rollout's.

@@ -165,6 +165,38 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// eventually polls ok every 20 ms until it holds or timeout passes, and reports whether it held.
+func eventually(timeout time.Duration, ok func() bool) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// versionWith is the version the Deployment's template would be with image: its hash.
+func (w *world) versionWith(image string) string {
+	w.t.Helper()
+	var d appsv1.Deployment
+	w.get("shop", &d)
+	d.Spec.Template.Spec.Containers[0].Image = image
+	return templateHash(d.Spec.Template)
+}
+
+// expectEvents checks that the Rollout's namespace has Kubernetes Events of these reasons.
+func (w *world) expectEvents(reasons ...string) {
+	w.t.Helper()
+	got := w.eventReasons()
+	for _, want := range reasons {
+		if !slices.Contains(got, want) {
+			w.t.Errorf("no Kubernetes Event %s among %v", want, got)
+		}
+	}
+}
+
 // setImage changes the Deployment's template, as `kubectl set image` or a GitOps sync would.
 func (w *world) setImage(image string) {
 	w.t.Helper()
@@ -322,6 +354,13 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 	if again.ResourceVersion != hr.ResourceVersion {
 		t.Errorf("the HTTPRoute was written again at rest (resourceVersion %s then %s)", hr.ResourceVersion, again.ResourceVersion)
 	}
+	var ro1, ro2 v1alpha1.Rollout
+	w.get("shop", &ro1)
+	time.Sleep(500 * time.Millisecond)
+	w.get("shop", &ro2)
+	if ro1.ResourceVersion != ro2.ResourceVersion {
+		t.Errorf("the Rollout's status was written again at rest (resourceVersion %s then %s)", ro1.ResourceVersion, ro2.ResourceVersion)
+	}
 
 	w.setImage("shop:2")
 	ro := w.waitFor("the canary paused at 20%", func(ro *v1alpha1.Rollout) bool {
@@ -346,12 +385,7 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 	if n := w.replicas(second); n != 4 {
 		t.Errorf("the new stable has %d replicas, want 4", n)
 	}
-	reasons := w.eventReasons()
-	for _, want := range []string{"RolloutStarted", "StepStarted", "Promoted", "Completed"} {
-		if !slices.Contains(reasons, want) {
-			t.Errorf("no Kubernetes Event %s among %v", want, reasons)
-		}
-	}
+	w.expectEvents("RolloutStarted", "StepStarted", "Promoted", "Completed")
 }
 
 func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
@@ -374,10 +408,7 @@ func TestAnAbortPutsTheWeightsBackOnStableAtOnce(t *testing.T) {
 	t.Logf("abort: the HTTPRoute sent everything to stable %s after the command was written (the CLI's path: annotation, reconcile, status, HTTPRoute, with 50 ms polls)",
 		time.Since(asked).Round(time.Millisecond))
 	w.waitSelector("shop-stable", first)
-	deadline := time.Now().Add(10 * time.Second)
-	for w.replicas(second) != 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(10*time.Second, func() bool { return w.replicas(second) == 0 })
 	if n := w.replicas(second); n != 0 {
 		t.Errorf("the aborted canary keeps %d replicas", n)
 	}

@@ -79,7 +79,7 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 			return ctrl.Result{}, err
 		}
 	}
-	if ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil {
+	if routeName(ro) != "" {
 		if err := r.route(ctx, ro, rollout.Plan{Stable: "-"}); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, err
 		}

@@ -333,12 +333,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 	}
 
 	// Events: the rollout's (events.k8s.io) in its namespace, leader election's (core) on the Lease.
-	reasons := w.eventReasons()
-	for _, want := range []string{"RolloutStarted", "StepStarted", "Promoted", "Completed"} {
-		if !slices.Contains(reasons, want) {
-			t.Errorf("no Kubernetes Event %s among %v", want, reasons)
-		}
-	}
+	w.expectEvents("RolloutStarted", "StepStarted", "Promoted", "Completed")
 	var lease coordinationv1.Lease
 	if err := cl.Get(w.ctx, types.NamespacedName{Namespace: leaseNS, Name: leaseID}, &lease); err != nil {
 		t.Fatalf("the Lease: %v", err)
@@ -368,11 +363,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not in 20s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(20*time.Second, ok) {
+		t.Fatalf("waiting for %s: not in 20s", what)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -268,7 +269,7 @@ type serving struct {
 // says so. A share going down (an abort, a lower step) applies at once.
 func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, current, waiting string) serving {
 	sv := serving{current: current, plan: rollout.PlanOf(st),
-		routed: ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil}
+		routed: routeName(ro) != ""}
 	sv.total = ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
 	if ro.Spec.Replicas == nil && sv.total == 0 {
 		// A Deployment at 0 (it only holds the template): the stable keeps the pods it has, at least one.
@@ -288,7 +289,7 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 	// the new one's ready pods cannot, as if the canary were still at that weight.
 	if stable := findVersion(vs, p.Stable); p.Warm != "" && !st.InFlight() && stable != nil && stable.rs.Status.AvailableReplicas < sv.total {
 		ready := max(0, stable.rs.Status.AvailableReplicas)
-		w := int(int64(100) * int64(ready) / int64(sv.total))
+		w := carried(100, ready, sv.total)
 		newStable, old := p.Stable, p.Warm
 		sv.plan = rollout.Plan{Stable: old, Canary: newStable, Weight: w, Admitted: -1}
 		sv.traffic = fmt.Sprintf("HTTPRoute %s: %s, the new stable, gets %d%% until %d of its %d pods are ready (%d are); %s takes the rest",
@@ -302,13 +303,18 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 	}
 	ready := max(0, c.rs.Status.AvailableReplicas)
 	weight := p.Weight
-	p.Weight = int(int64(p.Weight) * int64(ready) / int64(need))
+	p.Weight = carried(p.Weight, ready, need)
 	if ready == 0 {
 		p.Route = nil
 	}
 	sv.traffic = fmt.Sprintf("HTTPRoute %s: the canary gets %d%% rather than %d%% until %d of its %d pods are ready (%d are)",
 		routeName(ro), p.Weight, weight, need, need, ready)
 	return sv
+}
+
+// carried is the share of weight that ready of need pods can carry.
+func carried(weight int, ready, need int32) int {
+	return int(int64(weight) * int64(ready) / int64(need))
 }
 
 // serve makes the serving real: pods, Services, and the HTTPRoute.
@@ -404,7 +410,7 @@ func versionNames(st rollout.State, vs []version) []string {
 
 // checkRouting refuses steps that need a router, without one.
 func checkRouting(ro *v1alpha1.Rollout) error {
-	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
+	routed := routeName(ro) != ""
 	var errs config.Errors
 	if routed && ro.Spec.CanaryService == "" {
 		errs = append(errs, config.FieldError{Path: "spec.canaryService", Msg: "is required with trafficRouting: name the Service that selects the new version's pods"})
@@ -527,9 +533,7 @@ func (r *Reconciler) invalid(ctx context.Context, ro *v1alpha1.Rollout, msg stri
 		return nil
 	}
 	r.Logger.Warn("rollout spec refused; the last good one stays in force", "rollout", ro.Namespace+"/"+ro.Name, "err", msg)
-	if r.Recorder != nil {
-		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, "InvalidSpec", "Validate", "%s", msg)
-	}
+	r.event(ro, corev1.EventTypeWarning, "InvalidSpec", msg)
 	meta.SetStatusCondition(&ro.Status.Conditions, cond)
 	ro.Status.Message = "spec refused: " + strings.ReplaceAll(msg, "\n", "; ")
 	return r.Client.Status().Update(context.WithoutCancel(ctx), ro)
@@ -571,7 +575,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st r
 	}
 	s.State = &apiextensionsv1.JSON{Raw: raw}
 	setConditions(ro, st, vs, refused)
-	if old.State != nil && string(old.State.Raw) == string(raw) && equalStatus(old, s) {
+	if equality.Semantic.DeepEqual(old, s) {
 		return nil
 	}
 	return r.Client.Status().Update(ctx, ro)
@@ -589,12 +593,6 @@ func revisionOf(vs []version, hash string) int64 {
 		return v.revision
 	}
 	return 0
-}
-
-func equalStatus(a, b *v1alpha1.RolloutStatus) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
 }
 
 // setConditions derives the Kubernetes conditions from the state.
@@ -626,15 +624,12 @@ func (r *Reconciler) record(ro *v1alpha1.Rollout, events []rollout.Event) {
 	for _, e := range events {
 		r.Logger.Info("rollout", "rollout", ro.Namespace+"/"+ro.Name, "event", e.Kind, "phase", e.Phase,
 			"stable", e.Stable, "canary", e.Canary, "weight", e.Weight, "step", e.Step, "by", e.By, "reason", e.Reason)
-		if r.Recorder == nil {
-			continue
-		}
 		typ := corev1.EventTypeNormal
 		switch e.Kind {
 		case "Aborted", "AnalysisFailed", "GateFailed", "AnalysisInconclusive":
 			typ = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(ro, nil, typ, e.Kind, e.Kind, "%s", truncate(e.Reason, 1000))
+		r.event(ro, typ, e.Kind, truncate(e.Reason, 1000))
 	}
 }
 

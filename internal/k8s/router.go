@@ -24,7 +24,7 @@ import (
 // at a version with no available pod: it keeps what it selects (the Deployment's own pods, when
 // a Rollout adopts a serving Deployment) until that version has one.
 func (r *Reconciler) selectServices(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Plan, vs []version) error {
-	routed := ro.Spec.TrafficRouting != nil && ro.Spec.TrafficRouting.GatewayAPI != nil
+	routed := routeName(ro) != ""
 	available := func(hash string) bool {
 		for _, v := range vs {
 			if (hash == "" || v.hash == hash) && v.rs.Status.AvailableReplicas > 0 {

@@ -56,11 +56,7 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 	// The preview: everyone on blue, requests with X-Preview: 1 on green, which has all its pods.
 	w.waitWeights(100, 0)
 	var hr gatewayv1.HTTPRoute
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if w.get("shop", &hr); hr.Spec.Rules[0].Name != nil {
-			break
-		}
-	}
+	eventually(10*time.Second, func() bool { w.get("shop", &hr); return hr.Spec.Rules[0].Name != nil })
 	seg := hr.Spec.Rules[0]
 	if seg.Name == nil || string(*seg.Name) != "aviary-shop-segment" || len(seg.Matches) != 1 || len(seg.Matches[0].Headers) != 1 ||
 		seg.Matches[0].Headers[0].Name != "X-Preview" || seg.Matches[0].Headers[0].Value != "1" || seg.BackendRefs[0].Name != "shop-canary" {
@@ -86,10 +82,6 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 	ro := w.command(rollout.Undo)
 	if ro.Status.StableVersion != blue || ro.Status.Phase != "Healthy" {
 		t.Errorf("after undo: stable %s phase %s, want %s Healthy", ro.Status.StableVersion, ro.Status.Phase, blue)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for w.selector("shop-stable") != blue && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
 	}
 	w.waitSelector("shop-stable", blue)
 	// The Deployment still says green: undo is not undone by the next reconcile.
@@ -169,10 +161,7 @@ func TestARolloutWhosePrometheusAnalysisFailsIsRolledBack(t *testing.T) {
 	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
 
 	// The new template's version is its hash: its pods report 30% errors before it is released.
-	var dep appsv1.Deployment
-	w.get("shop", &dep)
-	dep.Spec.Template.Spec.Containers[0].Image = "shop:2-broken"
-	canary := templateHash(dep.Spec.Template)
+	canary := w.versionWith("shop:2-broken")
 	exp.set(first, 0.001)
 	exp.set(canary, 0.30)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -276,11 +265,7 @@ func TestOfTwoControllerReplicasOnlyTheLeaderActs(t *testing.T) {
 	// The leader goes; the other takes over and finishes the rollout.
 	stops[leader]()
 	other := 1 - leader
-	deadline := time.Now().Add(20 * time.Second)
-	for !elected[other].Load() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !elected[other].Load() {
+	if !eventually(20*time.Second, elected[other].Load) {
 		t.Fatal("the second replica did not take over within 20 s of the leader's end")
 	}
 	w.command(rollout.Promote)
@@ -336,10 +321,7 @@ func TestTheSequentialJudgeRollsBackACanaryWithMoreErrorsThanTheStableOnPromethe
 	}
 	w.controller()
 	first := w.waitFor("the first version to be stable", healthy).Status.StableVersion
-	var dep appsv1.Deployment
-	w.get("shop", &dep)
-	dep.Spec.Template.Spec.Containers[0].Image = "shop:2-erroring"
-	canary := templateHash(dep.Spec.Template)
+	canary := w.versionWith("shop:2-erroring")
 	exp.mu.Lock()
 	exp.errors[first], exp.errors[canary] = 0.01, 0.08
 	exp.mu.Unlock()
@@ -378,11 +360,7 @@ func TestTheControllerServesMetricsAndHealth(t *testing.T) {
 	}
 	want := fmt.Sprintf(`aviary_rollout_phase{namespace=%q,phase="Healthy",service="shop"} 1`, w.ns)
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if _, body = get("http://" + metricsAddr + "/metrics"); strings.Contains(body, want) {
-			break
-		}
-	}
+	eventually(10*time.Second, func() bool { _, body = get("http://" + metricsAddr + "/metrics"); return strings.Contains(body, want) })
 	for _, s := range []string{want, `aviary_rollout_canary_weight{canary="",namespace="` + w.ns + `",service="shop",stable="` + stable + `"} 0`,
 		`controller_runtime_reconcile_total{controller="rollout",result="success"}`} {
 		if !strings.Contains(body, s) {
@@ -407,11 +385,7 @@ func TestScaleDownOnSuccessHandsTheDeploymentsPodsToTheRollout(t *testing.T) {
 	w.controller()
 	stable := w.waitFor("the first version to be stable", healthy).Status.StableVersion
 	var dep appsv1.Deployment
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if w.get("shop", &dep); ptr.Deref(dep.Spec.Replicas, 1) == 0 {
-			break
-		}
-	}
+	eventually(10*time.Second, func() bool { w.get("shop", &dep); return ptr.Deref(dep.Spec.Replicas, 1) == 0 })
 	if ptr.Deref(dep.Spec.Replicas, 1) != 0 || dep.Annotations[ReplicasAnnotation] != "4" {
 		t.Fatalf("the Deployment has %d replicas and annotation %q, want 0 and 4", ptr.Deref(dep.Spec.Replicas, 1), dep.Annotations[ReplicasAnnotation])
 	}
@@ -514,10 +488,6 @@ func TestTheHTTPRouteWaitsForTheCanarysPods(t *testing.T) {
 	}
 	started.Store(4)
 	w.waitWeights(100, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for w.selector("shop-stable") != canary && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
 	w.waitSelector("shop-stable", canary)
 }
 
@@ -576,22 +546,15 @@ func TestADeletedRolloutHandsItsTrafficBackToTheDeployment(t *testing.T) {
 	w.waitFor("the canary at 50%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 50 })
 	w.waitWeights(50, 50)
 	var dep appsv1.Deployment
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if w.get("shop", &dep); ptr.Deref(dep.Spec.Replicas, 1) == 0 {
-			break
-		}
-	}
+	eventually(10*time.Second, func() bool { w.get("shop", &dep); return ptr.Deref(dep.Spec.Replicas, 1) == 0 })
 	w.get("shop", &ro)
 	if err := cl.Delete(w.ctx, &ro); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, &ro); apierrors.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Rollout is still there 20 s after its deletion: finalizers %v", ro.Finalizers)
-		}
+	if !eventually(20*time.Second, func() bool {
+		return apierrors.IsNotFound(cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, &ro))
+	}) {
+		t.Fatalf("the Rollout is still there 20 s after its deletion: finalizers %v", ro.Finalizers)
 	}
 	w.get("shop", &dep)
 	if n := ptr.Deref(dep.Spec.Replicas, 1); n != 4 {
