@@ -113,22 +113,64 @@ func (c *condition) match(r *http.Request) bool {
 }
 
 // cookieValue finds a cookie without allocating, unlike http.Request.Cookie, which parses them all.
+// It follows net/http's reading exactly: only space, tab, CR and LF are trimmed (around the pair and
+// the name, not inside the value), a pair whose name is
+// not a token or whose value holds a byte a cookie may not is skipped, and the first valid pair wins.
 func cookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, _ := strings.Cut(part, "=")
-			if strings.TrimSpace(k) == name {
-				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
+			k, v, _ := strings.Cut(trimASCIISpace(part), "=")
+			if trimASCIISpace(k) != name || !isToken(name) {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
 				return v, true
 			}
 		}
 	}
 	return "", false
+}
+
+// trimASCIISpace trims what textproto.TrimString trims: space, tab, CR and LF, not \v or \f.
+func trimASCIISpace(s string) string {
+	isSpace := func(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
+	for s != "" && isSpace(s[0]) {
+		s = s[1:]
+	}
+	for s != "" && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// isToken reports whether s is an RFC 7230 token, as a cookie name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validCookieValue reports whether every byte of v may appear in a cookie value (RFC 6265, as net/http
+// reads it: printable ASCII but '"', ';' and '\\').
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // queryValue finds the first value of a query parameter, unescaping only when it must.

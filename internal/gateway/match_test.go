@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"aviary.dev/aviary/internal/config"
@@ -47,20 +48,25 @@ func TestMatch(t *testing.T) {
 	}
 }
 
-// FuzzCookieAndQuery: the allocation-free readers agree with net/http's and net/url's parsers on any
-// input that those accept.
+// FuzzCookieAndQuery: the allocation-free readers agree with net/http's cookie reader on every input
+// and with net/url's query parser on any query it accepts.
 func FuzzCookieAndQuery(f *testing.F) {
 	f.Add("a=1; b=2", "b", "x=1&y=%20z", "y")
 	f.Add(`beta="1"`, "beta", "a+b=c", "a b")
 	f.Add("", "a", "&&a=", "a")
+	f.Add("b=0\v;b", "b", "", "b")
+	f.Add("a= 1 ; a=2", "a", "", "a")
+	f.Add(`a=x\y; a="q"; a=ok`, "a", "", "a")
 	f.Fuzz(func(t *testing.T, cookie, cname, query, qname string) {
 		h := http.Header{"Cookie": {cookie}}
 		got, ok := cookieValue(h, cname)
 		r := &http.Request{Header: h}
-		if c, err := r.Cookie(cname); err == nil && !ok {
-			t.Fatalf("cookie %q in %q: net/http found %q, we found none", cname, cookie, c.Value)
-		} else if err == nil && got != c.Value && validCookieValue(got) {
-			t.Fatalf("cookie %q in %q: net/http %q, we %q", cname, cookie, c.Value, got)
+		// net/http reads no cookies past its count limit, and an empty name means any cookie to it;
+		// routes always name one.
+		if c, err := r.Cookie(cname); cname == "" || strings.Count(cookie, ";") >= 3000 {
+			// nothing to compare
+		} else if (err == nil) != ok || (ok && got != c.Value) {
+			t.Fatalf("cookie %q in %q: net/http %v %v, we %q %v", cname, cookie, c, err, got, ok)
 		}
 		vals, err := url.ParseQuery(query)
 		if err != nil {
@@ -72,5 +78,3 @@ func FuzzCookieAndQuery(f *testing.F) {
 		}
 	})
 }
-
-func validCookieValue(v string) bool { return (&http.Cookie{Name: "a", Value: v}).Valid() == nil }
