@@ -38,7 +38,8 @@ func (r *Reconciler) keepUntilHandedOver(ctx context.Context, ro *v1alpha1.Rollo
 // again (scaled to the Rollout's count if it was at 0), the Services select the app's pods without
 // Aviary's labels, and the HTTPRoute sends everything to the stable Service. The finalizer goes
 // once the Deployment's pods are available, so the Rollout's ReplicaSets (deleted with it) serve
-// until then.
+// until then. A Deployment whose template the Rollout rolled back is not handed anything (see
+// holdHandover).
 func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, error) {
 	r.dropJudges(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}) // its analyses and gates are over
 	if !controllerutil.ContainsFinalizer(ro, HandoverFinalizer) {
@@ -51,6 +52,9 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 	case err != nil:
 		return ctrl.Result{}, err
 	default:
+		if held, err := r.holdHandover(ctx, ro, &dep); held || err != nil {
+			return ctrl.Result{RequeueAfter: handoverRecheck}, err
+		}
 		want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(&dep))
 		if want == 0 { // a Deployment that only held the template: as many pods as the Rollout runs
 			vs, err := r.versions(ctx, ro)
@@ -91,6 +95,37 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 	}
 	r.Logger.Info("rollout deleted; traffic handed back to the Deployment", "rollout", ro.Namespace+"/"+ro.Name)
 	return ctrl.Result{}, nil
+}
+
+// HandoverAnnotation on a deleted Rollout set to "force" hands its traffic over even to a template
+// the Rollout rolled back.
+const HandoverAnnotation = "aviary.dev/handover"
+
+// handoverRecheck is how often a held handover looks again (a change to the Deployment or the
+// Rollout also wakes it).
+const handoverRecheck = 30 * time.Second
+
+// holdHandover reports whether a deleted Rollout must keep its traffic: when the Deployment's
+// template is the one the Rollout rolled back, handing over would roll that version out to
+// everyone through the Deployment. It holds until the template is changed (back to the stable
+// one, or to a fix), the Rollout is annotated aviary.dev/handover=force, or the Deployment goes.
+func (r *Reconciler) holdHandover(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (bool, error) {
+	if ro.Status.Phase != string(rollout.Degraded) || ro.Annotations[HandoverAnnotation] == "force" ||
+		dep.DeletionTimestamp != nil || ro.Status.ReleaseVersion == ro.Status.StableVersion {
+		return false, nil
+	}
+	vs, err := r.versions(ctx, ro)
+	if err != nil {
+		return false, err
+	}
+	if versionOf(dep.Spec.Template, vs) != ro.Status.ReleaseVersion {
+		return false, nil
+	}
+	r.event(ro, corev1.EventTypeWarning, "HandoverHeld", fmt.Sprintf("Deployment %s holds version %s, which was rolled back; "+
+		"handing traffic over would roll it out to everyone, so stable %s keeps serving. Set the Deployment's template back "+
+		"(or to a fix), or annotate the Rollout %s=force to hand over anyway", dep.Name, ro.Status.ReleaseVersion,
+		ro.Status.StableVersion, HandoverAnnotation))
+	return true, nil
 }
 
 // unselect removes Aviary's labels from a Service's selector.

@@ -600,3 +600,66 @@ func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
 	}
 	w.waitWeights(100, 0)
 }
+
+// A Rollout deleted after its canary was rolled back keeps serving the stable version while the
+// Deployment still holds the rolled-back template: handing over would roll it out to everyone. It
+// hands over once the template is set back, or when told to by the force annotation.
+func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTemplate(t *testing.T) {
+	t.Parallel()
+	for _, release := range []string{"template set back", "forced"} {
+		t.Run(release, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.app("shop:1")
+			w.rollout(canarySteps(weight(30), pause(0)), nil)
+			var ro v1alpha1.Rollout
+			w.get("shop", &ro)
+			ro.Spec.WorkloadRef.ScaleDown = "onsuccess"
+			if err := cl.Update(w.ctx, &ro); err != nil {
+				t.Fatal(err)
+			}
+			w.controller()
+			w.waitFor("the first version to be stable", healthy)
+			w.setImage("shop:2")
+			w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
+			w.command(rollout.Abort)
+			w.waitWeights(100, 0)
+			w.get("shop", &ro)
+			if err := cl.Delete(w.ctx, &ro); err != nil {
+				t.Fatal(err)
+			}
+			if !eventually(10*time.Second, func() bool { return slices.Contains(w.eventReasons(), "HandoverHeld") }) {
+				t.Fatalf("no HandoverHeld event among %v", w.eventReasons())
+			}
+			time.Sleep(2 * time.Second) // a handover, had it not been held, would have begun by now
+			var dep appsv1.Deployment
+			w.get("shop", &dep)
+			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 0 {
+				t.Errorf("the Deployment holding the rolled-back template was scaled to %d", n)
+			}
+			w.get("shop", &ro) // still there, with its finalizer
+			if w.selector("shop-stable") == "" {
+				t.Error("the stable Service lost Aviary's selector while the handover is held")
+			}
+			w.waitWeights(100, 0)
+
+			if release == "forced" {
+				ro.Annotations = map[string]string{HandoverAnnotation: "force"}
+				if err := cl.Update(w.ctx, &ro); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				w.setImage("shop:1")
+			}
+			if !eventually(20*time.Second, func() bool {
+				return apierrors.IsNotFound(cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, &ro))
+			}) {
+				t.Fatalf("the Rollout is still there 20 s after the handover was released")
+			}
+			w.get("shop", &dep)
+			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 4 {
+				t.Errorf("the Deployment has %d replicas after the handover, want 4", n)
+			}
+		})
+	}
+}
