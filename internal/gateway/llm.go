@@ -29,7 +29,10 @@ type LLMRecord struct {
 	Start            time.Time
 	Duration         time.Duration
 	Exchange         llm.Exchange
-	Input, Output    []byte // the request as sent and the first bytes of the response, bounded
+	// Input and Output are the request as sent and the first bytes of the response, kept only
+	// for a service with an evaluator: up to its maxBytes and one more, so that it can tell
+	// what was cut. Without one, copying the answer aside would be work for nobody.
+	Input, Output []byte
 }
 
 // LLMSink receives exchanges; Served must not block.
@@ -37,21 +40,23 @@ type LLMSink interface {
 	Served(LLMRecord)
 }
 
-// llmCapture bounds what an exchange keeps of its request and response for the sink.
-const llmCapture = 16 << 10
-
 // llmService is a service's llm setting, compiled.
 type llmService struct {
 	kind         string
 	includeUsage bool
 	maxRequest   int64
+	capture      int // bytes of request and response kept for the evaluator; 0 without one
 }
 
 func newLLMService(l *config.LLM) *llmService {
 	if l == nil {
 		return nil
 	}
-	return &llmService{kind: l.API, includeUsage: l.IncludeUsage, maxRequest: l.MaxRequestBytes}
+	s := &llmService{kind: l.API, includeUsage: l.IncludeUsage, maxRequest: l.MaxRequestBytes}
+	if l.Evaluator != nil {
+		s.capture = l.Evaluator.MaxBytes + 1
+	}
+	return s
 }
 
 func newRewrite(vl *config.VersionLLM) llm.Rewrite {
@@ -109,7 +114,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 	if l.includeUsage && api == llm.OpenAIChat && lx.req.Stream && !lx.req.IncludeUsage {
 		body, lx.strip = llm.AddIncludeUsage(body)
 	}
-	lx.input = body[:min(len(body), llmCapture)]
+	lx.input = body[:min(len(body), l.capture)]
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.TransferEncoding = nil
@@ -127,7 +132,7 @@ func newRequestID() string {
 func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
 	lx := ex.llm
 	resp.Header.Set(RequestIDHeader, lx.id)
-	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode,
+	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, capture: ex.svc.llm.capture,
 		svc: ex.svc.name, version: ex.v.name,
 		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
 	if lx.strip {
@@ -146,6 +151,7 @@ type llmBody struct {
 	filter  *llm.UsageChunkFilter
 	pending bytes.Buffer // filtered bytes not yet returned
 	output  []byte
+	capture int // bytes of the answer to keep in output
 	status  int
 	svc     string
 	version string
@@ -184,7 +190,7 @@ func (b *llmBody) see(chunk []byte) {
 		return
 	}
 	_, _ = b.p.Write(chunk)
-	if room := llmCapture - len(b.output); room > 0 {
+	if room := b.capture - len(b.output); room > 0 {
 		b.output = append(b.output, chunk[:min(room, len(chunk))]...)
 	}
 }

@@ -44,14 +44,15 @@ func (r *records) wait(t *testing.T) LLMRecord {
 	return r.list[r.read-1]
 }
 
-// llmGateway serves one LLM service whose version v1 is a real fake LLM server.
+// llmGateway serves one LLM service whose version v1 is a real fake LLM server. The service has
+// an evaluator, so its records carry the request and the answer (the sink here never calls it).
 func llmGateway(t *testing.T, versionLLM string, o fakellm.Options) (*httptest.Server, *records) {
 	up := httptest.NewServer(fakellm.New(o))
 	t.Cleanup(up.Close)
 	return serveLLM(t, `
 services:
   - name: chat
-    llm: {api: openai, includeUsage: true}
+    llm: {api: openai, includeUsage: true, evaluator: {url: "http://127.0.0.1:9/", percent: 10, maxBytes: 4096}}
     versions:
       - {name: v1, endpoints: ["`+up.URL+`"]`+versionLLM+`}
 `)
@@ -118,6 +119,39 @@ func TestAStreamedChatIsReadBesideTheBytesAndTheUsageChunkStaysHidden(t *testing
 	}
 	if r.Version != "v1" || r.Status != 200 || !strings.Contains(string(r.Input), "be brief") || !strings.Contains(string(r.Output), "[q=0.80]") {
 		t.Errorf("record %+v", r)
+	}
+}
+
+// The request and the answer are kept for the evaluator, up to its maxBytes and one more byte;
+// a service without an evaluator keeps neither, and copies nothing aside.
+func TestAnExchangeKeepsItsTextOnlyForAnEvaluator(t *testing.T) {
+	up := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 100}))
+	t.Cleanup(up.Close)
+	body := `{"model":"m","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("long question ", 20) + `"}]}`
+	for _, tc := range []struct {
+		evaluator string
+		keep      int
+	}{{"", 0}, {", evaluator: {url: \"http://127.0.0.1:9/\", percent: 10, maxBytes: 64}", 65}} {
+		front, rec := serveLLM(t, `
+services:
+  - name: chat
+    llm: {api: openai`+tc.evaluator+`}
+    versions: [{name: v1, endpoints: ["`+up.URL+`"]}]
+`)
+		resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r := rec.wait(t)
+		if len(r.Input) != tc.keep || len(r.Output) != tc.keep {
+			t.Errorf("evaluator %q: kept %d bytes of the request and %d of the answer, want %d of each",
+				tc.evaluator, len(r.Input), len(r.Output), tc.keep)
+		}
+		if tc.keep > 0 && (!strings.HasPrefix(body, string(r.Input)) || !strings.HasPrefix(string(r.Output), "data: ")) {
+			t.Errorf("kept %q and %q, want the first bytes of the request and of the answer", r.Input, r.Output)
+		}
 	}
 }
 
