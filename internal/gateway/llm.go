@@ -33,6 +33,9 @@ type LLMRecord struct {
 	// for a service with an evaluator: up to its maxBytes and one more, so that it can tell
 	// what was cut. Without one, copying the answer aside would be work for nobody.
 	Input, Output []byte
+	// TraceParent and TraceState are the client's W3C trace context headers, if it sent them, so
+	// that the exchange's span can join the client's trace.
+	TraceParent, TraceState string
 }
 
 // LLMSink receives exchanges; Served must not block.
@@ -74,6 +77,8 @@ type llmExchange struct {
 	strip bool // Aviary asked for stream usage: the client must not see the extra chunk
 	input []byte
 	start time.Time
+	// the client's trace context headers
+	traceParent, traceState string
 }
 
 // prepareLLM reads an LLM request's body, rewrites it for the chosen version, and puts it back on
@@ -87,7 +92,8 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 	if api == "" {
 		return
 	}
-	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now()}
+	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now(),
+		traceParent: r.Header.Get("Traceparent"), traceState: r.Header.Get("Tracestate")}
 	if lx.id == "" {
 		lx.id = newRequestID()
 	}
@@ -207,7 +213,8 @@ func (b *llmBody) Close() error {
 	x.Stream = x.Stream || b.lx.req.Stream
 	if b.g.llmSink != nil {
 		b.g.llmSink.Served(LLMRecord{Service: b.svc, Version: b.version, RequestID: b.lx.id, Status: b.status,
-			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output})
+			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output,
+			TraceParent: b.lx.traceParent, TraceState: b.lx.traceState})
 	}
 	return err
 }

@@ -155,6 +155,25 @@ services:
 	}
 }
 
+// The client's trace context reaches the record (for the exchange's span) and the upstream.
+func TestAnExchangeCarriesTheClientsTraceContext(t *testing.T) {
+	front, rec := llmGateway(t, "", fakellm.Options{OutputTokens: 3})
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	req, _ := http.NewRequest(http.MethodPost, front.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Traceparent", tp)
+	req.Header.Set("Tracestate", "vendor=x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if r := rec.wait(t); r.TraceParent != tp || r.TraceState != "vendor=x" {
+		t.Errorf("record trace context %q / %q, want the client's", r.TraceParent, r.TraceState)
+	}
+}
+
 func TestAClientThatAskedForUsageKeepsIt(t *testing.T) {
 	front, rec := llmGateway(t, "", fakellm.Options{OutputTokens: 5})
 	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`

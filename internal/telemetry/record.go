@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
 	"go.opentelemetry.io/otel/trace"
@@ -109,9 +110,10 @@ func errorType(status int, x llm.Exchange) (string, string) {
 	return "", ""
 }
 
-// Exchange records one LLM exchange: a span from start to start+duration, and the metrics. status
-// is the upstream's HTTP status; cost counts only when priced. It never blocks.
-func (t *Telemetry) Exchange(service, version string, mirror bool, requestID string, start time.Time, duration time.Duration,
+// Exchange records one LLM exchange: a span from start to start+duration (in the client's trace
+// when parent carries one), and the metrics. status is the upstream's HTTP status; cost counts
+// only when priced. It never blocks.
+func (t *Telemetry) Exchange(parent Parent, service, version string, mirror bool, requestID string, start time.Time, duration time.Duration,
 	status int, x llm.Exchange, cost float64, priced bool) {
 	if t == nil || t.tp == nil {
 		return
@@ -156,11 +158,24 @@ func (t *Telemetry) Exchange(service, version string, mirror bool, requestID str
 		in.cost.Add(ctx, cost, metric.WithAttributeSet(base))
 	}
 
-	t.span(start, duration, status, x, errType, errMsg, append(common, attrRequestID.String(requestID)), cost, priced)
+	t.span(parent, start, duration, status, x, errType, errMsg, append(common, attrRequestID.String(requestID)), cost, priced)
+}
+
+// Parent is the W3C trace context a client sent with its request (its traceparent and tracestate
+// headers), so that the exchange's span joins the client's trace as a child of the client's span.
+// The zero Parent, or one that does not parse, starts a new trace.
+type Parent struct{ TraceParent, TraceState string }
+
+func (p Parent) context() context.Context {
+	ctx := context.Background()
+	if p.TraceParent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": p.TraceParent, "tracestate": p.TraceState})
 }
 
 // span records the exchange's span; attrs are the common attributes and the request id.
-func (t *Telemetry) span(start time.Time, duration time.Duration, status int, x llm.Exchange, errType, errMsg string,
+func (t *Telemetry) span(parent Parent, start time.Time, duration time.Duration, status int, x llm.Exchange, errType, errMsg string,
 	attrs []attribute.KeyValue, cost float64, priced bool) {
 	name := string(genaiconv.OperationNameChat)
 	if x.RequestModel != "" {
@@ -183,7 +198,7 @@ func (t *Telemetry) span(start time.Time, duration time.Duration, status int, x 
 	if errType != "" {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
 	}
-	_, s := t.tracer.Start(context.Background(), name, trace.WithSpanKind(trace.SpanKindClient),
+	_, s := t.tracer.Start(parent.context(), name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
 	if errType != "" {
 		s.SetStatus(codes.Error, errMsg)

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"math"
 	"net/http"
@@ -44,8 +45,8 @@ func TestExchangesReachTheCollectorByTheGenAIConventions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel.Exchange("chat", "v1", false, "req-1", start, 1200*time.Millisecond, 200, chatOK, 0.0021, true)
-	tel.Exchange("chat", "v2", true, "req-2", start, 300*time.Millisecond, 200, anthropicErr, 0, false)
+	tel.Exchange(Parent{}, "chat", "v1", false, "req-1", start, 1200*time.Millisecond, 200, chatOK, 0.0021, true)
+	tel.Exchange(Parent{}, "chat", "v2", true, "req-2", start, 300*time.Millisecond, 200, anthropicErr, 0, false)
 	tel.Evaluation("chat", "v1", false, "helpfulness", 0.8)
 	tel.Evaluation("chat", "v1", false, "helpfulness", 0.6)
 	if err := tel.Shutdown(t.Context()); err != nil {
@@ -167,6 +168,40 @@ func TestExchangesReachTheCollectorByTheGenAIConventions(t *testing.T) {
 	})
 }
 
+// A client's W3C trace context makes the exchange's span a child of the client's span, in the
+// client's trace; a traceparent that does not parse starts a new trace, as none does.
+func TestAnExchangeJoinsTheClientsTrace(t *testing.T) {
+	t.Parallel()
+	rec := newReceiver(t)
+	tel, err := New(t.Context(), Options{Endpoint: rec.URL, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const traceID, spanID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	tel.Exchange(Parent{TraceParent: "00-" + traceID + "-" + spanID + "-01", TraceState: "vendor=x"},
+		"chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0, false)
+	tel.Exchange(Parent{TraceParent: "00-not-a-trace"}, "chat", "v1", false, "req-2", start, time.Second, 200, chatOK, 0, false)
+	tel.Exchange(Parent{}, "chat", "v1", false, "req-3", start, time.Second, 200, chatOK, 0, false)
+	if err := tel.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans, _ := rec.spans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3", len(spans))
+	}
+	joined := spans[0]
+	if hex.EncodeToString(joined.TraceId) != traceID || hex.EncodeToString(joined.ParentSpanId) != spanID ||
+		joined.TraceState != "vendor=x" {
+		t.Errorf("span in trace %x under %x (state %q), want trace %s under span %s",
+			joined.TraceId, joined.ParentSpanId, joined.TraceState, traceID, spanID)
+	}
+	for _, s := range spans[1:] {
+		if len(s.ParentSpanId) != 0 || hex.EncodeToString(s.TraceId) == traceID || len(s.TraceId) != 16 {
+			t.Errorf("span %x with parent %x: want the root of a new trace", s.TraceId, s.ParentSpanId)
+		}
+	}
+}
+
 func TestHTTPErrorsAndCutStreamsAreErrors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -194,7 +229,7 @@ func TestWithoutEndpointNothingIsDoneOrAllocated(t *testing.T) { // not parallel
 	}
 	for name, tel := range map[string]*Telemetry{"no endpoint": off, "nil": nil} {
 		allocs := testing.AllocsPerRun(100, func() {
-			tel.Exchange("chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
+			tel.Exchange(Parent{}, "chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
 			tel.Evaluation("chat", "v1", false, "helpfulness", 0.8)
 		})
 		if allocs != 0 {
@@ -247,7 +282,7 @@ func TestAHangingCollectorNeverBlocksTraffic(t *testing.T) {
 	began := time.Now()
 	for i := range n {
 		t0 := time.Now()
-		tel.Exchange("chat", "v1", i%2 == 0, "req", start, time.Second, 200, chatOK, 0.01, true)
+		tel.Exchange(Parent{}, "chat", "v1", i%2 == 0, "req", start, time.Second, 200, chatOK, 0.01, true)
 		slowest = max(slowest, time.Since(t0))
 	}
 	t.Logf("%d exchanges in %v, slowest %v", n, time.Since(began), slowest)
@@ -276,7 +311,7 @@ func TestExportFailuresAreLoggedSparinglyAndReturnedByShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel.Exchange("chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
+	tel.Exchange(Parent{}, "chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
 	deadline := time.Now().Add(5 * time.Second)
 	for rec.exports() < 5 && time.Now().Before(deadline) { // several failed metric exports
 		time.Sleep(10 * time.Millisecond)
@@ -363,6 +398,6 @@ func BenchmarkExchange(b *testing.B) {
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	b.ReportAllocs()
 	for b.Loop() {
-		tel.Exchange("chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
+		tel.Exchange(Parent{}, "chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
 	}
 }
