@@ -8,6 +8,10 @@
 # The gateway runs alone on CPU 0 (GOMAXPROCS=1); wrk and the fake model share CPU 1. Its CPU is
 # read from /proc before and after each measured run, so the figure is the gateway's alone.
 #
+# Then, under the same load, bench/firsttoken measures how long each stream's first token takes
+# from the fake model's write (stamped into the chunk) to the client's read: straight from the
+# model (direct), through the plain gateway, and through the gateway with the tee.
+#
 # Environment:
 #   ROUNDS=3            plain/tee pairs measured
 #   DURATION=10         seconds measured per run
@@ -43,7 +47,7 @@ done
 start_model() {
 	local pf="$TMP/fakellm.addr"
 	GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$BIN/aviary-fakellm" --listen 127.0.0.1:0 --port-file "$pf" \
-		--ttft 0 --token-every "$TOKEN_EVERY" --output-tokens "$TOKENS" >"$TMP/fakellm.log" 2>&1 &
+		--ttft 0 --token-every "$TOKEN_EVERY" --output-tokens "$TOKENS" --stamp >"$TMP/fakellm.log" 2>&1 &
 	PIDS+=("$!")
 	wait_ready "$!" test -s "$pf" || die "aviary-fakellm did not start: $(cat "$TMP/fakellm.log")"
 	UP=$(tr -d '\n' <"$pf")
@@ -122,12 +126,31 @@ measure() {
 	echo "$(((t1 - t0) * 1000000 / HZ / req)) $req $(field non2xx "$line") $(field sockerr "$line")"
 }
 
+# first_token MODE -> "streams p50 p90 p99 max errors" (µs): the first token's trip under load.
+first_token() {
+	local mode=$1 port admin url line
+	url="http://$UP/v1/chat/completions"
+	if [[ $mode != direct ]]; then
+		port=$(free_port) admin=$(free_port)
+		start_gateway "$mode" "$port" "$admin" || die "aviary ($mode) did not start"
+		url="http://127.0.0.1:$port/v1/chat/completions"
+	fi
+	line=$(taskset -c "$LOAD_CPU" "$BIN/firsttoken" -url "$url" -streams "$CONNS" -duration "${DURATION}s") ||
+		die "$mode: firsttoken failed"
+	if [[ $mode != direct ]]; then
+		stop "$GW_PID"
+		forget "$GW_PID"
+	fi
+	echo "$(field streams "$line") $(field p50_us "$line") $(field p90_us "$line") $(field p99_us "$line") $(field max_us "$line") $(field errors "$line")"
+}
+
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 main() {
 	log "building aviary and aviary-fakellm"
 	build aviary ./cmd/aviary || exit 1
 	build aviary-fakellm ./cmd/aviary-fakellm || exit 1
+	build firsttoken ./bench/firsttoken || exit 1
 	write_wrk_script
 	start_model
 	local plain=() tee=() diffs=() rows=() r m res
@@ -141,6 +164,18 @@ main() {
 			rows+=("| $r | $m | $req | $cpu | $non2xx / $sockerr |")
 		done
 		diffs+=($((tee[r - 1] - plain[r - 1])))
+	done
+	local lat_rows=() p99_direct=() p99_plain=() p99_tee=() streams p50 p90 p99 mx errs
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for m in direct plain tee; do
+			log "first token, round $r/$ROUNDS: $m (${DURATION}s)"
+			read -r streams p50 p90 p99 mx errs <<<"$(first_token "$m")"
+			log "  p50 $p50 µs, p99 $p99 µs over $streams streams ($errs errors)"
+			lat_rows+=("| $r | $m | $streams | $p50 | $p90 | $p99 | $mx | $errs |")
+			declare -n into="p99_$m"
+			into+=("$p99")
+			unset -n into
+		done
 	done
 	local mp mt md
 	mp=$(median <<<"${plain[*]}") mt=$(median <<<"${tee[*]}") md=$(median <<<"${diffs[*]}")
@@ -160,6 +195,15 @@ main() {
 		echo "Medians: plain $mp µs, tee $mt µs per request. Tee minus plain, round by round: ${diffs[*]} µs;" \
 			"median $md µs per request, $(awk -v d="$md" -v n="$TOKENS" 'BEGIN {printf "%.0f", d * 1000 / n}') ns per chunk," \
 			"$(awk -v d="$md" -v t="$mt" 'BEGIN {printf "%.1f", d * 100 / t}')% of the gateway's CPU per request."
+		echo
+		echo "## First token: from the model's write to the client's read (µs), $CONNS streams in flight"
+		echo
+		echo "| round | path | streams | p50 | p90 | p99 | max | errors |"
+		echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		printf '%s\n' "${lat_rows[@]}"
+		echo
+		echo "Median p99: direct $(median <<<"${p99_direct[*]}") µs, plain gateway $(median <<<"${p99_plain[*]}") µs," \
+			"gateway with the tee $(median <<<"${p99_tee[*]}") µs."
 	} | tee "$OUT"
 	log "written to $OUT"
 }

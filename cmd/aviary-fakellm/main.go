@@ -40,6 +40,8 @@
 //	--midstream-error-rate F    share 0..1 of streams broken by an error event after a 200
 //	--quality F                 the quality knob 0..1 that /v1/evaluate reads back (default 0.9)
 //	--seed N                    seed for words, ids, error positions and evaluation noise (default 1)
+//	--stamp                     put the time the first content chunk is written in its text
+//	                            ("t=<Unix ns>" after the quality marker), for latency benchmarks
 //
 // Error shares are spread evenly (a share of 0.1 fails every tenth request), not drawn at random.
 package main
@@ -97,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&o.MidStreamErrorRate, "midstream-error-rate", 0, "share 0..1 of streams ended by an error event after a 200 and some tokens")
 	fs.Float64Var(&o.Quality, "quality", 0.9, "quality knob 0..1: answers carry it and /v1/evaluate scores them by it")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed for words, ids, error positions and evaluation noise")
+	fs.BoolVar(&o.Stamp, "stamp", false, `put the time the first content chunk is written in its text ("t=<Unix ns>"), for latency benchmarks`)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

@@ -64,7 +64,14 @@ type Options struct {
 	Quality float64
 	// Seed makes the words, ids, error positions and evaluation noise reproducible.
 	Seed uint64
+	// Stamp puts the time the first content chunk of a stream is written into its text, as
+	// "t=<Unix nanoseconds>" after the quality marker, so that a client on the same machine can
+	// tell how long the chunk took to reach it (bench/firsttoken).
+	Stamp bool
 }
+
+// StampPrefix starts the stamp in a stream's first content chunk (see Options.Stamp).
+const StampPrefix = "t="
 
 // Defaults for zero-valued Options.
 const (

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +306,31 @@ func TestValidate(t *testing.T) {
 		}
 	}()
 	fakellm.New(fakellm.Options{ErrorRate: -1})
+}
+
+// With Stamp, a stream's first content chunk says when it was written, after the quality marker;
+// the other chunks do not change.
+func TestTheFirstChunkCarriesItsStamp(t *testing.T) {
+	t.Parallel()
+	for _, a := range apis {
+		t.Run(a.name, func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, fakellm.Options{OutputTokens: 3, Quality: 0.5, Stamp: true})
+			before := time.Now().UnixNano()
+			evs, _ := stream(t, srv.URL+a.path, a.body("m", "", true))
+			after := time.Now().UnixNano()
+			content := a.contents(t, evs)
+			first, _ := a.content(t, content[0])
+			text, ok := strings.CutPrefix(first, "[q=0.50] "+fakellm.StampPrefix)
+			ns, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+			if !ok || err != nil || ns < before || ns > after {
+				t.Errorf("first chunk %q: want \"[q=0.50] t=<ns between %d and %d>\"", first, before, after)
+			}
+			for _, e := range content[1:] {
+				if s, _ := a.content(t, e); strings.Contains(s, fakellm.StampPrefix) {
+					t.Errorf("a later chunk is stamped too: %q", s)
+				}
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -92,6 +93,9 @@ func (s *server) stream(w http.ResponseWriter, a api, p *plan, pace *pacer) stre
 		if i == p.failAt {
 			a.fail(e, p, i)
 			return streamFailed
+		}
+		if i == 0 && s.o.Stamp {
+			p.tokens[0] = marker(s.o.Quality) + " " + StampPrefix + strconv.FormatInt(time.Now().UnixNano(), 10) + " "
 		}
 		a.delta(e, p, i)
 	}
