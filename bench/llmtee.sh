@@ -8,7 +8,7 @@
 # The gateway runs alone on CPU 0 (GOMAXPROCS=1); wrk and the fake model share CPU 1. Its CPU is
 # read from /proc before and after each measured run, so the figure is the gateway's alone.
 #
-# Then, under the same load, bench/firsttoken measures how long each stream's first token takes
+# Then, with LAT_STREAMS streams in flight, bench/firsttoken measures how long each stream's first token takes
 # from the fake model's write (stamped into the chunk) to the client's read: straight from the
 # model (direct), through the plain gateway, and through the gateway with the tee.
 #
@@ -19,6 +19,9 @@
 #   CONNS=64            wrk connections (streams in flight)
 #   TOKENS=200          content chunks per stream
 #   TOKEN_EVERY=1ms     pace between chunks
+#   TTFT=20ms           the model's time to first token (so the first token travels alone, after
+#                       the headers, as with a real model)
+#   LAT_STREAMS=8       streams in flight while the first token is timed
 #   OUT=bench/results/llm-tee-latest.md   where the table is written
 #
 # Only 127.0.0.1 is used; everything started here is stopped by PID on exit.
@@ -31,6 +34,8 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 TOKENS=${TOKENS:-200}
 TOKEN_EVERY=${TOKEN_EVERY:-1ms}
+TTFT=${TTFT:-20ms}
+LAT_STREAMS=${LAT_STREAMS:-8}
 OUT=${OUT:-$ROOT/bench/results/llm-tee-latest.md}
 GW_CPU=0
 LOAD_CPU=1
@@ -47,7 +52,7 @@ done
 start_model() {
 	local pf="$TMP/fakellm.addr"
 	GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$BIN/aviary-fakellm" --listen 127.0.0.1:0 --port-file "$pf" \
-		--ttft 0 --token-every "$TOKEN_EVERY" --output-tokens "$TOKENS" --stamp >"$TMP/fakellm.log" 2>&1 &
+		--ttft "$TTFT" --token-every "$TOKEN_EVERY" --output-tokens "$TOKENS" --stamp >"$TMP/fakellm.log" 2>&1 &
 	PIDS+=("$!")
 	wait_ready "$!" test -s "$pf" || die "aviary-fakellm did not start: $(cat "$TMP/fakellm.log")"
 	UP=$(tr -d '\n' <"$pf")
@@ -135,7 +140,7 @@ first_token() {
 		start_gateway "$mode" "$port" "$admin" || die "aviary ($mode) did not start"
 		url="http://127.0.0.1:$port/v1/chat/completions"
 	fi
-	line=$(taskset -c "$LOAD_CPU" "$BIN/firsttoken" -url "$url" -streams "$CONNS" -duration "${DURATION}s") ||
+	line=$(taskset -c "$LOAD_CPU" "$BIN/firsttoken" -url "$url" -streams "$LAT_STREAMS" -duration "${DURATION}s") ||
 		die "$mode: firsttoken failed"
 	if [[ $mode != direct ]]; then
 		stop "$GW_PID"
@@ -184,9 +189,9 @@ main() {
 		echo "# LLM tee: the gateway's CPU per streamed request, with and without \`llm: {api: openai}\`"
 		echo
 		echo "- run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(go version | awk '{print $3}'), commit $(git -C "$ROOT" rev-parse --short HEAD)"
-		echo "- load: wrk -t1 -c$CONNS, ${DURATION}s per run after ${WARMUP}s warm-up; streams of $TOKENS one-token chunks, one every $TOKEN_EVERY"
+		echo "- load: wrk -t1 -c$CONNS, ${DURATION}s per run after ${WARMUP}s warm-up; streams of $TOKENS one-token chunks, the first after $TTFT, then one every $TOKEN_EVERY"
 		echo "- pinning: gateway alone on CPU $GW_CPU (GOMAXPROCS=1); wrk and aviary-fakellm on CPU $LOAD_CPU"
-		echo "- command: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS TOKENS=$TOKENS TOKEN_EVERY=$TOKEN_EVERY bench/llmtee.sh"
+		echo "- command: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS TOKENS=$TOKENS TTFT=$TTFT TOKEN_EVERY=$TOKEN_EVERY LAT_STREAMS=$LAT_STREAMS bench/llmtee.sh"
 		echo
 		echo "| round | gateway | requests | gateway CPU µs / request | non-2xx / socket errors |"
 		echo "| ---: | --- | ---: | ---: | ---: |"
@@ -196,7 +201,7 @@ main() {
 			"median $md µs per request, $(awk -v d="$md" -v n="$TOKENS" 'BEGIN {printf "%.0f", d * 1000 / n}') ns per chunk," \
 			"$(awk -v d="$md" -v t="$mt" 'BEGIN {printf "%.1f", d * 100 / t}')% of the gateway's CPU per request."
 		echo
-		echo "## First token: from the model's write to the client's read (µs), $CONNS streams in flight"
+		echo "## First token: from the model's write to the client's read (µs), $LAT_STREAMS streams in flight"
 		echo
 		echo "| round | path | streams | p50 | p90 | p99 | max | errors |"
 		echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
