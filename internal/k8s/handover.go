@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -52,8 +53,12 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 	case err != nil:
 		return ctrl.Result{}, err
 	default:
-		if held, err := r.holdHandover(ctx, ro, &dep); held || err != nil {
-			return ctrl.Result{RequeueAfter: handoverRecheck}, err
+		held, err := r.holdHandover(ctx, ro, &dep)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if held {
+			return ctrl.Result{RequeueAfter: handoverRecheck}, nil
 		}
 		want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(&dep))
 		if want == 0 { // a Deployment that only held the template: as many pods as the Rollout runs
@@ -106,26 +111,58 @@ const HandoverAnnotation = "aviary.dev/handover"
 const handoverRecheck = 30 * time.Second
 
 // holdHandover reports whether a deleted Rollout must keep its traffic: when the Deployment's
-// template is the one the Rollout rolled back, handing over would roll that version out to
-// everyone through the Deployment. It holds until the template is changed (back to the stable
-// one, or to a fix), the Rollout is annotated aviary.dev/handover=force, or the Deployment goes.
+// template is a release the Rollout turned away (aborted, failed its analysis, or undone), handing
+// over would roll that version out to everyone through the Deployment. It holds until the
+// template is changed (back to the stable one, or to a fix), the Rollout is annotated
+// aviary.dev/handover=force, or the Deployment goes. A foreground deletion is not held: it has
+// deleted the Rollout's ReplicaSets already, so there is no stable version left to serve.
 func (r *Reconciler) holdHandover(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (bool, error) {
-	if ro.Status.Phase != string(rollout.Degraded) || ro.Annotations[HandoverAnnotation] == "force" ||
-		dep.DeletionTimestamp != nil || ro.Status.ReleaseVersion == ro.Status.StableVersion {
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	hold, err := r.turnedAway(ctx, ro, dep)
+	if err != nil || hold == "" {
+		r.mu.Lock()
+		delete(r.held, key)
+		r.mu.Unlock()
+		return false, err
+	}
+	if controllerutil.ContainsFinalizer(ro, metav1.FinalizerDeleteDependents) {
+		r.event(ro, corev1.EventTypeWarning, "HandoverForced", fmt.Sprintf("Deployment %s holds version %s, which was "+
+			"rolled back, but a foreground deletion removed the stable ReplicaSets: handing over to it", dep.Name, hold))
 		return false, nil
+	}
+	r.mu.Lock()
+	first := !r.held[key]
+	if r.held == nil {
+		r.held = map[types.NamespacedName]bool{}
+	}
+	r.held[key] = true
+	r.mu.Unlock()
+	if first {
+		r.event(ro, corev1.EventTypeWarning, "HandoverHeld", fmt.Sprintf("Deployment %s holds version %s, which was rolled back; "+
+			"handing traffic over would roll it out to everyone, so stable %s keeps serving. Set the Deployment's template back "+
+			"(or to a fix), or annotate the Rollout %s=force to hand over anyway", dep.Name, hold, ro.Status.StableVersion, HandoverAnnotation))
+	}
+	return true, nil
+}
+
+// turnedAway returns the Deployment's template's version when it is a release the Rollout turned
+// away and no force annotation overrides that; "" otherwise.
+func (r *Reconciler) turnedAway(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (string, error) {
+	if ro.Annotations[HandoverAnnotation] == "force" || dep.DeletionTimestamp != nil {
+		return "", nil
+	}
+	st, ok, err := stateOf(ro)
+	if err != nil || !ok || st.InFlight() || st.SpecRelease == "" || st.SpecRelease == st.Stable {
+		return "", nil // a broken status is not a reason to keep a deleted Rollout
 	}
 	vs, err := r.versions(ctx, ro)
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	if versionOf(dep.Spec.Template, vs) != ro.Status.ReleaseVersion {
-		return false, nil
+	if versionOf(dep.Spec.Template, vs) != st.SpecRelease {
+		return "", nil
 	}
-	r.event(ro, corev1.EventTypeWarning, "HandoverHeld", fmt.Sprintf("Deployment %s holds version %s, which was rolled back; "+
-		"handing traffic over would roll it out to everyone, so stable %s keeps serving. Set the Deployment's template back "+
-		"(or to a fix), or annotate the Rollout %s=force to hand over anyway", dep.Name, ro.Status.ReleaseVersion,
-		ro.Status.StableVersion, HandoverAnnotation))
-	return true, nil
+	return st.SpecRelease, nil
 }
 
 // unselect removes Aviary's labels from a Service's selector.

@@ -47,6 +47,7 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	judges map[types.NamespacedName]*judges
+	held   map[types.NamespacedName]bool // deleted Rollouts whose handover is held (see holdHandover)
 	empty  *metrics.Registry
 }
 

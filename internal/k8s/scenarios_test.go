@@ -601,13 +601,17 @@ func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
 	w.waitWeights(100, 0)
 }
 
-// A Rollout deleted after its canary was rolled back keeps serving the stable version while the
-// Deployment still holds the rolled-back template: handing over would roll it out to everyone. It
-// hands over once the template is set back, or when told to by the force annotation.
+// A Rollout deleted after it turned a release away (aborted it, or undid it) keeps serving the
+// stable version while the Deployment still holds that template: handing over would roll it out to
+// everyone. It hands over once the template is set back, or when told to by the force annotation.
 func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTemplate(t *testing.T) {
 	t.Parallel()
-	for _, release := range []string{"template set back", "forced"} {
-		t.Run(release, func(t *testing.T) {
+	for _, tc := range []struct{ name, turnAway, release string }{
+		{"aborted, template set back", rollout.Abort, "set back"},
+		{"aborted, forced", rollout.Abort, "force"},
+		{"undone, template set back", rollout.Undo, "set back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			w.app("shop:1")
@@ -622,7 +626,14 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			w.waitFor("the first version to be stable", healthy)
 			w.setImage("shop:2")
 			w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
-			w.command(rollout.Abort)
+			if tc.turnAway == rollout.Undo {
+				w.command(rollout.Promote)
+				w.waitFor("shop:2 to be stable", func(ro *v1alpha1.Rollout) bool {
+					return healthy(ro) && ro.Status.StableVersion == w.versionWith("shop:2")
+				})
+			}
+			w.command(tc.turnAway)
+			w.waitFor("shop:1 to serve again", func(ro *v1alpha1.Rollout) bool { return ro.Status.StableVersion == w.versionWith("shop:1") })
 			w.waitWeights(100, 0)
 			w.get("shop", &ro)
 			if err := cl.Delete(w.ctx, &ro); err != nil {
@@ -634,16 +645,16 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			time.Sleep(2 * time.Second) // a handover, had it not been held, would have begun by now
 			var dep appsv1.Deployment
 			w.get("shop", &dep)
-			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 0 {
+			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 0 && tc.turnAway == rollout.Abort {
 				t.Errorf("the Deployment holding the rolled-back template was scaled to %d", n)
 			}
 			w.get("shop", &ro) // still there, with its finalizer
-			if w.selector("shop-stable") == "" {
-				t.Error("the stable Service lost Aviary's selector while the handover is held")
+			if w.selector("shop-stable") != w.versionWith("shop:1") {
+				t.Errorf("the stable Service selects %q while the handover is held, want shop:1's pods", w.selector("shop-stable"))
 			}
 			w.waitWeights(100, 0)
 
-			if release == "forced" {
+			if tc.release == "force" {
 				ro.Annotations = map[string]string{HandoverAnnotation: "force"}
 				if err := cl.Update(w.ctx, &ro); err != nil {
 					t.Fatal(err)
