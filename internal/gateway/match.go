@@ -115,9 +115,22 @@ func (c *condition) match(r *http.Request) bool {
 // cookieValue finds a cookie without allocating, unlike http.Request.Cookie, which parses them all.
 // It follows net/http's reading exactly: only space, tab, CR and LF are trimmed (around the pair and
 // the name, not inside the value), a pair whose name is
-// not a token or whose value holds a byte a cookie may not is skipped, and the first valid pair wins.
+// not a token or whose value holds a byte a cookie may not is skipped, the first valid pair wins,
+// and past net/http's limit on the number of cookies, net/http itself decides.
 func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
+	lines := h["Cookie"]
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if n > maxCookies { // net/http reads none then; let it say so (its limit may be raised by GODEBUG)
+		c, err := (&http.Request{Header: h}).Cookie(name)
+		if err != nil {
+			return "", false
+		}
+		return c.Value, true
+	}
+	for _, line := range lines {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
@@ -135,6 +148,10 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// maxCookies is net/http's default limit on the cookies of a request (GODEBUG httpcookiemaxnum):
+// above it, it reads none.
+const maxCookies = 3000
 
 // trimASCIISpace trims what textproto.TrimString trims: space, tab, CR and LF, not \v or \f.
 func trimASCIISpace(s string) string {
