@@ -180,7 +180,7 @@ llm:
   prices: [{model: gpt-x, input: -1, output: 10}, {model: gpt-x, input: 1}]
 services:
   - name: chat
-    llm: {api: openia, evaluator: {url: "ftp://x", percent: 0}}
+    llm: {api: openia, evaluator: {url: "ftp://x", percent: 0, maxBytes: 9223372036854775807}}
     versions:
       - {name: v1, endpoints: ["http://127.0.0.1:1"], llm: {systemPromptMode: append, params: {model: x}}}
 `
@@ -191,6 +191,7 @@ services:
 		`services[0].llm.api: "openia" must be openai, anthropic or auto`,
 		"services[0].llm.evaluator.url",
 		"services[0].llm.evaluator.percent: 0 is not in (0..100]",
+		"services[0].llm.evaluator.maxBytes: 9223372036854775807 is more than 16777216 (16 MiB)",
 		`services[0].versions[0].llm.systemPromptMode: "append" must be replace or prepend`,
 		"services[0].versions[0].llm.params.model: is not a parameter to override",
 	} {

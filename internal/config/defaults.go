@@ -107,6 +107,7 @@ var (
 	DefaultFeedbackEntries            = 100000
 	DefaultEvaluatorTimeout           = D(30 * time.Second)
 	DefaultEvaluatorMaxBytes          = 16 << 10
+	MaxEvaluatorBytes                 = 16 << 20 // the most llm.evaluator.maxBytes may be
 	DefaultEvaluatorMaxInFlight       = 16
 )
 

@@ -48,6 +48,10 @@ func (v *validator) llm(p string, s *Service) {
 			if e.MaxBytes < 1 || e.MaxInFlight < 1 {
 				v.addf(ep, "maxBytes and maxInFlight must be at least 1")
 			}
+			if e.MaxBytes > MaxEvaluatorBytes {
+				v.addf(ep+".maxBytes", "%d is more than %d (16 MiB): every exchange of the service keeps this much of its "+
+					"request and answer for the evaluator; send less", e.MaxBytes, MaxEvaluatorBytes)
+			}
 		}
 	}
 	for i, ver := range s.Versions {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
@@ -93,7 +94,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 		return
 	}
 	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now(),
-		traceParent: r.Header.Get("Traceparent"), traceState: r.Header.Get("Tracestate")}
+		traceParent: r.Header.Get("Traceparent"), traceState: strings.Join(r.Header.Values("Tracestate"), ",")}
 	if lx.id == "" {
 		lx.id = newRequestID()
 	}
@@ -103,6 +104,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, l.maxRequest+1))
 	if err != nil || int64(len(body)) > l.maxRequest {
+		lx.input = body[:min(len(body), l.capture)] // cut, and the evaluator is told so
 		out.Body = struct {
 			io.Reader
 			io.Closer
@@ -138,7 +140,7 @@ func newRequestID() string {
 func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
 	lx := ex.llm
 	resp.Header.Set(RequestIDHeader, lx.id)
-	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, capture: ex.svc.llm.capture,
+	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, output: textCapture{n: ex.svc.llm.capture},
 		svc: ex.svc.name, version: ex.v.name,
 		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
 	if lx.strip {
@@ -156,8 +158,7 @@ type llmBody struct {
 	p       *llm.ResponseParser
 	filter  *llm.UsageChunkFilter
 	pending bytes.Buffer // filtered bytes not yet returned
-	output  []byte
-	capture int // bytes of the answer to keep in output
+	output  textCapture  // the first bytes of the answer, for the evaluator
 	status  int
 	svc     string
 	version string
@@ -196,9 +197,20 @@ func (b *llmBody) see(chunk []byte) {
 		return
 	}
 	_, _ = b.p.Write(chunk)
-	if room := b.capture - len(b.output); room > 0 {
-		b.output = append(b.output, chunk[:min(room, len(chunk))]...)
+	_, _ = b.output.Write(chunk)
+}
+
+// textCapture keeps the first n bytes written to it; it never fails.
+type textCapture struct {
+	b []byte
+	n int
+}
+
+func (c *textCapture) Write(p []byte) (int, error) {
+	if room := c.n - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
 	}
+	return len(p), nil
 }
 
 // Close ends the exchange: the proxy closes the body when the response is done or cut.
@@ -213,7 +225,7 @@ func (b *llmBody) Close() error {
 	x.Stream = x.Stream || b.lx.req.Stream
 	if b.g.llmSink != nil {
 		b.g.llmSink.Served(LLMRecord{Service: b.svc, Version: b.version, RequestID: b.lx.id, Status: b.status,
-			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output,
+			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output.b,
 			TraceParent: b.lx.traceParent, TraceState: b.lx.traceState})
 	}
 	return err

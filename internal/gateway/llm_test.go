@@ -156,20 +156,44 @@ services:
 }
 
 // The client's trace context reaches the record (for the exchange's span) and the upstream.
+// A request over maxRequestBytes is forwarded unread, but the evaluator still gets its first
+// bytes, with the cut shown by the one byte more than it may send.
+func TestAnOversizedRequestKeepsItsFirstBytesForTheEvaluator(t *testing.T) {
+	up := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 3}))
+	t.Cleanup(up.Close)
+	front, rec := serveLLM(t, `
+services:
+  - name: chat
+    llm: {api: openai, maxRequestBytes: 100, evaluator: {url: "http://127.0.0.1:9/", percent: 10, maxBytes: 64}}
+    versions: [{name: v1, endpoints: ["`+up.URL+`"]}]
+`)
+	body := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 200) + `"}]}`
+	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if r := rec.wait(t); string(r.Input) != body[:65] || resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, kept %q of the oversized request, want its first 65 bytes", resp.StatusCode, r.Input)
+	}
+}
+
 func TestAnExchangeCarriesTheClientsTraceContext(t *testing.T) {
 	front, rec := llmGateway(t, "", fakellm.Options{OutputTokens: 3})
 	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	req, _ := http.NewRequest(http.MethodPost, front.URL+"/v1/chat/completions",
 		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("Traceparent", tp)
-	req.Header.Set("Tracestate", "vendor=x")
+	req.Header.Add("Tracestate", "vendor=x")
+	req.Header.Add("Tracestate", "other=y") // W3C: several lines are one list
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if r := rec.wait(t); r.TraceParent != tp || r.TraceState != "vendor=x" {
+	if r := rec.wait(t); r.TraceParent != tp || r.TraceState != "vendor=x,other=y" {
 		t.Errorf("record trace context %q / %q, want the client's", r.TraceParent, r.TraceState)
 	}
 }
@@ -220,14 +244,16 @@ func TestAShadowCopyOfAnLLMCallIsRewrittenForItsVersionAndRecordedApart(t *testi
 	front, rec := serveLLM(t, `
 services:
   - name: chat
-    llm: {api: openai}
+    llm: {api: openai, evaluator: {url: "http://127.0.0.1:9/", percent: 10, maxBytes: 4096}}
     versions:
       - {name: v1, endpoints: ["`+v1.URL+`"]}
       - {name: v2, endpoints: ["`+v2.URL+`"], llm: {model: shadow-model}}
     mirror: {version: v2, percent: 100}
 `)
-	resp, err := http.Post(front.URL+"/v1/chat/completions", "application/json",
+	req, _ := http.NewRequest(http.MethodPost, front.URL+"/v1/chat/completions",
 		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +269,11 @@ services:
 	}
 	if m.Version != "v2" || m.Exchange.Usage.Output != 7 || m.Exchange.ResponseModel != "shadow-model" || m.RequestID != p.RequestID {
 		t.Errorf("mirror %+v (exchange %+v)", m, m.Exchange)
+	}
+	// For the evaluator and the trace: the copy's own request and answer, and the client's trace.
+	if !strings.Contains(string(m.Input), `"shadow-model"`) || !strings.Contains(string(m.Output), "shadow-model") ||
+		m.TraceParent != p.TraceParent || m.TraceParent == "" {
+		t.Errorf("mirror kept request %q, answer %q, trace %q (primary's %q)", m.Input, m.Output, m.TraceParent, p.TraceParent)
 	}
 }
 

@@ -123,13 +123,14 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 	body := c.buf.Bytes()
 	mr := &mirrorRequest{g: g, v: m.v, ep: ep, req: req, primaryCode: primaryCode, mismatch: m.mismatch}
 	if ex.llm != nil { // the copy is an LLM call too: the mirror version's rewrite, measured apart
-		mr.llm, mr.service = ex.llm, ex.svc.name
+		mr.llm, mr.service, mr.output.n = ex.llm, ex.svc.name, ex.svc.llm.capture
 		if !m.v.rewrite.Empty() && len(body) > 0 {
 			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
 				body = nb
 				req.ContentLength = int64(len(body))
 			}
 		}
+		mr.input = body[:min(len(body), mr.output.n)]
 	}
 	if len(body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(body))
@@ -147,6 +148,8 @@ type mirrorRequest struct {
 	mismatch    prometheus.Counter
 	llm         *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
 	service     string
+	input       []byte      // the copy's request, as rewritten for its version, kept for the evaluator
+	output      textCapture // the first bytes of its answer, for the evaluator
 }
 
 // mirrorTimeout bounds a mirrored request, so that a hung mirror version cannot hold slots forever.
@@ -168,7 +171,7 @@ func (m *mirrorRequest) run() {
 		var p *llm.ResponseParser
 		if m.llm != nil && m.g.llmSink != nil {
 			p = llm.NewResponseParser(m.llm.api, resp.Header.Get("Content-Type"), start, time.Now)
-			body = io.TeeReader(resp.Body, p)
+			body = io.TeeReader(resp.Body, io.MultiWriter(p, &m.output))
 		}
 		n, _ := io.Copy(io.Discard, body)
 		resp.Body.Close()
@@ -177,7 +180,8 @@ func (m *mirrorRequest) run() {
 			x := p.Finish()
 			x.RequestModel = m.llm.req.Model
 			m.g.llmSink.Served(LLMRecord{Service: m.service, Version: m.v.name, Mirror: true, RequestID: m.llm.id,
-				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x})
+				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x,
+				Input: m.input, Output: m.output.b, TraceParent: m.llm.traceParent, TraceState: m.llm.traceState})
 		}
 	}
 	obs.End = time.Now()

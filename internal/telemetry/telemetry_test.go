@@ -169,7 +169,8 @@ func TestExchangesReachTheCollectorByTheGenAIConventions(t *testing.T) {
 }
 
 // A client's W3C trace context makes the exchange's span a child of the client's span, in the
-// client's trace; a traceparent that does not parse starts a new trace, as none does.
+// client's trace, and its sampling decision holds; a traceparent that does not parse starts a new
+// trace, as none does.
 func TestAnExchangeJoinsTheClientsTrace(t *testing.T) {
 	t.Parallel()
 	rec := newReceiver(t)
@@ -182,6 +183,8 @@ func TestAnExchangeJoinsTheClientsTrace(t *testing.T) {
 		"chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0, false)
 	tel.Exchange(Parent{TraceParent: "00-not-a-trace"}, "chat", "v1", false, "req-2", start, time.Second, 200, chatOK, 0, false)
 	tel.Exchange(Parent{}, "chat", "v1", false, "req-3", start, time.Second, 200, chatOK, 0, false)
+	// A trace the client does not sample (flags 00) gets no span: the client's decision holds.
+	tel.Exchange(Parent{TraceParent: "00-" + traceID + "-" + spanID + "-00"}, "chat", "v1", false, "req-4", start, time.Second, 200, chatOK, 0, false)
 	if err := tel.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
