@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh — what the benchmark scripts share: a temporary folder, processes started and
 # stopped by PID, builds, ports, readiness, and CPU and memory read from /proc. Sourced, not run.
 # The caller sets ROOT (the repository) first.

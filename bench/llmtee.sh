@@ -43,7 +43,8 @@ LOAD_CPU=1
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 HZ=$(getconf CLK_TCK)
-UP="" # host:port of the fake model
+UP=""     # host:port of the fake model
+RESULT="" # what measure and first_token found
 
 for tool in wrk curl taskset; do
 	command -v "$tool" >/dev/null || die "$tool is missing: apt-get install -y wrk curl util-linux"
@@ -114,7 +115,8 @@ check_tee() {
 	if [[ $3 == plain ]]; then ((tokens == 0)) || die "plain: the gateway measured LLM traffic"; fi
 }
 
-# measure MODE -> "cpu_us_per_req requests non2xx sockerr"
+# measure MODE sets RESULT to "cpu_us_per_req requests non2xx sockerr".
+# It runs in this shell, not in $(…), so that the gateway it starts is in PIDS for the exit trap.
 measure() {
 	local mode=$1 port admin t0 t1 line req
 	port=$(free_port) admin=$(free_port)
@@ -128,10 +130,11 @@ measure() {
 	forget "$GW_PID"
 	req=$(field requests "$line")
 	((req > 0)) || die "$mode: no request completed"
-	echo "$(((t1 - t0) * 1000000 / HZ / req)) $req $(field non2xx "$line") $(field sockerr "$line")"
+	RESULT="$(((t1 - t0) * 1000000 / HZ / req)) $req $(field non2xx "$line") $(field sockerr "$line")"
 }
 
-# first_token MODE -> "streams p50 p90 p99 max errors" (µs): the first token's trip under load.
+# first_token MODE sets RESULT to "streams p50 p90 p99 max errors" (µs): the first token's trip.
+# Like measure, it runs in this shell.
 first_token() {
 	local mode=$1 port admin url line
 	url="http://$UP/v1/chat/completions"
@@ -146,7 +149,7 @@ first_token() {
 		stop "$GW_PID"
 		forget "$GW_PID"
 	fi
-	echo "$(field streams "$line") $(field p50_us "$line") $(field p90_us "$line") $(field p99_us "$line") $(field max_us "$line") $(field errors "$line")"
+	RESULT="$(field streams "$line") $(field p50_us "$line") $(field p90_us "$line") $(field p99_us "$line") $(field max_us "$line") $(field errors "$line")"
 }
 
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -158,12 +161,12 @@ main() {
 	build firsttoken ./bench/firsttoken || exit 1
 	write_wrk_script
 	start_model
-	local plain=() tee=() diffs=() rows=() r m res
+	local plain=() tee=() diffs=() rows=() r m
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for m in plain tee; do
 			log "round $r/$ROUNDS: $m (${WARMUP}s warm-up, ${DURATION}s measured)"
-			res=$(measure "$m")
-			read -r cpu req non2xx sockerr <<<"$res"
+			measure "$m"
+			read -r cpu req non2xx sockerr <<<"$RESULT"
 			log "  $cpu µs of gateway CPU per request over $req requests ($non2xx non-2xx, $sockerr socket errors)"
 			[[ $m == plain ]] && plain+=("$cpu") || tee+=("$cpu")
 			rows+=("| $r | $m | $req | $cpu | $non2xx / $sockerr |")
@@ -174,7 +177,8 @@ main() {
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for m in direct plain tee; do
 			log "first token, round $r/$ROUNDS: $m (${DURATION}s)"
-			read -r streams p50 p90 p99 mx errs <<<"$(first_token "$m")"
+			first_token "$m"
+			read -r streams p50 p90 p99 mx errs <<<"$RESULT"
 			log "  p50 $p50 µs, p99 $p99 µs over $streams streams ($errs errors)"
 			lat_rows+=("| $r | $m | $streams | $p50 | $p90 | $p99 | $mx | $errs |")
 			declare -n into="p99_$m"
