@@ -40,7 +40,10 @@ type Price struct {
 	Model       string  `yaml:"model" json:"model,omitempty"`
 	Input       float64 `yaml:"input" json:"input,omitempty"`
 	CachedInput float64 `yaml:"cachedInput" json:"cachedInput,omitempty"`
-	Output      float64 `yaml:"output" json:"output,omitempty"`
+	// CacheWrite prices input tokens written to a prompt cache (Anthropic's cache writes); 0 means
+	// they cost what other input tokens do.
+	CacheWrite float64 `yaml:"cacheWrite" json:"cacheWrite,omitempty"`
+	Output     float64 `yaml:"output" json:"output,omitempty"`
 }
 
 // LLMSettings are the process-wide LLM settings: the price table and the feedback join.

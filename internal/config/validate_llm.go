@@ -18,7 +18,7 @@ func (v *validator) llmSettings(l *LLMSettings) {
 		for _, f := range []struct {
 			name string
 			v    float64
-		}{{"input", p.Input}, {"cachedInput", p.CachedInput}, {"output", p.Output}} {
+		}{{"input", p.Input}, {"cachedInput", p.CachedInput}, {"cacheWrite", p.CacheWrite}, {"output", p.Output}} {
 			if f.v < 0 {
 				v.addf(pp+"."+f.name, "%g must not be negative (a price per million tokens)", f.v)
 			}

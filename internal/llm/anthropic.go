@@ -65,7 +65,8 @@ var anthropicFormat = wireFormat{
 	body: func(p *ResponseParser, body []byte) bool { return p.anthropicMessage(body) },
 	finish: func(p *ResponseParser) {
 		if u := p.anth; u.known {
-			p.usage = Usage{Input: u.input + u.cacheRead + u.cacheWrite, Output: u.output, Cached: u.cacheRead, Known: true}
+			p.usage = Usage{Input: u.input + u.cacheRead + u.cacheWrite, Output: u.output, Cached: u.cacheRead,
+				CacheWrite: u.cacheWrite, Known: true}
 		}
 	},
 }

@@ -246,7 +246,7 @@ func TestTranscripts(t *testing.T) {
 		"anthropic/stream.sse": {model: "claude-sonnet-4-5-20250929", finish: []string{"end_turn"}, chunks: 7, firstToken: 130 * ms,
 			usage: Usage{Input: 25, Output: 22, Known: true}, complete: true},
 		"anthropic/stream_tools_thinking.sse": {model: "claude-opus-4-1-20250805", finish: []string{"tool_use"}, chunks: 9,
-			firstToken: 120 * ms, usage: Usage{Input: 472 + 310 + 2048, Output: 211, Cached: 2048, Known: true}, complete: true},
+			firstToken: 120 * ms, usage: Usage{Input: 472 + 310 + 2048, Output: 211, Cached: 2048, CacheWrite: 310, Known: true}, complete: true},
 		"anthropic/stream_error.sse": {model: "claude-sonnet-4-5-20250929", chunks: 2, firstToken: 120 * ms,
 			usage: Usage{Input: 1880, Output: 1, Known: true}, err: "overloaded_error: Overloaded"},
 		"anthropic/stream_cut.sse": {model: "claude-haiku-4-5-20251001", chunks: 2, firstToken: 120 * ms,
@@ -254,7 +254,7 @@ func TestTranscripts(t *testing.T) {
 		"anthropic/stream_shapes.sse": {model: "claude-sonnet-4-5-20250929", finish: []string{"end_turn"}, chunks: 12,
 			firstToken: 120 * ms, usage: Usage{Input: 10, Output: 40, Known: true}, complete: true},
 		"anthropic/message.json": {model: "claude-sonnet-4-5-20250929", finish: []string{"end_turn"},
-			usage: Usage{Input: 12 + 1500 + 200, Output: 120, Cached: 200, Known: true}, complete: true},
+			usage: Usage{Input: 12 + 1500 + 200, Output: 120, Cached: 200, CacheWrite: 1500, Known: true}, complete: true},
 		"anthropic/error.json": {err: "overloaded_error: Overloaded", complete: true},
 	}
 	seen := 0

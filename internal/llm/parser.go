@@ -24,8 +24,11 @@ type Usage struct {
 	// before its message_delta, it is the last running count the stream reported.
 	Output int64
 	// Cached counts input tokens read from a prompt cache (OpenAI's cached_tokens,
-	// Anthropic's cache_read_input_tokens; Anthropic's cache writes are not counted here).
+	// Anthropic's cache_read_input_tokens).
 	Cached int64
+	// CacheWrite counts input tokens written to a prompt cache, which Anthropic reports apart
+	// (cache_creation_input_tokens) and charges more for; OpenAI does not report or charge them.
+	CacheWrite int64
 	// Reasoning counts output tokens spent on reasoning, where the API reports them (OpenAI).
 	Reasoning int64
 	// Known is false when the response carried no usage: a chat stream without

@@ -88,7 +88,12 @@ func (r *Registry) Cost(x llm.Exchange) (float64, bool) {
 		return 0, false
 	}
 	u := x.Usage
-	return (float64(u.Input-u.Cached)*p.Input + float64(u.Cached)*p.CachedInput + float64(u.Output)*p.Output) / 1e6, true
+	write := p.CacheWrite
+	if write == 0 {
+		write = p.Input
+	}
+	return (float64(u.Input-u.Cached-u.CacheWrite)*p.Input + float64(u.Cached)*p.CachedInput + float64(u.CacheWrite)*write +
+		float64(u.Output)*p.Output) / 1e6, true
 }
 
 func (r *Registry) get(k key) *series {

@@ -73,3 +73,24 @@ func TestAnUnpricedModelOrUnknownUsageHasNoCost(t *testing.T) {
 		t.Error("unknown usage got a cost")
 	}
 }
+
+// Anthropic's cache writes are priced at cacheWrite, or as other input tokens when it is not set;
+// cache reads at cachedInput; the rest of the input at input.
+func TestCacheWritesArePricedApart(t *testing.T) {
+	x := llm.Exchange{API: llm.Anthropic, ResponseModel: "claude",
+		Usage: llm.Usage{Input: 1000, Cached: 300, CacheWrite: 200, Output: 100, Known: true}}
+	for _, c := range []struct {
+		price config.Price
+		want  float64
+	}{
+		// 500 uncached × 3 + 300 read × 0.3 + 200 written × 3.75 + 100 out × 15
+		{config.Price{Model: "claude", Input: 3, CachedInput: 0.3, CacheWrite: 3.75, Output: 15}, (1500 + 90 + 750 + 1500) / 1e6},
+		// no cacheWrite price: writes cost what input does
+		{config.Price{Model: "claude", Input: 3, CachedInput: 0.3, Output: 15}, (1500 + 90 + 600 + 1500) / 1e6},
+	} {
+		r := New([]config.Price{c.price})
+		if got, ok := r.Cost(x); !ok || math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("price %+v: cost %g (%v), want %g", c.price, got, ok, c.want)
+		}
+	}
+}

@@ -185,6 +185,9 @@ func (t *Telemetry) span(parent Parent, start time.Time, duration time.Duration,
 	if x.Usage.Known {
 		attrs = append(attrs, semconv.GenAIUsageInputTokens(int(x.Usage.Input)), semconv.GenAIUsageOutputTokens(int(x.Usage.Output)),
 			semconv.GenAIUsageCacheReadInputTokens(int(x.Usage.Cached)))
+		if x.Usage.CacheWrite > 0 { // only Anthropic reports it: absent, not zero
+			attrs = append(attrs, semconv.GenAIUsageCacheCreationInputTokens(int(x.Usage.CacheWrite)))
+		}
 		if x.Usage.Reasoning > 0 { // Anthropic does not report it: absent, not zero
 			attrs = append(attrs, semconv.GenAIUsageReasoningOutputTokens(int(x.Usage.Reasoning)))
 		}

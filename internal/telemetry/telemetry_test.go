@@ -79,7 +79,7 @@ func TestExchangesReachTheCollectorByTheGenAIConventions(t *testing.T) {
 			"gen_ai.response.finish_reasons": []any{"stop"}, "http.response.status_code": int64(200),
 			"aviary.service": "chat", "aviary.version": "v1", "aviary.role": "primary",
 			"aviary.request_id": "req-1", "aviary.cost": 0.0021,
-		}, "error.type")
+		}, "error.type", "gen_ai.usage.cache_creation.input_tokens")
 
 		if failed.Name != "chat claude-x" || failed.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
 			failed.Status.GetMessage() != "overloaded_error: Overloaded" {
