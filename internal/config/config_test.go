@@ -186,7 +186,7 @@ services:
 `
 	_, err := Parse([]byte(in))
 	for _, w := range []string{
-		"llm.prices[0].input: -1 must not be negative",
+		"llm.prices[0].input: -1 must be a price per million tokens: a number, not negative",
 		`llm.prices[1].model: "gpt-x" has a price already`,
 		`services[0].llm.api: "openia" must be openai, anthropic or auto`,
 		"services[0].llm.evaluator.url",

@@ -37,8 +37,10 @@ type VersionLLM struct {
 
 // Price is what a model costs, in currency units per million tokens.
 type Price struct {
-	Model       string  `yaml:"model" json:"model,omitempty"`
-	Input       float64 `yaml:"input" json:"input,omitempty"`
+	Model string  `yaml:"model" json:"model,omitempty"`
+	Input float64 `yaml:"input" json:"input,omitempty"`
+	// CachedInput prices input tokens read from a prompt cache; 0 means they cost what other
+	// input tokens do.
 	CachedInput float64 `yaml:"cachedInput" json:"cachedInput,omitempty"`
 	// CacheWrite prices input tokens written to a prompt cache (Anthropic's cache writes); 0 means
 	// they cost what other input tokens do.

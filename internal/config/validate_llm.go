@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -19,8 +20,8 @@ func (v *validator) llmSettings(l *LLMSettings) {
 			name string
 			v    float64
 		}{{"input", p.Input}, {"cachedInput", p.CachedInput}, {"cacheWrite", p.CacheWrite}, {"output", p.Output}} {
-			if f.v < 0 {
-				v.addf(pp+"."+f.name, "%g must not be negative (a price per million tokens)", f.v)
+			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				v.addf(pp+"."+f.name, "%g must be a price per million tokens: a number, not negative", f.v)
 			}
 		}
 	}

@@ -83,15 +83,16 @@ type llmExchange struct {
 }
 
 // prepareLLM reads an LLM request's body, rewrites it for the chosen version, and puts it back on
-// out. A body larger than the limit is forwarded untouched (its response is still read).
-func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
+// out. A body larger than the limit is forwarded untouched (its response is still read). It returns
+// the body as the client sent it when it put back a copy read whole, else nil.
+func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 	l := ex.svc.llm
 	if l == nil || r.Method != http.MethodPost {
-		return
+		return nil
 	}
 	api := llm.Detect(l.kind, r.URL.Path, r.Header)
 	if api == "" {
-		return
+		return nil
 	}
 	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now(),
 		traceParent: r.Header.Get("Traceparent"), traceState: strings.Join(r.Header.Values("Tracestate"), ",")}
@@ -100,7 +101,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 	}
 	ex.llm = lx
 	if r.Body == nil || r.Body == http.NoBody {
-		return
+		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, l.maxRequest+1))
 	if err != nil || int64(len(body)) > l.maxRequest {
@@ -109,8 +110,9 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-		return
+		return nil
 	}
+	orig := body // the rewrites below return new slices
 	lx.req, _ = llm.ParseRequest(api, body)
 	if !ex.v.rewrite.Empty() {
 		if nb, err := ex.v.rewrite.Apply(api, body); err == nil {
@@ -128,6 +130,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) {
 	out.TransferEncoding = nil
 	out.Header = out.Header.Clone()
 	out.Header.Del("Content-Length")
+	return orig
 }
 
 func newRequestID() string {

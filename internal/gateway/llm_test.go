@@ -246,7 +246,7 @@ services:
   - name: chat
     llm: {api: openai, evaluator: {url: "http://127.0.0.1:9/", percent: 10, maxBytes: 4096}}
     versions:
-      - {name: v1, endpoints: ["`+v1.URL+`"]}
+      - {name: v1, endpoints: ["`+v1.URL+`"], llm: {systemPrompt: PRIMARY-PROMPT}}
       - {name: v2, endpoints: ["`+v2.URL+`"], llm: {model: shadow-model}}
     mirror: {version: v2, percent: 100}
 `)
@@ -269,6 +269,10 @@ services:
 	}
 	if m.Version != "v2" || m.Exchange.Usage.Output != 7 || m.Exchange.ResponseModel != "shadow-model" || m.RequestID != p.RequestID {
 		t.Errorf("mirror %+v (exchange %+v)", m, m.Exchange)
+	}
+	// The copy is of what the client sent, with the mirror version's rewrite only.
+	if !strings.Contains(string(p.Input), "PRIMARY-PROMPT") || strings.Contains(string(m.Input), "PRIMARY-PROMPT") {
+		t.Errorf("primary sent %q, mirror sent %q: the mirror must not carry the primary's rewrite", p.Input, m.Input)
 	}
 	// For the evaluator and the trace: the copy's own request and answer, and the client's trace.
 	if !strings.Contains(string(m.Input), `"shadow-model"`) || !strings.Contains(string(m.Output), "shadow-model") ||

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -127,9 +128,13 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 		if !m.v.rewrite.Empty() && len(body) > 0 {
 			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
 				body = nb
-				req.ContentLength = int64(len(body))
 			}
 		}
+		// Stream usage for the copy too, so its tokens and cost are known; no client sees its answer.
+		if l := ex.svc.llm; l.includeUsage && ex.llm.api == llm.OpenAIChat && ex.llm.req.Stream && !ex.llm.req.IncludeUsage {
+			body, _ = llm.AddIncludeUsage(body)
+		}
+		req.ContentLength = int64(len(body))
 		mr.input = body[:min(len(body), mr.output.n)]
 	}
 	if len(body) > 0 {
@@ -157,6 +162,14 @@ const mirrorTimeout = 30 * time.Second
 
 func (m *mirrorRequest) run() {
 	defer func() { <-m.g.mirrors }()
+	defer func() {
+		// A shadow copy runs beside traffic; a bug on its path is logged, never a crash of the
+		// gateway that serves the primary.
+		if p := recover(); p != nil {
+			m.g.log.Error("mirrored request failed inside the gateway; please report this with the stack",
+				"service", m.service, "version", m.v.name, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), mirrorTimeout)
 	defer cancel()
 	start := time.Now()

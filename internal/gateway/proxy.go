@@ -108,8 +108,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
 		out.Body = r.Body
-		g.prepareLLM(ex, r, out)
+		orig := g.prepareLLM(ex, r, out)
 		ex.body = &bodyReader{rc: out.Body, tee: tee}
+		if orig != nil && tee != nil {
+			// The upstream gets the body rewritten for this version; the mirror copies what the
+			// client sent, and gets its own version's rewrite when it is sent.
+			tee.write(orig)
+			ex.body.copied = true
+		}
 		out.Body = ex.body
 	} else {
 		g.prepareLLM(ex, r, out)
@@ -294,6 +300,9 @@ type bodyReader struct {
 	rc  io.ReadCloser
 	n   atomic.Int64
 	tee *mirrorCopy // nil: not mirrored
+	// copied: the tee holds the client's body already (an LLM request read whole and rewritten),
+	// so what the upstream reads is not copied again
+	copied bool
 
 	mu       sync.Mutex // guards tee against detach; the transport may still read after the handler ends
 	detached bool
@@ -306,7 +315,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.tee != nil || err == io.EOF {
 		b.mu.Lock()
 		if !b.detached {
-			if b.tee != nil {
+			if b.tee != nil && !b.copied {
 				b.tee.write(p[:n])
 			}
 			if err == io.EOF {

@@ -72,9 +72,11 @@ func (r *Registry) SetPrices(prices []config.Price) {
 	r.prices.Store(&m)
 }
 
-// Cost is what an exchange cost by the price table: per million tokens, cached input at its own
-// price, the rest of the input and the output at theirs. False when the model has no price or the
-// usage is unknown.
+// Cost is what an exchange cost by the price table: per million tokens, cache reads at
+// cachedInput, cache writes at cacheWrite, the rest of the input at input and the output at output
+// (an unset cachedInput or cacheWrite costs what input does). Counts a provider reports out of
+// line (more cached tokens than input) are clamped, so a cost is never negative. False when the
+// model has no price or the usage is unknown.
 func (r *Registry) Cost(x llm.Exchange) (float64, bool) {
 	if !x.Usage.Known {
 		return 0, false
@@ -88,12 +90,18 @@ func (r *Registry) Cost(x llm.Exchange) (float64, bool) {
 		return 0, false
 	}
 	u := x.Usage
-	write := p.CacheWrite
+	read, write := p.CachedInput, p.CacheWrite
+	if read == 0 {
+		read = p.Input
+	}
 	if write == 0 {
 		write = p.Input
 	}
-	return (float64(u.Input-u.Cached-u.CacheWrite)*p.Input + float64(u.Cached)*p.CachedInput + float64(u.CacheWrite)*write +
-		float64(u.Output)*p.Output) / 1e6, true
+	input := max(u.Input, 0)
+	cached := min(max(u.Cached, 0), input)
+	written := min(max(u.CacheWrite, 0), input-cached)
+	return (float64(input-cached-written)*p.Input + float64(cached)*read + float64(written)*write +
+		float64(max(u.Output, 0))*p.Output) / 1e6, true
 }
 
 func (r *Registry) get(k key) *series {

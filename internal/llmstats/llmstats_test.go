@@ -94,3 +94,18 @@ func TestCacheWritesArePricedApart(t *testing.T) {
 		}
 	}
 }
+
+// Counts out of line (more cached tokens than input, as a provider may report) never make a
+// negative cost, which the cost counter could not take.
+func TestOddUsageNeverCostsLessThanNothing(t *testing.T) {
+	r := New([]config.Price{{Model: "m", Input: 1, CachedInput: 0.5, Output: 2}})
+	x := llm.Exchange{API: llm.OpenAIChat, ResponseModel: "m", Usage: llm.Usage{Input: 10, Cached: 100, Output: 5, Known: true}}
+	// All 10 input tokens read from the cache at 0.5, and 5 output tokens at 2.
+	if c, ok := r.Cost(x); !ok || math.Abs(c-15.0/1e6) > 1e-15 {
+		t.Errorf("cost %g, want 1.5e-05", c)
+	}
+	r.Record("chat", "v1", true, x, time.Second) // would panic on a negative counter increment
+	if got := r.Totals("chat", "v1", true); got.CostSum < 0 {
+		t.Errorf("cost sum %g", got.CostSum)
+	}
+}

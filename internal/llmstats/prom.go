@@ -74,7 +74,7 @@ func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange
 		p.tokens.WithLabelValues(service, version, r, "input", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Input))
 		p.tokens.WithLabelValues(service, version, r, "output", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Output))
 	}
-	if priced {
+	if priced && cost > 0 { // a counter only grows; Cost is never negative or NaN for valid prices
 		p.cost.WithLabelValues(service, version, r).Add(cost)
 	}
 	if streamErr {
