@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -50,6 +49,7 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}, &dep)
 	switch {
 	case apierrors.IsNotFound(err): // nothing to hand back to
+		r.forgetHold(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name})
 	case err != nil:
 		return ctrl.Result{}, err
 	default:
@@ -114,55 +114,62 @@ const handoverRecheck = 30 * time.Second
 // template is a release the Rollout turned away (aborted, failed its analysis, or undone), handing
 // over would roll that version out to everyone through the Deployment. It holds until the
 // template is changed (back to the stable one, or to a fix), the Rollout is annotated
-// aviary.dev/handover=force, or the Deployment goes. A foreground deletion is not held: it has
-// deleted the Rollout's ReplicaSets already, so there is no stable version left to serve.
+// aviary.dev/handover=force, or the Deployment goes; and never when the stable version has no
+// available pods left (a foreground deletion removes its ReplicaSet first): holding would then
+// serve nothing. Each turn is told once by a Warning Event.
 func (r *Reconciler) holdHandover(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (bool, error) {
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-	hold, err := r.turnedAway(ctx, ro, dep)
-	if err != nil || hold == "" {
-		r.mu.Lock()
-		delete(r.held, key)
-		r.mu.Unlock()
+	away, stable, err := r.turnedAway(ctx, ro, dep)
+	if err != nil || away == "" {
+		r.forgetHold(key)
 		return false, err
 	}
-	if controllerutil.ContainsFinalizer(ro, metav1.FinalizerDeleteDependents) {
-		r.event(ro, corev1.EventTypeWarning, "HandoverForced", fmt.Sprintf("Deployment %s holds version %s, which was "+
-			"rolled back, but a foreground deletion removed the stable ReplicaSets: handing over to it", dep.Name, hold))
-		return false, nil
+	decision, reason, note := "held", "HandoverHeld", fmt.Sprintf("Deployment %s holds version %s, which was turned away "+
+		"(aborted or undone); handing traffic over would roll it out to everyone, so stable %s keeps serving. Set the "+
+		"Deployment's template back (or to a fix), or annotate the Rollout %s=force to hand over anyway",
+		dep.Name, away, ro.Status.StableVersion, HandoverAnnotation)
+	if stable == nil || stable.rs.DeletionTimestamp != nil || stable.rs.Status.AvailableReplicas == 0 {
+		decision, reason, note = "forced", "HandoverForced", fmt.Sprintf("Deployment %s holds version %s, which was turned "+
+			"away, but the stable version has no available pods left (a foreground deletion removes them first): handing "+
+			"over to it rather than serving nothing", dep.Name, away)
 	}
 	r.mu.Lock()
-	first := !r.held[key]
 	if r.held == nil {
-		r.held = map[types.NamespacedName]bool{}
+		r.held = map[types.NamespacedName]string{}
 	}
-	r.held[key] = true
+	told := r.held[key] == decision
+	r.held[key] = decision
 	r.mu.Unlock()
-	if first {
-		r.event(ro, corev1.EventTypeWarning, "HandoverHeld", fmt.Sprintf("Deployment %s holds version %s, which was rolled back; "+
-			"handing traffic over would roll it out to everyone, so stable %s keeps serving. Set the Deployment's template back "+
-			"(or to a fix), or annotate the Rollout %s=force to hand over anyway", dep.Name, hold, ro.Status.StableVersion, HandoverAnnotation))
+	if !told {
+		r.event(ro, corev1.EventTypeWarning, reason, note)
 	}
-	return true, nil
+	return decision == "held", nil
+}
+
+func (r *Reconciler) forgetHold(key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.held, key)
+	r.mu.Unlock()
 }
 
 // turnedAway returns the Deployment's template's version when it is a release the Rollout turned
-// away and no force annotation overrides that; "" otherwise.
-func (r *Reconciler) turnedAway(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (string, error) {
+// away and no force annotation overrides that ("" otherwise), with the stable version's ReplicaSet.
+func (r *Reconciler) turnedAway(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (string, *version, error) {
 	if ro.Annotations[HandoverAnnotation] == "force" || dep.DeletionTimestamp != nil {
-		return "", nil
+		return "", nil, nil
 	}
 	st, ok, err := stateOf(ro)
 	if err != nil || !ok || st.InFlight() || st.SpecRelease == "" || st.SpecRelease == st.Stable {
-		return "", nil // a broken status is not a reason to keep a deleted Rollout
+		return "", nil, nil // a broken status is not a reason to keep a deleted Rollout
 	}
 	vs, err := r.versions(ctx, ro)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if versionOf(dep.Spec.Template, vs) != st.SpecRelease {
-		return "", nil
+		return "", nil, nil
 	}
-	return st.SpecRelease, nil
+	return st.SpecRelease, findVersion(vs, st.Stable), nil
 }
 
 // unselect removes Aviary's labels from a Service's selector.

@@ -47,7 +47,7 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	judges map[types.NamespacedName]*judges
-	held   map[types.NamespacedName]bool // deleted Rollouts whose handover is held (see holdHandover)
+	held   map[types.NamespacedName]string // deleted Rollouts whose handover is held or forced (see holdHandover)
 	empty  *metrics.Registry
 }
 
@@ -138,12 +138,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.dropJudges(req.NamespacedName) // its ReplicaSets go with it (owner references)
+			r.forgetHold(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	var res ctrl.Result
 	if !ro.DeletionTimestamp.IsZero() {
+		if _, take, _ := pendingCommand(&ro); take {
+			// A command that came with the deletion (an abort, an undo) is taken first, so that
+			// the handover knows what was turned away.
+			if _, cerr := r.reconcile(ctx, &ro, r.now()); cerr != nil {
+				r.Logger.Warn("the command that came with the deletion was not taken; handing over as things are",
+					"rollout", req.String(), "err", cerr)
+			}
+		}
 		res, err = r.handOver(ctx, &ro)
 	} else if added, ferr := r.keepUntilHandedOver(ctx, &ro); ferr != nil || added {
 		res, err = ctrl.Result{RequeueAfter: 20 * time.Millisecond}, ferr // go on with the written object

@@ -606,10 +606,15 @@ func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
 // everyone. It hands over once the template is set back, or when told to by the force annotation.
 func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTemplate(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, turnAway, release string }{
-		{"aborted, template set back", rollout.Abort, "set back"},
-		{"aborted, forced", rollout.Abort, "force"},
-		{"undone, template set back", rollout.Undo, "set back"},
+	for _, tc := range []struct {
+		name, turnAway, release string
+		withDeletion            bool // the command and the deletion reach the controller together
+	}{
+		{"aborted, template set back", rollout.Abort, "set back", false},
+		{"aborted, forced", rollout.Abort, "force", false},
+		{"undone, template set back", rollout.Undo, "set back", false},
+		{"aborted with the deletion, template set back", rollout.Abort, "set back", true},
+		{"aborted, then the stable pods are gone", rollout.Abort, "stable gone", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -622,22 +627,36 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			if err := cl.Update(w.ctx, &ro); err != nil {
 				t.Fatal(err)
 			}
-			w.controller()
+			stop := w.controller()
 			w.waitFor("the first version to be stable", healthy)
 			w.setImage("shop:2")
 			w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
+			if tc.withDeletion {
+				stop()
+				w.get("shop", &ro)
+				ro.Annotations = map[string]string{v1alpha1.CommandAnnotation: `{"id":"c1","kind":"` + tc.turnAway + `","by":"test"}`}
+				if err := cl.Update(w.ctx, &ro); err != nil {
+					t.Fatal(err)
+				}
+				if err := cl.Delete(w.ctx, &ro); err != nil {
+					t.Fatal(err)
+				}
+				w.controller()
+			}
 			if tc.turnAway == rollout.Undo {
 				w.command(rollout.Promote)
 				w.waitFor("shop:2 to be stable", func(ro *v1alpha1.Rollout) bool {
 					return healthy(ro) && ro.Status.StableVersion == w.versionWith("shop:2")
 				})
 			}
-			w.command(tc.turnAway)
-			w.waitFor("shop:1 to serve again", func(ro *v1alpha1.Rollout) bool { return ro.Status.StableVersion == w.versionWith("shop:1") })
-			w.waitWeights(100, 0)
-			w.get("shop", &ro)
-			if err := cl.Delete(w.ctx, &ro); err != nil {
-				t.Fatal(err)
+			if !tc.withDeletion {
+				w.command(tc.turnAway)
+				w.waitFor("shop:1 to serve again", func(ro *v1alpha1.Rollout) bool { return ro.Status.StableVersion == w.versionWith("shop:1") })
+				w.waitWeights(100, 0)
+				w.get("shop", &ro)
+				if err := cl.Delete(w.ctx, &ro); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if !eventually(10*time.Second, func() bool { return slices.Contains(w.eventReasons(), "HandoverHeld") }) {
 				t.Fatalf("no HandoverHeld event among %v", w.eventReasons())
@@ -654,12 +673,19 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			}
 			w.waitWeights(100, 0)
 
-			if tc.release == "force" {
+			switch tc.release {
+			case "force":
 				ro.Annotations = map[string]string{HandoverAnnotation: "force"}
 				if err := cl.Update(w.ctx, &ro); err != nil {
 					t.Fatal(err)
 				}
-			} else {
+			case "stable gone": // as a foreground deletion's garbage collection would
+				var rs appsv1.ReplicaSet
+				w.get("shop-"+w.versionWith("shop:1"), &rs)
+				if err := cl.Delete(w.ctx, &rs); err != nil {
+					t.Fatal(err)
+				}
+			default:
 				w.setImage("shop:1")
 			}
 			if !eventually(20*time.Second, func() bool {
@@ -670,6 +696,9 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			w.get("shop", &dep)
 			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 4 {
 				t.Errorf("the Deployment has %d replicas after the handover, want 4", n)
+			}
+			if tc.release == "stable gone" {
+				w.expectEvents("HandoverForced")
 			}
 		})
 	}
