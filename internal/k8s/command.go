@@ -91,5 +91,8 @@ func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
 	if c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid"); c != nil && c.Status == metav1.ConditionFalse {
 		view.Message = "spec refused, the last good one stays in force: " + c.Message
 	}
+	if c := meta.FindStatusCondition(ro.Status.Conditions, HandoverCondition); c != nil && !ro.DeletionTimestamp.IsZero() {
+		view.Message = "deleted; " + c.Message
+	}
 	return view, nil
 }

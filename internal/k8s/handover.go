@@ -8,6 +8,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -142,9 +144,20 @@ func (r *Reconciler) holdHandover(ctx context.Context, ro *v1alpha1.Rollout, dep
 	r.mu.Unlock()
 	if !told {
 		r.event(ro, corev1.EventTypeWarning, reason, note)
+		// The status says so too, for `aviary rollout status` and `kubectl get rollout -o yaml`.
+		meta.SetStatusCondition(&ro.Status.Conditions, metav1.Condition{Type: HandoverCondition, Status: metav1.ConditionFalse,
+			Reason: reason, Message: note, ObservedGeneration: ro.Generation})
+		if err := r.Client.Status().Update(ctx, ro); err != nil {
+			r.forgetHold(key) // tell again on the next pass
+			return decision == "held", client.IgnoreNotFound(err)
+		}
 	}
 	return decision == "held", nil
 }
+
+// HandoverCondition is the status condition of a deleted Rollout whose handover is held (reason
+// HandoverHeld) or forced (HandoverForced).
+const HandoverCondition = "Handover"
 
 func (r *Reconciler) forgetHold(key types.NamespacedName) {
 	r.mu.Lock()

@@ -662,6 +662,10 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 				t.Fatalf("no HandoverHeld event among %v", w.eventReasons())
 			}
 			time.Sleep(2 * time.Second) // a handover, had it not been held, would have begun by now
+			w.get("shop", &ro)
+			if view, err := View(&ro, time.Now()); err != nil || !strings.Contains(view.Message, "deleted; Deployment shop holds version") {
+				t.Errorf("status while held: %q (%v), want it to say the handover is held", view.Message, err)
+			}
 			var dep appsv1.Deployment
 			w.get("shop", &dep)
 			if n := ptr.Deref(dep.Spec.Replicas, 1); n != 0 && tc.turnAway == rollout.Abort {
