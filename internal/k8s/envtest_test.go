@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -198,12 +199,31 @@ func (w *world) expectEvents(reasons ...string) {
 }
 
 // setImage changes the Deployment's template, as `kubectl set image` or a GitOps sync would.
+// The controller may write the Deployment meanwhile (its replicas), so a conflict is tried again.
 func (w *world) setImage(image string) {
 	w.t.Helper()
-	var d appsv1.Deployment
-	w.get("shop", &d)
-	d.Spec.Template.Spec.Containers[0].Image = image
-	if err := cl.Update(w.ctx, &d); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var d appsv1.Deployment
+		w.get("shop", &d)
+		d.Spec.Template.Spec.Containers[0].Image = image
+		return cl.Update(w.ctx, &d)
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// updateRollout changes the Rollout as read now; the controller writes it too (its status), so a
+// conflict is tried again.
+func (w *world) updateRollout(mod func(ro *v1alpha1.Rollout)) {
+	w.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var ro v1alpha1.Rollout
+		w.get("shop", &ro)
+		mod(&ro)
+		return cl.Update(w.ctx, &ro)
+	})
+	if err != nil {
 		w.t.Fatal(err)
 	}
 }

@@ -101,6 +101,14 @@ func (r *Reconciler) goodSpec(key types.NamespacedName) *spec {
 	return nil
 }
 
+// hasJudges reports whether a Rollout's analyses and gates run in this process.
+func (r *Reconciler) hasJudges(key types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.judges[key]
+	return ok
+}
+
 func (r *Reconciler) dropJudges(key types.NamespacedName) {
 	r.mu.Lock()
 	j, ok := r.judges[key]
@@ -145,9 +153,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	var res ctrl.Result
 	if !ro.DeletionTimestamp.IsZero() {
-		if _, take, _ := pendingCommand(&ro); take {
-			// A command that came with the deletion (an abort, an undo) is taken first, so that
-			// the handover knows what was turned away.
+		if _, take, _ := pendingCommand(&ro); take || r.hasJudges(req.NamespacedName) {
+			// A last look before the handover: a command that came with the deletion (an abort, an
+			// undo) is taken, and a verdict its analyses reached since the last look is applied, so
+			// that the handover knows what was turned away. The handover drops the analyses, so
+			// this happens once.
 			if _, cerr := r.reconcile(ctx, &ro, r.now()); cerr != nil {
 				r.Logger.Warn("the command that came with the deletion was not taken; handing over as things are",
 					"rollout", req.String(), "err", cerr)

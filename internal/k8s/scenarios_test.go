@@ -583,13 +583,10 @@ func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
 	w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
 	w.waitWeights(70, 30)
 
-	var ro v1alpha1.Rollout
-	w.get("shop", &ro)
-	ro.Spec.Strategy.Canary.Steps = append(ro.Spec.Strategy.Canary.Steps,
-		v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"no-such-template"}}})
-	if err := cl.Update(w.ctx, &ro); err != nil {
-		t.Fatal(err)
-	}
+	w.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Strategy.Canary.Steps = append(ro.Spec.Strategy.Canary.Steps,
+			v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"no-such-template"}}})
+	})
 	w.waitFor("the refusal", func(ro *v1alpha1.Rollout) bool {
 		c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid")
 		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "spec.strategy.canary.steps[2].analysis.templates")
@@ -621,23 +618,18 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			w := newWorld(t)
 			w.app("shop:1")
 			w.rollout(canarySteps(weight(30), pause(0)), nil)
+			w.updateRollout(func(ro *v1alpha1.Rollout) { ro.Spec.WorkloadRef.ScaleDown = "onsuccess" })
 			var ro v1alpha1.Rollout
-			w.get("shop", &ro)
-			ro.Spec.WorkloadRef.ScaleDown = "onsuccess"
-			if err := cl.Update(w.ctx, &ro); err != nil {
-				t.Fatal(err)
-			}
 			stop := w.controller()
 			w.waitFor("the first version to be stable", healthy)
 			w.setImage("shop:2")
 			w.waitFor("the canary at 30%", func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 30 })
 			if tc.withDeletion {
 				stop()
+				w.updateRollout(func(ro *v1alpha1.Rollout) {
+					ro.Annotations = map[string]string{v1alpha1.CommandAnnotation: `{"id":"c1","kind":"` + tc.turnAway + `","by":"test"}`}
+				})
 				w.get("shop", &ro)
-				ro.Annotations = map[string]string{v1alpha1.CommandAnnotation: `{"id":"c1","kind":"` + tc.turnAway + `","by":"test"}`}
-				if err := cl.Update(w.ctx, &ro); err != nil {
-					t.Fatal(err)
-				}
 				if err := cl.Delete(w.ctx, &ro); err != nil {
 					t.Fatal(err)
 				}
@@ -679,10 +671,7 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 
 			switch tc.release {
 			case "force":
-				ro.Annotations = map[string]string{HandoverAnnotation: "force"}
-				if err := cl.Update(w.ctx, &ro); err != nil {
-					t.Fatal(err)
-				}
+				w.updateRollout(func(ro *v1alpha1.Rollout) { ro.Annotations = map[string]string{HandoverAnnotation: "force"} })
 			case "stable gone": // as a foreground deletion's garbage collection would
 				var rs appsv1.ReplicaSet
 				w.get("shop-"+w.versionWith("shop:1"), &rs)
@@ -706,4 +695,56 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			}
 		})
 	}
+}
+
+// A verdict the analyses reached since the controller last looked is applied before the handover,
+// so a canary whose analysis failed is held back even when the Rollout is deleted in between. The
+// controller here looks only when told of a change (an interval of an hour).
+func TestAVerdictReachedJustBeforeTheDeletionIsAppliedBeforeTheHandover(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.WriteString(w, `{"errors": 0.5}`)
+	}))
+	t.Cleanup(web.Close)
+	w := newWorld(t)
+	w.app("shop:1")
+	w.rollout(canarySteps(weight(25), v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors"}}}, weight(100)),
+		&v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{
+			Name: "errors",
+			Metrics: []v1alpha1.AnalysisMetric{{
+				Name:             "errors",
+				Web:              &v1alpha1.WebMetric{URL: web.URL, JSONPath: "$.errors"},
+				Interval:         &metav1.Duration{Duration: 100 * time.Millisecond},
+				InitialDelay:     &metav1.Duration{Duration: 3 * time.Second}, // once the step's own changes have settled
+				Count:            5,
+				SuccessCondition: "result < 0.05",
+			}},
+		}}})
+	w.updateRollout(func(ro *v1alpha1.Rollout) { ro.Spec.WorkloadRef.ScaleDown = "onsuccess" })
+	var ro v1alpha1.Rollout
+	w.controllerWith(func(o *Options) { o.Interval = time.Hour })
+	w.waitFor("the first version to be stable", healthy)
+	w.setImage("shop:2")
+	w.waitFor("the analysis step", func(ro *v1alpha1.Rollout) bool { return ro.Status.CurrentStepIndex == 1 })
+	if !eventually(10*time.Second, func() bool { return calls.Load() >= 1 }) {
+		t.Fatal("the analysis never measured")
+	}
+	time.Sleep(500 * time.Millisecond) // the failed measurement is in memory; nothing tells the controller
+	w.get("shop", &ro)
+	if ro.Status.Phase != "Progressing" { // a late event made it look: the window this test needs did not open
+		t.Skipf("the controller looked again before the deletion (phase %s); nothing to test this time", ro.Status.Phase)
+	}
+	if err := cl.Delete(w.ctx, &ro); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(10*time.Second, func() bool { return slices.Contains(w.eventReasons(), "HandoverHeld") }) {
+		t.Fatalf("no HandoverHeld event among %v", w.eventReasons())
+	}
+	w.get("shop", &ro)
+	if ro.Status.Phase != "Degraded" {
+		t.Errorf("phase %s after the last look, want Degraded", ro.Status.Phase)
+	}
+	w.waitWeights(100, 0)
 }
