@@ -125,6 +125,14 @@ func (p *ResponseParser) anthropicMessage(obj []byte) bool {
 // anthropicDeltaHasContent reports whether a content_block_delta carries text, tool input or
 // thinking. Signatures and citations are not content the user waits for.
 func anthropicDeltaHasContent(delta []byte) bool {
+	c, _ := anthropicDeltaContent(delta)
+	return !isEmpty(c)
+}
+
+// anthropicDeltaContent returns the value of the field a content_block_delta's type names as its
+// content (text, partial_json or thinking; the last occurrence), nil for other types, and
+// whether the object was whole.
+func anthropicDeltaContent(delta []byte) (content []byte, closed bool) {
 	var typ, text, partial, thinking []byte
 	o := objectOf(delta)
 	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
@@ -141,11 +149,11 @@ func anthropicDeltaHasContent(delta []byte) bool {
 	}
 	switch string(typ) {
 	case `"text_delta"`:
-		return !isEmpty(text)
+		content = text
 	case `"input_json_delta"`:
-		return !isEmpty(partial)
+		content = partial
 	case `"thinking_delta"`:
-		return !isEmpty(thinking)
+		content = thinking
 	}
-	return false
+	return content, o.closed()
 }

@@ -107,17 +107,23 @@ func deltaHasContent(b []byte) (content bool, end int) {
 }
 
 func chatUsage(v []byte) Usage {
+	return usageOf(v, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+}
+
+// usageOf reads an OpenAI usage object, whose two APIs name the same four counts differently:
+// input and output tokens, and the details objects with cached_tokens and reasoning_tokens.
+func usageOf(v []byte, input, output, inputDetails, outputDetails string) Usage {
 	u := Usage{Known: true}
 	o := objectOf(v)
 	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
 		switch string(k) {
-		case "prompt_tokens":
+		case input:
 			u.Input, _ = integer(v)
-		case "completion_tokens":
+		case output:
 			u.Output, _ = integer(v)
-		case "prompt_tokens_details":
+		case inputDetails:
 			u.Cached = member(v, "cached_tokens")
-		case "completion_tokens_details":
+		case outputDetails:
 			u.Reasoning = member(v, "reasoning_tokens")
 		}
 	}
@@ -229,19 +235,5 @@ func (p *ResponseParser) responseObject(obj []byte, terminal bool) bool {
 }
 
 func responsesUsage(v []byte) Usage {
-	u := Usage{Known: true}
-	o := objectOf(v)
-	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
-		switch string(k) {
-		case "input_tokens":
-			u.Input, _ = integer(v)
-		case "output_tokens":
-			u.Output, _ = integer(v)
-		case "input_tokens_details":
-			u.Cached = member(v, "cached_tokens")
-		case "output_tokens_details":
-			u.Reasoning = member(v, "reasoning_tokens")
-		}
-	}
-	return u
+	return usageOf(v, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 }

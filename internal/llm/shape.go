@@ -364,36 +364,11 @@ func anthropicShape(b *shapeBuilder, name, data []byte) bool {
 // anthropicDeltaShape follows anthropicDeltaHasContent: the field its type names is the content
 // hole (its last occurrence), every other value but the type a hole.
 func anthropicDeltaShape(b *shapeBuilder, delta []byte) bool {
-	var typ, text, partial, thinking []byte
+	c, closed := anthropicDeltaContent(delta)
+	if !closed || isEmpty(c) {
+		return false
+	}
 	o := objectOf(delta)
-	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
-		switch string(k) {
-		case "type":
-			typ = v
-		case "text":
-			text = v
-		case "partial_json":
-			partial = v
-		case "thinking":
-			thinking = v
-		}
-	}
-	if !o.closed() {
-		return false
-	}
-	var c []byte
-	switch string(typ) {
-	case `"text_delta"`:
-		c = text
-	case `"input_json_delta"`:
-		c = partial
-	case `"thinking_delta"`:
-		c = thinking
-	}
-	if isEmpty(c) {
-		return false
-	}
-	o = objectOf(delta)
 	for k, v, ok := o.next(); ok; k, v, ok = o.next() {
 		if string(k) != "type" {
 			b.add(v, same(v, c))
