@@ -1,7 +1,6 @@
 package quality
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/logtest"
 )
 
 // clock is a clock the test moves by hand.
@@ -43,12 +43,12 @@ type harness struct {
 	*Quality
 	reg   *prometheus.Registry
 	clock *clock
-	log   *syncBuffer
+	log   *logtest.Buffer
 }
 
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), clock: newClock(), log: &syncBuffer{}}
+	h := &harness{reg: prometheus.NewRegistry(), clock: newClock(), log: &logtest.Buffer{}}
 	o.Metrics, o.Now = h.reg, h.clock.Now
 	o.Logger = slog.New(slog.NewTextHandler(h.log, nil))
 	h.Quality = New(o)
@@ -102,23 +102,6 @@ func sameLabels(got []*dto.LabelPair, want map[string]string) bool {
 		}
 	}
 	return true
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // judge is an evaluator server: it records what it is sent and answers with answer.

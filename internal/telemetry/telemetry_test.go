@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"aviary.dev/aviary/internal/llm"
+	"aviary.dev/aviary/internal/logtest"
 )
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -308,7 +307,7 @@ func TestExportFailuresAreLoggedSparinglyAndReturnedByShutdown(t *testing.T) {
 	t.Parallel()
 	rec := newReceiver(t)
 	rec.status = http.StatusBadRequest // not retried by the exporters
-	var logs syncBuffer
+	var logs logtest.Buffer
 	tel, err := New(t.Context(), Options{Endpoint: rec.URL, Interval: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -336,23 +335,6 @@ func (r *receiver) exports() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.headers)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // wantAttrs checks that got has every attribute of want, and none of absent.
