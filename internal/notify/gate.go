@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -114,7 +115,7 @@ func gateTarget(r rollout.Run) (string, error) {
 	}
 	u, err := url.Parse(r.Gate.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("gate %s of %s: URL %s is not an absolute http(s) URL; fix the gate step's url", r.ID, r.Service, redact(r.Gate.URL))
+		return "", fmt.Errorf("gate %s of %s: URL %s is not an absolute http(s) URL; fix the gate step's url", r.ID, r.Service, redact.URL(r.Gate.URL))
 	}
 	q := u.Query()
 	q.Set("service", r.Service)
@@ -127,14 +128,14 @@ func gateTarget(r rollout.Run) (string, error) {
 func (g *Gates) start(r rollout.Run, target string) *gatePoller {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &gatePoller{
-		id: r.ID, target: target, shown: redact(r.Gate.URL), client: g.client, now: g.now,
-		log:      g.log.With("check", r.ID, "service", r.Service, "url", redact(r.Gate.URL)),
+		id: r.ID, target: target, shown: redact.URL(r.Gate.URL), client: g.client, now: g.now,
+		log:      g.log.With("check", r.ID, "service", r.Service, "url", redact.URL(r.Gate.URL)),
 		interval: orDefault(r.Gate.Interval.Duration, config.DefaultGateInterval.Duration),
 		timeout:  orDefault(r.Gate.Timeout.Duration, config.DefaultGateTimeout.Duration),
 		limit:    r.Gate.FailureLimit,
 		cancel:   cancel, done: make(chan struct{}),
 		verdict: rollout.Verdict{Phase: rollout.Running, At: g.now(),
-			Message: fmt.Sprintf("gate %s: waiting for the first answer", redact(r.Gate.URL))},
+			Message: fmt.Sprintf("gate %s: waiting for the first answer", redact.URL(r.Gate.URL))},
 	}
 	if p.limit <= 0 {
 		p.limit = config.DefaultGateFailureLimit
@@ -233,12 +234,12 @@ func (p *gatePoller) ask(ctx context.Context) (status int, said string, err erro
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.target, nil)
 	if err != nil {
-		return 0, "", bareError(err)
+		return 0, "", redact.Err(err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, "", bareError(err)
+		return 0, "", redact.Err(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxGateBody))

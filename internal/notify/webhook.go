@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -171,8 +172,8 @@ type hookWorker struct {
 
 func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, deliveries *prometheus.CounterVec) *hookWorker {
 	h := &hookWorker{
-		ctx: ctx, hook: hook, url: redact(hook.URL), client: o.Client,
-		log:     o.Logger.With("url", redact(hook.URL)),
+		ctx: ctx, hook: hook, url: redact.URL(hook.URL), client: o.Client,
+		log:     o.Logger.With("url", redact.URL(hook.URL)),
 		timeout: orDefault(hook.Timeout.Duration, config.DefaultWebhookTimeout.Duration),
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
@@ -334,7 +335,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.hook.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("build request: %w", bareError(err))
+		return 0, fmt.Errorf("build request: %w", redact.Err(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Aviary-Event", e.Kind)
@@ -345,7 +346,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return 0, bareError(err)
+		return 0, redact.Err(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -308,7 +309,7 @@ func TestWebhookRegistersOnAReloadedRegistry(t *testing.T) {
 }
 
 func TestRedactKeepsSecretsOutOfLabels(t *testing.T) {
-	if got := redact("https://user:pw@hooks.example.com/x?token=abc"); got != "https://hooks.example.com/x" {
+	if got := redact.URL("https://user:pw@hooks.example.com/x?token=abc"); got != "https://hooks.example.com/x" {
 		t.Errorf("redact = %q", got)
 	}
 }

@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 )
 
 // shareUnit is 100% in the unit of evaluator shares: parts per million, so that a share as small
@@ -64,7 +63,7 @@ func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 		}
 		states[svc] = st
 		next[svc] = &evaluator{
-			url: e.URL, shownURL: redact(e.URL),
+			url: e.URL, shownURL: redact.URL(e.URL),
 			share:       uint64(max(1, min(shareUnit, math.Round(e.Percent*shareUnit/100)))),
 			maxBytes:    positive(e.MaxBytes, config.DefaultEvaluatorMaxBytes),
 			maxInFlight: int64(positive(e.MaxInFlight, config.DefaultEvaluatorMaxInFlight)),
@@ -182,17 +181,17 @@ func (e *evaluation) post() (answer, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.ev.url, bytes.NewReader(body))
 	if err != nil {
-		return answer{}, fmt.Errorf("build request: %w", bareError(err))
+		return answer{}, fmt.Errorf("build request: %w", redact.Err(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := e.q.client.Do(req)
 	if err != nil {
-		return answer{}, bareError(err)
+		return answer{}, redact.Err(err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return answer{}, fmt.Errorf("read answer: %w", bareError(err))
+		return answer{}, fmt.Errorf("read answer: %w", redact.Err(err))
 	}
 	if resp.StatusCode/100 != 2 {
 		return answer{}, fmt.Errorf("answered %s: %.200q", resp.Status, raw)
@@ -275,23 +274,4 @@ func (l *logLimiter) allow(now time.Time, every time.Duration) (bool, int) {
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
 	return true, n
-}
-
-// redact returns a URL fit for logs: without user info or query, where tokens are usually kept.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment = nil, "", false, ""
-	return u.String()
-}
-
-// bareError strips the *url.Error wrapper that http.Client puts around every error: it repeats
-// the full URL, query and all, which the log shows redacted.
-func bareError(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return ue.Err
-	}
-	return err
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 )
 
 // Status is the contract shared by the CLI, the API, the dashboard and tests:
@@ -56,7 +57,7 @@ func StatusOf(s State, release string, now time.Time) Status {
 		for i := range st.Checks {
 			if g := st.Checks[i].Gate; g != nil {
 				gg := *g
-				gg.URL = redactURL(g.URL)
+				gg.URL = redact.URL(g.URL)
 				st.Checks[i].Gate = &gg
 			}
 		}

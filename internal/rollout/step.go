@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 )
 
 // stepDone reports whether the current (waiting) step is over; it may abort or pause the rollout.
@@ -74,7 +75,7 @@ func (c *change) judge(st Step, mayPass bool) bool {
 	v, ok := c.in.Verdicts[ch.ID]
 	what := "analysis " + joinNames(ch.Templates)
 	if ch.Kind == GateCheck {
-		what = "gate " + redactURL(ch.Gate.URL)
+		what = "gate " + redact.URL(ch.Gate.URL)
 	}
 	switch {
 	case ok && v.Phase == Fail:

@@ -2,11 +2,11 @@ package rollout
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 )
 
 // Step is one step of a rollout as the controller runs it. Every strategy compiles to a list of
@@ -128,7 +128,7 @@ func canaryStep(s config.Step) Step {
 	case s.Analysis != nil:
 		return analysisStep(s.Analysis)
 	case s.Gate != nil:
-		return Step{Kind: Gate, Gate: s.Gate, Text: "gate " + redactURL(s.Gate.URL)}
+		return Step{Kind: Gate, Gate: s.Gate, Text: "gate " + redact.URL(s.Gate.URL)}
 	}
 	return Step{Kind: Pause, Text: "pause"} // unreachable for a validated config
 }
@@ -181,15 +181,4 @@ func stringMatchText(s config.StringMatch) string {
 		return " ~ " + s.Regex
 	}
 	return "=" + s.Value
-}
-
-// redactURL drops what may carry a secret (user info, query, fragment) from a URL shown to people,
-// stored in events, or sent to webhooks.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(a URL that does not parse)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
