@@ -121,11 +121,7 @@ func (q *llmCount) look(r *runner, now time.Time) {
 
 func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {
 	t := q.test
-	cr, br := t.Rates()
-	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
-		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
-		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
-		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+	res := countResult(q.template, q.metric, r, t)
 	what := "LLM streams that failed after a 200: "
 	switch {
 	case q.metric.Label != "":
@@ -142,19 +138,8 @@ func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResul
 		what = fmt.Sprintf("gaps between chunks longer than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
 	}
 	res.Boundary = q.boundary.String()
-	decision := "no evidence of a regression beyond the margin"
-	switch {
-	case t.Rejected() && (q.metric.Critical || minimumMet):
-		res.Phase, decision = Failed, "rollback"
-	case t.Rejected():
-		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
-	}
+	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
 	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
-	if n := len(q.history); n == 0 || now.Sub(q.history[n-1].At) >= 10*time.Second || res.Phase != Running {
-		q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
-		if len(q.history) > q.limit {
-			q.history = q.history[len(q.history)-q.limit:]
-		}
-	}
+	q.history = recordPoint(q.history, q.limit, now, res)
 	return res
 }

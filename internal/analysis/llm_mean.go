@@ -103,23 +103,12 @@ func (q *llmMean) result(r *runner, minimumMet bool, now time.Time) MetricResult
 	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
 		Canary: &Side{Version: r.run.Canary, Rate: finite(cm)}, Baseline: &Side{Version: r.run.Stable, Rate: finite(bm)},
 		Effect: finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
-	decision := "no evidence of a regression beyond the margin"
-	switch {
-	case t.Rejected() && (q.metric.Critical || minimumMet):
-		res.Phase, decision = Failed, "rollback"
-	case t.Rejected():
-		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
-	}
+	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
 	what := q.metric.Builtin
 	if q.metric.Builtin == "evaluation" {
 		what = "evaluation " + q.metric.Score
 	}
 	res.Text = fmt.Sprintf("%s: %s %s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
-	if n := len(q.history); n == 0 || now.Sub(q.history[n-1].At) >= 10*time.Second || res.Phase != Running {
-		q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
-		if len(q.history) > q.a.o.History {
-			q.history = q.history[len(q.history)-q.a.o.History:]
-		}
-	}
+	q.history = recordPoint(q.history, q.a.o.History, now, res)
 	return res
 }

@@ -134,11 +134,7 @@ func (q *sequential) forgetOld(now time.Time, w time.Duration) {
 // result is the metric's evidence now. minimumMet says whether a non-critical metric may fail.
 func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricResult {
 	t := q.test
-	cr, br := t.Rates()
-	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,
-		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
-		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
-		Effect:   finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+	res := countResult(q.template, q.metric, r, t)
 	what := ""
 	if q.metric.Builtin == "latency" {
 		what = fmt.Sprintf("requests slower than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
@@ -148,28 +144,46 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 			return res
 		}
 	}
-	decision := "no evidence of a regression beyond the margin"
-	switch {
-	case t.Rejected() && (q.metric.Critical || minimumMet):
-		res.Phase = Failed
-		decision = "rollback"
-	case t.Rejected():
-		decision = "regression shown; the rollback waits for the minimum exposure (not critical)"
-	}
+	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
 	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
-	q.record(now, res)
+	q.history = recordPoint(q.history, q.limit, now, res)
 	return res
 }
 
-// record keeps a point of the metric's history every ten seconds, and at a decision.
-func (q *sequential) record(now time.Time, res MetricResult) {
-	if n := len(q.history); n > 0 && now.Sub(q.history[n-1].At) < 10*time.Second && res.Phase == Running {
-		return
+// countResult is a sequential count metric's result before its words: both versions' counts
+// and rates, the effect, and the evidence so far.
+func countResult(template string, m config.AnalysisMetric, r *runner, t *judge.CountTest) MetricResult {
+	cr, br := t.Rates()
+	return MetricResult{Template: template, Metric: m.Name, Kind: "sequential", Critical: m.Critical,
+		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
+		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
+		Effect:   finite(t.Effect()), Margin: m.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+}
+
+// decide turns a sequential test's verdict into the result's phase and says it in words: a
+// regression fails a critical metric at once, any other once the minimum exposure is met.
+func decide(res *MetricResult, rejected bool, m config.AnalysisMetric, minimumMet bool) string {
+	switch {
+	case rejected && (m.Critical || minimumMet):
+		res.Phase = Failed
+		return "rollback"
+	case rejected:
+		return "regression shown; the rollback waits for the minimum exposure (not critical)"
 	}
-	q.history = append(q.history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
-	if len(q.history) > q.limit {
-		q.history = q.history[len(q.history)-q.limit:]
+	return "no evidence of a regression beyond the margin"
+}
+
+// recordPoint keeps a point of a sequential metric's history every ten seconds and at a
+// decision, the last limit of them.
+func recordPoint(history []Point, limit int, now time.Time, res MetricResult) []Point {
+	if n := len(history); n > 0 && now.Sub(history[n-1].At) < 10*time.Second && res.Phase == Running {
+		return history
 	}
+	history = append(history, Point{At: now, Value: res.Effect, Phase: res.Phase, Evidence: res.Evidence})
+	if len(history) > limit {
+		history = history[len(history)-limit:]
+	}
+	return history
 }
 
 func finite(v float64) float64 {
