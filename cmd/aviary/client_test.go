@@ -157,14 +157,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			api.token = tc.token
 			api.mu.Unlock()
 			_, err := run(t, tc.args...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			wantError(t, tc.name, err, tc.want...)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,14 +93,6 @@ func TestControllerErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"--kubeconfig", file, "--leader-election-id", ""}, []string{"--leader-election-id: name the Lease"}},
 	} {
 		_, err := controller(t, "", tc.args...)
-		if err == nil {
-			t.Errorf("controller %v: no error", tc.args)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("controller %v: error %q lacks %q", tc.args, err, w)
-			}
-		}
+		wantError(t, fmt.Sprintf("controller %v", tc.args), err, tc.want...)
 	}
 }

@@ -282,6 +282,20 @@ func execute(t *testing.T, root *cobra.Command, stdin string, args ...string) (s
 }
 
 // run is aviary with a watch that only events (or a minute) wake.
+// wantError checks that err is an error whose text holds every one of want; what names the call.
+func wantError(t *testing.T, what string, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error", what)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q lacks %q", what, err, w)
+		}
+	}
+}
+
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	out, _, err := aviary(t, time.Minute, "", args...)

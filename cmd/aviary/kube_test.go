@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -162,14 +163,7 @@ func TestNoKubeconfigSaysWhatToDo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("KUBECONFIG", tc.env)
 			_, err := run(t, tc.args...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			wantError(t, tc.name, err, tc.want...)
 		})
 	}
 }
@@ -193,15 +187,7 @@ func TestKubeModeRefusesWhatItCannotDo(t *testing.T) {
 			[]string{"in Kubernetes mode Rollouts are Kubernetes resources: kubectl apply -f shop.yaml"}},
 	} {
 		_, err := run(t, tc.args...)
-		if err == nil {
-			t.Errorf("%v: no error", tc.args)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%v: error %q lacks %q", tc.args, err, w)
-			}
-		}
+		wantError(t, fmt.Sprint(tc.args), err, tc.want...)
 	}
 }
 
