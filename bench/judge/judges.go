@@ -71,20 +71,52 @@ const (
 // its running maximum rose, and any alpha is evaluated afterwards on the same run (evidencePath).
 // It runs until the evidence has reached the level of the smallest alpha evaluated (minAlpha).
 type aviary struct {
-	errs, slow *aviaryjudge.CountTest
-	shipped    float64 // level of the shipped alpha: the cause is recorded when it is reached
-	cause      uint8   // which tests had reached the shipped level when the larger one first did
-	path       evidencePath
+	counts
+	shipped float64 // level of the shipped alpha: the cause is recorded when it is reached
+	cause   uint8   // which tests had reached the shipped level when the larger one first did
+	path    evidencePath
 }
 
 func newAviary(m model) *aviary {
 	// The tests' own alpha plays no part here: rejection is read off the path at each level.
 	return &aviary{
-		errs:    aviaryjudge.NewCountTest(m.errMargin, alpha/2),
-		slow:    aviaryjudge.NewCountTest(m.latMargin, alpha/2),
+		counts:  newCounts(m.errMargin, m.latMargin),
 		shipped: aviaryLevel(alpha),
 		path:    newEvidencePath(aviaryLevel(maxAlpha), aviaryLevel(minAlpha)),
 	}
+}
+
+// counts is Aviary's two count tests as the analysis runs them: looks every second, grouped in
+// batches of one metrics slot (batchSeconds), each test tempered by the dispersion the baseline's
+// own closed batches show (judge.Dispersion), as internal/analysis/sequential.go feeds it.
+type counts struct {
+	errs, slow        *aviaryjudge.CountTest
+	errDisp, slowDisp *aviaryjudge.Dispersion
+	batch             int64
+	bn, be, bs        int64 // the baseline's open batch
+}
+
+// batchSeconds is the metrics' default slot (metrics.DefaultSlot), the analysis's batch.
+const batchSeconds = 10
+
+func newCounts(errMargin, latMargin float64) counts {
+	c := counts{errs: aviaryjudge.NewCountTest(errMargin, alpha/2), slow: aviaryjudge.NewCountTest(latMargin, alpha/2),
+		errDisp: &aviaryjudge.Dispersion{}, slowDisp: &aviaryjudge.Dispersion{}}
+	c.errs.Dispersion, c.slow.Dispersion = c.errDisp, c.slowDisp
+	return c
+}
+
+// look feeds one second: the canary's and the baseline's requests, errors and slow requests.
+func (c *counts) look(second int32, cn, ce, cs, bn, be, bs int64) {
+	b := int64(second-1) / batchSeconds
+	if b != c.batch {
+		c.errDisp.ObserveBatch(c.bn, c.be)
+		c.slowDisp.ObserveBatch(c.bn, c.bs)
+		c.batch, c.bn, c.be, c.bs = b, 0, 0, 0
+	}
+	c.bn, c.be, c.bs = c.bn+bn, c.be+be, c.bs+bs
+	c.errs.Observe(b, cn, ce, bn, be)
+	c.slow.Observe(b, cn, cs, bn, bs)
 }
 
 // aviaryLevel is the evidence at which Aviary's judge at alpha rolls back: each test has alpha/2
@@ -92,8 +124,7 @@ func newAviary(m model) *aviary {
 func aviaryLevel(a float64) float64 { return 1 / (a / 2) }
 
 func (a *aviary) observe(k *tick, _ *measurement) bool {
-	a.errs.Observe(k.canaryN, k.canaryErr, k.baseN, k.baseErr)
-	a.slow.Observe(k.canaryN, k.canarySlow, k.baseN, k.baseSlow)
+	a.look(k.second, k.canaryN, k.canaryErr, k.canarySlow, k.baseN, k.baseErr, k.baseSlow)
 	e, s := a.errs.Evidence(), a.slow.Evidence()
 	if a.cause == 0 {
 		if e >= a.shipped {

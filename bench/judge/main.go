@@ -145,13 +145,20 @@ func main() {
 	flag.Float64Var(&c.latMargin, "margin-latency", c.latMargin,
 		"Aviary's margin on the share of requests above the latency boundary (Aviary's shipped default, config.DefaultLatencyMargin; the issue set 1.2)")
 	flag.IntVar(&c.workers, "workers", c.workers, "goroutines running simulations")
+	hostileOnly := flag.Bool("hostile", false, "run the hostile cells of issue 10 instead (bench/results/judge-hostile.md)")
 	flag.Parse()
+	if *hostileOnly && c.out == defaults().out {
+		c.out = "bench/results/judge-hostile.md"
+	}
 
 	var err error
 	if c.loads, err = parseLoads(loads); err == nil {
 		err = c.validate()
 	}
-	if err == nil {
+	switch {
+	case err == nil && *hostileOnly:
+		err = runHostileReport(c, os.Stdout, os.Stderr)
+	case err == nil:
 		err = run(c, os.Stdout, os.Stderr)
 	}
 	if err != nil {
@@ -190,6 +197,33 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("-workers: need at least 1"))
 	}
 	return errors.Join(errs...)
+}
+
+// runHostileReport simulates the hostile cells and writes their report.
+func runHostileReport(c config, stdout, progress io.Writer) error {
+	md, err := runHostile(c, stdout, progress)
+	if err != nil {
+		return err
+	}
+	return writeReport(c, md, stdout, progress)
+}
+
+// writeReport writes a report to stdout and to -out.
+func writeReport(c config, md string, stdout, progress io.Writer) error {
+	if _, err := io.WriteString(stdout, md); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if c.out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return fmt.Errorf("create directory of -out %s: %w", c.out, err)
+	}
+	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write -out %s: %w", c.out, err)
+	}
+	fmt.Fprintf(progress, "wrote %s\n", c.out)
+	return nil
 }
 
 // run simulates every cell, then writes the report.

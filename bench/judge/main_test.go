@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
 	aviaryconfig "aviary.dev/aviary/internal/config"
 )
 
@@ -250,20 +249,21 @@ func TestEvidencePathIsTheJudgeAtEveryAlpha(t *testing.T) {
 		w := newWorld(r, m, 300, sc)
 		a := newAviary(m)
 		want := make([]int32, len(alphas))
-		tests := make([][2]*aviaryjudge.CountTest, len(alphas))
+		tests := make([]counts, len(alphas))
 		for i, al := range alphas {
 			want[i] = -1
-			tests[i] = [2]*aviaryjudge.CountTest{aviaryjudge.NewCountTest(m.errMargin, al/2), aviaryjudge.NewCountTest(m.latMargin, al/2)}
+			tests[i] = newCounts(m.errMargin, m.latMargin)
+			tests[i].errs.Alpha, tests[i].slow.Alpha = al/2, al/2
 		}
 		var k tick
 		for s := 1; s <= m.seconds; s++ {
 			w.draw(r, &k, false)
 			k.second = int32(s)
 			a.observe(&k, nil)
-			for i, ts := range tests {
-				ts[0].Observe(k.canaryN, k.canaryErr, k.baseN, k.baseErr)
-				ts[1].Observe(k.canaryN, k.canarySlow, k.baseN, k.baseSlow)
-				if want[i] < 0 && (ts[0].Rejected() || ts[1].Rejected()) {
+			for i := range tests {
+				ts := &tests[i]
+				ts.look(k.second, k.canaryN, k.canaryErr, k.canarySlow, k.baseN, k.baseErr, k.baseSlow)
+				if want[i] < 0 && (ts.errs.Rejected() || ts.slow.Rejected()) {
 					want[i] = int32(s)
 				}
 			}

@@ -115,9 +115,76 @@ func TestDefaultAnalysisSeesSlowerAnswers(t *testing.T) {
 	}
 }
 
+// driveWith is drive with the analyzer's templates given.
+func driveWith(t *testing.T, tr *traffic, tmpl config.AnalysisTemplate, seconds int, serve func(sec int)) (rollout.Verdict, int) {
+	t.Helper()
+	a := analyzerFor(tr, tmpl)
+	run := rollout.Run{ID: "shop/1/0/x", Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: []string{tmpl.Name}, StartedAt: tr.now, Weight: 10}
+	rn := newRunner(a, run, a.templates)
+	for sec := range seconds {
+		serve(sec)
+		tr.now = tr.now.Add(time.Second)
+		rn.look(context.Background(), tr.now)
+		if v, _ := rn.latest(); v.Phase != rollout.Running {
+			return v, sec
+		}
+	}
+	v, _ := rn.latest()
+	return v, -1
+}
+
+// lenient is the default template with detectable effects that any data rule out: what is left
+// to decide a pass is the minimum exposure.
+func lenient() config.AnalysisTemplate {
+	tmpl := config.DefaultTemplate()
+	tmpl.Name = "lenient"
+	for i := range tmpl.Metrics {
+		tmpl.Metrics[i].DetectableEffect = &config.DetectableEffect{Points: 100}
+	}
+	return tmpl
+}
+
+func TestAPassNeedsTheDetectableEffectRuledOut(t *testing.T) {
+	tr := newTraffic(t)
+	// A healthy canary at 100 req/s: at 30 s its 300 requests cannot rule out 1.5 points more
+	// errors; the step waits until they can, and then passes, saying what was ruled out.
+	v, at := drive(t, tr, rollout.StepAnalysis, []string{"default"}, 900, func(int) {
+		tr.second("v1", 90, 0.005, 50*time.Millisecond)
+		tr.second("v2", 10, 0.005, 50*time.Millisecond)
+	})
+	if v.Phase != rollout.Pass || at < 60 {
+		t.Fatalf("healthy canary: verdict %s at second %d, want a Pass after more than the minimum: %s", v.Phase, at, v.Message)
+	}
+	if !strings.Contains(v.Message, "is ruled out with 99.5% confidence") {
+		t.Fatalf("a pass must say what it ruled out: %s", v.Message)
+	}
+}
+
+func TestACanaryWithTwoPointsMoreErrorsNeverPasses(t *testing.T) {
+	for seed := range uint64(20) {
+		tr := newTraffic(t)
+		tr.rnd = rand.New(rand.NewPCG(seed, 99))
+		// Not critical and with a margin it cannot exceed, so the errors test never fails it: all
+		// that is left is whether the pass rule lets +2 points through.
+		tmpl := config.DefaultTemplate()
+		tmpl.Name = "nofail"
+		for i := range tmpl.Metrics {
+			tmpl.Metrics[i].Critical, tmpl.Metrics[i].Margin = false, 1000
+		}
+		v, at := driveWith(t, tr, tmpl, 600, func(int) {
+			tr.second("v1", 90, 0.005, 50*time.Millisecond)
+			tr.second("v2", 10, 0.025, 50*time.Millisecond)
+		})
+		if v.Phase == rollout.Pass {
+			t.Fatalf("seed %d: a canary with 2.5%% errors against 0.5%% passed at second %d: %s", seed, at, v.Message)
+		}
+	}
+}
+
 func TestAnalysisStepPassesOnlyAfterTheMinimum(t *testing.T) {
 	tr := newTraffic(t)
-	v, at := drive(t, tr, rollout.StepAnalysis, []string{"default"}, 120, func(int) {
+	v, at := driveWith(t, tr, lenient(), 120, func(int) {
 		tr.second("v1", 90, 0.005, 50*time.Millisecond)
 		tr.second("v2", 10, 0.005, 50*time.Millisecond)
 	})

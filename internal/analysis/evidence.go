@@ -14,13 +14,19 @@ type MetricResult struct {
 	Phase    string `json:"phase"` // Running, Successful, Failed, Inconclusive, Error
 
 	// Sequential: both versions, their counts, the effect and the evidence against the margin.
-	Canary       *Side   `json:"canary,omitempty"`
-	Baseline     *Side   `json:"baseline,omitempty"`
-	Effect       float64 `json:"effect,omitempty"` // canary rate / baseline rate
-	Margin       float64 `json:"margin,omitempty"`
-	Evidence     float64 `json:"evidence,omitempty"`
-	Needed       float64 `json:"needed,omitempty"`
-	Boundary     string  `json:"boundary,omitempty"` // latency: what "slow" means
+	Canary   *Side   `json:"canary,omitempty"`
+	Baseline *Side   `json:"baseline,omitempty"`
+	Effect   float64 `json:"effect,omitempty"` // canary rate / baseline rate
+	Margin   float64 `json:"margin,omitempty"`
+	Evidence float64 `json:"evidence,omitempty"`
+	Needed   float64 `json:"needed,omitempty"`
+	Boundary string  `json:"boundary,omitempty"` // latency: what "slow" means
+	// Safe says whether the data rule out a regression of the metric's detectable effect (nil: the
+	// metric has none); RuledOut says it in words.
+	Safe     *bool  `json:"safe,omitempty"`
+	RuledOut string `json:"ruledOut,omitempty"`
+	// Dispersion is the overdispersion of the stable's own counts that the test applies (1: none).
+	Dispersion   float64 `json:"dispersion,omitempty"`
 	Measurements []Point `json:"measurements,omitempty"`
 
 	// Threshold: counts of measurement outcomes.

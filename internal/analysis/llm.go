@@ -116,7 +116,7 @@ func (q *llmCount) look(r *runner, now time.Time) {
 		d[i] = [2]int64{int64(n - min(n, p[0])), int64(e - min(e, p[1]))}
 		q.prev[v] = [2]uint64{n, e}
 	}
-	q.test.Observe(d[0][0], d[0][1], d[1][0], d[1][1])
+	q.test.Observe(r.batch(now), d[0][0], d[0][1], d[1][0], d[1][1])
 }
 
 func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {

@@ -57,7 +57,7 @@ func (q *promCount) look(r *runner, now time.Time) {
 		cn, ce, okC := grew(q.last[r.run.Canary], cur[r.run.Canary])
 		bn, be, okB := grew(q.last[r.run.Stable], cur[r.run.Stable])
 		if okC && okB { // a counter that went down was reset (a pod restarted): skip that look
-			q.test.Observe(int64(cn), int64(ce), int64(bn), int64(be))
+			q.test.Observe(r.batch(now), int64(cn), int64(ce), int64(bn), int64(be))
 		}
 	}
 	q.last = cur

@@ -194,6 +194,12 @@ func (rn *runner) routingFailure(now time.Time) string {
 		rn.run.Canary, w, rn.run.Stable, b.Requests)
 }
 
+// batch is the number of the batch a look at now belongs to: the metrics' slot, so that the
+// count tests group looks as the gateway's windows do (see judge.CountTest).
+func (rn *runner) batch(now time.Time) int64 {
+	return now.UnixNano() / int64(rn.a.o.Metrics.Slot())
+}
+
 // setWeight records the canary's weight now, and when it last changed.
 func (rn *runner) setWeight(w int, now time.Time) {
 	if old := rn.weight.Swap(int64(w)); old != int64(w) {
@@ -215,12 +221,15 @@ func (rn *runner) judge(now time.Time) {
 	minDur, minReq, maxWait, onInconclusive := rn.minimum()
 	minimumMet := age >= minDur && canaryN >= uint64(minReq)
 	var results []MetricResult
-	var failed, inconclusive []string
+	var failed, inconclusive, unsafe []string
 	for _, q := range rn.seq {
 		r := q.result(rn, minimumMet, now)
 		results = append(results, r)
 		if r.Phase == Failed {
 			failed = append(failed, r.Text)
+		}
+		if r.Safe != nil && !*r.Safe {
+			unsafe = append(unsafe, r.Metric+": "+r.RuledOut)
 		}
 	}
 	thresholdsPassed := true
@@ -256,11 +265,14 @@ func (rn *runner) judge(now time.Time) {
 		rn.decide(rollout.Fail, strings.Join(failed, "; "), results)
 	case len(inconclusive) > 0:
 		rn.decideInconclusive(onInconclusive, strings.Join(inconclusive, "; "), results)
-	case !background && minimumMet && thresholdsPassed && seqReady:
+	case !background && minimumMet && thresholdsPassed && seqReady && len(unsafe) == 0:
 		rn.decide(rollout.Pass, fmt.Sprintf("%s over %s and %d canary requests; %s", passWords(results), age.Round(time.Second), canaryN, texts(results)), results)
 	case !background && age >= maxWait && !seqReady:
 		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s there are still too few measurements to judge %s: too little traffic (or too few late signals) to judge",
 			age.Round(time.Second), strings.Join(waiting, ", ")), results)
+	case !background && age >= maxWait && minimumMet && thresholdsPassed && len(unsafe) > 0:
+		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s no regression was shown, but none was ruled out either (%s): too little traffic to pass; lower the detectable effect's demands or wait longer (maxWait)",
+			age.Round(time.Second), strings.Join(unsafe, "; ")), results)
 	case !background && age >= maxWait:
 		rn.decideInconclusive(onInconclusive, fmt.Sprintf("after %s the canary served %d of the %d requests needed (minimum %s): too little traffic to judge",
 			age.Round(time.Second), canaryN, minReq, minDur), results)

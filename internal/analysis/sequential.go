@@ -20,6 +20,9 @@ type sequential struct {
 	seen     map[slotKey]counts
 	history  []Point
 	limit    int
+
+	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
+	dispFed int64             // unix ns of the last stable slot fed to disp
 }
 
 type slotKey struct {
@@ -34,8 +37,10 @@ type counts struct{ requests, events uint64 }
 const boundarySamples = 500
 
 func newSequential(template string, m config.AnalysisMetric, alpha float64, limit int) *sequential {
-	return &sequential{template: template, metric: m, test: judge.NewCountTest(m.Margin, alpha),
-		seen: map[slotKey]counts{}, limit: limit}
+	q := &sequential{template: template, metric: m, test: judge.NewCountTest(m.Margin, alpha),
+		seen: map[slotKey]counts{}, limit: limit, disp: &judge.Dispersion{}}
+	q.test.Dispersion = q.disp
+	return q
 }
 
 // look adds what both versions served since the last look.
@@ -43,9 +48,40 @@ func (q *sequential) look(r *runner, now time.Time) {
 	if q.metric.Builtin == "latency" && q.boundary == 0 && !q.findBoundary(r, now) {
 		return
 	}
+	if q.dispFed == 0 {
+		q.warmDispersion(r)
+	}
 	cn, ce := q.delta(r, r.run.Canary, now)
 	bn, be := q.delta(r, r.run.Stable, now)
-	q.test.Observe(int64(cn), int64(ce), int64(bn), int64(be))
+	q.test.Observe(r.batch(now), int64(cn), int64(ce), int64(bn), int64(be))
+	q.feedDispersion(r, now)
+}
+
+// warmDispersion gives the dispersion estimate the stable's slots of the five minutes before the
+// run, so that a clumping stable tempers the test from its first look.
+func (q *sequential) warmDispersion(r *runner) {
+	w := r.a.o.Metrics.Slot()
+	start := r.run.StartedAt.Truncate(w)
+	for t := start.Add(-5 * time.Minute); t.Before(start); t = t.Add(w) {
+		c := q.read(r, r.run.Stable, t)
+		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
+	}
+	q.dispFed = start.Add(-w).UnixNano()
+}
+
+// feedDispersion gives the dispersion estimate each of the stable's slots since the run started
+// once it can no longer change (two slots back, as delta reads them).
+func (q *sequential) feedDispersion(r *runner, now time.Time) {
+	w := r.a.o.Metrics.Slot()
+	from := r.run.StartedAt.Truncate(w)
+	if fed := time.Unix(0, q.dispFed).Add(w); q.dispFed != 0 && fed.After(from) {
+		from = fed
+	}
+	for t := from; !t.After(now.Add(-2 * w)); t = t.Add(w) {
+		c := q.read(r, r.run.Stable, t)
+		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
+		q.dispFed = t.UnixNano()
+	}
 }
 
 // findBoundary sets the latency boundary: the stable's quantile before the run (when it had
@@ -146,6 +182,12 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	}
 	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
 	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	if e := q.metric.DetectableEffect; e != nil {
+		eff := judge.Effect{Ratio: e.Ratio, Points: e.Points / 100}
+		s := t.RuledOut(eff, t.Alpha)
+		res.Safe, res.RuledOut = &s.Safe, fmt.Sprintf("%s over %d canary requests", s.Describe(eff, t.Alpha), t.CanaryN)
+		res.Text += "; " + res.RuledOut
+	}
 	q.history = recordPoint(q.history, q.limit, now, res)
 	return res
 }
@@ -157,7 +199,8 @@ func countResult(template string, m config.AnalysisMetric, r *runner, t *judge.C
 	return MetricResult{Template: template, Metric: m.Name, Kind: "sequential", Critical: m.Critical,
 		Canary:   &Side{Version: r.run.Canary, Requests: t.CanaryN, Events: t.CanaryEvents, Rate: finite(cr)},
 		Baseline: &Side{Version: r.run.Stable, Requests: t.BaseN, Events: t.BaseEvents, Rate: finite(br)},
-		Effect:   finite(t.Effect()), Margin: m.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
+		Effect:   finite(t.Effect()), Margin: m.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running,
+		Dispersion: t.Phi()}
 }
 
 // decide turns a sequential test's verdict into the result's phase and says it in words: a

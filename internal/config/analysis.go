@@ -53,6 +53,10 @@ type AnalysisMetric struct {
 	Score  string  `yaml:"score" json:"score,omitempty"`
 	Label  string  `yaml:"label" json:"label,omitempty"`
 	Margin float64 `yaml:"margin" json:"margin,omitempty"` // tolerated ratio canary/baseline
+	// DetectableEffect is what a pass must rule out (errorRate and latency): a step passes only
+	// when the data show, at the template's confidence, that the canary's rate is below
+	// max(ratio × stable's, stable's + points percentage points).
+	DetectableEffect *DetectableEffect `yaml:"detectableEffect" json:"detectableEffect,omitempty"`
 	// Critical metrics may fail a rollout the moment the evidence allows; others only once the
 	// minimum exposure is met.
 	Critical bool `yaml:"critical" json:"critical,omitempty"`
@@ -68,6 +72,13 @@ type AnalysisMetric struct {
 	ConsecutiveErrorLimit int      `yaml:"consecutiveErrorLimit" json:"consecutiveErrorLimit,omitempty"`
 	// DryRun measures and reports, but never fails the analysis.
 	DryRun bool `yaml:"dryRun" json:"dryRun,omitempty"`
+}
+
+// DetectableEffect is a regression of a count metric worth ruling out before a pass: a canary rate
+// above max(Ratio × the stable's rate, the stable's rate + Points percentage points).
+type DetectableEffect struct {
+	Ratio  float64 `yaml:"ratio" json:"ratio,omitempty"`
+	Points float64 `yaml:"points" json:"points,omitempty"` // percentage points: 1 is one point
 }
 
 // PrometheusMetric queries a Prometheus HTTP API. The query may use {{service}}, {{version}}

@@ -41,7 +41,14 @@ var (
 	// DefaultMeanMargin: tokens and cost per request may be 10% higher than the stable's.
 	DefaultMeanMargin = 1.1
 	// DefaultScoreMargin: evaluation and feedback scores may be 5% lower than the stable's.
-	DefaultScoreMargin      = 0.95
+	DefaultScoreMargin = 0.95
+	// DefaultEffect is what a pass must rule out on errors: twice the stable's rate, or 1.5 points
+	// above it, whichever is larger (at 0.5% errors: 2%). Ruling out a ratio alone takes
+	// thousands of canary requests for rare events; see bench/results/judge-hostile.md.
+	DefaultEffect = DetectableEffect{Ratio: 2, Points: 1.5}
+	// DefaultLatencyEffect is what a pass must rule out on the share of slow requests: twice the
+	// stable's share, or two points above it.
+	DefaultLatencyEffect    = DetectableEffect{Ratio: 2, Points: 2}
 	DefaultQuantile         = 0.99
 	DefaultMetricInterval   = D(30 * time.Second)
 	DefaultConsecutiveError = 4
@@ -83,6 +90,15 @@ func (t *AnalysisTemplate) applyDefaults() {
 				m.Margin = DefaultScoreMargin
 			case m.Builtin == "costPerRequest" || m.Builtin == "outputTokens":
 				m.Margin = DefaultMeanMargin
+			}
+		}
+		if m.Builtin == "errorRate" || m.Builtin == "latency" {
+			e := DefaultEffect
+			if m.Builtin == "latency" {
+				e = DefaultLatencyEffect
+			}
+			if m.DetectableEffect == nil {
+				m.DetectableEffect = &e
 			}
 		}
 		if quantiled(m.Builtin) && m.Quantile == 0 {

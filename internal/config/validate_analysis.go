@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -91,6 +92,16 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 		v.addf(p+".margin", "%g must be in (0, 1]: the canary's mean may be this share of the baseline's, e.g. 0.95", m.Margin)
 	case !lowerIsWorse(m.Builtin) && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
+	}
+	if e := m.DetectableEffect; e != nil {
+		switch {
+		case m.Builtin != "errorRate" && m.Builtin != "latency":
+			v.addf(p+".detectableEffect", "applies to the errorRate and latency builtins only")
+		case e.Ratio != 0 && e.Ratio < 1, math.IsInf(e.Ratio, 0) || math.IsNaN(e.Ratio):
+			v.addf(p+".detectableEffect.ratio", "%g must be at least 1 (or 0: points only): a pass rules out a canary rate this many times the stable's, e.g. 2", e.Ratio)
+		case e.Points < 0 || e.Points > 100 || math.IsNaN(e.Points):
+			v.addf(p+".detectableEffect.points", "%g must be in [0, 100]: a pass rules out a canary rate this many percentage points above the stable's, e.g. 1", e.Points)
+		}
 	}
 	if m.Builtin == "evaluation" && m.Score == "" && m.Label == "" {
 		v.addf(p+".score", "name the evaluator's score to judge (e.g. quality), or a label whose rate to judge")

@@ -11,24 +11,68 @@ import (
 // shares and no conjugate form exists; a mixture of martingales is a martingale all the same.
 var ratios = []float64{1.25, 1.6, 2, 3, 5, 8, 13, 25}
 
-// CountTest tests H0: canary rate ≤ Margin × baseline rate, for events counted per request.
+// Robustness settings of the count test, fixed (see the package comment for why each holds).
+const (
+	// batchCap bounds what one batch can multiply the evidence by (per ratio of the grid). A
+	// capped likelihood ratio min(LR, c) has expectation at most 1 under H0, so the guarantee is
+	// untouched; what it buys is that no short episode (a burst, an endpoint's bad ten seconds, a
+	// stall) can reach 1/α alone: with c = 12, it takes three batches of strong evidence.
+	batchCap = 12.0
+	// restartEvery is how many batches apart the later components of the mixture over start times
+	// begin (see CountTest.Evidence).
+	restartEvery = 6
+	// maxComponents bounds the components kept; dropping the oldest later one only lowers the
+	// evidence, so it stays valid.
+	maxComponents = 24
+	// firstWeight is the share of the mixture that starts with the test; the later components
+	// share the rest ((1-firstWeight)·2/((k+1)(k+2)) for the k-th, summing to 1-firstWeight).
+	firstWeight = 0.8
+)
+
+// CountTest tests H0: canary rate ≤ Margin × baseline rate, for events counted per request,
+// anytime-valid under real traffic: looks are grouped into batches (a slot of the metrics,
+// ten seconds by default), each batch's likelihood ratio is tempered by the dispersion the
+// baseline shows and capped, and the evidence is a mixture over start times, so that an incident
+// that buries the evidence early cannot hide a regression that starts later. See the package
+// comment for the method and its sources.
 type CountTest struct {
 	Margin float64
 	Alpha  float64
 
-	logLR []float64 // per grid ratio: log likelihood ratio against the margin, summed over looks
+	comps  []component
+	open   []float64 // per grid ratio: log likelihood ratio of the open batch, untempered
+	batch  int64     // index of the open batch
+	phi    float64   // dispersion of the open batch, fixed when it opened
+	begun  bool
+	closed int64 // batches closed so far
+
+	// Dispersion is the baseline's overdispersion, estimated from its own units; the caller feeds
+	// it (Dispersion.Observe) and the test reads it when a batch opens. Nil: none (φ = 1).
+	Dispersion *Dispersion
+
 	// Totals, for evidence.
 	CanaryN, CanaryEvents, BaseN, BaseEvents int64
+}
+
+// component is the mixture's member that starts at a batch: its weight and, per grid ratio, the
+// log of its capped, tempered likelihood ratio over the closed batches since.
+type component struct {
+	from   int64
+	weight float64
+	logLR  []float64
 }
 
 // NewCountTest makes a test with the given margin (e.g. 1.2: a 20% higher rate is tolerated) and
 // false-alarm probability alpha.
 func NewCountTest(margin, alpha float64) *CountTest {
-	return &CountTest{Margin: margin, Alpha: alpha, logLR: make([]float64, len(ratios))}
+	return &CountTest{Margin: margin, Alpha: alpha, open: make([]float64, len(ratios)), phi: 1}
 }
 
-// Observe adds one look: requests and events of each version since the previous look.
-func (t *CountTest) Observe(canaryN, canaryEvents, baseN, baseEvents int64) {
+// Observe adds one look in batch (a number that grows with time: the metrics' slot index):
+// requests and events of each version since the previous look. A look in a later batch closes the
+// open one.
+func (t *CountTest) Observe(batch int64, canaryN, canaryEvents, baseN, baseEvents int64) {
+	t.advance(batch)
 	canaryEvents, baseEvents = min(canaryEvents, canaryN), min(baseEvents, baseN)
 	t.CanaryN += canaryN
 	t.CanaryEvents += canaryEvents
@@ -43,22 +87,73 @@ func (t *CountTest) Observe(canaryN, canaryEvents, baseN, baseEvents int64) {
 	ec, eb := float64(canaryEvents), float64(baseEvents)
 	for i, r := range ratios {
 		th1 := theta(t.Margin * r)
-		t.logLR[i] += ec*math.Log(th1/th0) + eb*math.Log((1-th1)/(1-th0))
+		t.open[i] += ec*math.Log(th1/th0) + eb*math.Log((1-th1)/(1-th0))
 	}
 }
 
-// Evidence is the mixture likelihood ratio against H0: the test rejects when it reaches 1/Alpha.
-func (t *CountTest) Evidence() float64 {
-	m := math.Inf(-1)
-	for _, l := range t.logLR {
-		m = max(m, l)
+// advance closes the open batch when batch is a later one, and starts a new component of the
+// mixture every restartEvery batches.
+func (t *CountTest) advance(batch int64) {
+	if !t.begun {
+		t.begun, t.batch = true, batch
+		t.comps = append(t.comps, component{from: batch, weight: firstWeight, logLR: make([]float64, len(ratios))})
+		t.phi = t.Dispersion.Phi()
+		return
 	}
-	sum := 0.0
-	for _, l := range t.logLR {
-		sum += math.Exp(l - m)
+	if batch <= t.batch {
+		return
 	}
-	return math.Exp(m) * sum / float64(len(t.logLR))
+	for c := range t.comps {
+		for i, l := range t.open {
+			t.comps[c].logLR[i] += capped(l, t.phi)
+		}
+	}
+	clear(t.open)
+	t.closed++
+	t.batch = batch
+	t.phi = t.Dispersion.Phi()
+	if t.closed%restartEvery == 0 {
+		k := float64(t.closed / restartEvery)
+		t.comps = append(t.comps, component{from: batch, weight: (1 - firstWeight) * 2 / ((k + 1) * (k + 2)), logLR: make([]float64, len(ratios))})
+		if len(t.comps) > maxComponents {
+			t.comps = append(t.comps[:1], t.comps[2:]...) // the first keeps its weight; an older later one goes
+		}
+	}
 }
+
+// capped is one batch's log likelihood ratio tempered by the dispersion φ and capped.
+func capped(logLR, phi float64) float64 {
+	return min(logLR/max(phi, 1), math.Log(batchCap))
+}
+
+// Evidence is the mixture, over start times and grid ratios, of the capped, tempered likelihood
+// ratios against H0, the open batch included as it stands: the test rejects when it reaches
+// 1/Alpha.
+func (t *CountTest) Evidence() float64 {
+	if len(t.comps) == 0 {
+		return 1
+	}
+	// Every term is weight · exp(l); sum them relative to the largest l to avoid overflow.
+	m := math.Inf(-1)
+	for _, c := range t.comps {
+		for i, l := range c.logLR {
+			m = max(m, l+capped(t.open[i], t.phi))
+		}
+	}
+	sum, wsum := 0.0, 0.0
+	for _, c := range t.comps {
+		wsum += c.weight
+		for i, l := range c.logLR {
+			sum += c.weight * math.Exp(l+capped(t.open[i], t.phi)-m) / float64(len(ratios))
+		}
+	}
+	// Components not yet started count as 1 each (they have not bet): the rest of the weight.
+	rest := max(0, 1-wsum)
+	return math.Exp(m)*sum + rest
+}
+
+// Phi is the dispersion the test is applying now (1: none).
+func (t *CountTest) Phi() float64 { return max(t.phi, 1) }
 
 // Needed is the evidence at which the test rejects.
 func (t *CountTest) Needed() float64 { return 1 / t.Alpha }
@@ -98,8 +193,12 @@ func (t *CountTest) Describe() string {
 	if t.Rejected() {
 		op = "≥"
 	}
-	return fmt.Sprintf("canary %s vs baseline %s over %s / %s requests; evidence %s %s %s needed",
+	s := fmt.Sprintf("canary %s vs baseline %s over %s / %s requests; evidence %s %s %s needed",
 		pct(c), pct(b), thousands(t.CanaryN), thousands(t.BaseN), short(t.Evidence()), op, short(t.Needed()))
+	if phi := t.Phi(); phi > 1.05 {
+		s += fmt.Sprintf(" (baseline dispersion %.2g× applied)", phi)
+	}
+	return s
 }
 
 func pct(v float64) string {

@@ -36,7 +36,7 @@ func run(r *rand.Rand, rps, share, baseRate, canaryRate float64, seconds int, al
 		n := poisson(r, rps)
 		nc := binomial(r, n, share)
 		nb := n - nc
-		t.Observe(nc, binomial(r, nc, canaryRate), nb, binomial(r, nb, baseRate))
+		t.Observe(int64(s)/10, nc, binomial(r, nc, canaryRate), nb, binomial(r, nb, baseRate))
 		if t.Rejected() {
 			return s
 		}
@@ -87,10 +87,10 @@ func TestCountTestDetectsARegressionFast(t *testing.T) {
 
 func TestCountTestSeesNoEvidenceWithoutEvents(t *testing.T) {
 	c := NewCountTest(1.2, 0.01)
-	c.Observe(100, 0, 900, 0)
-	c.Observe(0, 0, 900, 3) // no canary traffic: no information
-	c.Observe(100, 0, 0, 0)
-	if e := c.Evidence(); e != 1 {
+	c.Observe(0, 100, 0, 900, 0)
+	c.Observe(1, 0, 0, 900, 3) // no canary traffic: no information
+	c.Observe(2, 100, 0, 0, 0)
+	if e := c.Evidence(); math.Abs(e-1) > 1e-12 {
 		t.Fatalf("evidence without informative events = %v, want 1", e)
 	}
 	if !strings.Contains(c.Describe(), "over 200 / 1,800 requests") {
