@@ -225,7 +225,11 @@ func (g *Gateway) buildService(cs *config.Service, eps map[string]*endpoint) *se
 	}
 	svc.stable = svc.versions[0]
 	for _, r := range cs.Routes {
-		svc.routes = append(svc.routes, route{m: compileMatch(r.Match), v: byName[r.Version]})
+		v := byName[r.Version]
+		if v.routed == nil {
+			v.routed = g.metrics.Series(cs.Name, v.name, metrics.Routed)
+		}
+		svc.routes = append(svc.routes, route{m: compileMatch(r.Match), v: v})
 	}
 	if m := cs.Mirror; m != nil {
 		svc.mirror = &mirrorPlan{

@@ -21,7 +21,8 @@ import (
 // wrapper that records status and bytes. Pooled; nothing may hold it after ServeHTTP returns.
 type exchange struct {
 	rw       http.ResponseWriter
-	code     int // status sent to the client (not 1xx)
+	series   *metrics.Series // where the request is measured: its version's primary or routed series
+	code     int             // status sent to the client (not 1xx)
 	bytesOut int64
 
 	svc   *service
@@ -84,15 +85,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Host, r.URL.Path), http.StatusNotFound)
 		return
 	}
-	v, ep := g.pickEndpoint(svc, svc.choose(w, r), start.UnixNano())
+	chosen := svc.routed(r)
+	routed := chosen != nil
+	if !routed {
+		chosen = svc.placed(w, r)
+	}
+	v, ep := g.pickEndpoint(svc, chosen, start.UnixNano())
 
 	ex := g.pool.Get().(*exchange)
-	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, inURL: r.URL}
+	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, inURL: r.URL, series: v.primary}
+	if routed && v == chosen && v.routed != nil {
+		ex.series = v.routed // a segment's request: measured apart from those placed by weight
+	}
 	var tee *mirrorCopy
 	if m := svc.mirror; m != nil && m.v != v && m.take() {
 		tee = g.mirrorCopyFor(ex, r)
 	}
-	v.primary.Begin()
+	ex.series.Begin()
 	defer g.finish(ex, r, start, tee)
 	if ep == nil {
 		ex.fault = metrics.FaultGateway
@@ -158,7 +167,7 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 	if code == 0 && r.Context().Err() != nil {
 		code = statusClientClosed
 	}
-	ex.v.primary.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
+	ex.series.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
 		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault})
 	if ex.ep != nil {
 		g.passive(ex.svc, ex.v, ex.ep, ex.fault, ex.upstreamStatus, end)

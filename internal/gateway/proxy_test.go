@@ -288,7 +288,8 @@ services:
 	if code != http.StatusBadGateway || up != "" {
 		t.Errorf("dead-only version: %d from %q, want 502 from nobody", code, up)
 	}
-	s := f.reg.Window("shop", "v2", metrics.Primary, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	// v2 was reached by its route: measured as routed.
+	s := f.reg.Window("shop", "v2", metrics.Routed, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
 	if s.Faults[metrics.FaultConnect] != 1 || s.Errors != 1 {
 		t.Errorf("connect failure not measured: %+v", s)
 	}
@@ -361,4 +362,29 @@ func TestProxyWeightChangesUnderLoad(t *testing.T) {
 		t.Fatalf("load too small to mean anything: %d requests, %d on v2", sent, v2.hits.Load())
 	}
 	t.Logf("%d requests, 0 failed, across 1000 weight changes", sent)
+}
+
+// A request placed by a route is measured apart from those placed by weight: a segment is not a
+// random sample, and the judge compares only what the weights placed.
+func TestProxyMeasuresRoutedRequestsApart(t *testing.T) {
+	v1, v2 := newUpstream(t, "v1", nil), newUpstream(t, "v2", nil)
+	f := newFixture(t, splitYAML, v1, v2)
+	for range 30 {
+		if _, up := f.get(t, "/", "X-Canary: always"); up != "v2" {
+			t.Fatalf("header route went to %q", up)
+		}
+	}
+	weighted := 0
+	for range 200 {
+		if _, up := f.get(t, "/"); up == "v2" {
+			weighted++
+		}
+	}
+	since, until := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	if got := f.reg.Window("shop", "v2", metrics.Routed, since, until).Requests; got != 30 {
+		t.Errorf("v2 routed requests = %d, want the 30 the route placed", got)
+	}
+	if got := f.reg.Window("shop", "v2", metrics.Primary, since, until).Requests; got != uint64(weighted) {
+		t.Errorf("v2 requests placed by weight = %d, want %d", got, weighted)
+	}
 }

@@ -46,6 +46,7 @@ type version struct {
 	endpoints          []*endpoint
 	state              *versionState
 	primary, mirror    *metrics.Series
+	routed             *metrics.Series // requests placed here by a route; nil when no route targets it
 
 	fallbacks, retries, ejections prometheus.Counter
 	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
@@ -93,11 +94,25 @@ func (s *service) matchHost(host string) bool {
 // else the next bucket of the split's sequence. A new sticky key, when the service sets one, is written
 // to w as a cookie.
 func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
+	if v := s.routed(r); v != nil {
+		return v
+	}
+	return s.placed(w, r)
+}
+
+// routed is the version of the first route that matches, or nil.
+func (s *service) routed(r *http.Request) *version {
 	for i := range s.routes {
 		if s.routes[i].m.match(r) {
 			return s.routes[i].v
 		}
 	}
+	return nil
+}
+
+// placed is the version a request gets by weight: its sticky key's bucket, or the next bucket of
+// the split's sequence.
+func (s *service) placed(w http.ResponseWriter, r *http.Request) *version {
 	if s.sticky != nil {
 		key := s.sticky.key(r)
 		if key == "" && s.sticky.setCookie != "" {

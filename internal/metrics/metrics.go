@@ -11,8 +11,12 @@ import (
 type Role uint8
 
 const (
-	Primary Role = iota // the client gets this version's response
+	Primary Role = iota // the client gets this version's response; placed by weight or sticky key
 	Mirror              // a shadow copy; the response is discarded
+	// Routed: the client gets this version's response, placed by a route rule (a segment), not
+	// by weight. Kept apart because a segment is not a random sample of the traffic: the judge
+	// compares only what was placed by weight (see internal/analysis/judge).
+	Routed
 )
 
 func (r Role) String() string {
@@ -21,6 +25,8 @@ func (r Role) String() string {
 		return "primary"
 	case Mirror:
 		return "mirror"
+	case Routed:
+		return "routed"
 	}
 	return "Role(" + strconv.Itoa(int(r)) + ")"
 }
