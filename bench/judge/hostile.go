@@ -267,7 +267,7 @@ func (b *before) observe(i int, margin float64, cn, ce, bn, be int64) bool {
 // Aviary's shipped detectable effects (config.DefaultEffect, DefaultLatencyEffect).
 var (
 	hErrEffect  = aviaryjudge.Effect{Ratio: 2, Points: 0.015}
-	hSlowEffect = aviaryjudge.Effect{Ratio: 2, Points: 0.02}
+	hSlowEffect = aviaryjudge.Effect{Ratio: 3, Points: 0.03}
 )
 
 func hostileRun(h hostile, m model, seed [2]uint64) hRun {

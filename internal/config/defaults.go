@@ -46,9 +46,9 @@ var (
 	// above it, whichever is larger (at 0.5% errors: 2%). Ruling out a ratio alone takes
 	// thousands of canary requests for rare events; see bench/results/judge-hostile.md.
 	DefaultEffect = DetectableEffect{Ratio: 2, Points: 1.5}
-	// DefaultLatencyEffect is what a pass must rule out on the share of slow requests: twice the
-	// stable's share, or two points above it.
-	DefaultLatencyEffect    = DetectableEffect{Ratio: 2, Points: 2}
+	// DefaultLatencyEffect is what a pass must rule out on the share of requests slower than the
+	// stable's p99: three times the stable's share, or three points above it (at p99: 3.7%).
+	DefaultLatencyEffect    = DetectableEffect{Ratio: 3, Points: 3}
 	DefaultQuantile         = 0.99
 	DefaultMetricInterval   = D(30 * time.Second)
 	DefaultConsecutiveError = 4
@@ -127,13 +127,15 @@ var (
 	DefaultEvaluatorMaxInFlight       = 16
 )
 
-// DefaultStrategy is the strategy of a managed service that names none: a canary at 10%, then 50%,
-// half a minute each, then 100%.
+// DefaultStrategy is the strategy of a managed service that names none: a canary at 10% for half a
+// minute, then 50% until the default analysis passes (a regression past its detectable effects
+// ruled out), then 100%. Without a pass it never completes: after maxWait the step is
+// inconclusive and the rollout waits for a person.
 func DefaultStrategy() *Strategy {
 	ten, fifty := 10, 50
 	return &Strategy{Canary: &CanaryStrategy{Steps: []Step{
 		{SetWeight: &ten}, {Pause: &PauseStep{Duration: D(30 * time.Second)}},
-		{SetWeight: &fifty}, {Pause: &PauseStep{Duration: D(30 * time.Second)}},
+		{SetWeight: &fifty}, {Analysis: &AnalysisStep{Templates: []string{DefaultTemplateName}}},
 	}}}
 }
 

@@ -40,10 +40,12 @@ func TestCanaryLateTickCrossesSeveralSteps(t *testing.T) {
 
 func TestCanaryDefaultStrategy(t *testing.T) {
 	t.Parallel()
-	r := newRun(t, "null") // a managed service without a strategy: 10%, 30s, 50%, 30s
+	r := newRun(t, "null") // a managed service without a strategy: 10%, 30s, 50% until the analysis passes
 	r.release("v2").expect(rollout.Paused, 10, 1)
-	r.tick(30*time.Second).expect(rollout.Paused, 50, 3)
-	r.tick(30*time.Second).expect(rollout.Healthy, 0, 4).versions("v2", "")
+	r.tick(30*time.Second).expect(rollout.Progressing, 50, 3)
+	// Time alone never completes it: only a pass of the default analysis does.
+	r.tick(5*time.Minute).expect(rollout.Progressing, 50, 3)
+	r.verdict(rollout.Pass).tick(time.Second).expect(rollout.Healthy, 0, 4).versions("v2", "").saw("AnalysisPassed")
 	if r.state.Strategy != "canary" {
 		t.Errorf("strategy %q", r.state.Strategy)
 	}

@@ -238,7 +238,7 @@ func TestCompile(t *testing.T) {
 		kind     string
 		steps    string // kinds, then the texts of the steps
 	}{
-		{"null", "canary", "setWeight 10 | pause 30s | setWeight 50 | pause 30s"},
+		{"null", "canary", "setWeight 10 | pause 30s | setWeight 50 | analysis default"},
 		{`{canary: {steps: [{setWeight: 5}, {pause: {}}, {setHeaderRoute: {match: {cookie: {name: beta, prefix: "y"}}}}, {setHeaderRoute: {}},
 			{setMirror: {percent: 12.5}}, {analysis: {templates: [a, b]}}, {gate: {url: "http://127.0.0.1:1/g"}}]}}`, "canary",
 			"setWeight 5 | pause until promoted | route cookie beta starts with y | remove the segment route | mirror 12.5% | analysis a, b | gate http://127.0.0.1:1/g"},

@@ -128,7 +128,9 @@ func TestAHealthyCanaryIsPromotedRunAfterRun(t *testing.T) {
 			go a.load(ctx, 100)
 			time.Sleep(3 * time.Second)
 			a.StartRollout("shop", "v2")
-			st := a.WaitFor("shop", 90*time.Second, e2e.Ended)
+			// A pass now needs a regression past the detectable effects ruled out: at 10 canary
+			// requests a second, about a minute.
+			st := a.WaitFor("shop", 180*time.Second, e2e.Ended)
 			if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
 				t.Fatalf("a healthy canary: phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 			}

@@ -60,14 +60,17 @@ func confidence(alpha float64) string {
 	return fmt.Sprintf("%.4g%%", 100*(1-alpha))
 }
 
-// Prior of the beta-binomial mixture: Jeffreys'.
-const priorA, priorB = 0.5, 0.5
+// priors of the beta-binomial mixture, mixed with equal weights: Jeffreys' for common events, and
+// two that expect rates near 1% and 0.1%, where errors and slow requests usually are, so that a
+// rare-event rate's sequence is tight (any fixed prior gives a valid sequence; the prior only
+// decides where it is tight).
+var priors = [...][2]float64{{0.5, 0.5}, {0.5, 50}, {0.5, 500}}
 
 // rateBound is the upper (or lower) end of the anytime-valid confidence sequence for a rate after
 // s successes and f failures (real numbers: tempered counts): the rate p furthest from s/(s+f) on
 // that side whose mixture martingale
 //
-//	M(p) = B(a+s, b+f) / (B(a, b) · p^s · (1−p)^f)
+//	M(p) = mean over priors (a, b) of B(a+s, b+f) / (B(a, b) · p^s · (1−p)^f)
 //
 // is still below 1/alpha. By Ville's inequality the true rate leaves the sequence with probability
 // at most alpha, at any time. With no data: 1 (upper) or 0 (lower).
@@ -78,7 +81,17 @@ func rateBound(s, f, alpha float64, upper bool) float64 {
 		}
 		return 0
 	}
-	logMix := lbeta(priorA+s, priorB+f) - lbeta(priorA, priorB)
+	var mix [len(priors)]float64
+	top := math.Inf(-1)
+	for i, pr := range priors {
+		mix[i] = lbeta(pr[0]+s, pr[1]+f) - lbeta(pr[0], pr[1])
+		top = max(top, mix[i])
+	}
+	sum := 0.0
+	for _, m := range mix {
+		sum += math.Exp(m - top)
+	}
+	logMix := top + math.Log(sum/float64(len(priors)))
 	level := math.Log(1 / alpha)
 	logM := func(p float64) float64 { return logMix - s*math.Log(p) - f*math.Log1p(-p) }
 	// The mixture's centre: M is smallest at p̂ = s/(s+f) (a maximum of the likelihood).
