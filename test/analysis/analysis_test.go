@@ -69,7 +69,11 @@ services:
 }
 
 // load sends about rps requests a second until ctx ends.
-func (a *aviary) load(ctx context.Context, rps int) {
+func (a *aviary) load(ctx context.Context, rps int) { a.loadSegment(ctx, rps, 0) }
+
+// loadSegment is load with every segmentEvery-th request of each worker in the beta segment
+// (header X-Segment: beta); 0: none.
+func (a *aviary) loadSegment(ctx context.Context, rps, segmentEvery int) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
@@ -77,13 +81,17 @@ func (a *aviary) load(ctx context.Context, rps int) {
 			defer wg.Done()
 			tick := time.NewTicker(time.Second * 4 / time.Duration(rps))
 			defer tick.Stop()
-			for {
+			for i := 1; ; i++ {
 				select {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
 				}
-				resp, err := http.Get(a.GW + "/")
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.GW+"/", nil)
+				if segmentEvery > 0 && i%segmentEvery == 0 {
+					req.Header.Set("X-Segment", "beta")
+				}
+				resp, err := http.DefaultClient.Do(req)
 				a.requests.Add(1)
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -135,5 +143,58 @@ func TestAHealthyCanaryIsPromotedRunAfterRun(t *testing.T) {
 				t.Fatalf("a healthy canary: phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 			}
 		})
+	}
+}
+
+// segmentUpstream answers 500 to every fifth request of the beta segment (X-Segment: beta), and
+// 200 to everyone else: the segment errs more, on every version alike.
+func segmentUpstream(t *testing.T, name string) string {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Segment") == "beta" && n.Add(1)%5 == 0 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		_, _ = io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A segment routed to the canary that errs more on both versions is not a regression of the
+// canary: the judge compares only traffic placed by weight, and the healthy canary is promoted.
+func TestASegmentThatErrsOnBothVersionsDoesNotRollBackAHealthyCanary(t *testing.T) {
+	t.Parallel()
+	cfg := fmt.Sprintf(`
+gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+services:
+  - name: shop
+    versions:
+      - {name: v1, endpoints: [%q]}
+      - {name: v2, endpoints: [%q]}
+    release: v1
+    strategy:
+      canary:
+        steps:
+          - setWeight: 10
+          - setHeaderRoute: {match: {header: {name: X-Segment, value: beta}}}
+          - analysis: {templates: [default]}
+          - setWeight: 50
+`, segmentUpstream(t, "v1"), segmentUpstream(t, "v2"))
+	a := &aviary{Aviary: e2e.Start(t, cfg)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.loadSegment(ctx, 100, 5) // a fifth of the traffic is the segment, which errs 20% on both versions
+	for a.requests.Load() < 300 { // the stable's traffic before the rollout (the latency boundary)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	a.StartRollout("shop", "v2")
+	st := a.WaitFor("shop", 180*time.Second, e2e.Ended)
+	if st.Phase != rollout.Healthy || st.StableVersion != "v2" {
+		t.Fatalf("a healthy canary with an erring segment routed to it: phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 	}
 }
