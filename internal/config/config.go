@@ -22,6 +22,15 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry" json:"telemetry,omitempty"`
 	// Notifications sends rollout events to webhooks.
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
+	// Reload says what a reload of this file may do.
+	Reload Reload `yaml:"reload" json:"reload,omitempty"`
+}
+
+// Reload holds the guards of a reload. A reload that would remove every service of the file, or
+// more than half of them, is refused: that is what an emptied or half-written file looks like.
+type Reload struct {
+	// AllowMassRemoval lets a reload of this file remove every service, or most of them.
+	AllowMassRemoval bool `yaml:"allowMassRemoval" json:"allowMassRemoval,omitempty"`
 }
 
 // Gateway is the data-plane listener.

@@ -64,6 +64,9 @@ func Parse(data []byte) (*Config, error) {
 		cfg.applyDefaults()
 		return &cfg, nil
 	}
+	if e := checkAliases(&root); e != nil {
+		return nil, Errors{*e}
+	}
 	var errs Errors
 	badValues := checkNode(&root, reflect.TypeOf(cfg), "", &errs)
 	if badValues {

@@ -45,21 +45,26 @@ type core struct {
 
 // startCore opens the store, builds the parts, serves the stored plans (before any listener
 // accepts a request) and starts the controller's loop. On error it leaves nothing open.
-func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c *core, err error) {
-	c = &core{stopCtrl: func() {}}
-	defer func() {
-		if err != nil {
-			c.close()
-		}
-	}()
-	if c.store, err = store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
+func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (*core, error) {
+	c := &core{stopCtrl: func() {}}
+	if err := c.start(cfg, data, o, log); err != nil {
+		c.close() // c, not nil: close stops what start had opened
 		return nil, err
+	}
+	return c, nil
+}
+
+// start opens and starts c's parts in order; on error, the parts opened so far are set in c for
+// close to stop.
+func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logger) (err error) {
+	if c.store, err = store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
+		return err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.prom = prometheus.NewRegistry()
 	if c.tel, err = telemetry.New(context.Background(), telemetryOptions(cfg.Telemetry, log)); err != nil {
-		return nil, fmt.Errorf("telemetry.otlp: %w", err)
+		return fmt.Errorf("telemetry.otlp: %w", err)
 	}
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
@@ -77,7 +82,7 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) },
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
 	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge, llm: c.llm, quality: c.qual,
@@ -86,17 +91,20 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 	errs := c.rl.applyServices(cfg, nil, "config")
 	c.rl.mu.Unlock()
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
+		return fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.ctrl.Run(ctx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
 	c.stopCtrl = func() { cancel(); <-done }
-	return c, nil
+	return nil
 }
 
 // close stops the parts in the reverse order of their start.
 func (c *core) close() {
+	if c == nil {
+		return
+	}
 	c.stopCtrl()
 	if c.judge != nil {
 		c.judge.Close()

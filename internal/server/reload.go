@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,11 +35,17 @@ type reloader struct {
 	llm     *llmstats.Registry
 	quality *quality.Quality
 
-	mu       sync.Mutex
-	current  *config.Config
-	seen     []byte // the file as last read, accepted or not
-	loadedAt time.Time
-	last     *api.ReloadResult
+	// afterRead, when set, is called after each read of the file (a test changes the file there);
+	// wait sleeps between reads of a file that changed while it was read (nil: time.Sleep).
+	afterRead func()
+	wait      func(time.Duration)
+
+	reloading sync.Mutex // one reload at a time, from its read to its end; taken before mu
+	mu        sync.Mutex
+	current   *config.Config
+	seen      []byte // the file as last read, accepted or not
+	loadedAt  time.Time
+	last      *api.ReloadResult
 }
 
 // Status implements api.Config.
@@ -55,31 +63,18 @@ func (r *reloader) timeout() time.Duration {
 
 // Reload implements api.Config: read, check, and apply the file, or keep the config in force.
 func (r *reloader) Reload() api.ReloadResult {
+	r.reloading.Lock()
+	defer r.reloading.Unlock()
+	data, err := r.readStill() // without mu: the API's reads go on while a writer finishes
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := api.ReloadResult{At: time.Now().UTC()}
-	data, err := os.ReadFile(r.path)
 	r.seen = data
-	var cfg *config.Config
-	if err == nil {
-		cfg, err = config.Parse(data)
+	cfg, errs := r.check(data, err)
+	if len(errs) == 0 {
+		errs = r.applyServices(cfg, nil, "config")
 	}
-	if err != nil {
-		if errs, ok := err.(config.Errors); ok {
-			for _, e := range errs {
-				res.Errors = append(res.Errors, e.Error())
-			}
-		} else {
-			res.Errors = []string{err.Error()}
-		}
-		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(res.Errors))
-		for _, e := range res.Errors {
-			r.log.Error("config error", "error", e)
-		}
-		r.last = &res
-		return res
-	}
-	if errs := r.applyServices(cfg, nil, "config"); len(errs) > 0 {
+	if len(errs) > 0 {
 		res.Errors = errs
 		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(errs))
 		for _, e := range errs {
@@ -100,6 +95,88 @@ func (r *reloader) Reload() api.ReloadResult {
 	r.current, r.loadedAt, r.last = cfg, res.At, &res
 	r.log.Info("config reloaded", "file", r.path, "services", len(cfg.Services))
 	return res
+}
+
+// check parses what was read (or says why it could not be) and applies the reload's guards.
+func (r *reloader) check(data []byte, readErr error) (*config.Config, []string) {
+	if readErr != nil {
+		return nil, []string{readErr.Error()}
+	}
+	cfg, err := config.Parse(data)
+	if err == nil {
+		err = massRemoval(r.current, cfg, len(data) == 0)
+	}
+	if err != nil {
+		return nil, errorStrings(err)
+	}
+	return cfg, nil
+}
+
+// stillReads is how many times a file that keeps changing while it is read is read before the
+// reload gives up (the next change of the file tries again).
+const stillReads = 5
+
+// readStill reads the config file once it holds still: a read during which the file changed
+// (its size, modification time or identity; a writer still at work) is read again after debounce.
+func (r *reloader) readStill() ([]byte, error) {
+	wait := r.wait
+	if wait == nil {
+		wait = time.Sleep
+	}
+	for range stillReads {
+		before, err := os.Stat(r.path)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+		}
+		data, err := os.ReadFile(r.path)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+		}
+		if r.afterRead != nil {
+			r.afterRead()
+		}
+		after, err := os.Stat(r.path)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+		}
+		if os.SameFile(before, after) && before.Size() == after.Size() && before.ModTime().Equal(after.ModTime()) &&
+			int64(len(data)) == after.Size() {
+			return data, nil
+		}
+		wait(debounce)
+	}
+	return nil, fmt.Errorf("config %s changed while it was read, %d times in a row; the config in force stays, and the file's next change reloads it", r.path, stillReads)
+}
+
+// massRemoval refuses a new config that removes every service of the one in force, or more than
+// half of them, unless the new file sets reload.allowMassRemoval: an emptied or half-written file
+// must not take every service off the gateway.
+func massRemoval(old, cfg *config.Config, empty bool) error {
+	if cfg.Reload.AllowMassRemoval {
+		return nil
+	}
+	kept := map[string]bool{}
+	for _, s := range cfg.Services {
+		kept[s.Name] = true
+	}
+	var gone []string
+	for _, s := range old.Services {
+		if !kept[s.Name] {
+			gone = append(gone, s.Name)
+		}
+	}
+	if len(gone) == 0 || 2*len(gone) <= len(old.Services) {
+		return nil
+	}
+	names := strings.Join(gone[:min(len(gone), 10)], ", ")
+	if len(gone) > 10 {
+		names += fmt.Sprintf(" and %d more", len(gone)-10)
+	}
+	what := fmt.Sprintf("the new file removes %d of the %d services in force (%s): is it cut short?", len(gone), len(old.Services), names)
+	if empty {
+		what = fmt.Sprintf("the new file is empty: it removes all %d services in force (%s)", len(gone), names)
+	}
+	return config.Errors{{Path: "services", Msg: what + " If that is meant, set reload.allowMassRemoval: true in the file"}}
 }
 
 // restartOnly lists changes that a reload cannot apply.

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +169,70 @@ func publishConfigMap(t *testing.T, dir, version, config string) {
 	if err != nil {
 		t.Fatalf("publish ConfigMap version %s: %v", version, err)
 	}
+}
+
+// threeServices is a config of three services, each at its own path, served by up (v1 of each).
+func threeServices(up string, extra string) string {
+	var b strings.Builder
+	b.WriteString("gateway: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\n" + extra + "services:\n")
+	for _, name := range []string{"shop", "cart", "search"} {
+		fmt.Fprintf(&b, "  - name: %s\n    match: {pathPrefix: /%s}\n    versions: [{name: v1, endpoints: [%q]}]\n", name, name, up)
+	}
+	return b.String()
+}
+
+// An emptied or half-written config file is refused, by the watcher and by an asked-for reload
+// alike: the services in force keep serving. The file can say that a mass removal is meant.
+func TestEmptiedOrCutConfigIsRefused(t *testing.T) {
+	up := upstream(t, "v1")
+	whole := threeServices(up, "")
+	cut := whole[:strings.Index(whole, "  - name: cart")]
+	for _, tc := range []struct {
+		name, file string
+		want       []string
+	}{
+		{"emptied", "", []string{"services: the new file is empty: it removes all 3 services in force (shop, cart, search)"}},
+		{"cut short", cut, []string{"services: the new file removes 2 of the 3 services in force (cart, search): is it cut short?"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := start(t, whole, true)
+			// In place, as a truncating writer does: the watcher sees the file as it is left.
+			if err := os.WriteFile(a.configPath, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var st configStatus
+			eventually(t, 5*time.Second, "the file watcher to try the new file", func() bool {
+				st = a.configStatus()
+				return st.LastReload != nil
+			})
+			if st.LastReload.Accepted {
+				t.Fatalf("the %s file was accepted: %+v", tc.name, st.LastReload)
+			}
+			want := append(tc.want, "If that is meant, set reload.allowMassRemoval: true in the file")
+			if m := missing(st.LastReload.Errors, want...); len(m) > 0 {
+				t.Errorf("errors %q lack %q", st.LastReload.Errors, m)
+			}
+			if code, res := a.reload(); code != http.StatusUnprocessableEntity || res.Accepted {
+				t.Errorf("POST /api/v1/config/reload answered %d %+v, want 422 and not accepted", code, res)
+			}
+			for _, path := range []string{"/shop", "/cart", "/search"} {
+				if code, body := a.get(path); code != http.StatusOK || body != "v1" {
+					t.Errorf("GET %s after the refused reload: %d %q, want 200 v1", path, code, body)
+				}
+			}
+		})
+	}
+	t.Run("allowed", func(t *testing.T) {
+		a := start(t, whole, false)
+		replaceFile(t, a.configPath, "reload: {allowMassRemoval: true}\n"+cut)
+		if code, res := a.reload(); code != http.StatusOK || !res.Accepted {
+			t.Fatalf("the reload that is allowed to remove most services answered %d %+v", code, res)
+		}
+		if code, _ := a.get("/cart"); code != http.StatusNotFound {
+			t.Errorf("GET /cart after it was removed: %d, want 404", code)
+		}
+		if code, body := a.get("/shop"); code != http.StatusOK || body != "v1" {
+			t.Errorf("GET /shop, which was kept: %d %q, want 200 v1", code, body)
+		}
+	})
 }

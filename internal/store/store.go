@@ -16,14 +16,10 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Options tune a Store. The zero value is usable.
@@ -59,36 +55,6 @@ type Store struct {
 	db        *bolt.DB
 	path      string
 	maxEvents int
-}
-
-// Open opens the store at path, creating the file (mode 0600) and its directory if missing.
-// It waits up to o.LockTimeout for the file lock that another aviary process may hold.
-func Open(path string, o Options) (*Store, error) {
-	if o.MaxEvents <= 0 {
-		o.MaxEvents = DefaultMaxEvents
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = DefaultLockTimeout
-	}
-	// The directory holds rollout state and API-applied specs; only aviary's user needs it.
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	bo := *bolt.DefaultOptions
-	bo.Timeout = o.LockTimeout
-	db, err := bolt.Open(path, 0o600, &bo)
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store %s is in use by another aviary process; stop it, or give this one its own storage.path", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	s := &Store{db: db, path: path, maxEvents: o.MaxEvents}
-	if err := db.Update(s.initialize); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
 }
 
 // initialize creates the buckets of a new file and checks the schema of an old one.
