@@ -214,6 +214,9 @@ func (a *aviary) try(method, url string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // as the CLI sends changes
+	}
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return 0, "", err
