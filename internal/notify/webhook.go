@@ -154,7 +154,7 @@ func orDefault(d, def time.Duration) time.Duration {
 type hookWorker struct {
 	ctx     context.Context
 	hook    config.Webhook
-	url     string          // redacted, for logs and metrics
+	url     string          // redacted, path and all (a hook's path is often its secret), for logs and metrics
 	kinds   map[string]bool // nil: every kind
 	client  *http.Client
 	log     *slog.Logger
@@ -172,8 +172,8 @@ type hookWorker struct {
 
 func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, deliveries *prometheus.CounterVec) *hookWorker {
 	h := &hookWorker{
-		ctx: ctx, hook: hook, url: redact.URL(hook.URL), client: o.Client,
-		log:     o.Logger.With("url", redact.URL(hook.URL)),
+		ctx: ctx, hook: hook, url: redact.Hook(hook.URL), client: o.Client,
+		log:     o.Logger.With("url", redact.Hook(hook.URL)),
 		timeout: orDefault(hook.Timeout.Duration, config.DefaultWebhookTimeout.Duration),
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
