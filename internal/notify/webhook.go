@@ -303,7 +303,7 @@ func (h *hookWorker) deliver(e rollout.Event) {
 			h.drop(e, "shutdown")
 			return
 		}
-		last := attempt > max(h.hook.Retries, 0)
+		last := attempt > h.retries()
 		h.log.Warn("webhook delivery failed", "status", status, "err", err, "event", e.Kind, "seq", e.Seq,
 			"attempt", attempt, "willRetry", !last)
 		if last {
@@ -316,6 +316,15 @@ func (h *hookWorker) deliver(e rollout.Event) {
 		}
 		wait = min(2*wait, maxBackoff)
 	}
+}
+
+// retries is the hook's retries after the first attempt; none when not set (config sets the
+// default).
+func (h *hookWorker) retries() int {
+	if h.hook.Retries == nil {
+		return 0
+	}
+	return max(*h.hook.Retries, 0)
 }
 
 func (h *hookWorker) sleep(d time.Duration) bool {
@@ -351,7 +360,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("answered %s", resp.Status)
+		return resp.StatusCode, fmt.Errorf("answered %s%s", resp.Status, redirected(resp))
 	}
 	return resp.StatusCode, nil
 }
