@@ -55,6 +55,7 @@ type Server struct {
 	Feedback Feedback
 	Hub      *Hub
 	Tokens   Tokens
+	Browser  BrowserGuard
 	Gatherer prometheus.Gatherer
 	Ready    func() bool
 }
@@ -88,7 +89,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-	return mux
+	return s.Browser.Wrap(mux)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

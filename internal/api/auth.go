@@ -20,8 +20,8 @@ func (t Tokens) guard(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || given == "" {
+		given, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
 			writeError(w, http.StatusUnauthorized, "this API needs a bearer token: pass --token or set AVIARY_TOKEN (header Authorization: Bearer TOKEN)")
 			return
 		}
@@ -36,6 +36,13 @@ func (t Tokens) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// bearer reads "Bearer TOKEN"; the scheme is case-insensitive (RFC 9110, section 11.1).
+func bearer(header string) (token string, ok bool) {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	return token, strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

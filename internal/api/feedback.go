@@ -15,8 +15,8 @@ type Feedback interface {
 // feedback serves POST /api/v1/feedback {requestId, score | label}.
 func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 	var f quality.Feedback
-	if err := decode(r, &f); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := decode(w, r, &f); err != nil {
+		writeBodyError(w, err)
 		return
 	}
 	service, version, err := s.Feedback.Feedback(f)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -74,8 +75,8 @@ func (s *Server) rolloutRoutes(mux *http.ServeMux) {
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	var req StartRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := decode(w, r, &req); err != nil {
+		writeBodyError(w, err)
 		return
 	}
 	if req.Version == "" {
@@ -88,8 +89,8 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := decode(w, r, &req); err != nil {
+		writeBodyError(w, err)
 		return
 	}
 	action := r.PathValue("action")
@@ -111,13 +112,9 @@ func isCommand(a string) bool {
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	data, err := readBody(w, r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "read the body: "+err.Error())
-		return
-	}
-	if len(data) > maxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "the file is over 1 MiB; split its services over several files")
+		writeBodyError(w, err)
 		return
 	}
 	res, err := s.Rollouts.Apply(data, caller(r))
@@ -162,9 +159,38 @@ func parseUint(v string) (uint64, error) {
 	return strconv.ParseUint(v, 10, 64)
 }
 
+// tooLarge is a body over maxBody (413).
+type tooLarge struct{}
+
+func (tooLarge) Error() string {
+	return "the body is over 1 MiB, the limit of the admin API; for apply, split the services over several files"
+}
+
+// readBody reads a body of up to maxBody bytes; a longer one is a tooLarge error, and the
+// connection is closed after the answer.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, tooLarge{}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the body: %w", err)
+	}
+	return data, nil
+}
+
+// writeBodyError answers a body that could not be read or decoded: 413 when too large, else 400.
+func writeBodyError(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, tooLarge{}) {
+		code = http.StatusRequestEntityTooLarge
+	}
+	writeError(w, code, err.Error())
+}
+
 // decode reads an optional JSON body.
-func decode(r *http.Request, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := readBody(w, r)
 	if err != nil || len(strings.TrimSpace(string(data))) == 0 {
 		return err
 	}

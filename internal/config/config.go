@@ -67,6 +67,9 @@ type Admin struct {
 	// variables AVIARY_ADMIN_TOKEN and AVIARY_READ_TOKEN are used when these are empty.
 	Token     string `yaml:"token" json:"-"`
 	ReadToken string `yaml:"readToken" json:"-"`
+	// AllowedHosts are more names (or name:port) that the admin API is reached by, e.g. behind a
+	// reverse proxy; changes through any other name are refused (a guard against DNS rebinding).
+	AllowedHosts []string `yaml:"allowedHosts" json:"allowedHosts,omitempty"`
 }
 
 // Service is one routable application behind the gateway.

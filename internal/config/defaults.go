@@ -190,7 +190,9 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Notifications.Webhooks {
 		w := &c.Notifications.Webhooks[i]
-		setInt(&w.Retries, DefaultWebhookRetries)
+		if w.Retries == nil {
+			w.Retries = new(DefaultWebhookRetries)
+		}
 		setDur(&w.Timeout, DefaultWebhookTimeout)
 	}
 	for i := range c.Services {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"aviary.dev/aviary/internal/redact"
 )
 
 // FieldError is one problem with the config, at a field path such as services[0].traffic[1].weight.
@@ -20,15 +22,17 @@ type FieldError struct {
 	Msg  string
 }
 
+// Error is the problem as shown in reload errors, API answers and logs: without the credentials of
+// any URL it quotes.
 func (e FieldError) Error() string {
 	where := e.Path
 	if where == "" {
 		where = "config"
 	}
 	if e.Line > 0 {
-		return fmt.Sprintf("%s (line %d): %s", where, e.Line, e.Msg)
+		return redact.Text(fmt.Sprintf("%s (line %d): %s", where, e.Line, e.Msg))
 	}
-	return where + ": " + e.Msg
+	return redact.Text(where + ": " + e.Msg)
 }
 
 // Errors is every problem found in a config, in the order of the file.

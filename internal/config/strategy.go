@@ -131,8 +131,9 @@ type Webhook struct {
 	// Events are the event kinds to send; empty sends every kind.
 	Events []string `yaml:"events" json:"events,omitempty"`
 	Secret string   `yaml:"secret" json:"-"`
-	// Retries after the first attempt, with exponential backoff from one second.
-	Retries int      `yaml:"retries" json:"retries,omitempty"`
+	// Retries after the first attempt, with exponential backoff from one second. Left out, it is
+	// DefaultWebhookRetries; 0 makes one attempt (a pointer, so that a written 0 is not the default).
+	Retries *int     `yaml:"retries" json:"retries,omitempty"`
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 

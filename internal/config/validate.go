@@ -30,6 +30,11 @@ func (c *Config) Validate() Errors {
 	if c.Gateway.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		v.addf("admin.listen", "%q is also gateway.listen; give the admin API its own address", c.Admin.Listen)
 	}
+	for i, h := range c.Admin.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/@ ") {
+			v.addf(fmt.Sprintf("admin.allowedHosts[%d]", i), "%q is not a host name: give the name alone, e.g. aviary.example.com", h)
+		}
+	}
 	if t := c.Gateway.TLS; t != nil {
 		v.file("gateway.tls.certFile", t.CertFile)
 		v.file("gateway.tls.keyFile", t.KeyFile)

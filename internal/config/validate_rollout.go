@@ -152,8 +152,8 @@ func (v *validator) notifications(n *Notifications) {
 				v.addf(fmt.Sprintf("%s.events[%d]", p, j), "%q is not an event kind; choose from %s", e, strings.Join(EventKinds, ", "))
 			}
 		}
-		if w.Retries < 0 {
-			v.addf(p+".retries", "%d must not be negative", w.Retries)
+		if w.Retries != nil && *w.Retries < 0 {
+			v.addf(p+".retries", "%d must not be negative", *w.Retries)
 		}
 		v.positive(p+".timeout", w.Timeout)
 	}

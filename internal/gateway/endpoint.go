@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"encoding/base64"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"aviary.dev/aviary/internal/redact"
 )
 
 // endpoint is one upstream instance and its runtime state. The state (health, ejection, counters)
@@ -12,8 +16,14 @@ import (
 // endpoint look healthy again. Config (what the user wrote) stays in the snapshot; this is the Host
 // of Caddy's Upstream/Host split.
 type endpoint struct {
-	url *url.URL
+	url *url.URL // without user info: the credentials are in auth
+	// raw is the URL as configured but without its user info, for logs, metrics and the status:
+	// credentials never show (the registry keys endpoints by the full URL).
 	raw string
+	// auth is the Authorization header made of the URL's user info (basic auth), or "" when it has
+	// none. It goes upstream when the client sent no Authorization of its own, as net/http's client
+	// does with a URL's user info.
+	auth string
 
 	// activeHealthy is the verdict of active checks (true when there are none).
 	activeHealthy atomic.Bool
@@ -31,9 +41,28 @@ type endpoint struct {
 }
 
 func newEndpoint(u *url.URL, raw string) *endpoint {
-	e := &endpoint{url: u, raw: raw}
+	e := &endpoint{url: u, raw: redact.URL(raw)}
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		e.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw))
+		bare := *u
+		bare.User = nil
+		e.url = &bare
+	}
 	e.activeHealthy.Store(true)
 	return e
+}
+
+// authorize sets the endpoint's credentials on an upstream request that has no Authorization, and
+// takes back those of prev (an endpoint tried before on the same request) so that they never go
+// to another endpoint.
+func (e *endpoint) authorize(h http.Header, prev *endpoint) {
+	if prev != nil && prev.auth != "" && h.Get("Authorization") == prev.auth {
+		h.Del("Authorization")
+	}
+	if e.auth != "" && h.Get("Authorization") == "" {
+		h.Set("Authorization", e.auth)
+	}
 }
 
 // available says whether the endpoint may get traffic at time now (unix nanoseconds).

@@ -172,6 +172,7 @@ func (c *activeChecker) probe(ctx context.Context) error {
 		return err
 	}
 	req.Header.Set("User-Agent", "aviary-health-check")
+	c.ep.authorize(req.Header, nil)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return err

@@ -215,6 +215,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 func setTarget(out *http.Request, ep *endpoint, in *url.URL) {
 	out.URL.Scheme = ep.url.Scheme
 	out.URL.Host = ep.url.Host
+	ep.authorize(out.Header, nil)
 	if base := ep.url.Path; base != "" && base != "/" {
 		out.URL.Path = strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(in.Path, "/")
 		out.URL.RawPath = ""
@@ -297,6 +298,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ex.retried = true
+	next.authorize(req.Header, ex.ep)
 	ex.ep = next
 	ex.v.retries.Inc()
 	setTarget(req, next, ex.inURL)

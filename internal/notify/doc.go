@@ -9,6 +9,6 @@
 // control and that may be slow, down or hostile, so all network I/O happens in background
 // goroutines: [Webhooks.Send] only queues (dropping the oldest event of a full queue, and
 // counting it), and [Gates.Verdict] only reads the latest answer. Neither may follow a proxy
-// from the environment by default, and neither writes a secret (a webhook's signing secret, or
+// from the environment or a redirect by default, and neither writes a secret (a webhook's signing secret, or
 // credentials and tokens in a URL's user info or query) into logs, metrics or verdicts.
 package notify

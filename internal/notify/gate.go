@@ -252,5 +252,6 @@ func (p *gatePoller) ask(ctx context.Context) (status int, said string, err erro
 	if json.Unmarshal(body, &answer) == nil && answer.Message != "" {
 		said = fmt.Sprintf(": %q", answer.Message)
 	}
+	said += redirected(resp)
 	return resp.StatusCode, said, nil
 }

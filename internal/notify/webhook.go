@@ -154,7 +154,7 @@ func orDefault(d, def time.Duration) time.Duration {
 type hookWorker struct {
 	ctx     context.Context
 	hook    config.Webhook
-	url     string          // redacted, for logs and metrics
+	url     string          // redacted, path and all (a hook's path is often its secret), for logs and metrics
 	kinds   map[string]bool // nil: every kind
 	client  *http.Client
 	log     *slog.Logger
@@ -172,8 +172,8 @@ type hookWorker struct {
 
 func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, deliveries *prometheus.CounterVec) *hookWorker {
 	h := &hookWorker{
-		ctx: ctx, hook: hook, url: redact.URL(hook.URL), client: o.Client,
-		log:     o.Logger.With("url", redact.URL(hook.URL)),
+		ctx: ctx, hook: hook, url: redact.Hook(hook.URL), client: o.Client,
+		log:     o.Logger.With("url", redact.Hook(hook.URL)),
 		timeout: orDefault(hook.Timeout.Duration, config.DefaultWebhookTimeout.Duration),
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
@@ -303,7 +303,7 @@ func (h *hookWorker) deliver(e rollout.Event) {
 			h.drop(e, "shutdown")
 			return
 		}
-		last := attempt > max(h.hook.Retries, 0)
+		last := attempt > h.retries()
 		h.log.Warn("webhook delivery failed", "status", status, "err", err, "event", e.Kind, "seq", e.Seq,
 			"attempt", attempt, "willRetry", !last)
 		if last {
@@ -316,6 +316,15 @@ func (h *hookWorker) deliver(e rollout.Event) {
 		}
 		wait = min(2*wait, maxBackoff)
 	}
+}
+
+// retries is the hook's retries after the first attempt; none when not set (config sets the
+// default).
+func (h *hookWorker) retries() int {
+	if h.hook.Retries == nil {
+		return 0
+	}
+	return max(*h.hook.Retries, 0)
 }
 
 func (h *hookWorker) sleep(d time.Duration) bool {
@@ -351,7 +360,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("answered %s", resp.Status)
+		return resp.StatusCode, fmt.Errorf("answered %s%s", resp.Status, redirected(resp))
 	}
 	return resp.StatusCode, nil
 }

@@ -88,7 +88,7 @@ func newTestWebhooks(t *testing.T, reg prometheus.Registerer, hooks ...config.We
 func deliveries(t *testing.T, w *Webhooks, url, result string) int {
 	t.Helper()
 	for _, h := range w.workers {
-		if h.url == url {
+		if h.url == redact.Hook(url) {
 			c := map[string]prometheus.Counter{resultOK: h.ok, resultFailed: h.failed, resultDropped: h.dropped}[result]
 			return int(testutil.ToFloat64(c))
 		}
@@ -155,7 +155,7 @@ func TestWebhookRetriesUntilSuccess(t *testing.T) {
 		return http.StatusNoContent
 	})
 	reg := prometheus.NewRegistry()
-	w := newTestWebhooks(t, reg, config.Webhook{URL: srv.URL, Retries: 3})
+	w := newTestWebhooks(t, reg, config.Webhook{URL: srv.URL, Retries: new(3)})
 
 	w.Send([]rollout.Event{event(7, "Aborted")})
 	w.Close()
@@ -179,7 +179,7 @@ func TestWebhookRetriesUntilSuccess(t *testing.T) {
 
 func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
 	srv := newHookServer(t, func(int) int { return http.StatusInternalServerError })
-	w := newTestWebhooks(t, nil, config.Webhook{URL: srv.URL, Retries: 2})
+	w := newTestWebhooks(t, nil, config.Webhook{URL: srv.URL, Retries: new(2)})
 
 	w.Send([]rollout.Event{event(1, "Aborted")})
 	w.Close()
@@ -218,7 +218,7 @@ func TestWebhookDeliversInOrderPerHook(t *testing.T) {
 		return http.StatusOK
 	})
 	fast := newHookServer(t, nil)
-	w := newTestWebhooks(t, nil, config.Webhook{URL: slow.URL, Retries: 1}, config.Webhook{URL: fast.URL})
+	w := newTestWebhooks(t, nil, config.Webhook{URL: slow.URL, Retries: new(1)}, config.Webhook{URL: fast.URL})
 
 	const n = 40
 	for seq := uint64(1); seq <= n; seq += 4 {

@@ -142,7 +142,7 @@ func start(t *testing.T, config string, watchFile bool) *aviary {
 }
 
 // run runs Aviary on the config file at path with the given options until the test ends, and returns
-// once it has started. ConfigPath and Logger are set here; o.Started, if any, is called first.
+// once it has started. ConfigPath is set here, and Logger unless given; o.Started, if any, is called first.
 func run(t *testing.T, path string, o server.Options) *aviary {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,7 +151,9 @@ func run(t *testing.T, path string, o server.Options) *aviary {
 	started := make(chan [2]string, 1)
 	hook := o.Started
 	o.ConfigPath = path
-	o.Logger = testLogger(t)
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
 	o.Started = func(gateway, admin string) {
 		if hook != nil {
 			hook(gateway, admin)
@@ -213,6 +215,9 @@ func (a *aviary) try(method, url string) (int, string, error) {
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		return 0, "", err
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // as the CLI sends changes
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {

@@ -62,7 +62,8 @@ func Run(ctx context.Context, o Options) error {
 	var ready atomic.Bool
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
+			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
+			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	gwSrv := &http.Server{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/store"
 )
 
@@ -79,5 +80,5 @@ func errorStrings(err error) []string {
 		}
 		return out
 	}
-	return []string{fmt.Sprint(err)}
+	return []string{redact.Text(fmt.Sprint(err))}
 }

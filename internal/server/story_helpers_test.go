@@ -246,6 +246,9 @@ func (s *scenario) sendAs(token, method, path, body string) (int, string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", changeType(body)) // as the CLI sends changes
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -763,3 +766,11 @@ analysis:
     - {name: smoke, metrics: [{name: errors, builtin: errorRate}]}
     - {name: slo, metrics: [{name: errors, builtin: errorRate}]}
 `
+
+// changeType is the content type the CLI sends a body with: YAML for a file to apply, else JSON.
+func changeType(body string) string {
+	if b := strings.TrimSpace(body); b == "" || strings.HasPrefix(b, "{") {
+		return "application/json"
+	}
+	return "application/yaml"
+}

@@ -143,6 +143,9 @@ func (c *client) call(method, path string, body, out any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the admin API takes changes as JSON only
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err
