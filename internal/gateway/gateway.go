@@ -52,6 +52,7 @@ type Gateway struct {
 	health    *healthRegistry
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
+	maxConns  int           // client connections Listener keeps open
 	llmSink   LLMSink
 	pool      sync.Pool // *exchange
 
@@ -89,6 +90,7 @@ func New(o Options) *Gateway {
 		transport: tr,
 		counters:  newCounters(),
 		mirrors:   make(chan struct{}, maxMirrors),
+		maxConns:  cmp.Or(max(o.Gateway.MaxConnections, 0), config.DefaultMaxConnections),
 		llmSink:   o.LLM,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},

@@ -70,11 +70,13 @@ func Run(ctx context.Context, o Options) error {
 		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
 		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext:       gw.ConnContext,
 	}
-	gwLn, err := net.Listen("tcp", cfg.Gateway.Listen)
+	rawLn, err := net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)
 	}
+	gwLn := gw.Listener(rawLn, cfg.Gateway.TLS == nil)
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		gwLn.Close()
