@@ -139,6 +139,11 @@ func (g *Gateway) Collectors() []prometheus.Collector {
 	return append(g.counters.all(), &endpointCollector{g: g})
 }
 
+// HealthChecked says whether every endpoint with an active health check has had its first check:
+// before that, an endpoint that is down would still get traffic, so a gateway that has just started
+// is not ready until then (GET /readyz).
+func (g *Gateway) HealthChecked() bool { return g.health.checked() }
+
 // Close stops health checks and closes idle upstream connections.
 func (g *Gateway) Close() {
 	g.health.close()

@@ -59,10 +59,18 @@ func Run(ctx context.Context, o Options) error {
 	defer c.close()
 	rl, gw := c.rl, c.gw
 
-	var ready atomic.Bool
+	var ready, checked atomic.Bool
+	// Ready once serving and once every actively checked endpoint has had its first check (then for
+	// good: an endpoint added by a reload does not make the whole gateway unready).
+	isReady := func() bool {
+		if ready.Load() && !checked.Load() && gw.HealthChecked() {
+			checked.Store(true)
+		}
+		return ready.Load() && checked.Load()
+	}
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
+			Ready: isReady, Tokens: api.Tokens{Admin: adminToken, Read: readToken}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	gwSrv := &http.Server{
