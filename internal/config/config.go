@@ -41,6 +41,9 @@ type Gateway struct {
 	// MaxMirrorsInFlight bounds concurrent mirrored requests; beyond it a mirror copy is dropped and
 	// counted, so shadow traffic can never pile up behind a slow mirror version.
 	MaxMirrorsInFlight int `yaml:"maxMirrorsInFlight" json:"maxMirrorsInFlight,omitempty"`
+	// MaxConnections bounds open client connections (each may hold one to an endpoint too); beyond
+	// it, new connections wait in the kernel's accept queue until one closes.
+	MaxConnections int `yaml:"maxConnections" json:"maxConnections,omitempty"`
 }
 
 // TLS turns on HTTPS (and HTTP/2) on the gateway listener.

@@ -7,6 +7,7 @@ const (
 	DefaultGatewayListen      = "127.0.0.1:8080"
 	DefaultAdminListen        = "127.0.0.1:9090"
 	DefaultMaxMirrorsInFlight = 256
+	DefaultMaxConnections     = 10000
 	DefaultMirrorMaxBodyBytes = 1 << 20
 	DefaultHealthPath         = "/healthz"
 	DefaultPassiveFailures    = 5
@@ -170,6 +171,7 @@ func (c *Config) applyDefaults() {
 	setString(&c.Gateway.Listen, DefaultGatewayListen)
 	setString(&c.Admin.Listen, DefaultAdminListen)
 	setInt(&c.Gateway.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
+	setInt(&c.Gateway.MaxConnections, DefaultMaxConnections)
 	t, d := &c.Gateway.Timeouts, DefaultTimeouts
 	setDur(&t.Connect, d.Connect)
 	setDur(&t.ResponseHeader, d.ResponseHeader)

@@ -42,6 +42,9 @@ func (c *Config) Validate() Errors {
 	if c.Gateway.MaxMirrorsInFlight < 0 {
 		v.addf("gateway.maxMirrorsInFlight", "%d must be positive", c.Gateway.MaxMirrorsInFlight)
 	}
+	if c.Gateway.MaxConnections < 0 {
+		v.addf("gateway.maxConnections", "%d must be positive", c.Gateway.MaxConnections)
+	}
 	t := &c.Gateway.Timeouts
 	for _, d := range []struct {
 		name string

@@ -15,6 +15,9 @@ type counters struct {
 	mirrorSkipped  *prometheus.CounterVec
 	mirrorMismatch *prometheus.CounterVec
 	unmatched      prometheus.Counter
+	conns          prometheus.Gauge
+	connWaits      prometheus.Counter
+	bodiesCut      *prometheus.CounterVec // by cutReason
 }
 
 func newCounters() *counters {
@@ -32,11 +35,18 @@ func newCounters() *counters {
 			Help: "Mirrored requests whose status differed from the primary response's."}, sv),
 		unmatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "aviary_unmatched_requests_total",
 			Help: "Requests that matched no service (answered 404)."}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aviary_client_connections",
+			Help: "Client connections open on the gateway listener."}),
+		connWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "aviary_client_connection_waits_total",
+			Help: "Times the gateway stopped accepting because gateway.maxConnections were open; new connections waited in the kernel's queue."}),
+		bodiesCut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_request_bodies_cut_total",
+			Help: "Requests cut because their body came too slowly: reason idle (a pause longer than timeouts.bodyIdle) or rate (slower than minBodyRate)."},
+			[]string{"reason"}),
 	}
 }
 
 func (c *counters) all() []prometheus.Collector {
-	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched}
+	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched, c.conns, c.connWaits, c.bodiesCut}
 }
 
 // endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.

@@ -30,6 +30,8 @@ type endpoint struct {
 	// passedCheck: an active check has passed at least once since the endpoint was added, which is
 	// what readiness means to a rollout (an endpoint with no active check is ready when available).
 	passedCheck atomic.Bool
+	// probed: an active check has finished (passed or failed) since the endpoint was added.
+	probed atomic.Bool
 	// ejectedUntil (unix nanoseconds) is set by passive ejection; zero when not ejected.
 	ejectedUntil atomic.Int64
 

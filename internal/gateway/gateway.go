@@ -52,6 +52,7 @@ type Gateway struct {
 	health    *healthRegistry
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
+	maxConns  int           // client connections Listener keeps open
 	llmSink   LLMSink
 	pool      sync.Pool // *exchange
 
@@ -89,6 +90,7 @@ func New(o Options) *Gateway {
 		transport: tr,
 		counters:  newCounters(),
 		mirrors:   make(chan struct{}, maxMirrors),
+		maxConns:  cmp.Or(max(o.Gateway.MaxConnections, 0), config.DefaultMaxConnections),
 		llmSink:   o.LLM,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
@@ -136,6 +138,11 @@ func newTransport(t config.Timeouts) *http.Transport {
 func (g *Gateway) Collectors() []prometheus.Collector {
 	return append(g.counters.all(), &endpointCollector{g: g})
 }
+
+// HealthChecked says whether every endpoint with an active health check has had its first check:
+// before that, an endpoint that is down would still get traffic, so a gateway that has just started
+// is not ready until then (GET /readyz).
+func (g *Gateway) HealthChecked() bool { return g.health.checked() }
 
 // Close stops health checks and closes idle upstream connections.
 func (g *Gateway) Close() {

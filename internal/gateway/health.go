@@ -82,6 +82,18 @@ func (h *healthRegistry) sync(wanted []wantedEndpoint) map[string]*endpoint {
 	return out
 }
 
+// checked says whether every actively checked endpoint has had its first check.
+func (h *healthRegistry) checked() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range h.eps {
+		if t.stop != nil && !t.ep.probed.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // close stops every checker and waits for them.
 func (h *healthRegistry) close() {
 	h.mu.Lock()
@@ -132,6 +144,9 @@ func (c *activeChecker) run(ctx context.Context, done chan struct{}) {
 			return
 		}
 		healthy := c.ep.activeHealthy.Load()
+		// An endpoint's first check decides at once: one that is down from the start gets no traffic
+		// while it runs up its unhealthy threshold.
+		first := !c.ep.probed.Swap(true)
 		if err == nil {
 			c.ep.passedCheck.Store(true)
 			passes, fails = passes+1, 0
@@ -142,7 +157,7 @@ func (c *activeChecker) run(ctx context.Context, done chan struct{}) {
 			}
 		} else {
 			passes, fails = 0, fails+1
-			if healthy && fails >= c.check.UnhealthyThreshold {
+			if healthy && (first || fails >= c.check.UnhealthyThreshold) {
 				c.ep.activeHealthy.Store(false)
 				c.log.Warn("endpoint unhealthy; no traffic until it passes its checks again",
 					"service", c.service, "endpoint", c.ep.raw, "failures", fails, "err", err)

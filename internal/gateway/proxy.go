@@ -78,6 +78,9 @@ func (ex *exchange) Unwrap() http.ResponseWriter { return ex.rw }
 // ServeHTTP proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if closeAfter(r) {
+		w.Header().Set("Connection", "close")
+	}
 	svc := g.snap.Load().find(r)
 	if svc == nil {
 		g.counters.unmatched.Inc()

@@ -59,10 +59,18 @@ func Run(ctx context.Context, o Options) error {
 	defer c.close()
 	rl, gw := c.rl, c.gw
 
-	var ready atomic.Bool
+	var ready, checked atomic.Bool
+	// Ready once serving and once every actively checked endpoint has had its first check (then for
+	// good: an endpoint added by a reload does not make the whole gateway unready).
+	isReady := func() bool {
+		if ready.Load() && !checked.Load() && gw.HealthChecked() {
+			checked.Store(true)
+		}
+		return ready.Load() && checked.Load()
+	}
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Ready: ready.Load, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
+			Ready: isReady, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -71,11 +79,13 @@ func Run(ctx context.Context, o Options) error {
 		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
 		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext:       gw.ConnContext,
 	}
-	gwLn, err := net.Listen("tcp", cfg.Gateway.Listen)
+	rawLn, err := net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)
 	}
+	gwLn := gw.Listener(rawLn, cfg.Gateway.TLS == nil)
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		gwLn.Close()

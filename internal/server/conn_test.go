@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// rawConn is a client connection to the gateway that writes bytes as given and reads responses.
+type rawConn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+func (rc *rawConn) send(raw string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, raw); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// response reads one response whole.
+func (rc *rawConn) response() *http.Response {
+	rc.t.Helper()
+	resp, err := http.ReadResponse(rc.r, nil)
+	if err != nil {
+		rc.t.Fatalf("read response: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// closedByServer reports whether the server closed the connection (a read ends with EOF).
+func (rc *rawConn) closedByServer() bool {
+	_, err := rc.r.ReadByte()
+	return errors.Is(err, io.EOF)
+}
+
+// A request with both Content-Length and Transfer-Encoding is answered (by its chunks, as RFC 9112
+// allows) and its connection is closed after the answer (as RFC 9112 §6.1 requires); a request with
+// one of them keeps its connection.
+func TestRequestWithBothLengthAndChunksClosesItsConnection(t *testing.T) {
+	a := start(t, shop{v1: []string{upstream(t, "v1")}}.YAML(), false)
+
+	rc := dialRaw(t, a.gateway)
+	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("chunked request: %d, close %v; want 200 on a connection kept open", resp.StatusCode, resp.Close)
+	}
+	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("request with both: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if !rc.closedByServer() {
+		t.Fatal("the connection stayed open after a request with both Content-Length and Transfer-Encoding")
+	}
+
+	// Pipelined: the first request keeps the connection, the second (with both) closes it, and the
+	// bytes smuggled after it are never read as a request.
+	rc = dialRaw(t, a.gateway)
+	rc.send("GET / HTTP/1.1\r\nHost: shop\r\n\r\n" +
+		"POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+		"GET /smuggled HTTP/1.1\r\nHost: shop\r\n\r\n")
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("first pipelined request: %d, close %v; want 200, kept open", resp.StatusCode, resp.Close)
+	}
+	if resp := rc.response(); !resp.Close {
+		t.Fatalf("second pipelined request (both headers): %d without Connection: close", resp.StatusCode)
+	}
+	if !rc.closedByServer() {
+		t.Fatal("the request after one with both headers was served")
+	}
+}
+
+// Over TLS the gateway cannot see the raw headers of an HTTP/1.1 request, so every request with a
+// chunked body closes its connection after its answer; others keep it.
+func TestTLSChunkedRequestClosesItsConnection(t *testing.T) {
+	certFile, keyFile, roots := selfSignedCert(t, "127.0.0.1")
+	a := start(t, shop{v1: []string{upstream(t, "v1")},
+		gateway: `tls: {certFile: "` + certFile + `", keyFile: "` + keyFile + `"}`}.YAML(), false)
+	c, err := tls.Dial("tcp", a.gateway, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("request with a length: %d, close %v; want 200, kept open", resp.StatusCode, resp.Close)
+	}
+	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("chunked request over TLS: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if !rc.closedByServer() {
+		t.Fatal("the TLS connection stayed open after a chunked request")
+	}
+}
