@@ -100,6 +100,8 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 		lx.id = newRequestID()
 	}
 	ex.llm = lx
+	out.Header = out.Header.Clone() // out shares the client's request's header map
+	askIdentity(out.Header)
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
@@ -128,7 +130,6 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.TransferEncoding = nil
-	out.Header = out.Header.Clone()
 	out.Header.Del("Content-Length")
 	return orig
 }
@@ -143,10 +144,13 @@ func newRequestID() string {
 func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
 	lx := ex.llm
 	resp.Header.Set(RequestIDHeader, lx.id)
+	unread := decodeBody(resp)
 	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, output: textCapture{n: ex.svc.llm.capture},
-		svc: ex.svc.name, version: ex.v.name,
+		svc: ex.svc.name, version: ex.v.name, unread: unread,
 		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
-	if lx.strip {
+	if unread != "" {
+		g.log.Debug("LLM answer not read: its content coding is unknown", "service", ex.svc.name, "version", ex.v.name, "coding", unread)
+	} else if lx.strip {
 		b.filter = llm.NewUsageChunkFilter(&b.pending)
 	}
 	resp.Body = b
@@ -165,6 +169,7 @@ type llmBody struct {
 	status  int
 	svc     string
 	version string
+	unread  string // a content coding that cannot be decoded: the body passes unread
 	eof     bool
 	closed  bool
 }
@@ -196,7 +201,7 @@ func (b *llmBody) Read(p []byte) (int, error) {
 }
 
 func (b *llmBody) see(chunk []byte) {
-	if len(chunk) == 0 {
+	if len(chunk) == 0 || b.unread != "" {
 		return
 	}
 	_, _ = b.p.Write(chunk)
@@ -224,6 +229,9 @@ func (b *llmBody) Close() error {
 	}
 	b.closed = true
 	x := b.p.Finish()
+	if b.unread != "" {
+		x = llm.Exchange{API: b.lx.api, Unread: "content coding " + b.unread}
+	}
 	x.RequestModel = b.lx.req.Model
 	x.Stream = x.Stream || b.lx.req.Stream
 	if b.g.llmSink != nil {

@@ -125,6 +125,7 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 	mr := &mirrorRequest{g: g, v: m.v, ep: ep, req: req, primaryCode: primaryCode, mismatch: m.mismatch}
 	if ex.llm != nil { // the copy is an LLM call too: the mirror version's rewrite, measured apart
 		mr.llm, mr.service, mr.output.n = ex.llm, ex.svc.name, ex.svc.llm.capture
+		askIdentity(req.Header)
 		if !m.v.rewrite.Empty() && len(body) > 0 {
 			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
 				body = nb
@@ -182,15 +183,23 @@ func (m *mirrorRequest) run() {
 		obs.Code = resp.StatusCode
 		var body io.Reader = resp.Body
 		var p *llm.ResponseParser
+		unread := ""
 		if m.llm != nil && m.g.llmSink != nil {
+			unread = decodeBody(resp)
+			body = resp.Body
 			p = llm.NewResponseParser(m.llm.api, resp.Header.Get("Content-Type"), start, time.Now)
-			body = io.TeeReader(resp.Body, io.MultiWriter(p, &m.output))
+			if unread == "" {
+				body = io.TeeReader(body, io.MultiWriter(p, &m.output))
+			}
 		}
 		n, _ := io.Copy(io.Discard, body)
 		resp.Body.Close()
 		obs.BytesOut = n
 		if p != nil {
 			x := p.Finish()
+			if unread != "" {
+				x = llm.Exchange{API: m.llm.api, Unread: "content coding " + unread}
+			}
 			x.RequestModel = m.llm.req.Model
 			m.g.llmSink.Served(LLMRecord{Service: m.service, Version: m.v.name, Mirror: true, RequestID: m.llm.id,
 				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x,

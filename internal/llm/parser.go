@@ -79,6 +79,10 @@ type Exchange struct {
 	// Oversized counts events larger than 1 MiB that were skipped, or 1 for a JSON body
 	// larger than 4 MiB that was not parsed.
 	Oversized int
+	// Unread says why the body was not read at all (a content coding the caller could not
+	// decode); set by the caller. Nothing else is known of such an exchange, and it is no error
+	// of the upstream's.
+	Unread string
 }
 
 // A wireFormat reads one API's events and bodies into the parser.

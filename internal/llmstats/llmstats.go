@@ -124,7 +124,8 @@ func (r *Registry) get(k key) *series {
 func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, duration time.Duration) {
 	s := r.get(key{service, version, mirror})
 	cost, priced := r.Cost(x)
-	streamError := x.StreamError != "" || (x.Stream && !x.Complete)
+	// An answer the gateway could not read (x.Unread) tells nothing of the stream's end.
+	streamError := x.Unread == "" && (x.StreamError != "" || (x.Stream && !x.Complete))
 	if x.FirstToken > 0 {
 		s.ttft.Observe(x.FirstToken)
 	}

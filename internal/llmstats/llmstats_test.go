@@ -109,3 +109,13 @@ func TestOddUsageNeverCostsLessThanNothing(t *testing.T) {
 		t.Errorf("cost sum %g", got.CostSum)
 	}
 }
+
+// A stream the gateway could not read (a content coding it cannot decode) is counted as a request,
+// never as a stream cut before its end.
+func TestAnUnreadStreamIsNoStreamError(t *testing.T) {
+	r := New(nil)
+	r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, Stream: true, Unread: "content coding compress"}, time.Second)
+	if got := r.Totals("chat", "v1", false); got.Requests != 1 || got.StreamErrors != 0 {
+		t.Errorf("totals %+v, want 1 request and no stream error", got)
+	}
+}
