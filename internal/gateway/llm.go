@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -146,7 +147,7 @@ func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
 	resp.Header.Set(RequestIDHeader, lx.id)
 	unread := decodeBody(resp)
 	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, output: textCapture{n: ex.svc.llm.capture},
-		svc: ex.svc.name, version: ex.v.name, unread: unread,
+		svc: ex.svc.name, version: ex.v.name, unread: unread, ctx: resp.Request.Context(),
 		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
 	if unread != "" {
 		g.log.Debug("LLM answer not read: its content coding is unknown", "service", ex.svc.name, "version", ex.v.name, "coding", unread)
@@ -170,19 +171,21 @@ type llmBody struct {
 	svc     string
 	version string
 	unread  string // a content coding that cannot be decoded: the body passes unread
+	ctx     context.Context
+	readErr error // the first error reading the upstream's body; io.EOF at its end
 	eof     bool
 	closed  bool
 }
 
 func (b *llmBody) Read(p []byte) (int, error) {
 	if b.filter == nil {
-		n, err := b.rc.Read(p)
+		n, err := b.read(p)
 		b.see(p[:n])
 		return n, err
 	}
 	// Filtered: return what the filter let through; read on while it holds an incomplete event.
 	for b.pending.Len() == 0 && !b.eof {
-		n, err := b.rc.Read(p)
+		n, err := b.read(p)
 		b.see(p[:n])
 		_, _ = b.filter.Write(p[:n])
 		if err != nil {
@@ -198,6 +201,24 @@ func (b *llmBody) Read(p []byte) (int, error) {
 		return b.pending.Read(p)
 	}
 	return 0, io.EOF
+}
+
+func (b *llmBody) read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && b.readErr == nil {
+		b.readErr = err
+	}
+	return n, err
+}
+
+// clientAborted tells a client that went away from an upstream that broke off. The proxy reads
+// the body until its end or an error, and stops early only when writing to the client failed; a
+// read that failed because the client's request was canceled is the client's doing too.
+func (b *llmBody) clientAborted(x llm.Exchange) bool {
+	if x.Complete {
+		return false
+	}
+	return b.readErr == nil || (b.readErr != io.EOF && b.ctx.Err() != nil)
 }
 
 func (b *llmBody) see(chunk []byte) {
@@ -234,6 +255,7 @@ func (b *llmBody) Close() error {
 	}
 	x.RequestModel = b.lx.req.Model
 	x.Stream = x.Stream || b.lx.req.Stream
+	x.ClientAborted = b.clientAborted(x)
 	if b.g.llmSink != nil {
 		b.g.llmSink.Served(LLMRecord{Service: b.svc, Version: b.version, RequestID: b.lx.id, Status: b.status,
 			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output.b,

@@ -24,13 +24,15 @@ import (
 // Totals are a series' cumulative figures since the process started.
 type Totals struct {
 	Requests     int64 // completed exchanges
-	StreamErrors int64 // an error after a 200, or a stream cut before its end
-	// Per-request sums, over the exchanges whose usage was known.
+	StreamErrors int64 // an error after a 200, or a stream the upstream cut before its end
+	ClientAborts int64 // answers the client went away from before their end; never a stream error
+	// Per-request sums, over the exchanges whose whole usage was known (not a cut stream's).
 	UsageN                         int64
 	OutputSum, OutputSumSq         float64
+	// Token totals, cut streams included as far as they went.
 	InputTokens, OutputTokens      int64
 	CachedTokens, ReasoningTokens  int64
-	CostN                          int64 // exchanges with a known usage and a known price
+	CostN                          int64 // exchanges with a whole usage and a known price
 	CostSum, CostSumSq             float64
 	TTFT, Gaps, TimePerOutputToken *metrics.Histogram // copies
 }
@@ -124,8 +126,10 @@ func (r *Registry) get(k key) *series {
 func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, duration time.Duration) {
 	s := r.get(key{service, version, mirror})
 	cost, priced := r.Cost(x)
-	// An answer the gateway could not read (x.Unread) tells nothing of the stream's end.
-	streamError := x.Unread == "" && (x.StreamError != "" || (x.Stream && !x.Complete))
+	// An answer the gateway could not read (x.Unread) tells nothing of the stream's end, and a
+	// client that went away is no error of the version's.
+	streamError := x.Unread == "" && !x.ClientAborted && (x.StreamError != "" || (x.Stream && !x.Complete))
+	whole := x.Usage.Known && !x.Usage.Partial // counts fit for per-request means
 	if x.FirstToken > 0 {
 		s.ttft.Observe(x.FirstToken)
 	}
@@ -133,7 +137,7 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 		s.gaps.Observe(g)
 	}
 	var tpot time.Duration
-	if x.Usage.Known && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
+	if whole && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
 		tpot = (duration - x.FirstToken) / time.Duration(x.Usage.Output-1)
 		s.tpot.Observe(tpot)
 	}
@@ -143,17 +147,22 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 	if streamError {
 		t.StreamErrors++
 	}
-	if x.Usage.Known {
+	if x.ClientAborted {
+		t.ClientAborts++
+	}
+	if whole {
 		out := float64(x.Usage.Output)
 		t.UsageN++
 		t.OutputSum += out
 		t.OutputSumSq += out * out
+	}
+	if x.Usage.Known {
 		t.InputTokens += x.Usage.Input
 		t.OutputTokens += x.Usage.Output
 		t.CachedTokens += x.Usage.Cached
 		t.ReasoningTokens += x.Usage.Reasoning
 	}
-	if priced && !math.IsNaN(cost) {
+	if whole && priced && !math.IsNaN(cost) {
 		t.CostN++
 		t.CostSum += cost
 		t.CostSumSq += cost * cost

@@ -46,7 +46,7 @@ func TestTotalsCostAndRoles(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collectors()...)
 	want := `
-# HELP aviary_llm_stream_errors_total LLM streams that failed after a 200: an error event, or cut before their end.
+# HELP aviary_llm_stream_errors_total LLM streams that failed after a 200: an error event, or cut by the upstream before their end.
 # TYPE aviary_llm_stream_errors_total counter
 aviary_llm_stream_errors_total{role="primary",service="chat",version="v2"} 1
 `
@@ -117,5 +117,31 @@ func TestAnUnreadStreamIsNoStreamError(t *testing.T) {
 	r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, Stream: true, Unread: "content coding compress"}, time.Second)
 	if got := r.Totals("chat", "v1", false); got.Requests != 1 || got.StreamErrors != 0 {
 		t.Errorf("totals %+v, want 1 request and no stream error", got)
+	}
+}
+
+// A client that went away (a stop button) is counted apart, never as a stream error, and what was
+// streamed until then counts into the token totals and the cost, not into the per-request means.
+func TestAClientAbortIsNoStreamErrorAndCountsItsTokens(t *testing.T) {
+	r := New([]config.Price{{Model: "m", Input: 1, Output: 10}})
+	x := llm.Exchange{API: llm.OpenAIChat, RequestModel: "m", Stream: true, ContentChunks: 7, ClientAborted: true,
+		Usage: llm.Usage{Output: 7, Known: true, Partial: true}}
+	r.Record("chat", "v1", false, x, time.Second)
+	got := r.Totals("chat", "v1", false)
+	if got.Requests != 1 || got.StreamErrors != 0 || got.ClientAborts != 1 || got.OutputTokens != 7 || got.UsageN != 0 || got.CostN != 0 {
+		t.Errorf("totals %+v, want 1 request, 1 client abort, 7 output tokens, no stream error, no per-request means", got)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	want := `
+# HELP aviary_llm_client_aborts_total LLM answers the client went away from before their end (a stop button); not errors of the version.
+# TYPE aviary_llm_client_aborts_total counter
+aviary_llm_client_aborts_total{role="primary",service="chat",version="v1"} 1
+# HELP aviary_llm_cost_total Cost of LLM calls by the price table (currency units); shadow copies are under role=mirror.
+# TYPE aviary_llm_cost_total counter
+aviary_llm_cost_total{role="primary",service="chat",version="v1"} 7e-05
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_client_aborts_total", "aviary_llm_cost_total", "aviary_llm_stream_errors_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -19,6 +19,7 @@ type promMetrics struct {
 	requests  *prometheus.CounterVec
 	cost      *prometheus.CounterVec
 	streamErr *prometheus.CounterVec
+	aborts    *prometheus.CounterVec
 }
 
 var (
@@ -45,12 +46,14 @@ func newPromMetrics() promMetrics {
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_cost_total",
 			Help: "Cost of LLM calls by the price table (currency units); shadow copies are under role=mirror."}, base),
 		streamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_stream_errors_total",
-			Help: "LLM streams that failed after a 200: an error event, or cut before their end."}, base),
+			Help: "LLM streams that failed after a 200: an error event, or cut by the upstream before their end."}, base),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_client_aborts_total",
+			Help: "LLM answers the client went away from before their end (a stop button); not errors of the version."}, base),
 	}
 }
 
 func (p promMetrics) all() []prometheus.Collector {
-	return []prometheus.Collector{p.tokens, p.ttft, p.tpot, p.duration, p.requests, p.cost, p.streamErr}
+	return []prometheus.Collector{p.tokens, p.ttft, p.tpot, p.duration, p.requests, p.cost, p.streamErr, p.aborts}
 }
 
 func role(mirror bool) string {
@@ -70,8 +73,10 @@ func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange
 	if tpot > 0 {
 		p.tpot.WithLabelValues(service, version, r).Observe(tpot.Seconds())
 	}
-	if x.Usage.Known {
+	if x.Usage.Known && (!x.Usage.Partial || x.Usage.Input > 0) { // a cut chat stream never said its input
 		p.tokens.WithLabelValues(service, version, r, "input", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Input))
+	}
+	if x.Usage.Known {
 		p.tokens.WithLabelValues(service, version, r, "output", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Output))
 	}
 	if priced && cost > 0 { // a counter only grows; Cost is never negative or NaN for valid prices
@@ -79,5 +84,8 @@ func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange
 	}
 	if streamErr {
 		p.streamErr.WithLabelValues(service, version, r).Inc()
+	}
+	if x.ClientAborted {
+		p.aborts.WithLabelValues(service, version, r).Inc()
 	}
 }
