@@ -55,6 +55,9 @@ type LLMSettings struct {
 	FeedbackWindow Duration `yaml:"feedbackWindow" json:"feedbackWindow,omitempty"`
 	// FeedbackEntries bounds the request ids remembered for the join.
 	FeedbackEntries int `yaml:"feedbackEntries" json:"feedbackEntries,omitempty"`
+	// Models are model names shown as themselves in the metrics' model labels, besides the price
+	// table's and the versions' rewrites; any other name a client asks for is shown as "other".
+	Models []string `yaml:"models" json:"models,omitempty"`
 }
 
 // Telemetry exports LLM traffic as OpenTelemetry spans and metrics (GenAI conventions).

@@ -25,11 +25,24 @@ func (v *validator) llmSettings(l *LLMSettings) {
 			}
 		}
 	}
+	known := map[string]bool{}
+	for i, m := range l.Models {
+		switch {
+		case m == "" || m == OtherModel:
+			v.addf(fmt.Sprintf("llm.models[%d]", i), "%q is not a model name (%q stands for every model not listed)", m, OtherModel)
+		case known[m]:
+			v.addf(fmt.Sprintf("llm.models[%d]", i), "%q is listed already", m)
+		}
+		known[m] = true
+	}
 	v.positive("llm.feedbackWindow", l.FeedbackWindow)
 	if l.FeedbackEntries < 1 {
 		v.addf("llm.feedbackEntries", "%d must be at least 1", l.FeedbackEntries)
 	}
 }
+
+// OtherModel is the model label of every model the metrics do not know (see LLMSettings.Models).
+const OtherModel = "other"
 
 func (v *validator) llm(p string, s *Service) {
 	if l := s.LLM; l != nil {

@@ -77,6 +77,8 @@ type llmExchange struct {
 	req   llm.Request
 	id    string
 	strip bool // Aviary asked for stream usage: the client must not see the extra chunk
+	// versionModel is the model the version's rewrite put in the request; "" when none
+	versionModel string
 	input []byte
 	start time.Time
 	// the client's trace context headers
@@ -119,7 +121,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 	lx.req, _ = llm.ParseRequest(api, body)
 	if !ex.v.rewrite.Empty() {
 		if nb, err := ex.v.rewrite.Apply(api, body); err == nil {
-			body = nb
+			body, lx.versionModel = nb, ex.v.rewrite.Model
 		} else {
 			g.log.Debug("LLM request not rewritten", "service", ex.svc.name, "version", ex.v.name, "err", err)
 		}
@@ -253,7 +255,7 @@ func (b *llmBody) Close() error {
 	if b.unread != "" {
 		x = llm.Exchange{API: b.lx.api, Unread: "content coding " + b.unread}
 	}
-	x.RequestModel = b.lx.req.Model
+	x.RequestModel, x.VersionModel = b.lx.req.Model, b.lx.versionModel
 	x.Stream = x.Stream || b.lx.req.Stream
 	x.ClientAborted = b.clientAborted(x)
 	if b.g.llmSink != nil {

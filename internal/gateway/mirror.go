@@ -128,7 +128,7 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 		askIdentity(req.Header)
 		if !m.v.rewrite.Empty() && len(body) > 0 {
 			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
-				body = nb
+				body, mr.versionModel = nb, m.v.rewrite.Model
 			}
 		}
 		// Stream usage for the copy too, so its tokens and cost are known; no client sees its answer.
@@ -146,16 +146,17 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 
 // mirrorRequest is one mirrored request in flight; a named type for readable stack traces.
 type mirrorRequest struct {
-	g           *Gateway
-	v           *version
-	ep          *endpoint
-	req         *http.Request
-	primaryCode int
-	mismatch    prometheus.Counter
-	llm         *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
-	service     string
-	input       []byte      // the copy's request, as rewritten for its version, kept for the evaluator
-	output      textCapture // the first bytes of its answer, for the evaluator
+	g            *Gateway
+	v            *version
+	ep           *endpoint
+	req          *http.Request
+	primaryCode  int
+	mismatch     prometheus.Counter
+	llm          *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
+	service      string
+	versionModel string      // the model the mirror version's rewrite put in the copy; "" when none
+	input        []byte      // the copy's request, as rewritten for its version, kept for the evaluator
+	output       textCapture // the first bytes of its answer, for the evaluator
 }
 
 // mirrorTimeout bounds a mirrored request, so that a hung mirror version cannot hold slots forever.
@@ -200,7 +201,7 @@ func (m *mirrorRequest) run() {
 			if unread != "" {
 				x = llm.Exchange{API: m.llm.api, Unread: "content coding " + unread}
 			}
-			x.RequestModel = m.llm.req.Model
+			x.RequestModel, x.VersionModel = m.llm.req.Model, m.versionModel
 			m.g.llmSink.Served(LLMRecord{Service: m.service, Version: m.v.name, Mirror: true, RequestID: m.llm.id,
 				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x,
 				Input: m.input, Output: m.output.b, TraceParent: m.llm.traceParent, TraceState: m.llm.traceState})

@@ -50,6 +50,9 @@ type Exchange struct {
 	// RequestModel is left for the caller to fill from ParseRequest: the parser sees only the
 	// response.
 	RequestModel string
+	// VersionModel is the model the version's rewrite sent upstream in place of the client's;
+	// "" when it sets none. Filled by the caller.
+	VersionModel string
 	// ResponseModel is the model the response names (the first one, for a stream).
 	ResponseModel string
 	// Stream is true when the response was a stream of server-sent events.

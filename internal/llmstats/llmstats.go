@@ -9,6 +9,7 @@
 package llmstats
 
 import (
+	"cmp"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type Registry struct {
 	mu     sync.RWMutex
 	series map[key]*series
 	prices atomic.Pointer[map[string]config.Price]
+	models atomic.Pointer[map[string]bool] // configured: llm.models
 	prom   promMetrics
 }
 
@@ -62,7 +64,42 @@ type Registry struct {
 func New(prices []config.Price) *Registry {
 	r := &Registry{series: map[key]*series{}, prom: newPromMetrics()}
 	r.SetPrices(prices)
+	r.SetModels(nil)
 	return r
+}
+
+// SetModels replaces the configured list of models shown by name in the model labels
+// (llm.models), beside the price table's models.
+func (r *Registry) SetModels(models []string) {
+	m := make(map[string]bool, len(models))
+	for _, name := range models {
+		m[name] = true
+	}
+	r.models.Store(&m)
+}
+
+// ModelLabels are the values of the model labels of an exchange: the model a client asked for,
+// and the model that answered, each as itself when it is known (in the price table, in
+// llm.models, or the version's rewrite) and as config.OtherModel when it is not, so that a client
+// naming made-up models cannot grow the metrics without bound. The answering model is also kept
+// when the model sent upstream was known: the upstream, not the client, chose its name then. An
+// empty name (none given) stays empty; an answering model when none was asked for is the
+// server's choice, and kept.
+func (r *Registry) ModelLabels(x llm.Exchange) (request, response string) {
+	prices, models := *r.prices.Load(), *r.models.Load()
+	known := func(m string) bool {
+		_, priced := prices[m]
+		return m == "" || priced || models[m] || m == x.VersionModel
+	}
+	request, response = x.RequestModel, x.ResponseModel
+	if !known(request) {
+		request = config.OtherModel
+	}
+	sent := cmp.Or(x.VersionModel, x.RequestModel)
+	if !known(response) && !known(sent) {
+		response = config.OtherModel
+	}
+	return request, response
 }
 
 // SetPrices replaces the price table (on a config reload).
@@ -168,7 +205,8 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 		t.CostSumSq += cost * cost
 	}
 	s.mu.Unlock()
-	r.prom.record(service, version, mirror, x, duration, tpot, cost, priced, streamError)
+	reqModel, respModel := r.ModelLabels(x)
+	r.prom.record(labels{service, version, role(mirror), reqModel, respModel}, x, duration, tpot, cost, priced, streamError)
 }
 
 // Totals returns a series' cumulative figures (zero when it has seen nothing).

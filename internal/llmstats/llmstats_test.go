@@ -1,6 +1,7 @@
 package llmstats
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -143,5 +144,39 @@ aviary_llm_cost_total{role="primary",service="chat",version="v1"} 7e-05
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_client_aborts_total", "aviary_llm_cost_total", "aviary_llm_stream_errors_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A client that names made-up models cannot grow /metrics: models that are not in the price table,
+// in llm.models or the version's rewrite are shown as "other", and so is an answering model that
+// only echoes one of them.
+func TestModelLabelsAreBounded(t *testing.T) {
+	r := New([]config.Price{{Model: "priced", Output: 1}})
+	r.SetModels([]string{"listed"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	for i := range 300 {
+		made := fmt.Sprintf("made-up-%d", i)
+		r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, RequestModel: made, ResponseModel: made,
+			Usage: llm.Usage{Input: 1, Output: 1, Known: true}, Complete: true}, time.Millisecond)
+	}
+	n, err := testutil.GatherAndCount(reg, "aviary_llm_requests_total", "gen_ai_client_token_usage")
+	if err != nil || n != 3 { // requests: one series; tokens: input and output
+		t.Fatalf("300 made-up models made %d series (%v), want 3", n, err)
+	}
+	for _, c := range []struct {
+		x             llm.Exchange
+		request, resp string
+	}{
+		{llm.Exchange{RequestModel: "priced", ResponseModel: "priced-2026-01-01"}, "priced", "priced-2026-01-01"},
+		{llm.Exchange{RequestModel: "listed", ResponseModel: "listed"}, "listed", "listed"},
+		{llm.Exchange{RequestModel: "made-up", VersionModel: "rewritten", ResponseModel: "rewritten-v3"}, "other", "rewritten-v3"},
+		{llm.Exchange{RequestModel: "rewritten", VersionModel: "rewritten", ResponseModel: "rewritten"}, "rewritten", "rewritten"},
+		{llm.Exchange{RequestModel: "made-up", ResponseModel: "made-up"}, "other", "other"},
+		{llm.Exchange{ResponseModel: "server-default"}, "", "server-default"}, // no model asked: the server chose
+	} {
+		if req, resp := r.ModelLabels(c.x); req != c.request || resp != c.resp {
+			t.Errorf("%+v: labels %q, %q, want %q, %q", c.x, req, resp, c.request, c.resp)
+		}
 	}
 }

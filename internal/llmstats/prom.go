@@ -63,9 +63,12 @@ func role(mirror bool) string {
 	return "primary"
 }
 
-func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange, d, tpot time.Duration, cost float64, priced, streamErr bool) {
-	r := role(mirror)
-	p.requests.WithLabelValues(service, version, r, x.RequestModel, x.ResponseModel).Inc()
+// labels are an exchange's label values; the models bounded (Registry.ModelLabels).
+type labels struct{ service, version, role, requestModel, responseModel string }
+
+func (p promMetrics) record(l labels, x llm.Exchange, d, tpot time.Duration, cost float64, priced, streamErr bool) {
+	service, version, r := l.service, l.version, l.role
+	p.requests.WithLabelValues(service, version, r, l.requestModel, l.responseModel).Inc()
 	p.duration.WithLabelValues(service, version, r).Observe(d.Seconds())
 	if x.FirstToken > 0 {
 		p.ttft.WithLabelValues(service, version, r).Observe(x.FirstToken.Seconds())
@@ -74,10 +77,10 @@ func (p promMetrics) record(service, version string, mirror bool, x llm.Exchange
 		p.tpot.WithLabelValues(service, version, r).Observe(tpot.Seconds())
 	}
 	if x.Usage.Known && (!x.Usage.Partial || x.Usage.Input > 0) { // a cut chat stream never said its input
-		p.tokens.WithLabelValues(service, version, r, "input", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Input))
+		p.tokens.WithLabelValues(service, version, r, "input", l.requestModel, l.responseModel).Observe(float64(x.Usage.Input))
 	}
 	if x.Usage.Known {
-		p.tokens.WithLabelValues(service, version, r, "output", x.RequestModel, x.ResponseModel).Observe(float64(x.Usage.Output))
+		p.tokens.WithLabelValues(service, version, r, "output", l.requestModel, l.responseModel).Observe(float64(x.Usage.Output))
 	}
 	if priced && cost > 0 { // a counter only grows; Cost is never negative or NaN for valid prices
 		p.cost.WithLabelValues(service, version, r).Add(cost)

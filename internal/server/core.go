@@ -57,6 +57,7 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (c 
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.llm = llmstats.New(cfg.LLM.Prices)
+	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
 	if c.tel, err = telemetry.New(context.Background(), telemetryOptions(cfg.Telemetry, log)); err != nil {
 		return nil, fmt.Errorf("telemetry.otlp: %w", err)
