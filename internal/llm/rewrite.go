@@ -6,7 +6,8 @@ import (
 )
 
 // Rewrite is what a version changes in the requests sent to it: a model, a system prompt (replaced
-// or put before the client's), and parameters such as temperature or max_tokens.
+// or put before the client's), and parameters such as temperature or max_tokens, by the names
+// params.go knows, each mapped to the field of the API at hand.
 type Rewrite struct {
 	Model        string
 	SystemPrompt string
@@ -38,8 +39,18 @@ func (rw Rewrite) Apply(api string, body []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// The version's parameters win over the client's, under the API's own name for each, and
+	// replace the client's other spellings of the same parameter. The config refuses a parameter
+	// that an API of the service lacks; were one left, it would not be sent.
 	for k, v := range rw.Params {
-		if err := set(k, v); err != nil {
+		field, others := paramField(api, k)
+		if field == "" {
+			continue
+		}
+		for _, o := range others {
+			delete(req, o)
+		}
+		if err := set(field, v); err != nil {
 			return nil, err
 		}
 	}
