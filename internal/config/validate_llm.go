@@ -85,6 +85,9 @@ func (v *validator) llm(p string, s *Service) {
 			v.addf(vp+".systemPromptMode", "%q must be replace or prepend", vl.SystemPromptMode)
 		}
 		v.llmParams(vp, s.LLM, vl.Params)
+		if vl.Oversized != OversizedForward && vl.Oversized != OversizedRefuse {
+			v.addf(vp+".oversized", "%q must be forward or refuse", vl.Oversized)
+		}
 	}
 }
 

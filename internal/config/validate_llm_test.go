@@ -58,3 +58,12 @@ services:
 		t.Errorf("stop under api auto (Responses has none): %v", err)
 	}
 }
+
+func TestLLMOversizedIsChecked(t *testing.T) {
+	parseErrors(t, `
+services:
+  - name: chat
+    llm: {api: openai}
+    versions: [{name: v1, endpoints: ["http://127.0.0.1:1"], llm: {oversized: drop}}]
+`, `services[0].versions[0].llm.oversized: "drop" must be forward or refuse`)
+}

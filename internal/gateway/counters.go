@@ -15,6 +15,7 @@ type counters struct {
 	mirrorSkipped  *prometheus.CounterVec
 	mirrorMismatch *prometheus.CounterVec
 	unmatched      prometheus.Counter
+	llmOversized   *prometheus.CounterVec
 }
 
 func newCounters() *counters {
@@ -32,11 +33,14 @@ func newCounters() *counters {
 			Help: "Mirrored requests whose status differed from the primary response's."}, sv),
 		unmatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "aviary_unmatched_requests_total",
 			Help: "Requests that matched no service (answered 404)."}),
+		llmOversized: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_oversized_requests_total",
+			Help: "LLM requests over llm.maxRequestBytes that the version's rewrite could not apply to, by what was done (forwarded unrewritten, refused)."},
+			[]string{"service", "version", "action"}),
 	}
 }
 
 func (c *counters) all() []prometheus.Collector {
-	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched}
+	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched, c.llmOversized}
 }
 
 // endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.

@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/llm"
@@ -64,11 +68,57 @@ func newLLMService(l *config.LLM) *llmService {
 	return s
 }
 
-func newRewrite(vl *config.VersionLLM) llm.Rewrite {
-	if vl == nil {
-		return llm.Rewrite{}
+// llmVersion is a version's llm setting, compiled.
+type llmVersion struct {
+	rewrite            llm.Rewrite
+	refuseOversized    bool // answer 413 to a request too large to rewrite
+	forwarded, refused prometheus.Counter
+}
+
+// llmVersionState outlives snapshots: what the status shows, and when the last warning was logged.
+type llmVersionState struct {
+	oversized atomic.Int64 // requests too large to rewrite
+	loggedAt  atomic.Int64 // Unix nanoseconds of the last warning about them
+}
+
+func newLLMVersion(vl *config.VersionLLM, oversized *prometheus.CounterVec, service, version string) llmVersion {
+	v := llmVersion{forwarded: oversized.WithLabelValues(service, version, string(config.OversizedForward)),
+		refused: oversized.WithLabelValues(service, version, string(config.OversizedRefuse))}
+	if vl != nil {
+		v.rewrite = llm.Rewrite{Model: vl.Model, SystemPrompt: vl.SystemPrompt, Prepend: vl.SystemPromptMode == "prepend", Params: vl.Params}
+		v.refuseOversized = vl.Oversized == config.OversizedRefuse
 	}
-	return llm.Rewrite{Model: vl.Model, SystemPrompt: vl.SystemPrompt, Prepend: vl.SystemPromptMode == "prepend", Params: vl.Params}
+	return v
+}
+
+// oversizedWarnEvery bounds the warnings about requests too large to rewrite: one a minute per
+// version, with the count so far.
+const oversizedWarnEvery = time.Minute
+
+// oversized takes a request too large to read whole to a version with a rewrite: counted, warned
+// about once a minute, and refused (413) when the version says so. It reports whether it refused.
+func (g *Gateway) oversized(ex *exchange, limit int64) bool {
+	v, st := ex.v, &ex.v.state.llm
+	if v.llm.rewrite.Empty() {
+		return false // nothing to skip
+	}
+	n := st.oversized.Add(1)
+	now := time.Now().UnixNano()
+	if last := st.loggedAt.Load(); now-last >= int64(oversizedWarnEvery) && st.loggedAt.CompareAndSwap(last, now) {
+		g.log.Warn("LLM requests over maxRequestBytes cannot get the version's rewrite", "service", ex.svc.name, "version", v.name,
+			"maxRequestBytes", limit, "refused", v.llm.refuseOversized, "total", n)
+	}
+	if !v.llm.refuseOversized {
+		v.llm.forwarded.Inc()
+		return false
+	}
+	v.llm.refused.Inc()
+	// The rest of the body stays unread: the connection cannot carry another request.
+	ex.Header().Set("Connection", "close")
+	http.Error(ex, fmt.Sprintf("aviary: the request body is over %d bytes (llm.maxRequestBytes of service %q), too large to rewrite "+
+		"for version %q, which refuses such requests (llm.oversized: refuse); send a smaller request", limit, ex.svc.name, v.name),
+		http.StatusRequestEntityTooLarge)
+	return true
 }
 
 // llmExchange is what the gateway keeps of one LLM call while it is proxied.
@@ -79,23 +129,24 @@ type llmExchange struct {
 	strip bool // Aviary asked for stream usage: the client must not see the extra chunk
 	// versionModel is the model the version's rewrite put in the request; "" when none
 	versionModel string
-	input []byte
-	start time.Time
+	input        []byte
+	start        time.Time
 	// the client's trace context headers
 	traceParent, traceState string
 }
 
 // prepareLLM reads an LLM request's body, rewrites it for the chosen version, and puts it back on
-// out. A body larger than the limit is forwarded untouched (its response is still read). It returns
-// the body as the client sent it when it put back a copy read whole, else nil.
-func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
+// out. A body larger than the limit is forwarded untouched (its response is still read), unless
+// the version refuses it: then the client has its answer, and refused is true. orig is the body as
+// the client sent it when a copy read whole was put back, else nil.
+func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) (orig []byte, refused bool) {
 	l := ex.svc.llm
 	if l == nil || r.Method != http.MethodPost {
-		return nil
+		return nil, false
 	}
 	api := llm.Detect(l.kind, r.URL.Path, r.Header)
 	if api == "" {
-		return nil
+		return nil, false
 	}
 	lx := &llmExchange{api: api, id: r.Header.Get("X-Request-Id"), start: time.Now(),
 		traceParent: r.Header.Get("Traceparent"), traceState: strings.Join(r.Header.Values("Tracestate"), ",")}
@@ -106,22 +157,25 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 	out.Header = out.Header.Clone() // out shares the client's request's header map
 	askIdentity(out.Header)
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, l.maxRequest+1))
+	if err == nil && int64(len(body)) > l.maxRequest && g.oversized(ex, l.maxRequest) {
+		return nil, true
+	}
 	if err != nil || int64(len(body)) > l.maxRequest {
 		lx.input = body[:min(len(body), l.capture)] // cut, and the evaluator is told so
 		out.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-		return nil
+		return nil, false
 	}
-	orig := body // the rewrites below return new slices
+	orig = body // the rewrites below return new slices
 	lx.req, _ = llm.ParseRequest(api, body)
-	if !ex.v.rewrite.Empty() {
-		if nb, err := ex.v.rewrite.Apply(api, body); err == nil {
-			body, lx.versionModel = nb, ex.v.rewrite.Model
+	if rw := ex.v.llm.rewrite; !rw.Empty() {
+		if nb, err := rw.Apply(api, body); err == nil {
+			body, lx.versionModel = nb, rw.Model
 		} else {
 			g.log.Debug("LLM request not rewritten", "service", ex.svc.name, "version", ex.v.name, "err", err)
 		}
@@ -134,7 +188,7 @@ func (g *Gateway) prepareLLM(ex *exchange, r, out *http.Request) []byte {
 	out.ContentLength = int64(len(body))
 	out.TransferEncoding = nil
 	out.Header.Del("Content-Length")
-	return orig
+	return orig, false
 }
 
 func newRequestID() string {

@@ -126,9 +126,9 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 	if ex.llm != nil { // the copy is an LLM call too: the mirror version's rewrite, measured apart
 		mr.llm, mr.service, mr.output.n = ex.llm, ex.svc.name, ex.svc.llm.capture
 		askIdentity(req.Header)
-		if !m.v.rewrite.Empty() && len(body) > 0 {
-			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
-				body, mr.versionModel = nb, m.v.rewrite.Model
+		if rw := m.v.llm.rewrite; !rw.Empty() && len(body) > 0 {
+			if nb, err := rw.Apply(ex.llm.api, body); err == nil {
+				body, mr.versionModel = nb, rw.Model
 			}
 		}
 		// Stream usage for the copy too, so its tokens and cost are known; no client sees its answer.

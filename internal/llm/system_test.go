@@ -188,7 +188,9 @@ func TestReplaceKeepsTheFirstSystemMessagesPlaceAndRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got struct{ Messages []struct{ Role, Content string } }
+	var got struct {
+		Messages []struct{ Role, Content string }
+	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ type Totals struct {
 	StreamErrors int64 // an error after a 200, or a stream the upstream cut before its end
 	ClientAborts int64 // answers the client went away from before their end; never a stream error
 	// Per-request sums, over the exchanges whose whole usage was known (not a cut stream's).
-	UsageN                         int64
-	OutputSum, OutputSumSq         float64
+	UsageN                 int64
+	OutputSum, OutputSumSq float64
 	// Token totals, cut streams included as far as they went.
 	InputTokens, OutputTokens      int64
 	CachedTokens, ReasoningTokens  int64
