@@ -180,3 +180,37 @@ func TestModelLabelsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// Cached and reasoning tokens and the gaps between chunks are on /metrics too.
+func TestTokensByTypeAndChunkGapsAreExported(t *testing.T) {
+	r := New(nil)
+	x := exchange(100, 200*time.Millisecond, "", true) // 1000 input, 400 cached, 2 gaps
+	x.Usage.Reasoning = 30
+	r.Record("chat", "v1", false, x, time.Second)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	want := `
+# HELP aviary_llm_tokens_total Tokens of LLM calls by type: input (cached ones included), output (reasoning included), cached (read from a prompt cache), cache_write (Anthropic's cache writes), reasoning. A cut stream counts as far as it went.
+# TYPE aviary_llm_tokens_total counter
+aviary_llm_tokens_total{role="primary",service="chat",type="cached",version="v1"} 400
+aviary_llm_tokens_total{role="primary",service="chat",type="input",version="v1"} 1000
+aviary_llm_tokens_total{role="primary",service="chat",type="output",version="v1"} 100
+aviary_llm_tokens_total{role="primary",service="chat",type="reasoning",version="v1"} 30
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_tokens_total"); err != nil {
+		t.Error(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "aviary_llm_chunk_gap_seconds" {
+			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 2 || math.Abs(h.GetSampleSum()-0.03) > 1e-9 {
+				t.Errorf("chunk gaps: %d observed, sum %g; want the 2 gaps, 0.03 s", h.GetSampleCount(), h.GetSampleSum())
+			}
+			return
+		}
+	}
+	t.Error("no aviary_llm_chunk_gap_seconds")
+}

@@ -20,6 +20,8 @@ type promMetrics struct {
 	cost      *prometheus.CounterVec
 	streamErr *prometheus.CounterVec
 	aborts    *prometheus.CounterVec
+	tokenSum  *prometheus.CounterVec
+	gaps      *prometheus.HistogramVec
 }
 
 var (
@@ -27,6 +29,7 @@ var (
 	tokenBkts  = prometheus.ExponentialBuckets(1, 4, 12) // 1 .. 4M tokens
 	secondBkts = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 	tokenBktsT = []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1}
+	gapBkts    = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
 )
 
 func newPromMetrics() promMetrics {
@@ -49,11 +52,16 @@ func newPromMetrics() promMetrics {
 			Help: "LLM streams that failed after a 200: an error event, or cut by the upstream before their end."}, base),
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_client_aborts_total",
 			Help: "LLM answers the client went away from before their end (a stop button); not errors of the version."}, base),
+		tokenSum: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_tokens_total",
+			Help: "Tokens of LLM calls by type: input (cached ones included), output (reasoning included), cached (read from a prompt cache), cache_write (Anthropic's cache writes), reasoning. A cut stream counts as far as it went."},
+			append(append([]string{}, base...), "type")),
+		gaps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aviary_llm_chunk_gap_seconds",
+			Help: "Time between consecutive content chunks of LLM streams (inter-token latency as the client sees it).", Buckets: gapBkts}, base),
 	}
 }
 
 func (p promMetrics) all() []prometheus.Collector {
-	return []prometheus.Collector{p.tokens, p.ttft, p.tpot, p.duration, p.requests, p.cost, p.streamErr, p.aborts}
+	return []prometheus.Collector{p.tokens, p.ttft, p.tpot, p.duration, p.requests, p.cost, p.streamErr, p.aborts, p.tokenSum, p.gaps}
 }
 
 func role(mirror bool) string {
@@ -90,5 +98,21 @@ func (p promMetrics) record(l labels, x llm.Exchange, d, tpot time.Duration, cos
 	}
 	if x.ClientAborted {
 		p.aborts.WithLabelValues(service, version, r).Inc()
+	}
+	if u := x.Usage; u.Known {
+		for _, c := range []struct {
+			kind string
+			n    int64
+		}{{"input", u.Input}, {"output", u.Output}, {"cached", u.Cached}, {"cache_write", u.CacheWrite}, {"reasoning", u.Reasoning}} {
+			if c.n > 0 {
+				p.tokenSum.WithLabelValues(service, version, r, c.kind).Add(float64(c.n))
+			}
+		}
+	}
+	if len(x.Gaps) > 0 {
+		h := p.gaps.WithLabelValues(service, version, r)
+		for _, g := range x.Gaps {
+			h.Observe(g.Seconds())
+		}
 	}
 }
