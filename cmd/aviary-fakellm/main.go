@@ -42,6 +42,8 @@
 //	--seed N                    seed for words, ids, error positions and evaluation noise (default 1)
 //	--stamp                     put the time the first content chunk is written in its text
 //	                            ("t=<Unix ns>" after the quality marker), for latency benchmarks
+//	--compress CODING           send every LLM answer in gzip, deflate, br or zstd, whatever the
+//	                            request's Accept-Encoding says (as some servers do)
 //
 // Error shares are spread evenly (a share of 0.1 fails every tenth request), not drawn at random.
 package main
@@ -100,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&o.Quality, "quality", 0.9, "quality knob 0..1: answers carry it and /v1/evaluate scores them by it")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed for words, ids, error positions and evaluation noise")
 	fs.BoolVar(&o.Stamp, "stamp", false, `put the time the first content chunk is written in its text ("t=<Unix ns>"), for latency benchmarks`)
+	fs.StringVar(&o.Compress, "compress", "", "send every LLM answer in this content coding (gzip, deflate, br, zstd), whatever the request asks")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

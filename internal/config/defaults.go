@@ -220,6 +220,9 @@ func (s *Service) applyDefaults() {
 	for i := range s.Versions {
 		if vl := s.Versions[i].LLM; vl != nil {
 			setString(&vl.SystemPromptMode, "replace")
+			if vl.Oversized == "" {
+				vl.Oversized = OversizedForward
+			}
 		}
 	}
 	if s.Release != "" {

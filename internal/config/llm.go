@@ -33,7 +33,20 @@ type VersionLLM struct {
 	// SystemPromptMode is replace (the default) or prepend.
 	SystemPromptMode string         `yaml:"systemPromptMode" json:"systemPromptMode,omitempty"`
 	Params           map[string]any `yaml:"params" json:"params,omitempty"` // e.g. temperature, max_tokens
+	// Oversized says what becomes of a request over the service's llm.maxRequestBytes, which the
+	// gateway does not read and so cannot rewrite: forward (the default) sends it on as the client
+	// wrote it, counted and logged; refuse answers 413.
+	Oversized Oversized `yaml:"oversized" json:"oversized,omitempty"`
 }
+
+// Oversized is what a version does with a request too large to rewrite.
+type Oversized string
+
+// The choices of VersionLLM.Oversized.
+const (
+	OversizedForward Oversized = "forward"
+	OversizedRefuse  Oversized = "refuse"
+)
 
 // Price is what a model costs, in currency units per million tokens.
 type Price struct {
@@ -55,6 +68,9 @@ type LLMSettings struct {
 	FeedbackWindow Duration `yaml:"feedbackWindow" json:"feedbackWindow,omitempty"`
 	// FeedbackEntries bounds the request ids remembered for the join.
 	FeedbackEntries int `yaml:"feedbackEntries" json:"feedbackEntries,omitempty"`
+	// Models are model names shown as themselves in the metrics' model labels, besides the price
+	// table's and the versions' rewrites; any other name a client asks for is shown as "other".
+	Models []string `yaml:"models" json:"models,omitempty"`
 }
 
 // Telemetry exports LLM traffic as OpenTelemetry spans and metrics (GenAI conventions).

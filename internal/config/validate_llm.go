@@ -2,8 +2,12 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
+
+	"aviary.dev/aviary/internal/llm"
 )
 
 func (v *validator) llmSettings(l *LLMSettings) {
@@ -25,11 +29,24 @@ func (v *validator) llmSettings(l *LLMSettings) {
 			}
 		}
 	}
+	known := map[string]bool{}
+	for i, m := range l.Models {
+		switch {
+		case m == "" || m == OtherModel:
+			v.addf(fmt.Sprintf("llm.models[%d]", i), "%q is not a model name (%q stands for every model not listed)", m, OtherModel)
+		case known[m]:
+			v.addf(fmt.Sprintf("llm.models[%d]", i), "%q is listed already", m)
+		}
+		known[m] = true
+	}
 	v.positive("llm.feedbackWindow", l.FeedbackWindow)
 	if l.FeedbackEntries < 1 {
 		v.addf("llm.feedbackEntries", "%d must be at least 1", l.FeedbackEntries)
 	}
 }
+
+// OtherModel is the model label of every model the metrics do not know (see LLMSettings.Models).
+const OtherModel = "other"
 
 func (v *validator) llm(p string, s *Service) {
 	if l := s.LLM; l != nil {
@@ -67,9 +84,31 @@ func (v *validator) llm(p string, s *Service) {
 		if vl.SystemPromptMode != "replace" && vl.SystemPromptMode != "prepend" {
 			v.addf(vp+".systemPromptMode", "%q must be replace or prepend", vl.SystemPromptMode)
 		}
-		for k := range vl.Params {
-			if k == "model" || k == "messages" || k == "stream" || k == "input" || k == "system" {
-				v.addf(vp+".params."+k, "is not a parameter to override; use model / systemPrompt for those")
+		v.llmParams(vp, s.LLM, vl.Params)
+		if vl.Oversized != OversizedForward && vl.Oversized != OversizedRefuse {
+			v.addf(vp+".oversized", "%q must be forward or refuse", vl.Oversized)
+		}
+	}
+}
+
+// llmParams checks a version's params against the APIs its service speaks: each must be a
+// parameter of every one of them, and no two may set the same one.
+func (v *validator) llmParams(vp string, l *LLM, ps map[string]any) {
+	names := slices.Sorted(maps.Keys(ps))
+	for i, k := range names {
+		switch {
+		case k == "model" || k == "messages" || k == "stream" || k == "input" || k == "system" || k == "instructions":
+			v.addf(vp+".params."+k, "is not a parameter to override; use model / systemPrompt for those")
+			continue
+		case l == nil || llm.APIsOf(l.API) == nil:
+			continue // the service's llm setting is reported already
+		}
+		if err := llm.CheckParam(l.API, k); err != nil {
+			v.addf(vp+".params."+k, "%v", err)
+		}
+		for _, other := range names[:i] {
+			if llm.SameParam(k, other) {
+				v.addf(vp+".params."+k, "sets the same parameter as %s; keep one", other)
 			}
 		}
 	}

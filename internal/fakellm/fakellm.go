@@ -68,6 +68,10 @@ type Options struct {
 	// "t=<Unix nanoseconds>" after the quality marker, so that a client on the same machine can
 	// tell how long the chunk took to reach it (bench/firsttoken).
 	Stamp bool
+	// Compress is a content coding (gzip, deflate, br or zstd) that every LLM answer is sent in,
+	// JSON and stream alike, whatever the request's Accept-Encoding says, as some servers do; ""
+	// sends plain answers.
+	Compress string
 }
 
 // StampPrefix starts the stamp in a stream's first content chunk (see Options.Stamp).
@@ -103,6 +107,9 @@ func (o Options) Validate() error {
 	share("ErrorRate", o.ErrorRate)
 	share("MidStreamErrorRate", o.MidStreamErrorRate)
 	share("Quality", o.Quality)
+	if !validCoding(o.Compress) {
+		errs = append(errs, fmt.Errorf("Compress: %q is not a coding; must be one of %v, or empty", o.Compress, Codings))
+	}
 	return errors.Join(errs...)
 }
 

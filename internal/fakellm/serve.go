@@ -32,6 +32,11 @@ type api interface {
 func (s *server) llm(path string, a api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if s.o.Compress != "" {
+			cw := &compressWriter{ResponseWriter: w, coding: s.o.Compress}
+			defer cw.close()
+			w = cw
+		}
 		ep := s.stats.endpoint(path)
 		n := ep.request()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))

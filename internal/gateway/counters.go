@@ -18,6 +18,7 @@ type counters struct {
 	conns          prometheus.Gauge
 	connWaits      prometheus.Counter
 	bodiesCut      *prometheus.CounterVec // by cutReason
+	llmOversized   *prometheus.CounterVec
 }
 
 func newCounters() *counters {
@@ -42,11 +43,15 @@ func newCounters() *counters {
 		bodiesCut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_request_bodies_cut_total",
 			Help: "Requests cut because their body came too slowly: reason idle (a pause longer than timeouts.bodyIdle) or rate (slower than minBodyRate)."},
 			[]string{"reason"}),
+		llmOversized: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_llm_oversized_requests_total",
+			Help: "LLM requests over llm.maxRequestBytes that the version's rewrite could not apply to, by what was done (forwarded unrewritten, refused)."},
+			[]string{"service", "version", "action"}),
 	}
 }
 
 func (c *counters) all() []prometheus.Collector {
-	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched, c.conns, c.connWaits, c.bodiesCut}
+	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched,
+		c.conns, c.connWaits, c.bodiesCut, c.llmOversized}
 }
 
 // endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.

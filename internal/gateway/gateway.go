@@ -68,6 +68,7 @@ type serviceState struct{ splitNext, mirrorNext atomic.Uint32 }
 type versionState struct {
 	picker      picker
 	fallingBack atomic.Bool // logged once per episode of "no healthy endpoint"
+	llm         llmVersionState
 }
 
 // New makes a gateway with no services; Apply gives it some.
@@ -267,7 +268,7 @@ func (g *Gateway) buildVersion(service string, cv config.Version, eps map[string
 		fallbacks: g.counters.fallbacks.WithLabelValues(service, cv.Name),
 		retries:   g.counters.retries.WithLabelValues(service, cv.Name),
 		ejections: g.counters.ejections.WithLabelValues(service, cv.Name),
-		rewrite:   newRewrite(cv.LLM),
+		llm:       newLLMVersion(cv.LLM, g.counters.llmOversized, service, cv.Name),
 	}
 	for _, reason := range mirrorSkipReasons {
 		v.mirrorSkipped = append(v.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(service, cv.Name, reason))

@@ -111,7 +111,7 @@ func TestAStreamedChatIsReadBesideTheBytesAndTheUsageChunkStaysHidden(t *testing
 	if !x.Usage.Known || x.Usage.Output != 20 || x.Usage.Input == 0 || !x.Complete || x.ContentChunks != 20 {
 		t.Errorf("exchange %+v", x)
 	}
-	if x.RequestModel != "gpt-old" || x.ResponseModel != "gpt-new" {
+	if x.RequestModel != "gpt-old" || x.ResponseModel != "gpt-new" || x.VersionModel != "gpt-new" {
 		t.Errorf("models asked %q, answered %q", x.RequestModel, x.ResponseModel)
 	}
 	if x.FirstToken < 50*time.Millisecond || x.FirstToken > time.Second {

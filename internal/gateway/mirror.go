@@ -125,9 +125,10 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 	mr := &mirrorRequest{g: g, v: m.v, ep: ep, req: req, primaryCode: primaryCode, mismatch: m.mismatch}
 	if ex.llm != nil { // the copy is an LLM call too: the mirror version's rewrite, measured apart
 		mr.llm, mr.service, mr.output.n = ex.llm, ex.svc.name, ex.svc.llm.capture
-		if !m.v.rewrite.Empty() && len(body) > 0 {
-			if nb, err := m.v.rewrite.Apply(ex.llm.api, body); err == nil {
-				body = nb
+		askIdentity(req.Header)
+		if rw := m.v.llm.rewrite; !rw.Empty() && len(body) > 0 {
+			if nb, err := rw.Apply(ex.llm.api, body); err == nil {
+				body, mr.versionModel = nb, rw.Model
 			}
 		}
 		// Stream usage for the copy too, so its tokens and cost are known; no client sees its answer.
@@ -145,16 +146,17 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 
 // mirrorRequest is one mirrored request in flight; a named type for readable stack traces.
 type mirrorRequest struct {
-	g           *Gateway
-	v           *version
-	ep          *endpoint
-	req         *http.Request
-	primaryCode int
-	mismatch    prometheus.Counter
-	llm         *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
-	service     string
-	input       []byte      // the copy's request, as rewritten for its version, kept for the evaluator
-	output      textCapture // the first bytes of its answer, for the evaluator
+	g            *Gateway
+	v            *version
+	ep           *endpoint
+	req          *http.Request
+	primaryCode  int
+	mismatch     prometheus.Counter
+	llm          *llmExchange // set for an LLM call: the copy's answer is read and recorded as a mirror's
+	service      string
+	versionModel string      // the model the mirror version's rewrite put in the copy; "" when none
+	input        []byte      // the copy's request, as rewritten for its version, kept for the evaluator
+	output       textCapture // the first bytes of its answer, for the evaluator
 }
 
 // mirrorTimeout bounds a mirrored request, so that a hung mirror version cannot hold slots forever.
@@ -182,16 +184,24 @@ func (m *mirrorRequest) run() {
 		obs.Code = resp.StatusCode
 		var body io.Reader = resp.Body
 		var p *llm.ResponseParser
+		unread := ""
 		if m.llm != nil && m.g.llmSink != nil {
+			unread = decodeBody(resp)
+			body = resp.Body
 			p = llm.NewResponseParser(m.llm.api, resp.Header.Get("Content-Type"), start, time.Now)
-			body = io.TeeReader(resp.Body, io.MultiWriter(p, &m.output))
+			if unread == "" {
+				body = io.TeeReader(body, io.MultiWriter(p, &m.output))
+			}
 		}
 		n, _ := io.Copy(io.Discard, body)
 		resp.Body.Close()
 		obs.BytesOut = n
 		if p != nil {
 			x := p.Finish()
-			x.RequestModel = m.llm.req.Model
+			if unread != "" {
+				x = llm.Exchange{API: m.llm.api, Unread: "content coding " + unread}
+			}
+			x.RequestModel, x.VersionModel = m.llm.req.Model, m.versionModel
 			m.g.llmSink.Served(LLMRecord{Service: m.service, Version: m.v.name, Mirror: true, RequestID: m.llm.id,
 				Status: resp.StatusCode, Start: start, Duration: time.Since(start), Exchange: x,
 				Input: m.input, Output: m.output.b, TraceParent: m.llm.traceParent, TraceState: m.llm.traceState})

@@ -120,7 +120,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
 		out.Body = r.Body
-		orig := g.prepareLLM(ex, r, out)
+		orig, refused := g.prepareLLM(ex, r, out)
+		if refused {
+			return
+		}
 		ex.body = &bodyReader{rc: out.Body, tee: tee}
 		if orig != nil && tee != nil {
 			// The upstream gets the body rewritten for this version; the mirror copies what the

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -51,7 +50,7 @@ type version struct {
 	fallbacks, retries, ejections prometheus.Counter
 	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
 
-	rewrite llm.Rewrite // what this version changes in LLM requests
+	llm llmVersion // what this version changes in LLM requests
 }
 
 // find returns the service a request belongs to, or nil.

@@ -24,6 +24,9 @@ type VersionStatus struct {
 	Healthy   int              `json:"healthyEndpoints"`
 	Ready     int              `json:"readyEndpoints"` // healthy and, when actively checked, passed a check since added
 	Endpoints []EndpointStatus `json:"endpoints"`
+	// LLMOversized counts the LLM requests over llm.maxRequestBytes that this version's rewrite
+	// could not apply to (forwarded as the client wrote them, or refused), since the process started.
+	LLMOversized int64 `json:"llmOversizedRequests,omitempty"`
 }
 
 // EndpointStatus is one endpoint's health.
@@ -47,7 +50,7 @@ func (g *Gateway) Services() []ServiceStatus {
 		st := ServiceStatus{Name: s.name, Match: s.cfg.Match, Stable: s.stable.name,
 			Stickiness: s.cfg.Stickiness, Routes: s.cfg.Routes, Mirror: s.cfg.Mirror}
 		for _, v := range s.versions {
-			vs := VersionStatus{Name: v.name, Weight: weights[v.name]}
+			vs := VersionStatus{Name: v.name, Weight: weights[v.name], LLMOversized: v.state.llm.oversized.Load()}
 			for _, e := range v.endpoints {
 				es := EndpointStatus{URL: e.raw, Available: e.available(now.UnixNano()), ActiveHealth: "unchecked"}
 				if s.cfg.HealthCheck != nil {

@@ -32,8 +32,14 @@ type Usage struct {
 	// Reasoning counts output tokens spent on reasoning, where the API reports them (OpenAI).
 	Reasoning int64
 	// Known is false when the response carried no usage: a chat stream without
-	// stream_options.include_usage, a stream cut before its usage, an oversized body.
+	// stream_options.include_usage, an oversized body, a stream cut before it sent any content.
 	Known bool
+	// Partial is true when the counts cover a stream only as far as it went: it was cut (by the
+	// upstream or by the client) before its final usage. Output is then at least the number of
+	// content events seen (each carries a token or more), or the running count the stream
+	// reported if that is higher; Input is what the stream reported before the cut (Anthropic's
+	// message_start), else 0. Such counts are lower bounds: good for totals, not for means.
+	Partial bool
 }
 
 // Exchange is what a ResponseParser learned of one response. Durations are measured from the
@@ -44,6 +50,9 @@ type Exchange struct {
 	// RequestModel is left for the caller to fill from ParseRequest: the parser sees only the
 	// response.
 	RequestModel string
+	// VersionModel is the model the version's rewrite sent upstream in place of the client's;
+	// "" when it sets none. Filled by the caller.
+	VersionModel string
 	// ResponseModel is the model the response names (the first one, for a stream).
 	ResponseModel string
 	// Stream is true when the response was a stream of server-sent events.
@@ -79,6 +88,14 @@ type Exchange struct {
 	// Oversized counts events larger than 1 MiB that were skipped, or 1 for a JSON body
 	// larger than 4 MiB that was not parsed.
 	Oversized int
+	// ClientAborted is true when the client went away before the answer ended; set by the
+	// caller. What was streamed until then is counted (Usage.Partial); it is no error of the
+	// upstream's.
+	ClientAborted bool
+	// Unread says why the body was not read at all (a content coding the caller could not
+	// decode); set by the caller. Nothing else is known of such an exchange, and it is no error
+	// of the upstream's.
+	Unread string
 }
 
 // A wireFormat reads one API's events and bodies into the parser.
@@ -238,6 +255,7 @@ func (p *ResponseParser) Finish() Exchange {
 	if p.format.finish != nil {
 		p.format.finish(p)
 	}
+	p.partialUsage()
 	p.ex.Usage = p.usage
 	if p.wrote {
 		p.ex.FirstByte = p.firstByte.Sub(p.start)
@@ -249,6 +267,17 @@ func (p *ResponseParser) Finish() Exchange {
 		}
 	}
 	return p.ex
+}
+
+// partialUsage counts a stream cut before its end as far as it went, so that what was streamed
+// is not lost from the totals: at least one token per content event.
+func (p *ResponseParser) partialUsage() {
+	if !p.ex.Stream || p.ex.Complete || p.ex.ContentChunks == 0 {
+		return
+	}
+	p.usage.Partial = true
+	p.usage.Known = true
+	p.usage.Output = max(p.usage.Output, int64(p.ex.ContentChunks))
 }
 
 // content records an event that carries content.

@@ -94,7 +94,7 @@ func TestParserEdges(t *testing.T) {
 			Exchange{API: OpenAIChat, ResponseModel: "m", Stream: true, ContentChunks: 1, Complete: true}},
 		// An event cut inside its line is not read, as the SSE rules say.
 		{"cut [DONE]", OpenAIChat, "text/event-stream", []byte(chatChunk("hi") + "data: [DONE]"),
-			Exchange{API: OpenAIChat, ResponseModel: "m", Stream: true, ContentChunks: 1}},
+			Exchange{API: OpenAIChat, ResponseModel: "m", Stream: true, ContentChunks: 1, Usage: Usage{Output: 1, Known: true, Partial: true}}},
 		{"unknown api", "gemini", "text/event-stream", stream, Exchange{API: "gemini", Stream: true}},
 		{"not json", OpenAIChat, "", []byte("data: hello\n\ndata: {oops\n\n"), Exchange{API: OpenAIChat, Stream: true}},
 		{"stream sent as application/json", Anthropic, "application/json",

@@ -6,7 +6,8 @@ import (
 )
 
 // Rewrite is what a version changes in the requests sent to it: a model, a system prompt (replaced
-// or put before the client's), and parameters such as temperature or max_tokens.
+// or put before the client's), and parameters such as temperature or max_tokens, by the names
+// params.go knows, each mapped to the field of the API at hand.
 type Rewrite struct {
 	Model        string
 	SystemPrompt string
@@ -38,8 +39,18 @@ func (rw Rewrite) Apply(api string, body []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// The version's parameters win over the client's, under the API's own name for each, and
+	// replace the client's other spellings of the same parameter. The config refuses a parameter
+	// that an API of the service lacks; were one left, it would not be sent.
 	for k, v := range rw.Params {
-		if err := set(k, v); err != nil {
+		field, others := paramField(api, k)
+		if field == "" {
+			continue
+		}
+		for _, o := range others {
+			delete(req, o)
+		}
+		if err := set(field, v); err != nil {
 			return nil, err
 		}
 	}
@@ -49,7 +60,7 @@ func (rw Rewrite) Apply(api string, body []byte) ([]byte, error) {
 		case OpenAIChat:
 			err = rw.chatSystem(req)
 		case OpenAIResponses:
-			err = rw.stringField(req, "instructions")
+			err = rw.responsesSystem(req)
 		case Anthropic:
 			err = rw.anthropicSystem(req)
 		}
@@ -58,73 +69,4 @@ func (rw Rewrite) Apply(api string, body []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(req)
-}
-
-// joined is the prompt before the client's, or the prompt alone.
-func (rw Rewrite) joined(existing string) string {
-	if rw.Prepend && existing != "" {
-		return rw.SystemPrompt + "\n\n" + existing
-	}
-	return rw.SystemPrompt
-}
-
-// stringField rewrites a top-level string field (Responses' instructions).
-func (rw Rewrite) stringField(req map[string]json.RawMessage, key string) error {
-	var existing string
-	if raw, ok := req[key]; ok {
-		_ = json.Unmarshal(raw, &existing) // not a string: replaced
-	}
-	b, _ := json.Marshal(rw.joined(existing))
-	req[key] = b
-	return nil
-}
-
-// chatSystem rewrites the first system (or developer) message, or adds one first.
-func (rw Rewrite) chatSystem(req map[string]json.RawMessage) error {
-	var msgs []map[string]json.RawMessage
-	if raw, ok := req["messages"]; ok {
-		if err := json.Unmarshal(raw, &msgs); err != nil {
-			return fmt.Errorf("rewrite the system prompt: messages is not a list of objects: %w", err)
-		}
-	}
-	for _, m := range msgs {
-		var role string
-		_ = json.Unmarshal(m["role"], &role)
-		if role != "system" && role != "developer" {
-			continue
-		}
-		var existing string
-		_ = json.Unmarshal(m["content"], &existing) // content parts: replaced by text
-		m["content"], _ = json.Marshal(rw.joined(existing))
-		b, err := json.Marshal(msgs)
-		req["messages"] = b
-		return err
-	}
-	sys := map[string]json.RawMessage{"role": json.RawMessage(`"system"`)}
-	sys["content"], _ = json.Marshal(rw.SystemPrompt)
-	b, err := json.Marshal(append([]map[string]json.RawMessage{sys}, msgs...))
-	req["messages"] = b
-	return err
-}
-
-// anthropicSystem rewrites `system`, a string or a list of content blocks.
-func (rw Rewrite) anthropicSystem(req map[string]json.RawMessage) error {
-	raw, ok := req["system"]
-	var existing string
-	if ok && json.Unmarshal(raw, &existing) != nil {
-		var blocks []json.RawMessage
-		if err := json.Unmarshal(raw, &blocks); err != nil {
-			return fmt.Errorf("rewrite the system prompt: system is neither text nor a list of blocks: %w", err)
-		}
-		if !rw.Prepend {
-			blocks = nil
-		}
-		first, _ := json.Marshal(map[string]string{"type": "text", "text": rw.SystemPrompt})
-		b, err := json.Marshal(append([]json.RawMessage{first}, blocks...))
-		req["system"] = b
-		return err
-	}
-	b, _ := json.Marshal(rw.joined(existing))
-	req["system"] = b
-	return nil
 }

@@ -75,3 +75,22 @@ func TestRewrite(t *testing.T) {
 		t.Error("a body that is not an object must be refused")
 	}
 }
+
+// A version's parameters go under each API's own name, win over the client's, and replace the
+// client's other spelling of the same parameter.
+func TestParamsAreMappedPerAPI(t *testing.T) {
+	rw := Rewrite{Params: map[string]any{"max_tokens": 512, "temperature": 0.2, "stop": []string{"END"}}}
+	for _, tc := range []struct{ api, in, want string }{
+		{OpenAIChat, `{"model":"m","max_tokens":9,"max_completion_tokens":10,"temperature":1}`,
+			`{"max_completion_tokens":512,"model":"m","stop":["END"],"temperature":0.2}`},
+		{OpenAIResponses, `{"model":"m","max_output_tokens":10}`,
+			`{"max_output_tokens":512,"model":"m","temperature":0.2}`},
+		{Anthropic, `{"model":"m","max_tokens":10,"stop_sequences":["x"]}`,
+			`{"max_tokens":512,"model":"m","stop_sequences":["END"],"temperature":0.2}`},
+	} {
+		out, err := rw.Apply(tc.api, []byte(tc.in))
+		if err != nil || string(out) != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.api, out, err, tc.want)
+		}
+	}
+}

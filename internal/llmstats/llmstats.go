@@ -9,6 +9,7 @@
 package llmstats
 
 import (
+	"cmp"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -24,13 +25,15 @@ import (
 // Totals are a series' cumulative figures since the process started.
 type Totals struct {
 	Requests     int64 // completed exchanges
-	StreamErrors int64 // an error after a 200, or a stream cut before its end
-	// Per-request sums, over the exchanges whose usage was known.
-	UsageN                         int64
-	OutputSum, OutputSumSq         float64
+	StreamErrors int64 // an error after a 200, or a stream the upstream cut before its end
+	ClientAborts int64 // answers the client went away from before their end; never a stream error
+	// Per-request sums, over the exchanges whose whole usage was known (not a cut stream's).
+	UsageN                 int64
+	OutputSum, OutputSumSq float64
+	// Token totals, cut streams included as far as they went.
 	InputTokens, OutputTokens      int64
 	CachedTokens, ReasoningTokens  int64
-	CostN                          int64 // exchanges with a known usage and a known price
+	CostN                          int64 // exchanges with a whole usage and a known price
 	CostSum, CostSumSq             float64
 	TTFT, Gaps, TimePerOutputToken *metrics.Histogram // copies
 }
@@ -53,6 +56,7 @@ type Registry struct {
 	mu     sync.RWMutex
 	series map[key]*series
 	prices atomic.Pointer[map[string]config.Price]
+	models atomic.Pointer[map[string]bool] // configured: llm.models
 	prom   promMetrics
 }
 
@@ -60,7 +64,42 @@ type Registry struct {
 func New(prices []config.Price) *Registry {
 	r := &Registry{series: map[key]*series{}, prom: newPromMetrics()}
 	r.SetPrices(prices)
+	r.SetModels(nil)
 	return r
+}
+
+// SetModels replaces the configured list of models shown by name in the model labels
+// (llm.models), beside the price table's models.
+func (r *Registry) SetModels(models []string) {
+	m := make(map[string]bool, len(models))
+	for _, name := range models {
+		m[name] = true
+	}
+	r.models.Store(&m)
+}
+
+// ModelLabels are the values of the model labels of an exchange: the model a client asked for,
+// and the model that answered, each as itself when it is known (in the price table, in
+// llm.models, or the version's rewrite) and as config.OtherModel when it is not, so that a client
+// naming made-up models cannot grow the metrics without bound. The answering model is also kept
+// when the model sent upstream was known: the upstream, not the client, chose its name then. An
+// empty name (none given) stays empty; an answering model when none was asked for is the
+// server's choice, and kept.
+func (r *Registry) ModelLabels(x llm.Exchange) (request, response string) {
+	prices, models := *r.prices.Load(), *r.models.Load()
+	known := func(m string) bool {
+		_, priced := prices[m]
+		return m == "" || priced || models[m] || m == x.VersionModel
+	}
+	request, response = x.RequestModel, x.ResponseModel
+	if !known(request) {
+		request = config.OtherModel
+	}
+	sent := cmp.Or(x.VersionModel, x.RequestModel)
+	if !known(response) && !known(sent) {
+		response = config.OtherModel
+	}
+	return request, response
 }
 
 // SetPrices replaces the price table (on a config reload).
@@ -124,7 +163,10 @@ func (r *Registry) get(k key) *series {
 func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, duration time.Duration) {
 	s := r.get(key{service, version, mirror})
 	cost, priced := r.Cost(x)
-	streamError := x.StreamError != "" || (x.Stream && !x.Complete)
+	// An answer the gateway could not read (x.Unread) tells nothing of the stream's end, and a
+	// client that went away is no error of the version's.
+	streamError := x.Unread == "" && !x.ClientAborted && (x.StreamError != "" || (x.Stream && !x.Complete))
+	whole := x.Usage.Known && !x.Usage.Partial // counts fit for per-request means
 	if x.FirstToken > 0 {
 		s.ttft.Observe(x.FirstToken)
 	}
@@ -132,7 +174,7 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 		s.gaps.Observe(g)
 	}
 	var tpot time.Duration
-	if x.Usage.Known && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
+	if whole && x.Usage.Output > 1 && x.FirstToken > 0 && duration > x.FirstToken {
 		tpot = (duration - x.FirstToken) / time.Duration(x.Usage.Output-1)
 		s.tpot.Observe(tpot)
 	}
@@ -142,23 +184,29 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 	if streamError {
 		t.StreamErrors++
 	}
-	if x.Usage.Known {
+	if x.ClientAborted {
+		t.ClientAborts++
+	}
+	if whole {
 		out := float64(x.Usage.Output)
 		t.UsageN++
 		t.OutputSum += out
 		t.OutputSumSq += out * out
+	}
+	if x.Usage.Known {
 		t.InputTokens += x.Usage.Input
 		t.OutputTokens += x.Usage.Output
 		t.CachedTokens += x.Usage.Cached
 		t.ReasoningTokens += x.Usage.Reasoning
 	}
-	if priced && !math.IsNaN(cost) {
+	if whole && priced && !math.IsNaN(cost) {
 		t.CostN++
 		t.CostSum += cost
 		t.CostSumSq += cost * cost
 	}
 	s.mu.Unlock()
-	r.prom.record(service, version, mirror, x, duration, tpot, cost, priced, streamError)
+	reqModel, respModel := r.ModelLabels(x)
+	r.prom.record(labels{service, version, role(mirror), reqModel, respModel}, x, duration, tpot, cost, priced, streamError)
 }
 
 // Totals returns a series' cumulative figures (zero when it has seen nothing).

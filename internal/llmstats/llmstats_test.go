@@ -1,6 +1,7 @@
 package llmstats
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestTotalsCostAndRoles(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collectors()...)
 	want := `
-# HELP aviary_llm_stream_errors_total LLM streams that failed after a 200: an error event, or cut before their end.
+# HELP aviary_llm_stream_errors_total LLM streams that failed after a 200: an error event, or cut by the upstream before their end.
 # TYPE aviary_llm_stream_errors_total counter
 aviary_llm_stream_errors_total{role="primary",service="chat",version="v2"} 1
 `
@@ -108,4 +109,108 @@ func TestOddUsageNeverCostsLessThanNothing(t *testing.T) {
 	if got := r.Totals("chat", "v1", true); got.CostSum < 0 {
 		t.Errorf("cost sum %g", got.CostSum)
 	}
+}
+
+// A stream the gateway could not read (a content coding it cannot decode) is counted as a request,
+// never as a stream cut before its end.
+func TestAnUnreadStreamIsNoStreamError(t *testing.T) {
+	r := New(nil)
+	r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, Stream: true, Unread: "content coding compress"}, time.Second)
+	if got := r.Totals("chat", "v1", false); got.Requests != 1 || got.StreamErrors != 0 {
+		t.Errorf("totals %+v, want 1 request and no stream error", got)
+	}
+}
+
+// A client that went away (a stop button) is counted apart, never as a stream error, and what was
+// streamed until then counts into the token totals and the cost, not into the per-request means.
+func TestAClientAbortIsNoStreamErrorAndCountsItsTokens(t *testing.T) {
+	r := New([]config.Price{{Model: "m", Input: 1, Output: 10}})
+	x := llm.Exchange{API: llm.OpenAIChat, RequestModel: "m", Stream: true, ContentChunks: 7, ClientAborted: true,
+		Usage: llm.Usage{Output: 7, Known: true, Partial: true}}
+	r.Record("chat", "v1", false, x, time.Second)
+	got := r.Totals("chat", "v1", false)
+	if got.Requests != 1 || got.StreamErrors != 0 || got.ClientAborts != 1 || got.OutputTokens != 7 || got.UsageN != 0 || got.CostN != 0 {
+		t.Errorf("totals %+v, want 1 request, 1 client abort, 7 output tokens, no stream error, no per-request means", got)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	want := `
+# HELP aviary_llm_client_aborts_total LLM answers the client went away from before their end (a stop button); not errors of the version.
+# TYPE aviary_llm_client_aborts_total counter
+aviary_llm_client_aborts_total{role="primary",service="chat",version="v1"} 1
+# HELP aviary_llm_cost_total Cost of LLM calls by the price table (currency units); shadow copies are under role=mirror.
+# TYPE aviary_llm_cost_total counter
+aviary_llm_cost_total{role="primary",service="chat",version="v1"} 7e-05
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_client_aborts_total", "aviary_llm_cost_total", "aviary_llm_stream_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A client that names made-up models cannot grow /metrics: models that are not in the price table,
+// in llm.models or the version's rewrite are shown as "other", and so is an answering model that
+// only echoes one of them.
+func TestModelLabelsAreBounded(t *testing.T) {
+	r := New([]config.Price{{Model: "priced", Output: 1}})
+	r.SetModels([]string{"listed"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	for i := range 300 {
+		made := fmt.Sprintf("made-up-%d", i)
+		r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, RequestModel: made, ResponseModel: made,
+			Usage: llm.Usage{Input: 1, Output: 1, Known: true}, Complete: true}, time.Millisecond)
+	}
+	n, err := testutil.GatherAndCount(reg, "aviary_llm_requests_total", "gen_ai_client_token_usage")
+	if err != nil || n != 3 { // requests: one series; tokens: input and output
+		t.Fatalf("300 made-up models made %d series (%v), want 3", n, err)
+	}
+	for _, c := range []struct {
+		x             llm.Exchange
+		request, resp string
+	}{
+		{llm.Exchange{RequestModel: "priced", ResponseModel: "priced-2026-01-01"}, "priced", "priced-2026-01-01"},
+		{llm.Exchange{RequestModel: "listed", ResponseModel: "listed"}, "listed", "listed"},
+		{llm.Exchange{RequestModel: "made-up", VersionModel: "rewritten", ResponseModel: "rewritten-v3"}, "other", "rewritten-v3"},
+		{llm.Exchange{RequestModel: "rewritten", VersionModel: "rewritten", ResponseModel: "rewritten"}, "rewritten", "rewritten"},
+		{llm.Exchange{RequestModel: "made-up", ResponseModel: "made-up"}, "other", "other"},
+		{llm.Exchange{ResponseModel: "server-default"}, "", "server-default"}, // no model asked: the server chose
+	} {
+		if req, resp := r.ModelLabels(c.x); req != c.request || resp != c.resp {
+			t.Errorf("%+v: labels %q, %q, want %q, %q", c.x, req, resp, c.request, c.resp)
+		}
+	}
+}
+
+// Cached and reasoning tokens and the gaps between chunks are on /metrics too.
+func TestTokensByTypeAndChunkGapsAreExported(t *testing.T) {
+	r := New(nil)
+	x := exchange(100, 200*time.Millisecond, "", true) // 1000 input, 400 cached, 2 gaps
+	x.Usage.Reasoning = 30
+	r.Record("chat", "v1", false, x, time.Second)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collectors()...)
+	want := `
+# HELP aviary_llm_tokens_total Tokens of LLM calls by type: input (cached ones included), output (reasoning included), cached (read from a prompt cache), cache_write (Anthropic's cache writes), reasoning. A cut stream counts as far as it went.
+# TYPE aviary_llm_tokens_total counter
+aviary_llm_tokens_total{role="primary",service="chat",type="cached",version="v1"} 400
+aviary_llm_tokens_total{role="primary",service="chat",type="input",version="v1"} 1000
+aviary_llm_tokens_total{role="primary",service="chat",type="output",version="v1"} 100
+aviary_llm_tokens_total{role="primary",service="chat",type="reasoning",version="v1"} 30
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "aviary_llm_tokens_total"); err != nil {
+		t.Error(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "aviary_llm_chunk_gap_seconds" {
+			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 2 || math.Abs(h.GetSampleSum()-0.03) > 1e-9 {
+				t.Errorf("chunk gaps: %d observed, sum %g; want the 2 gaps, 0.03 s", h.GetSampleCount(), h.GetSampleSum())
+			}
+			return
+		}
+	}
+	t.Error("no aviary_llm_chunk_gap_seconds")
 }

@@ -62,6 +62,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.llm = llmstats.New(cfg.LLM.Prices)
+	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
 	if c.tel, err = telemetry.New(context.Background(), telemetryOptions(cfg.Telemetry, log)); err != nil {
 		return fmt.Errorf("telemetry.otlp: %w", err)

@@ -84,6 +84,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		return res
 	}
 	r.llm.SetPrices(cfg.LLM.Prices)
+	r.llm.SetModels(cfg.LLM.Models)
 	r.quality.SetEvaluators(evaluators(cfg.Services))
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// parseErrors parses in and checks that its error holds every phrase.
+func parseErrors(t *testing.T, in string, want ...string) {
+	t.Helper()
+	_, err := Parse([]byte(in))
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+}
+
+func TestLLMModelsAreCheckedWithPaths(t *testing.T) {
+	parseErrors(t, `
+llm:
+  models: [gpt-x, "", gpt-x, other]
+`,
+		`llm.models[1]: "" is not a model name`,
+		`llm.models[2]: "gpt-x" is listed already`,
+		`llm.models[3]: "other" is not a model name ("other" stands for every model not listed)`)
+}
+
+// A version's params must be parameters of every API its service speaks; each error names the
+// field and says what the API takes.
+func TestLLMParamsAreCheckedForTheServicesAPIs(t *testing.T) {
+	parseErrors(t, `
+services:
+  - name: chat
+    llm: {api: openai}
+    versions:
+      - name: v1
+        endpoints: ["http://127.0.0.1:1"]
+        llm: {params: {max_tokens: 5, max_output_tokens: 6, top_k: 3, temprature: 1, instructions: x}}
+  - name: claude
+    llm: {api: anthropic}
+    versions:
+      - {name: v1, endpoints: ["http://127.0.0.1:1"], llm: {params: {top_k: 3, seed: 1, stop: ["x"]}}}
+`,
+		"services[0].versions[0].llm.params.max_tokens: sets the same parameter as max_output_tokens; keep one",
+		"services[0].versions[0].llm.params.top_k: is not a parameter of the openai-chat API, which this service speaks (llm.api: openai); its parameters are",
+		"services[0].versions[0].llm.params.temprature: is not a parameter Aviary knows; use one of",
+		"services[0].versions[0].llm.params.instructions: is not a parameter to override",
+		"services[1].versions[0].llm.params.seed: is not a parameter of the anthropic API",
+	)
+	if _, err := Parse([]byte(`
+services:
+  - name: claude
+    llm: {api: auto}
+    versions:
+      - {name: v1, endpoints: ["http://127.0.0.1:1"], llm: {params: {max_tokens: 5, temperature: 0.2, stop: ["x"]}}}
+`)); err == nil || !strings.Contains(err.Error(), "params.stop: is not a parameter of the openai-responses API") {
+		t.Errorf("stop under api auto (Responses has none): %v", err)
+	}
+}
+
+func TestLLMOversizedIsChecked(t *testing.T) {
+	parseErrors(t, `
+services:
+  - name: chat
+    llm: {api: openai}
+    versions: [{name: v1, endpoints: ["http://127.0.0.1:1"], llm: {oversized: drop}}]
+`, `services[0].versions[0].llm.oversized: "drop" must be forward or refuse`)
+}
