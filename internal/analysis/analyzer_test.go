@@ -39,8 +39,9 @@ func (tr *traffic) second(version string, n int, errRate float64, latency time.D
 			code = 503
 		}
 		d := time.Duration(float64(latency) * (0.5 + tr.rnd.ExpFloat64()*0.5))
-		s.Begin()
-		s.End(metrics.Observation{Code: code, Duration: d, End: tr.now.Add(time.Duration(i) * time.Second / time.Duration(n))})
+		end := tr.now.Add(time.Duration(i) * time.Second / time.Duration(n))
+		s.BeginAt(end.Add(-d))
+		s.End(metrics.Observation{Code: code, Duration: d, End: end})
 	}
 }
 
@@ -84,7 +85,7 @@ func TestDefaultAnalysisRollsBackAnErroringCanary(t *testing.T) {
 		}
 	}
 	ev, ok := v.Evidence.([]MetricResult)
-	if !ok || len(ev) != 2 || ev[0].Canary == nil || ev[0].Canary.Requests == 0 || ev[0].Baseline.Requests == 0 {
+	if !ok || len(ev) != 3 || ev[0].Canary == nil || ev[0].Canary.Requests == 0 || ev[0].Baseline.Requests == 0 {
 		t.Fatalf("evidence: %+v", v.Evidence)
 	}
 }
@@ -284,7 +285,7 @@ func TestAShadowCanaryIsJudgedByItsMirroredCopies(t *testing.T) {
 			if i%5 == 0 {
 				code = 503
 			}
-			mirror.Begin()
+			mirror.BeginAt(tr.now.Add(-50 * time.Millisecond))
 			mirror.End(metrics.Observation{Code: code, Duration: 50 * time.Millisecond, End: tr.now})
 		}
 		tr.now = tr.now.Add(time.Second)
@@ -329,5 +330,29 @@ func TestARisingWeightIsNotARoutingFailure(t *testing.T) {
 	}
 	if v, _ := rn.latest(); v.Phase != rollout.Running {
 		t.Fatalf("right after the weight rose: %s: %s", v.Phase, v.Message)
+	}
+}
+
+// A canary whose requests hang is rolled back while they hang: a request in flight past the
+// latency boundary counts as slow before it ends.
+func TestDefaultAnalysisSeesHangingRequestsBeforeTheyEnd(t *testing.T) {
+	tr := newTraffic(t)
+	for range 300 { // five minutes of stable traffic before the rollout: the latency boundary
+		tr.second("v1", 100, 0, 50*time.Millisecond)
+		tr.now = tr.now.Add(time.Second)
+	}
+	hung := tr.reg.Series("shop", "v2", metrics.Primary)
+	v, at := drive(t, tr, rollout.BackgroundAnalysis, []string{"default"}, 300, func(sec int) {
+		tr.second("v1", 90, 0, 50*time.Millisecond)
+		tr.second("v2", 10, 0, 50*time.Millisecond)
+		if sec%5 == 0 { // 2% of the canary's requests never end (until a 5-minute timeout)
+			hung.BeginAt(tr.now)
+		}
+	})
+	// At 10 canary requests a second, 2% hanging is 0.2 slow requests a second more than the
+	// stable's 1%: about 60 s of evidence at best (see bench/results/judge-hostile.md). Before
+	// in-flight requests counted, the verdict never came (they never ended).
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "latency") || at > 150 {
+		t.Fatalf("a canary whose requests hang: verdict %s at second %d, want Fail on latency within 150 s: %s", v.Phase, at, v.Message)
 	}
 }

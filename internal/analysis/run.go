@@ -53,17 +53,10 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 			return rn
 		}
 		rn.templates = append(rn.templates, t)
-		nseq := 0
-		for _, m := range t.Metrics {
+		share := alphaShares(t.Metrics)
+		for i, m := range t.Metrics {
 			if sequentialMetric(m) {
-				nseq++
-			}
-		}
-		for _, m := range t.Metrics {
-			if sequentialMetric(m) {
-				// The template's alpha is shared by its comparative metrics (Bonferroni), so the
-				// false-rollback rate of the whole template stays within it.
-				rn.seq = append(rn.seq, a.newComparative(t.Name, m, t.Alpha/float64(nseq)))
+				rn.seq = append(rn.seq, a.newComparative(t.Name, m, t.Alpha*share[i]))
 				continue
 			}
 			p, err := provider.New(provider.Of(m), a.o.Providers)
@@ -79,6 +72,33 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 		}
 	}
 	return rn
+}
+
+// alphaShares is each comparative metric's share of its template's alpha (Bonferroni, so the
+// false-rollback rate of the whole template stays within it): shared equally by the kinds of
+// signal the template judges (its builtins; each Prometheus counter its own), then equally by the
+// metrics of each kind — the default template's errors get half, its two latency quantiles a
+// quarter each, so that watching a second quantile does not slow the errors test down.
+func alphaShares(ms []config.AnalysisMetric) []float64 {
+	kindOf := func(i int) string {
+		if ms[i].Builtin != "" {
+			return ms[i].Builtin
+		}
+		return fmt.Sprint("#", i)
+	}
+	perKind := map[string]int{}
+	for i, m := range ms {
+		if sequentialMetric(m) {
+			perKind[kindOf(i)]++
+		}
+	}
+	out := make([]float64, len(ms))
+	for i, m := range ms {
+		if sequentialMetric(m) {
+			out[i] = 1 / float64(len(perKind)) / float64(perKind[kindOf(i)])
+		}
+	}
+	return out
 }
 
 // restoredAfter: a check whose run starts this long after the check did was restored.

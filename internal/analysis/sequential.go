@@ -21,6 +21,8 @@ type sequential struct {
 	history  []Point
 	limit    int
 
+	pending [2]int64 // latency: canary's and stable's requests in flight past the boundary, counted as slow
+
 	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
 	dispFed int64             // unix ns of the last stable slot fed to disp
 }
@@ -53,8 +55,30 @@ func (q *sequential) look(r *runner, now time.Time) {
 	}
 	cn, ce := q.delta(r, r.run.Canary, now)
 	bn, be := q.delta(r, r.run.Stable, now)
-	q.test.Observe(r.batch(now), int64(cn), int64(ce), int64(bn), int64(be))
+	c, b := [2]int64{int64(cn), int64(ce)}, [2]int64{int64(bn), int64(be)}
+	if q.metric.Builtin == "latency" {
+		// A request still in flight past the boundary is slow already: count it now, not when
+		// it ends (a canary whose requests hang would otherwise look healthy until they time out).
+		reg := r.a.o.Metrics
+		c = pendingSlow(c, reg.Pending(r.run.Service, r.run.Canary, r.canaryRole(), now.Add(-q.boundaryOf(r, r.run.Canary))), &q.pending[0])
+		b = pendingSlow(b, reg.Pending(r.run.Service, r.run.Stable, metrics.Primary, now.Add(-q.boundary)), &q.pending[1])
+	}
+	q.test.Observe(r.batch(now), c[0], c[1], b[0], b[1])
 	q.feedDispersion(r, now)
+}
+
+// pendingSlow adds to a look's (requests, slow requests) the requests now in flight past the
+// boundary that were not counted yet, and takes out those counted before that have ended since
+// (they are in the look's ended requests, as slow ones). counted is how many are counted now.
+func pendingSlow(look [2]int64, pending int64, counted *int64) [2]int64 {
+	if d := pending - *counted; d >= 0 {
+		*counted = pending
+		return [2]int64{look[0] + d, look[1] + d}
+	}
+	// Some ended: take them out of this look as far as it holds them; the rest next time.
+	sub := min(*counted-pending, look[0], look[1])
+	*counted -= sub
+	return [2]int64{look[0] - sub, look[1] - sub}
 }
 
 // warmDispersion gives the dispersion estimate the stable's slots of the five minutes before the
@@ -130,9 +154,19 @@ func (q *sequential) read(r *runner, version string, t time.Time) counts {
 	w := r.a.o.Metrics.Window(r.run.Service, version, roleOf(r, version), t, t.Add(time.Nanosecond))
 	c := counts{requests: w.Requests, events: w.Errors}
 	if q.metric.Builtin == "latency" {
-		c.events = w.Latency.CountAbove(q.boundary)
+		c.events = w.Latency.CountAbove(q.boundaryOf(r, version))
 	}
 	return c
+}
+
+// boundaryOf is what "slow" means for a version: the stable's quantile for the stable, and
+// (1 + slowdown) × it for the canary, so that "the canary's slow share is at most the stable's"
+// (margin 1) is "the canary's quantile is at most (1 + slowdown) × the stable's".
+func (q *sequential) boundaryOf(r *runner, version string) time.Duration {
+	if version == r.run.Canary {
+		return time.Duration(float64(q.boundary) * (1 + q.metric.Slowdown))
+	}
+	return q.boundary
 }
 
 func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint64) {
@@ -174,6 +208,11 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	what := ""
 	if q.metric.Builtin == "latency" {
 		what = fmt.Sprintf("requests slower than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
+		if sd := q.metric.Slowdown; sd > 0 {
+			what = fmt.Sprintf("p%g at most %g%% slower: canary requests slower than %s against stable requests slower than %s (its p%g): ",
+				100*q.metric.Quantile, 100*sd, time.Duration(float64(q.boundary)*(1+sd)).Round(time.Microsecond),
+				q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
+		}
 		res.Boundary = q.boundary.String()
 		if q.boundary == 0 {
 			res.Text = fmt.Sprintf("%s: waiting for %d stable requests to set the latency boundary", q.metric.Name, boundarySamples)

@@ -53,6 +53,10 @@ type AnalysisMetric struct {
 	Score  string  `yaml:"score" json:"score,omitempty"`
 	Label  string  `yaml:"label" json:"label,omitempty"`
 	Margin float64 `yaml:"margin" json:"margin,omitempty"` // tolerated ratio canary/baseline
+	// Slowdown (latency): how much slower the canary's quantile may be than the stable's, e.g. 0.1
+	// for "p99 at most 10% slower". Requests slower than (1+slowdown) × the stable's quantile count
+	// for the canary, slower than the quantile itself for the stable.
+	Slowdown float64 `yaml:"slowdown" json:"slowdown,omitempty"`
 	// DetectableEffect is what a pass must rule out (errorRate and latency): a step passes only
 	// when the data show, at the template's confidence, that the canary's rate is below
 	// max(ratio × stable's, stable's + points percentage points).

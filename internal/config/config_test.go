@@ -115,7 +115,7 @@ services:
 		t.Fatal("typos accepted")
 	}
 	for _, w := range []string{
-		"gatway (line 2): unknown field; valid fields here are admin, analysis, gateway, llm, notifications, services, storage, telemetry",
+		"gatway (line 2): unknown field; valid fields here are admin, analysis, gateway, llm, notifications, reload, services, storage, telemetry",
 		"services[0].versions[0].weigth (line 5): unknown field",
 		"services[0].stickyness (line 6): unknown field",
 		"services[0].traffic[0].weight: 140 is not in 0..100", // reported with the typos, not after them

@@ -34,7 +34,13 @@ var (
 	DefaultMinimum = Minimum{Duration: D(30 * time.Second), Requests: 200}
 	DefaultMaxWait = D(10 * time.Minute)
 	DefaultMargin  = 1.2 // errors: a canary may fail 20% more often than stable
-	// DefaultLatencyMargin is on the share of requests slower than the stable's quantile: 1.8 lets
+	// DefaultSlowdown is the latency metric's default margin: the canary's quantile (p99) may be
+	// 10% slower than the stable's. It is judged as a count: the canary's requests slower than
+	// 1.1 × the stable's p99 against the stable's requests slower than its p99, margin 1 — so it
+	// means the same for any shape of tail (see bench/results/judge-hostile.md).
+	DefaultSlowdown = 0.1
+	// DefaultLatencyMargin is on the share of requests slower than the stable's quantile, for ttft
+	// and interTokenLatency, and for latency when a margin is set without a slowdown: 1.8 lets
 	// that share grow from 1% to 1.8%, about a 12% slowdown of a typical (lognormal, sigma 0.5)
 	// latency distribution. Tighter margins roll back canaries whose endpoints are merely a little
 	// different from the stable's (see bench/results/judge.md).
@@ -58,12 +64,15 @@ var (
 )
 
 // DefaultTemplate is the analysis every rollout runs in the background unless told otherwise:
-// canary against stable on error rate and on requests slower than the stable's p99, both judged by
-// the sequential test, both able to roll back as soon as the evidence allows.
+// canary against stable on error rate, and on its p99 and p90 at most 10% slower than the stable's,
+// all judged by the sequential test, all able to roll back as soon as the evidence allows. The
+// p90 catches a slowdown of every request sooner than the p99 can when the tail is heavy (ten
+// times the requests to count).
 func DefaultTemplate() AnalysisTemplate {
 	t := AnalysisTemplate{Name: DefaultTemplateName, Metrics: []AnalysisMetric{
 		{Name: "errors", Builtin: "errorRate", Critical: true},
 		{Name: "latency", Builtin: "latency", Critical: true},
+		{Name: "latency-p90", Builtin: "latency", Quantile: 0.9, Critical: true},
 	}}
 	t.applyDefaults()
 	return t
@@ -82,10 +91,18 @@ func (t *AnalysisTemplate) applyDefaults() {
 	setString(&t.OnInconclusive, "pause")
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
+		if m.Builtin == "latency" && m.Margin == 0 && m.Slowdown == 0 {
+			// The latency margin says what users mean: the canary's quantile at most this much
+			// slower than the stable's, whatever the shape of the tail.
+			m.Slowdown, m.Margin = DefaultSlowdown, 1
+		}
 		if m.Margin == 0 {
 			m.Margin = DefaultMargin
+			if m.Builtin == "latency" && m.Slowdown > 0 {
+				m.Margin = 1
+			}
 			switch {
-			case quantiled(m.Builtin):
+			case quantiled(m.Builtin) && m.Slowdown == 0:
 				m.Margin = DefaultLatencyMargin
 			case lowerIsWorse(m.Builtin) && m.Label == "":
 				m.Margin = DefaultScoreMargin

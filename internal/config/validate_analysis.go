@@ -93,6 +93,9 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	case !lowerIsWorse(m.Builtin) && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
 	}
+	if m.Slowdown != 0 && (m.Builtin != "latency" || !(m.Slowdown > 0 && m.Slowdown <= 10)) {
+		v.addf(p+".slowdown", "%g: a slowdown applies to the latency builtin and is in (0, 10], e.g. 0.1 for a quantile at most 10%% slower", m.Slowdown)
+	}
 	if e := m.DetectableEffect; e != nil {
 		switch {
 		case m.Builtin != "errorRate" && m.Builtin != "latency":

@@ -175,7 +175,7 @@ func (m *mirrorRequest) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), mirrorTimeout)
 	defer cancel()
 	start := time.Now()
-	m.v.mirror.Begin()
+	m.v.mirror.BeginAt(start)
 	obs := metrics.Observation{BytesIn: m.req.ContentLength}
 	resp, err := m.g.transport.RoundTrip(m.req.WithContext(ctx))
 	if err != nil {

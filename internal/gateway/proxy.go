@@ -104,7 +104,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m := svc.mirror; m != nil && m.v != v && m.take() {
 		tee = g.mirrorCopyFor(ex, r)
 	}
-	ex.series.Begin()
+	ex.series.BeginAt(start)
 	defer g.finish(ex, r, start, tee)
 	if ep == nil {
 		ex.fault = metrics.FaultGateway

@@ -73,6 +73,17 @@ func (r *Registry) Window(service, version string, role Role, since, until time.
 	return s.Window(since, until)
 }
 
+// Pending is Series.Pending without creating the series: 0 for an unknown one.
+func (r *Registry) Pending(service, version string, role Role, t time.Time) int64 {
+	r.mu.RLock()
+	s := r.series[seriesKey{service, version, role}]
+	r.mu.RUnlock()
+	if s == nil {
+		return 0
+	}
+	return s.Pending(t)
+}
+
 // all returns the current series, in no particular order.
 func (r *Registry) all() []*Series {
 	r.mu.RLock()

@@ -53,9 +53,38 @@ func newSeries(service, version string, role Role, o Options) *Series {
 	return s
 }
 
-// Begin counts a request in flight. Every Begin must be followed by one End.
-func (s *Series) Begin() {
+// Begin counts a request in flight, begun now. Every Begin must be followed by one End.
+func (s *Series) Begin() { s.BeginAt(s.now()) }
+
+// BeginAt counts a request in flight that began at start (the Observation's End minus its
+// Duration, when it ends). Every BeginAt must be followed by one End.
+func (s *Series) BeginAt(start time.Time) {
 	s.inFlight.Add(1)
+	if sl := s.slotFor(s.epochOf(start)); sl != nil {
+		sl.begun.Add(1)
+	}
+}
+
+// Pending is the number of requests still in flight that began in a slot that ended at or before
+// t: requests older than now − t, give or take a slot. A request whose start slot has left the
+// retained range is no longer counted.
+func (s *Series) Pending(t time.Time) int64 {
+	first, last := s.covered(time.Time{}, t)
+	if !t.Equal(s.startOf(last)) {
+		last-- // only whole slots before t
+	}
+	var n int64
+	for e := first; e < last; e++ {
+		sl := &s.slots[s.index(e)]
+		if sl.epoch.Load() != e {
+			continue
+		}
+		b, d := sl.begun.Load(), sl.doneByStart.Load()
+		if sl.epoch.Load() == e && b > d {
+			n += int64(b - d)
+		}
+	}
+	return n
 }
 
 // End ends a request begun with Begin and records it. It takes no lock and
@@ -88,6 +117,13 @@ func (s *Series) End(o Observation) {
 	}
 	if sl := s.slotFor(s.epochOf(end)); sl != nil {
 		sl.record(code/100, kind, in, out, d)
+	}
+	// The slot it began in (if it still holds it) counts it as no longer in flight.
+	{
+		e := s.epochOf(end.Add(-d))
+		if sl := &s.slots[s.index(e)]; sl.epoch.Load() == e {
+			sl.doneByStart.Add(1)
+		}
 	}
 }
 

@@ -202,3 +202,24 @@ func BenchmarkWindow(b *testing.B) {
 		s.Window(o.End.Add(-5*time.Minute), o.End)
 	}
 }
+
+func TestPendingCountsRequestsInFlightFromOlderSlots(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	reg := NewRegistry(Options{Now: func() time.Time { return now }})
+	s := reg.Series("shop", "v2", Primary)
+	s.BeginAt(now)                       // hangs
+	s.BeginAt(now)                       // ends after 2 s
+	s.BeginAt(now.Add(15 * time.Second)) // hangs, but begins in a later slot
+	now = now.Add(20 * time.Second)
+	s.End(Observation{Code: 200, Duration: 2 * time.Second, End: time.Unix(1_000_002, 0)})
+	if got := s.Pending(now.Add(-time.Second)); got != 1 {
+		t.Errorf("in flight from slots ended a second ago: %d, want 1 (the other began in the slot still open)", got)
+	}
+	now = now.Add(20 * time.Second)
+	if got := reg.Pending("shop", "v2", Primary, now); got != 2 {
+		t.Errorf("in flight from every closed slot: %d, want 2", got)
+	}
+	if got := reg.Pending("shop", "v9", Primary, now); got != 0 {
+		t.Errorf("unknown series: %d, want 0", got)
+	}
+}

@@ -43,6 +43,9 @@ type slot struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 	latency  Histogram
+	// Requests that began in this slot, and how many of those have ended: the difference is what
+	// is still in flight (see Series.Pending). Kept by start time, unlike the rest (by end time).
+	begun, doneByStart atomic.Uint64
 }
 
 func (sl *slot) record(class, kind int, in, out uint64, d time.Duration) {
@@ -68,6 +71,8 @@ func (sl *slot) clear() {
 	}
 	sl.bytesIn.Store(0)
 	sl.bytesOut.Store(0)
+	sl.begun.Store(0)
+	sl.doneByStart.Store(0)
 	sl.latency.reset()
 }
 
