@@ -34,6 +34,8 @@ type Options struct {
 	// MaxEntries bounds the request ids remembered for the join; beyond it the oldest is
 	// forgotten first (config.DefaultFeedbackEntries).
 	MaxEntries int
+	// Scores is the range a feedback score must fall in; nil is config.DefaultFeedbackScores.
+	Scores *config.ScoreRange
 	// Evaluators are the services' evaluators, by service name; see SetEvaluators.
 	Evaluators map[string]config.Evaluator
 	// Client posts to evaluators; nil uses a client that ignores proxy settings. Its own Timeout,
@@ -71,6 +73,7 @@ type Quality struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onScore func(service, version string, mirror bool, name string, score float64)
+	scores  config.ScoreRange // of feedback
 
 	closeGrace, logEvery time.Duration
 
@@ -95,6 +98,9 @@ func New(o Options) *Quality {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = config.DefaultFeedbackEntries
 	}
+	if o.Scores == nil {
+		o.Scores = config.DefaultFeedbackScores()
+	}
 	if o.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil
@@ -115,6 +121,7 @@ func New(o Options) *Quality {
 		log:        o.Logger,
 		now:        o.Now,
 		onScore:    o.OnScore,
+		scores:     *o.Scores,
 		closeGrace: orDefault(o.closeGrace, defaultCloseGrace),
 		logEvery:   orDefault(o.logEvery, defaultLogEvery),
 		states:     map[string]*serviceState{},
