@@ -44,7 +44,7 @@ func (s *server) newPlan(n int64, r request, midStreamError bool) *plan {
 	count := s.o.OutputTokens
 	p := &plan{
 		id:           fmt.Sprintf("%016x", rng.Uint64()),
-		created:      time.Now(),
+		created:      s.o.Clock.Now(),
 		model:        cmp.Or(s.o.Model, r.model),
 		failAt:       -1,
 		includeUsage: r.includeUsage,
