@@ -110,7 +110,7 @@ func (o Options) Validate() error {
 	share("MidStreamErrorRate", o.MidStreamErrorRate)
 	share("Quality", o.Quality)
 	if !validCoding(o.Compress) {
-		errs = append(errs, fmt.Errorf("Compress: %q is not a coding; must be one of %v, or empty", o.Compress, Codings))
+		errs = append(errs, fmt.Errorf("%s: %q is not a coding; must be one of %v, or empty", "Compress", o.Compress, Codings))
 	}
 	return errors.Join(errs...)
 }
