@@ -32,7 +32,7 @@ var (
 // The same request may get feedback more than once (a thumbs-up, then a score from a review);
 // each is counted, so a client that retries a feedback it already sent counts it twice.
 func (q *Quality) Feedback(f Feedback) (service, version string, err error) {
-	if err := f.validate(q.scores); err != nil {
+	if err := f.validate(*q.scores.Load()); err != nil {
 		q.metrics.feedback.WithLabelValues("", "", resultInvalid).Inc()
 		return "", "", err
 	}

@@ -234,3 +234,17 @@ func BenchmarkServed(b *testing.B) {
 		i++
 	}
 }
+
+// A reloaded range applies to the next feedback.
+func TestFeedbackScoresRangeChangesOnReload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.serve("r1", "chat", "v1")
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(4.0)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("4 of the default 0..1: %v, want refused", err)
+	}
+	h.SetScores(&config.ScoreRange{Min: 1, Max: 5})
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(4.0)}); err != nil {
+		t.Errorf("4 of 1..5 after the reload: %v", err)
+	}
+}

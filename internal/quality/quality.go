@@ -73,7 +73,7 @@ type Quality struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onScore func(service, version string, mirror bool, name string, score float64)
-	scores  config.ScoreRange // of feedback
+	scores  atomic.Pointer[config.ScoreRange] // of feedback; SetScores swaps it
 
 	closeGrace, logEvery time.Duration
 
@@ -91,15 +91,22 @@ type Quality struct {
 }
 
 // New returns a Quality that remembers nothing yet; Close stops its evaluations.
+// SetScores replaces the range feedback scores must fall in (on a config reload); nil is
+// config.DefaultFeedbackScores.
+func (q *Quality) SetScores(r *config.ScoreRange) {
+	if r == nil {
+		r = config.DefaultFeedbackScores()
+	}
+	c := *r
+	q.scores.Store(&c)
+}
+
 func New(o Options) *Quality {
 	if o.Window <= 0 {
 		o.Window = config.DefaultFeedbackWindow.Duration
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = config.DefaultFeedbackEntries
-	}
-	if o.Scores == nil {
-		o.Scores = config.DefaultFeedbackScores()
 	}
 	if o.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -121,13 +128,13 @@ func New(o Options) *Quality {
 		log:        o.Logger,
 		now:        o.Now,
 		onScore:    o.OnScore,
-		scores:     *o.Scores,
 		closeGrace: orDefault(o.closeGrace, defaultCloseGrace),
 		logEvery:   orDefault(o.logEvery, defaultLogEvery),
 		states:     map[string]*serviceState{},
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	q.SetScores(o.Scores)
 	q.SetEvaluators(o.Evaluators)
 	return q
 }
