@@ -3,6 +3,8 @@
 # 127.0.0.1 and take a minute or two, so the everyday `go test ./...` leaves them out (build tag
 # e2e). The crash test (test/crash) kills aviary with SIGKILL again and again under load; the
 # analysis test (test/analysis) rolls back an erroring canary and promotes healthy ones under load.
+# The LLM suite (test/llm) also runs the official OpenAI and Anthropic Node SDKs against the real
+# binaries (npm ci in test/llm/clients; needs node and npm, or AVIARY_SKIP_NODE=1).
 # Usage: scripts/test-e2e.sh
 #        AVIARY_CRASH_KILLS=100 AVIARY_CRASH_SECONDS=300 scripts/test-e2e.sh   (a longer crash run)
 set -euo pipefail

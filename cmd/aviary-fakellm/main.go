@@ -19,6 +19,10 @@
 //	                           "badRequests", "canceled", "evaluations", "byEndpoint": {path: counts}}
 //	POST /__reset              zeroes the counters (and so restarts the error sequences)
 //
+// Chat honours n (one answer per choice, each token sent for every choice, all counted in the
+// usage). A request that offers a function tool (and does not set tool_choice to none) is answered
+// with a call of the first one, its arguments {"text": "<tokens>"} streamed a token at a time.
+//
 // Every LLM answer echoes what the request asked for in X-Fakellm-Model, X-Fakellm-System (the
 // first system prompt, percent-encoded where not printable ASCII), X-Fakellm-Temperature and
 // X-Fakellm-Max-Tokens, and says who answered in X-Aviary-Upstream (--name), so a test can see

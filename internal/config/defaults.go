@@ -204,6 +204,9 @@ func (c *Config) applyDefaults() {
 		setString(&o.ServiceName, "aviary")
 	}
 	setInt(&c.LLM.FeedbackEntries, DefaultFeedbackEntries)
+	if c.LLM.FeedbackScores == nil {
+		c.LLM.FeedbackScores = DefaultFeedbackScores()
+	}
 	for i := range c.Analysis.Templates {
 		c.Analysis.Templates[i].applyDefaults()
 	}

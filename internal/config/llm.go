@@ -68,10 +68,22 @@ type LLMSettings struct {
 	FeedbackWindow Duration `yaml:"feedbackWindow" json:"feedbackWindow,omitempty"`
 	// FeedbackEntries bounds the request ids remembered for the join.
 	FeedbackEntries int `yaml:"feedbackEntries" json:"feedbackEntries,omitempty"`
+	// FeedbackScores is the range feedback scores must fall in (default 0..1); a score outside it
+	// is refused (400). Not below 0: the judge compares means by their ratio.
+	FeedbackScores *ScoreRange `yaml:"feedbackScores" json:"feedbackScores,omitempty"`
 	// Models are model names shown as themselves in the metrics' model labels, besides the price
 	// table's and the versions' rewrites; any other name a client asks for is shown as "other".
 	Models []string `yaml:"models" json:"models,omitempty"`
 }
+
+// ScoreRange is a closed range of scores.
+type ScoreRange struct {
+	Min float64 `yaml:"min" json:"min"`
+	Max float64 `yaml:"max" json:"max"`
+}
+
+// DefaultFeedbackScores is the range of feedback scores when the config sets none.
+func DefaultFeedbackScores() *ScoreRange { return &ScoreRange{Min: 0, Max: 1} }
 
 // Telemetry exports LLM traffic as OpenTelemetry spans and metrics (GenAI conventions).
 type Telemetry struct {

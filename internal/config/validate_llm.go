@@ -39,6 +39,13 @@ func (v *validator) llmSettings(l *LLMSettings) {
 		}
 		known[m] = true
 	}
+	if r := l.FeedbackScores; r != nil {
+		finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+		if !finite(r.Min) || !finite(r.Max) || r.Min < 0 || r.Min >= r.Max {
+			v.addf("llm.feedbackScores", "min %g and max %g must be finite numbers with 0 <= min < max "+
+				"(the judge compares mean scores by their ratio); e.g. {min: 1, max: 5} for five stars", r.Min, r.Max)
+		}
+	}
 	v.positive("llm.feedbackWindow", l.FeedbackWindow)
 	if l.FeedbackEntries < 1 {
 		v.addf("llm.feedbackEntries", "%d must be at least 1", l.FeedbackEntries)

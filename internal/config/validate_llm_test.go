@@ -59,6 +59,15 @@ services:
 	}
 }
 
+func TestFeedbackScoresRangeIsChecked(t *testing.T) {
+	parseErrors(t, "llm: {feedbackScores: {min: 5, max: 1}}\n", "llm.feedbackScores: min 5 and max 1 must be finite numbers with 0 <= min < max")
+	parseErrors(t, "llm: {feedbackScores: {min: -1, max: 1}}\n", "llm.feedbackScores: min -1 and max 1")
+	c, err := Parse(nil)
+	if err != nil || *c.LLM.FeedbackScores != (ScoreRange{Min: 0, Max: 1}) {
+		t.Errorf("default feedback scores: %+v, %v; want 0..1", c.LLM.FeedbackScores, err)
+	}
+}
+
 func TestLLMOversizedIsChecked(t *testing.T) {
 	parseErrors(t, `
 services:

@@ -37,14 +37,34 @@ func anthropicUsage(u usage) map[string]any {
 }
 
 func stopReason(p *plan) string {
-	if p.truncated {
+	switch {
+	case p.truncated:
 		return "max_tokens"
+	case p.tool != "":
+		return "tool_use"
 	}
 	return "end_turn"
 }
 
+// block is the answer's one content block: text, or a use of the tool (input empty while it
+// streams, as the API starts it).
+func block(p *plan, whole bool) map[string]any {
+	if p.tool == "" {
+		text := ""
+		if whole {
+			text = p.text()
+		}
+		return textBlock(text)
+	}
+	input := map[string]any{}
+	if whole {
+		input["text"] = p.text()
+	}
+	return map[string]any{"type": "tool_use", "id": "toolu_" + p.id, "name": p.tool, "input": input}
+}
+
 func (messagesAPI) writeJSON(w http.ResponseWriter, p *plan) {
-	m := anthropicMessage(p, []any{textBlock(p.text())}, anthropicUsage(p.usage))
+	m := anthropicMessage(p, []any{block(p, true)}, anthropicUsage(p.usage))
 	m["stop_reason"] = stopReason(p)
 	writeJSON(w, http.StatusOK, m)
 }
@@ -75,7 +95,7 @@ func (a messagesAPI) open(e *events, p *plan) {
 	u := anthropicUsage(p.usage)
 	u["output_tokens"] = 1
 	a.send(e, "message_start", map[string]any{"message": anthropicMessage(p, []any{}, u)})
-	a.send(e, "content_block_start", map[string]any{"index": 0, "content_block": textBlock("")})
+	a.send(e, "content_block_start", map[string]any{"index": 0, "content_block": block(p, false)})
 	a.send(e, "ping", map[string]any{})
 }
 
@@ -83,10 +103,11 @@ func (a messagesAPI) delta(e *events, p *plan, i int) {
 	if i > 0 && i%pingEvery == 0 {
 		a.send(e, "ping", map[string]any{})
 	}
-	a.send(e, "content_block_delta", map[string]any{
-		"index": 0,
-		"delta": map[string]any{"type": "text_delta", "text": p.tokens[i]},
-	})
+	delta := map[string]any{"type": "text_delta", "text": p.tokens[i]}
+	if p.tool != "" {
+		delta = map[string]any{"type": "input_json_delta", "partial_json": p.piece(i)}
+	}
+	a.send(e, "content_block_delta", map[string]any{"index": 0, "delta": delta})
 }
 
 func (a messagesAPI) finish(e *events, p *plan) {

@@ -72,6 +72,8 @@ type Options struct {
 	// JSON and stream alike, whatever the request's Accept-Encoding says, as some servers do; ""
 	// sends plain answers.
 	Compress string
+	// Clock paces the answers; nil is the real time.
+	Clock Clock
 }
 
 // StampPrefix starts the stamp in a stream's first content chunk (see Options.Stamp).
@@ -108,7 +110,7 @@ func (o Options) Validate() error {
 	share("MidStreamErrorRate", o.MidStreamErrorRate)
 	share("Quality", o.Quality)
 	if !validCoding(o.Compress) {
-		errs = append(errs, fmt.Errorf("Compress: %q is not a coding; must be one of %v, or empty", o.Compress, Codings))
+		errs = append(errs, fmt.Errorf("%s: %q is not a coding; must be one of %v, or empty", "Compress", o.Compress, Codings))
 	}
 	return errors.Join(errs...)
 }
@@ -119,6 +121,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.InputTokensPerChar == 0 {
 		o.InputTokensPerChar = DefaultInputTokensPerChar
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 	return o
 }

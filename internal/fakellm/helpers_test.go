@@ -9,11 +9,58 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"aviary.dev/aviary/internal/fakellm"
 )
+
+// fakeClock is a fakellm.Clock whose time moves only when the server sleeps, by as much as it
+// sleeps, so that a test reads the pace the server keeps from the times it woke at. With a gate,
+// every sleep first waits for the test to close it.
+type fakeClock struct {
+	mu         sync.Mutex
+	start, now time.Time
+	wakes      []time.Duration // when each sleep ended, from the start
+	gate       chan struct{}
+}
+
+func newFakeClock(gated bool) *fakeClock {
+	c := &fakeClock{start: time.Unix(1_700_000_000, 0)}
+	c.now = c.start
+	if gated {
+		c.gate = make(chan struct{})
+	}
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) bool {
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.wakes = append(c.wakes, c.now.Sub(c.start))
+	return true
+}
+
+func (c *fakeClock) woke() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.wakes...)
+}
 
 func serve(t *testing.T, o fakellm.Options) *httptest.Server {
 	t.Helper()

@@ -50,10 +50,22 @@ func chatUsageOf(u usage) *chatUsage {
 }
 
 func chatFinish(p *plan) string {
-	if p.truncated {
+	switch {
+	case p.truncated:
 		return "length"
+	case p.tool != "":
+		return "tool_calls"
 	}
 	return "stop"
+}
+
+// chatMessage is a whole answer: text, or a call of the tool.
+func chatMessage(p *plan) map[string]any {
+	if p.tool == "" {
+		return map[string]any{"role": "assistant", "content": p.text(), "refusal": nil}
+	}
+	return map[string]any{"role": "assistant", "content": nil, "refusal": nil, "tool_calls": []any{map[string]any{
+		"id": p.callID(), "type": "function", "function": map[string]any{"name": p.tool, "arguments": p.arguments()}}}}
 }
 
 func (chatAPI) parse(body []byte) (request, error) { return parseChat(body) }
@@ -68,14 +80,17 @@ func (chatAPI) writeJSON(w http.ResponseWriter, p *plan) {
 		"object":  "chat.completion",
 		"created": p.created.Unix(),
 		"model":   p.model,
-		"choices": []any{map[string]any{
-			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": p.text(), "refusal": nil},
-			"logprobs":      nil,
-			"finish_reason": chatFinish(p),
-		}},
-		"usage": chatUsageOf(p.usage),
+		"choices": chatChoices(p),
+		"usage":   chatUsageOf(p.usage),
 	})
+}
+
+func chatChoices(p *plan) []any {
+	out := make([]any, p.choices)
+	for k := range out {
+		out[k] = map[string]any{"index": k, "message": chatMessage(p), "logprobs": nil, "finish_reason": chatFinish(p)}
+	}
+	return out
 }
 
 // chatChunk is one chat.completion.chunk event. Usage is omitted unless the client asked for
@@ -97,8 +112,21 @@ type chatChoice struct {
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string         `json:"role,omitempty"`
+	Content   *string        `json:"content,omitempty"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
+}
+
+type chatToolCall struct {
+	Index    int          `json:"index"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 var jsonNull = json.RawMessage("null")
@@ -111,18 +139,37 @@ func chatChunkOf(p *plan, choices ...chatChoice) chatChunk {
 	return c
 }
 
+// open sends each choice's role chunk; a tool call's names the tool.
 func (chatAPI) open(e *events, p *plan) {
-	empty := ""
-	e.send("", chatChunkOf(p, chatChoice{Delta: chatDelta{Role: "assistant", Content: &empty}}))
+	for k := range p.choices {
+		d := chatDelta{Role: "assistant"}
+		if p.tool == "" {
+			empty := ""
+			d.Content = &empty
+		} else {
+			d.ToolCalls = []chatToolCall{{ID: p.callID(), Type: "function", Function: chatFunction{Name: p.tool}}}
+		}
+		e.send("", chatChunkOf(p, chatChoice{Index: k, Delta: d}))
+	}
 }
 
+// delta sends token i of every choice, a chunk each, as the API does for n > 1.
 func (chatAPI) delta(e *events, p *plan, i int) {
-	e.send("", chatChunkOf(p, chatChoice{Delta: chatDelta{Content: &p.tokens[i]}}))
+	piece := p.piece(i)
+	for k := range p.choices {
+		d := chatDelta{Content: &piece}
+		if p.tool != "" {
+			d = chatDelta{ToolCalls: []chatToolCall{{Function: chatFunction{Arguments: piece}}}}
+		}
+		e.send("", chatChunkOf(p, chatChoice{Index: k, Delta: d}))
+	}
 }
 
 func (chatAPI) finish(e *events, p *plan) {
 	reason := chatFinish(p)
-	e.send("", chatChunkOf(p, chatChoice{FinishReason: &reason}))
+	for k := range p.choices {
+		e.send("", chatChunkOf(p, chatChoice{Index: k, FinishReason: &reason}))
+	}
 	if p.includeUsage {
 		c := chatChunkOf(p)
 		c.Choices, c.Usage = []chatChoice{}, chatUsageOf(p.usage)
@@ -174,7 +221,7 @@ func (responsesAPI) final(p *plan) map[string]any {
 	if p.truncated {
 		status = "incomplete"
 	}
-	r := responseObject(p, status, []any{outputMessage(p, p.text(), status)})
+	r := responseObject(p, status, []any{outputItem(p, p.text(), status)})
 	r["usage"] = responsesUsageOf(p.usage)
 	if p.truncated {
 		r["incomplete_details"] = map[string]any{"reason": "max_output_tokens"}
@@ -204,6 +251,19 @@ func outputMessage(p *plan, text, status string) map[string]any {
 	return map[string]any{"type": "message", "id": "msg_" + p.id, "status": status, "role": "assistant", "content": content}
 }
 
+// outputItem is the answer's one output item: a message, or a call of the tool.
+func outputItem(p *plan, text, status string) map[string]any {
+	if p.tool == "" {
+		return outputMessage(p, text, status)
+	}
+	args := ""
+	if status != "in_progress" {
+		args = argsOpen + text + argsClose
+	}
+	return map[string]any{"type": "function_call", "id": "fc_" + p.id, "call_id": p.callID(), "name": p.tool,
+		"arguments": args, "status": status}
+}
+
 func outputText(text string) map[string]any {
 	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}}
 }
@@ -228,18 +288,28 @@ func part(p *plan, fields map[string]any) map[string]any {
 func (a responsesAPI) open(e *events, p *plan) {
 	a.send(e, "response.created", map[string]any{"response": responseObject(p, "in_progress", []any{})})
 	a.send(e, "response.in_progress", map[string]any{"response": responseObject(p, "in_progress", []any{})})
-	a.send(e, "response.output_item.added", map[string]any{"output_index": 0, "item": outputMessage(p, "", "in_progress")})
-	a.send(e, "response.content_part.added", part(p, map[string]any{"part": outputText("")}))
+	a.send(e, "response.output_item.added", map[string]any{"output_index": 0, "item": outputItem(p, "", "in_progress")})
+	if p.tool == "" {
+		a.send(e, "response.content_part.added", part(p, map[string]any{"part": outputText("")}))
+	}
 }
 
 func (a responsesAPI) delta(e *events, p *plan, i int) {
+	if p.tool != "" {
+		a.send(e, "response.function_call_arguments.delta", map[string]any{"item_id": "fc_" + p.id, "output_index": 0, "delta": p.piece(i)})
+		return
+	}
 	a.send(e, "response.output_text.delta", part(p, map[string]any{"delta": p.tokens[i], "logprobs": []any{}}))
 }
 
 func (a responsesAPI) finish(e *events, p *plan) {
 	text := p.text()
-	a.send(e, "response.output_text.done", part(p, map[string]any{"text": text, "logprobs": []any{}}))
-	a.send(e, "response.content_part.done", part(p, map[string]any{"part": outputText(text)}))
+	if p.tool != "" {
+		a.send(e, "response.function_call_arguments.done", map[string]any{"item_id": "fc_" + p.id, "output_index": 0, "arguments": p.arguments()})
+	} else {
+		a.send(e, "response.output_text.done", part(p, map[string]any{"text": text, "logprobs": []any{}}))
+		a.send(e, "response.content_part.done", part(p, map[string]any{"part": outputText(text)}))
+	}
 	final := a.final(p)
 	a.send(e, "response.output_item.done", map[string]any{"output_index": 0, "item": final["output"].([]any)[0]})
 	typ := "response.completed"
@@ -251,7 +321,7 @@ func (a responsesAPI) finish(e *events, p *plan) {
 
 // fail ends the stream with response.failed, carrying the text and usage so far.
 func (a responsesAPI) fail(e *events, p *plan, sent int) {
-	r := responseObject(p, "failed", []any{outputMessage(p, p.sent(sent), "incomplete")})
+	r := responseObject(p, "failed", []any{outputItem(p, p.sent(sent), "incomplete")})
 	r["error"] = map[string]any{"code": "server_error", "message": midStreamMessage(sent)}
 	r["usage"] = responsesUsageOf(p.sentUsage(sent))
 	a.send(e, "response.failed", map[string]any{"response": r})

@@ -22,6 +22,12 @@ type plan struct {
 	failAt       int
 	includeUsage bool
 	usage        usage
+	// choices is how many answers a chat request asked for (n); each is the same tokens, sent
+	// chunk by chunk side by side, and each counts in the output tokens.
+	choices int
+	// tool, when set, is the tool the answer calls: the tokens are the call's JSON arguments,
+	// {"text":"<tokens>"}, streamed piece by piece, instead of text.
+	tool string
 }
 
 // usage counts tokens the OpenAI way: input includes cached, output includes reasoning. The
@@ -44,10 +50,12 @@ func (s *server) newPlan(n int64, r request, midStreamError bool) *plan {
 	count := s.o.OutputTokens
 	p := &plan{
 		id:           fmt.Sprintf("%016x", rng.Uint64()),
-		created:      time.Now(),
+		created:      s.o.Clock.Now(),
 		model:        cmp.Or(s.o.Model, r.model),
 		failAt:       -1,
 		includeUsage: r.includeUsage,
+		choices:      max(r.choices, 1),
+		tool:         r.tool,
 	}
 	if r.maxTokens > 0 && r.maxTokens < count {
 		count, p.truncated = r.maxTokens, true
@@ -66,7 +74,7 @@ func (s *server) newPlan(n int64, r request, midStreamError bool) *plan {
 	p.usage = usage{
 		input:     max(input, s.o.CachedInputTokens),
 		cached:    s.o.CachedInputTokens,
-		output:    count + s.o.ReasoningTokens,
+		output:    count*p.choices + s.o.ReasoningTokens,
 		reasoning: s.o.ReasoningTokens,
 	}
 	return p
@@ -80,6 +88,31 @@ func (p *plan) sent(n int) string { return strings.Join(p.tokens[:n], "") }
 // sentUsage is the usage of a stream cut off after sent tokens.
 func (p *plan) sentUsage(sent int) usage {
 	u := p.usage
-	u.output = sent + u.reasoning
+	u.output = sent*p.choices + u.reasoning
 	return u
 }
+
+// Tool call arguments wrap the tokens in a JSON object.
+const argsOpen, argsClose = `{"text":"`, `"}`
+
+// piece is what the stream sends for token i: the token, or for a tool call the piece of its
+// arguments (the first opens the object, the last closes it).
+func (p *plan) piece(i int) string {
+	if p.tool == "" {
+		return p.tokens[i]
+	}
+	s := p.tokens[i]
+	if i == 0 {
+		s = argsOpen + s
+	}
+	if i == len(p.tokens)-1 {
+		s += argsClose
+	}
+	return s
+}
+
+// arguments are a tool call's whole arguments.
+func (p *plan) arguments() string { return argsOpen + p.text() + argsClose }
+
+// callID names the tool call.
+func (p *plan) callID() string { return "call_" + p.id }

@@ -18,8 +18,10 @@ type request struct {
 	temperature  *float64
 	maxTokens    int // 0: not limited by the request
 	stream       bool
-	includeUsage bool // OpenAI Chat: stream_options.include_usage
-	promptChars  int  // characters of text in the prompt, system prompt included
+	includeUsage bool   // OpenAI Chat: stream_options.include_usage
+	promptChars  int    // characters of text in the prompt, system prompt included
+	choices      int    // OpenAI Chat: n, how many answers (1 when absent)
+	tool         string // the tool the answer calls: the first function tool offered, unless tool_choice is none
 }
 
 // maxBodyBytes bounds a request body; prompts in tests are far smaller.
@@ -46,6 +48,14 @@ func parseChat(body []byte) (request, error) {
 		Temperature         *float64 `json:"temperature"`
 		MaxTokens           *int     `json:"max_tokens"`
 		MaxCompletionTokens *int     `json:"max_completion_tokens"`
+		N                   *int     `json:"n"`
+		Tools               []struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		} `json:"tools"`
+		ToolChoice json.RawMessage `json:"tool_choice"`
 	}
 	if err := decode(body, &b); err != nil {
 		return request{}, err
@@ -53,7 +63,18 @@ func parseChat(body []byte) (request, error) {
 	if len(b.Messages) == 0 {
 		return request{}, errors.New("messages: required, and must not be empty")
 	}
-	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream}
+	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream, choices: 1}
+	if b.N != nil {
+		if *b.N < 1 || *b.N > maxChoices {
+			return request{}, fmt.Errorf("n: %d must be 1..%d", *b.N, maxChoices)
+		}
+		r.choices = *b.N
+	}
+	for _, t := range b.Tools {
+		if t.Type == "function" && t.Function.Name != "" && r.tool == "" && !noTool(b.ToolChoice) {
+			r.tool = t.Function.Name
+		}
+	}
 	r.includeUsage = b.StreamOptions != nil && b.StreamOptions.IncludeUsage
 	r.system, r.promptChars = fromMessages(b.Messages)
 	// max_completion_tokens replaced max_tokens; a request carrying both means the newer one.
@@ -77,11 +98,21 @@ func parseResponses(body []byte) (request, error) {
 		Stream          bool            `json:"stream"`
 		Temperature     *float64        `json:"temperature"`
 		MaxOutputTokens *int            `json:"max_output_tokens"`
+		Tools           []struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		} `json:"tools"`
+		ToolChoice json.RawMessage `json:"tool_choice"`
 	}
 	if err := decode(body, &b); err != nil {
 		return request{}, err
 	}
-	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream}
+	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream, choices: 1}
+	for _, t := range b.Tools {
+		if t.Type == "function" && t.Name != "" && r.tool == "" && !noTool(b.ToolChoice) {
+			r.tool = t.Name
+		}
+	}
 	var err error
 	if r.maxTokens, err = limit("max_output_tokens", b.MaxOutputTokens); err != nil {
 		return request{}, err
@@ -112,6 +143,12 @@ func parseMessages(body []byte) (request, error) {
 		Stream      bool            `json:"stream"`
 		Temperature *float64        `json:"temperature"`
 		MaxTokens   *int            `json:"max_tokens"`
+		Tools       []struct {
+			Name string `json:"name"`
+		} `json:"tools"`
+		ToolChoice *struct {
+			Type string `json:"type"`
+		} `json:"tool_choice"`
 	}
 	if err := decode(body, &b); err != nil {
 		return request{}, err
@@ -124,7 +161,10 @@ func parseMessages(body []byte) (request, error) {
 	if b.MaxTokens == nil {
 		return request{}, errors.New("max_tokens: required by the Messages API")
 	}
-	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream}
+	r := request{model: b.Model, temperature: b.Temperature, stream: b.Stream, choices: 1}
+	if len(b.Tools) > 0 && b.Tools[0].Name != "" && (b.ToolChoice == nil || b.ToolChoice.Type != "none") {
+		r.tool = b.Tools[0].Name
+	}
 	var err error
 	if r.maxTokens, err = limit("max_tokens", b.MaxTokens); err != nil {
 		return request{}, err
@@ -136,6 +176,15 @@ func parseMessages(body []byte) (request, error) {
 		r.promptChars += utf8.RuneCountInString(sys)
 	}
 	return r, r.check()
+}
+
+// maxChoices bounds n: the fake plans every answer before it writes one.
+const maxChoices = 16
+
+// noTool reports whether an OpenAI tool_choice forbids calling a tool.
+func noTool(choice json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(choice, &s) == nil && s == "none"
 }
 
 func decode(body []byte, v any) error {

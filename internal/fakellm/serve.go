@@ -31,7 +31,7 @@ type api interface {
 // as JSON, or stream it, as Options decide.
 func (s *server) llm(path string, a api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := s.o.Clock.Now()
 		if s.o.Compress != "" {
 			cw := &compressWriter{ResponseWriter: w, coding: s.o.Compress}
 			defer cw.close()
@@ -57,8 +57,7 @@ func (s *server) llm(path string, a api) http.Handler {
 			a.writeError(w, http.StatusInternalServerError, "fakellm: injected server error (ErrorRate)")
 			return
 		}
-		pace := pacer{ctx: r.Context(), start: start}
-		defer pace.stop()
+		pace := pacer{ctx: r.Context(), start: start, clock: s.o.Clock}
 		if !req.stream {
 			p := s.newPlan(n, req, false)
 			// A JSON answer arrives when a stream's last token would have.
@@ -100,7 +99,7 @@ func (s *server) stream(w http.ResponseWriter, a api, p *plan, pace *pacer) stre
 			return streamFailed
 		}
 		if i == 0 && s.o.Stamp {
-			p.tokens[0] = marker(s.o.Quality) + " " + StampPrefix + strconv.FormatInt(time.Now().UnixNano(), 10) + " "
+			p.tokens[0] = marker(s.o.Quality) + " " + StampPrefix + strconv.FormatInt(s.o.Clock.Now().UnixNano(), 10) + " "
 		}
 		a.delta(e, p, i)
 	}
@@ -123,32 +122,16 @@ func (s *server) due(i int) time.Duration { return s.o.TTFT + time.Duration(i)*s
 type pacer struct {
 	ctx   context.Context
 	start time.Time
-	timer *time.Timer
+	clock Clock
 }
 
 // wait reports false if the client went away before at.
 func (p *pacer) wait(at time.Duration) bool {
-	d := time.Until(p.start.Add(at))
+	d := p.start.Add(at).Sub(p.clock.Now())
 	if d <= 0 {
 		return p.ctx.Err() == nil
 	}
-	if p.timer == nil {
-		p.timer = time.NewTimer(d)
-	} else {
-		p.timer.Reset(d)
-	}
-	select {
-	case <-p.ctx.Done():
-		return false
-	case <-p.timer.C:
-		return true
-	}
-}
-
-func (p *pacer) stop() {
-	if p.timer != nil {
-		p.timer.Stop()
-	}
+	return p.clock.Sleep(p.ctx, d)
 }
 
 // events writes server-sent events, flushing each one so the client gets it at once. After the

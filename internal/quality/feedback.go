@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"aviary.dev/aviary/internal/config"
 )
 
 // Feedback is a late signal about one response: a score, a label, or both. It is what
@@ -24,13 +26,13 @@ var (
 )
 
 // Feedback credits f to the version that served its request, and returns that service and
-// version. A score may be any finite number (the scale is the user's: 0..1, 1..5, -1/+1); the
-// analyzer compares versions on the same scale.
+// version. A score must fall in the configured range (llm.feedbackScores, 0..1 by default; the
+// scale is the user's, 1..5 for stars); the analyzer compares versions on the same scale.
 //
 // The same request may get feedback more than once (a thumbs-up, then a score from a review);
-// each is counted.
+// each is counted, so a client that retries a feedback it already sent counts it twice.
 func (q *Quality) Feedback(f Feedback) (service, version string, err error) {
-	if err := f.validate(); err != nil {
+	if err := f.validate(*q.scores.Load()); err != nil {
 		q.metrics.feedback.WithLabelValues("", "", resultInvalid).Inc()
 		return "", "", err
 	}
@@ -61,7 +63,7 @@ func (q *Quality) Feedback(f Feedback) (service, version string, err error) {
 // not imported: the gateway will depend on this package).
 const requestIDHeader = "X-Aviary-Request-Id"
 
-func (f Feedback) validate() error {
+func (f Feedback) validate(scores config.ScoreRange) error {
 	switch {
 	case f.RequestID == "":
 		return fmt.Errorf("%w: requestId is required: the %s header of the response", ErrInvalid, requestIDHeader)
@@ -72,6 +74,9 @@ func (f Feedback) validate() error {
 		return fmt.Errorf("%w: give a score (a number), a label, or both", ErrInvalid)
 	case f.Score != nil && (math.IsNaN(*f.Score) || math.IsInf(*f.Score, 0)):
 		return fmt.Errorf("%w: score %v is not a finite number", ErrInvalid, *f.Score)
+	case f.Score != nil && (*f.Score < scores.Min || *f.Score > scores.Max):
+		return fmt.Errorf("%w: score %v is outside %g..%g (llm.feedbackScores); send a score on that scale, or change the range",
+			ErrInvalid, *f.Score, scores.Min, scores.Max)
 	case f.Label != "" && !validName(f.Label):
 		return fmt.Errorf("%w: label must be UTF-8 text of at most %d bytes", ErrInvalid, MaxNameBytes)
 	}

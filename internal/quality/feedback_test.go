@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/internal/config"
 )
 
 func TestFeedbackJoinsTheVersionThatServed(t *testing.T) {
@@ -166,6 +168,8 @@ func TestFeedbackInvalid(t *testing.T) {
 		{"infinite", Feedback{RequestID: "r1", Score: ptr(math.Inf(-1))}, "not a finite number"},
 		{"label too long", Feedback{RequestID: "r1", Label: strings.Repeat("l", MaxNameBytes+1)}, "at most 64 bytes"},
 		{"label not UTF-8", Feedback{RequestID: "r1", Label: "\xff"}, "UTF-8"},
+		{"score over the range", Feedback{RequestID: "r1", Score: ptr(1e300)}, "score 1e+300 is outside 0..1 (llm.feedbackScores)"},
+		{"score under the range", Feedback{RequestID: "r1", Score: ptr(-1.0)}, "outside 0..1"},
 	} {
 		_, _, err := h.Feedback(tc.f)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -175,8 +179,21 @@ func TestFeedbackInvalid(t *testing.T) {
 	if got := h.Totals("chat", "v1"); len(got) != 0 {
 		t.Errorf("invalid feedback recorded: %v", got)
 	}
-	if got := h.feedbackCount("", "", resultInvalid); got != 7 {
-		t.Errorf("aviary_feedback_total{invalid} = %v; want 7", got)
+	if got := h.feedbackCount("", "", resultInvalid); got != 9 {
+		t.Errorf("aviary_feedback_total{invalid} = %v; want 9", got)
+	}
+}
+
+// A configured range admits its own scale.
+func TestFeedbackScoresInTheConfiguredRange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{Scores: &config.ScoreRange{Min: 1, Max: 5}})
+	h.serve("r1", "chat", "v1")
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(5.0)}); err != nil {
+		t.Errorf("5 stars of 1..5: %v", err)
+	}
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(0.5)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("0.5 of 1..5: %v, want refused", err)
 	}
 }
 
@@ -215,5 +232,19 @@ func BenchmarkServed(b *testing.B) {
 	for b.Loop() {
 		q.Served(Served{RequestID: ids[i%len(ids)], Service: "chat", Version: "v1"})
 		i++
+	}
+}
+
+// A reloaded range applies to the next feedback.
+func TestFeedbackScoresRangeChangesOnReload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.serve("r1", "chat", "v1")
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(4.0)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("4 of the default 0..1: %v, want refused", err)
+	}
+	h.SetScores(&config.ScoreRange{Min: 1, Max: 5})
+	if _, _, err := h.Feedback(Feedback{RequestID: "r1", Score: ptr(4.0)}); err != nil {
+		t.Errorf("4 of 1..5 after the reload: %v", err)
 	}
 }

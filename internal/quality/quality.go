@@ -34,6 +34,8 @@ type Options struct {
 	// MaxEntries bounds the request ids remembered for the join; beyond it the oldest is
 	// forgotten first (config.DefaultFeedbackEntries).
 	MaxEntries int
+	// Scores is the range a feedback score must fall in; nil is config.DefaultFeedbackScores.
+	Scores *config.ScoreRange
 	// Evaluators are the services' evaluators, by service name; see SetEvaluators.
 	Evaluators map[string]config.Evaluator
 	// Client posts to evaluators; nil uses a client that ignores proxy settings. Its own Timeout,
@@ -71,6 +73,7 @@ type Quality struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onScore func(service, version string, mirror bool, name string, score float64)
+	scores  atomic.Pointer[config.ScoreRange] // of feedback; SetScores swaps it
 
 	closeGrace, logEvery time.Duration
 
@@ -88,6 +91,16 @@ type Quality struct {
 }
 
 // New returns a Quality that remembers nothing yet; Close stops its evaluations.
+// SetScores replaces the range feedback scores must fall in (on a config reload); nil is
+// config.DefaultFeedbackScores.
+func (q *Quality) SetScores(r *config.ScoreRange) {
+	if r == nil {
+		r = config.DefaultFeedbackScores()
+	}
+	c := *r
+	q.scores.Store(&c)
+}
+
 func New(o Options) *Quality {
 	if o.Window <= 0 {
 		o.Window = config.DefaultFeedbackWindow.Duration
@@ -121,6 +134,7 @@ func New(o Options) *Quality {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	q.SetScores(o.Scores)
 	q.SetEvaluators(o.Evaluators)
 	return q
 }

@@ -67,7 +67,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	if c.tel, err = telemetry.New(context.Background(), telemetryOptions(cfg.Telemetry, log)); err != nil {
 		return fmt.Errorf("telemetry.otlp: %w", err)
 	}
-	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries,
+	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
 		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}})

@@ -85,6 +85,7 @@ func (r *reloader) Reload() api.ReloadResult {
 	}
 	r.llm.SetPrices(cfg.LLM.Prices)
 	r.llm.SetModels(cfg.LLM.Models)
+	r.quality.SetScores(cfg.LLM.FeedbackScores)
 	r.quality.SetEvaluators(evaluators(cfg.Services))
 	res.Accepted = true
 	res.Notes = restartOnly(r.current, cfg)
