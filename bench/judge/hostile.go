@@ -11,6 +11,7 @@ import (
 	"time"
 
 	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
+	aviaryconfig "aviary.dev/aviary/internal/config"
 )
 
 // Hostile cells (issue 10): real traffic is not independent requests. Each cell is a traffic
@@ -36,13 +37,15 @@ type hostile struct {
 	atMargin bool    // the canary's error rate is exactly the margin times the stable's
 	restarts bool    // the judge before restarted each minute (a new analysis step)
 	incident bool    // the stable errs 10% from 30 s to 150 s
+	hang     float64 // share of the canary's requests that hang until the 5-minute timeout
+	sigma    float64 // sigma of log latency (0: 0.5); 1.2 is a heavy tail (p99 16× the median)
+	slower   float64 // the canary's latencies are multiplied by this (0: 1)
 }
 
 const (
 	hBaseEPs   = 4
 	hShare     = 0.1
 	hErr       = 0.005
-	hSlow      = 0.01 // share of requests above the boundary (the stable's p99)
 	hUsers     = 2000
 	hBadShare  = 0.01
 	hBadErr    = 0.30
@@ -50,6 +53,7 @@ const (
 	hClusters  = 16
 	hSegment   = 0.02
 	hSegErr    = 0.02
+	hTimeout   = 300 // seconds a hung request takes to time out
 	hEpisode   = 10
 	hStall     = 3
 	hIncidentA = 30
@@ -74,6 +78,11 @@ func hostileCells() []hostile {
 		{id: 204, name: "+2 pp, error bursts of 3", load: 100, regression: 0.02, burst: 3},
 		{id: 205, name: "+2 pp", load: 10, regression: 0.02},
 		{id: 206, name: "+2 pp", load: 1000, regression: 0.02},
+		{id: 111, name: "A/A, heavy-tailed latency", load: 1000, aa: true, sigma: 1.2},
+		{id: 207, name: "latency +20%, heavy tail", load: 1000, sigma: 1.2, slower: 1.2},
+		{id: 208, name: "latency +20%", load: 100, slower: 1.2},
+		{id: 209, name: "2% of requests hang", load: 100, hang: 0.02},
+		{id: 210, name: "2% of requests hang", load: 1000, hang: 0.02},
 	}
 }
 
@@ -94,11 +103,32 @@ type hWorld struct {
 	clusterN   []int64 // sticky: the stable's cumulative requests per cluster
 	clusterE   []int64 // and errors
 	second     int
-	_          [0]func() // not comparable
+	// probabilities of a request above each boundary: the stable's (by its own p99 and p90), the
+	// canary's against the shipped boundaries (1.1 × those), and the canary's against the p99 itself
+	// (the judge before)
+	base, canary, canaryOld [numTests]float64
+	hungAt                  []int // seconds at which hung canary requests began
 }
 
 func newHWorld(h hostile, r *rand.Rand) *hWorld {
 	w := &hWorld{h: h, r: r, canaryErr: hErr}
+	sigma, slower := h.sigma, h.slower
+	if sigma == 0 {
+		sigma = 0.5
+	}
+	if slower == 0 {
+		slower = 1
+	}
+	shift := math.Log(1 + aviaryconfigSlowdown)
+	for i, q := range [numTests]float64{0, 0.99, 0.9} {
+		if i == testErrors {
+			continue
+		}
+		z := zUpper(1 - q)
+		w.base[i] = 1 - q
+		w.canary[i] = normalSF(z + (shift-math.Log(slower))/sigma)
+		w.canaryOld[i] = normalSF(z - math.Log(slower)/sigma)
+	}
 	if h.atMargin {
 		w.canaryErr = hErr * 1.2
 	}
@@ -120,9 +150,13 @@ func newHWorld(h hostile, r *rand.Rand) *hWorld {
 // hTick is one second: the canary's requests placed by weight, the canary's routed requests, and
 // the stable's.
 type hTick struct {
-	cn, ce, cs int64 // canary, by weight
-	rn, re     int64 // canary, by a route
-	bn, be, bs int64 // stable
+	cn     int64           // canary, by weight
+	ce     [numTests]int64 // its errors and slow requests against the shipped boundaries
+	cold   int64           // its requests above the stable's p99 itself (the judge before)
+	errOld int64           // its errors as the judge before sees them (hung requests only at their timeout)
+	rn, re int64           // canary, by a route
+	bn     int64           // stable
+	be     [numTests]int64
 }
 
 // errorsOf draws the errors of n requests at rate p, in bursts when the cell says so.
@@ -142,25 +176,34 @@ func (w *hWorld) errorsOf(n int64, p float64) int64 {
 	return min(e, n)
 }
 
-// endpoint draws one endpoint's second: requests at rate, errors at p, slow share slow.
-func (w *hWorld) endpoint(i int, rate, p float64) (n, e, s int64) {
+// endpoint draws one endpoint's second: requests at rate, errors at p, and requests above each
+// boundary with the probabilities slow.
+func (w *hWorld) endpoint(i int, rate, p float64, slow [numTests]float64) (n int64, ev [numTests]int64) {
 	if w.h.episodes && w.episode[i] == 0 && w.r.Float64() < 1.0/3600 {
 		w.episode[i] = hEpisode
 	}
 	if w.h.stalls && w.stall[i] == 0 && w.r.Float64() < 1.0/600 {
 		w.stall[i] = hStall
 	}
-	slow := hSlow
+	stalled := false
 	if w.episode[i] > 0 {
 		w.episode[i]--
 		p = 0.5
 	}
 	if w.stall[i] > 0 {
 		w.stall[i]--
-		slow = 0.5
+		stalled = true
 	}
 	n = poisson(w.r, rate)
-	return n, w.errorsOf(n, p), binomial(w.r, n, slow)
+	ev[testErrors] = w.errorsOf(n, p)
+	for t := testSlow99; t < numTests; t++ {
+		q := slow[t]
+		if stalled {
+			q = 0.5 + 0.5*q // half the requests stall: slower than any boundary
+		}
+		ev[t] = binomial(w.r, n, q)
+	}
+	return n, ev
 }
 
 func (w *hWorld) tick(k *hTick) {
@@ -187,10 +230,45 @@ func (w *hWorld) tick(k *hTick) {
 		k.re = w.errorsOf(k.rn, hSegErr)
 	}
 	for i := range hBaseEPs {
-		n, e, s := w.endpoint(i, weighted*(1-hShare)/hBaseEPs, stableErr)
-		k.bn, k.be, k.bs = k.bn+n, k.be+e, k.bs+s
+		n, ev := w.endpoint(i, weighted*(1-hShare)/hBaseEPs, stableErr, w.base)
+		k.bn += n
+		for t := range numTests {
+			k.be[t] += ev[t]
+		}
 	}
-	k.cn, k.ce, k.cs = w.endpoint(hBaseEPs, weighted*hShare, canaryErr)
+	k.cn, k.ce = w.endpoint(hBaseEPs, weighted*hShare, canaryErr, w.canary)
+	// The judge before counted the canary's slow requests against the stable's p99 itself: the
+	// same requests, so drawn as those above the shipped boundary plus those in between.
+	between := max(0, w.canaryOld[testSlow99]-w.canary[testSlow99]) / max(1e-12, 1-w.canary[testSlow99])
+	k.cold = k.ce[testSlow99] + binomial(w.r, k.cn-k.ce[testSlow99], between)
+	k.errOld = k.ce[testErrors]
+	w.hangs(k)
+}
+
+// hangs draws the canary's requests that hang: they never end, so the judge now counts them as
+// slow once their start slot has passed (Series.Pending, within a batch), while the judge before
+// saw them only at their timeout, as slow errors.
+func (w *hWorld) hangs(k *hTick) {
+	if w.h.hang == 0 {
+		return
+	}
+	h := binomial(w.r, k.cn, w.h.hang)
+	k.cn -= h // they have not ended: not among this second's requests
+	for range h {
+		w.hungAt = append(w.hungAt, w.second)
+	}
+	for _, at := range w.hungAt {
+		switch w.second - at {
+		case batchSeconds: // counted as in flight past the boundary
+			k.cn++
+			for t := testSlow99; t < numTests; t++ {
+				k.ce[t]++
+			}
+		case hTimeout: // the judge before: ends as a 504
+			k.errOld++
+			k.cold++
+		}
+	}
 }
 
 // stickyTick draws a second of sticky users: each version's normal and bad users, the stable's by
@@ -200,8 +278,11 @@ func (w *hWorld) stickyTick(k *hTick, stableErr, canaryErr float64) {
 	users := float64(hUsers) * hShare
 	n := poisson(w.r, (users-float64(w.badCanary))*perUser)
 	nb := poisson(w.r, float64(w.badCanary)*perUser)
-	k.cn, k.ce = n+nb, binomial(w.r, n, canaryErr)+binomial(w.r, nb, min(1, hBadErr+canaryErr-hErr))
-	k.cs = binomial(w.r, k.cn, hSlow)
+	k.cn, k.ce[testErrors] = n+nb, binomial(w.r, n, canaryErr)+binomial(w.r, nb, min(1, hBadErr+canaryErr-hErr))
+	for t := testSlow99; t < numTests; t++ {
+		k.ce[t] = binomial(w.r, k.cn, w.canary[t])
+	}
+	k.cold, k.errOld = k.ce[testSlow99], k.ce[testErrors]
 	perCluster := float64(hUsers) * (1 - hShare) / hClusters
 	for c := range hClusters {
 		n := poisson(w.r, (perCluster-float64(w.badCluster[c]))*perUser)
@@ -209,27 +290,34 @@ func (w *hWorld) stickyTick(k *hTick, stableErr, canaryErr float64) {
 		e := binomial(w.r, n, stableErr) + binomial(w.r, nb, hBadErr)
 		w.clusterN[c] += n + nb
 		w.clusterE[c] += e
-		k.bn, k.be = k.bn+n+nb, k.be+e
+		k.bn, k.be[testErrors] = k.bn+n+nb, k.be[testErrors]+e
 	}
-	k.bs = binomial(w.r, k.bn, hSlow)
+	for t := testSlow99; t < numTests; t++ {
+		k.be[t] = binomial(w.r, k.bn, w.base[t])
+	}
 }
 
 // warmup feeds the dispersion estimates the stable's 30 batches before the canary starts: the
 // same traffic with the canary's share served by the stable, and episodes and stalls of its own.
-func (w *hWorld) warmup(errs, slow *aviaryjudge.Dispersion) {
-	saved := w.second
-	w.second = -hSeconds // before any incident or regression
+func (w *hWorld) warmup(c *counts) {
+	saved, hang := w.second, w.h.hang
+	w.second, w.h.hang = -hSeconds, 0 // before any incident, regression or hang
 	var k hTick
 	for range 30 {
-		var n, e, s int64
+		var n int64
+		var e [numTests]int64
 		for range batchSeconds {
 			w.tick(&k)
-			n, e, s = n+k.bn+k.cn+k.rn, e+k.be+k.ce+k.re, s+k.bs+k.cs
+			n += k.bn
+			for t := range numTests {
+				e[t] += k.be[t]
+			}
 		}
-		errs.ObserveBatch(n, e)
-		slow.ObserveBatch(n, s)
+		for t := range numTests {
+			c.disp[t].ObserveBatch(n, e[t])
+		}
 	}
-	w.second = saved
+	w.second, w.h.hang = saved, hang
 	w.episode, w.stall = [5]int{}, [5]int{}
 }
 
@@ -238,6 +326,12 @@ func (w *hWorld) warmup(errs, slow *aviaryjudge.Dispersion) {
 type before struct {
 	logLR [2][]float64
 }
+
+// The shipped settings the hostile cells use.
+var (
+	aviaryconfigSlowdown      = aviaryconfig.DefaultSlowdown
+	aviaryconfigLatencyMargin = aviaryconfig.DefaultLatencyMargin // the judge before: 1.8 on the share above the stable's p99
+)
 
 var beforeRatios = []float64{1.25, 1.6, 2, 3, 5, 8, 13, 25}
 
@@ -280,26 +374,25 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 	var k hTick
 	// Five minutes before the canary starts, the stable serves everything; the analysis reads
 	// its slots from then (as it reads the latency boundary) to know the stable's dispersion.
-	w.warmup(c.errDisp, c.slowDisp)
+	w.warmup(&c)
 	for t := int32(1); t <= hSeconds; t++ {
 		w.tick(&k)
 		if h.restarts && t%60 == 1 {
 			b.reset()
 		}
-		c.look(t, k.cn, k.ce, k.cs, k.bn, k.be, k.bs)
+		c.look(t, k.cn, k.ce, k.bn, k.be)
 		if h.sticky {
-			c.errDisp.SetUnits(w.clusterN, w.clusterE)
+			c.disp[testErrors].SetUnits(w.clusterN, w.clusterE)
 		}
-		if out.aviary < 0 && (c.errs.Rejected() || c.slow.Rejected()) {
+		if out.aviary < 0 && c.rejected() {
 			out.aviary = t
 		}
-		e1 := b.observe(0, m.errMargin, k.cn+k.rn, k.ce+k.re, k.bn, k.be)
-		e2 := b.observe(1, m.latMargin, k.cn+k.rn, k.cs, k.bn, k.bs)
+		e1 := b.observe(0, m.errMargin, k.cn+k.rn, k.errOld+k.re, k.bn, k.be[testErrors])
+		e2 := b.observe(1, aviaryconfigLatencyMargin, k.cn+k.rn, k.cold, k.bn, k.be[testSlow99])
 		if out.before < 0 && (e1 || e2) {
 			out.before = t
 		}
-		if out.pass < 0 && out.aviary < 0 && t >= 30 && c.errs.CanaryN >= 200 &&
-			c.errs.RuledOut(hErrEffect, alpha/2).Safe && c.slow.RuledOut(hSlowEffect, alpha/2).Safe {
+		if out.pass < 0 && out.aviary < 0 && t >= 30 && c.tests[testErrors].CanaryN >= 200 && c.safe() {
 			out.pass = t
 		}
 		if out.aviary >= 0 && out.before >= 0 {
@@ -307,6 +400,20 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 		}
 	}
 	return out
+}
+
+// safe is the rule for a pass: every test's detectable effect ruled out at its alpha.
+func (c *counts) safe() bool {
+	for i, t := range c.tests {
+		e := hSlowEffect
+		if i == testErrors {
+			e = hErrEffect
+		}
+		if !t.RuledOut(e, t.Alpha).Safe {
+			return false
+		}
+	}
+	return true
 }
 
 func hostileCell(h hostile, m model, runs, workers int, seed uint64) []hRun {
@@ -334,7 +441,7 @@ func runHostile(c config, stdout, progress io.Writer) (string, error) {
 	m := c.model()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Judge benchmark on hostile traffic (issue 10)\n\nGenerated by `go run ./bench/judge -hostile -runs-aa %d -runs %d -seed %d` in %%s. ", c.runsAA, c.runs, c.seed)
-	b.WriteString("Each run is a 10-minute rollout with the canary on 10% of the traffic (placed by weight), baseline error rate 0.5%, 4 stable endpoints and 1 canary endpoint, α 0.01. ")
+	b.WriteString("Each run is a 10-minute rollout with the canary on 10% of the traffic (placed by weight), baseline error rate 0.5%, lognormal latency (sigma 0.5; 1.2 for the heavy tail), 4 stable endpoints and 1 canary endpoint, α 0.01. Aviary runs the default template as it ships: errors (α/2, margin 1.2) and the p99 and p90 at most 10% slower (α/4 each). ")
 	b.WriteString("*Aviary* is the judge as it ships now; *before* is the judge as it was (one likelihood ratio over every request, looked at every second). ")
 	b.WriteString("Rates carry a 95% Wilson interval. *Pass* is the share of runs in which the rule for a pass (a regression past the detectable effect ruled out on errors and on slow requests, the minimum of 30 s and 200 canary requests met, no rollback) held at some point within the 10 minutes, and its median time.\n\n")
 	b.WriteString("| load (req/s) | cell | runs | Aviary: rolled back | median s | before: rolled back | median s | pass | pass median s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")

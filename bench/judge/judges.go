@@ -86,37 +86,82 @@ func newAviary(m model) *aviary {
 	}
 }
 
-// counts is Aviary's two count tests as the analysis runs them: looks every second, grouped in
-// batches of one metrics slot (batchSeconds), each test tempered by the dispersion the baseline's
-// own closed batches show (judge.Dispersion), as internal/analysis/sequential.go feeds it.
+// counts is Aviary's count tests as the analysis runs them with the default template: errors
+// (alpha/2), requests slower than 1.1 × the baseline's p99 and than 1.1 × its p90 (alpha/4 each,
+// margin 1, as analysis.alphaShares splits the default template), looked at every second, grouped
+// in batches of one metrics slot (batchSeconds), each tempered by the dispersion the baseline's own
+// closed batches show (judge.Dispersion), as internal/analysis/sequential.go feeds it.
 type counts struct {
-	errs, slow        *aviaryjudge.CountTest
-	errDisp, slowDisp *aviaryjudge.Dispersion
-	batch             int64
-	bn, be, bs        int64 // the baseline's open batch
+	tests [numTests]*aviaryjudge.CountTest
+	disp  [numTests]*aviaryjudge.Dispersion
+	batch int64
+	bn    int64           // the baseline's open batch: requests
+	be    [numTests]int64 // and events per test
 }
+
+// The tests, in order: errors, slow at p99, slow at p90.
+const (
+	testErrors = iota
+	testSlow99
+	testSlow90
+	numTests
+)
+
+// share is each test's share of alpha.
+var share = [numTests]float64{0.5, 0.25, 0.25}
 
 // batchSeconds is the metrics' default slot (metrics.DefaultSlot), the analysis's batch.
 const batchSeconds = 10
 
 func newCounts(errMargin, latMargin float64) counts {
-	c := counts{errs: aviaryjudge.NewCountTest(errMargin, alpha/2), slow: aviaryjudge.NewCountTest(latMargin, alpha/2),
-		errDisp: &aviaryjudge.Dispersion{}, slowDisp: &aviaryjudge.Dispersion{}}
-	c.errs.Dispersion, c.slow.Dispersion = c.errDisp, c.slowDisp
+	var c counts
+	for i := range numTests {
+		margin := latMargin
+		if i == testErrors {
+			margin = errMargin
+		}
+		c.tests[i] = aviaryjudge.NewCountTest(margin, alpha*share[i])
+		c.disp[i] = &aviaryjudge.Dispersion{}
+		c.tests[i].Dispersion = c.disp[i]
+	}
 	return c
 }
 
-// look feeds one second: the canary's and the baseline's requests, errors and slow requests.
-func (c *counts) look(second int32, cn, ce, cs, bn, be, bs int64) {
+// look feeds one second: the canary's and the baseline's requests and events of each test.
+func (c *counts) look(second int32, cn int64, ce [numTests]int64, bn int64, be [numTests]int64) {
 	b := int64(second-1) / batchSeconds
 	if b != c.batch {
-		c.errDisp.ObserveBatch(c.bn, c.be)
-		c.slowDisp.ObserveBatch(c.bn, c.bs)
-		c.batch, c.bn, c.be, c.bs = b, 0, 0, 0
+		for i := range numTests {
+			c.disp[i].ObserveBatch(c.bn, c.be[i])
+		}
+		c.batch, c.bn, c.be = b, 0, [numTests]int64{}
 	}
-	c.bn, c.be, c.bs = c.bn+bn, c.be+be, c.bs+bs
-	c.errs.Observe(b, cn, ce, bn, be)
-	c.slow.Observe(b, cn, cs, bn, bs)
+	c.bn += bn
+	for i := range numTests {
+		c.be[i] += be[i]
+		c.tests[i].Observe(b, cn, ce[i], bn, be[i])
+	}
+}
+
+// evidence is the largest evidence, scaled to the errors test's level: a test with a quarter of
+// alpha needs twice the errors test's evidence.
+func (c *counts) evidence() (e float64, which int) {
+	for i, t := range c.tests {
+		if v := t.Evidence() * share[i] / share[testErrors]; v > e {
+			e, which = v, i
+		}
+	}
+	return e, which
+}
+
+// rejected reports whether any test rejects at its own alpha.
+func (c *counts) rejected() bool {
+	for _, t := range c.tests {
+		if t.Rejected() {
+			return true
+		}
+	}
+	return false
 }
 
 // aviaryLevel is the evidence at which Aviary's judge at alpha rolls back: each test has alpha/2
@@ -124,17 +169,16 @@ func (c *counts) look(second int32, cn, ce, cs, bn, be, bs int64) {
 func aviaryLevel(a float64) float64 { return 1 / (a / 2) }
 
 func (a *aviary) observe(k *tick, _ *measurement) bool {
-	a.look(k.second, k.canaryN, k.canaryErr, k.canarySlow, k.baseN, k.baseErr, k.baseSlow)
-	e, s := a.errs.Evidence(), a.slow.Evidence()
-	if a.cause == 0 {
-		if e >= a.shipped {
-			a.cause |= causeErrors
-		}
-		if s >= a.shipped {
-			a.cause |= causeLatency
+	a.look(k.second, k.canaryN, [numTests]int64{k.canaryErr, k.canarySlow, k.canarySlow90},
+		k.baseN, [numTests]int64{k.baseErr, k.baseSlow, k.baseSlow90})
+	e, which := a.evidence()
+	if a.cause == 0 && e >= a.shipped {
+		a.cause = causeErrors
+		if which != testErrors {
+			a.cause = causeLatency
 		}
 	}
-	return a.path.add(k.second, max(e, s))
+	return a.path.add(k.second, e)
 }
 
 // Causes of an Aviary rollback, as bits.

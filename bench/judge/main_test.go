@@ -128,7 +128,7 @@ func TestTinyBenchmarkRenders(t *testing.T) {
 		"| 10 | Aviary (1 s looks, α 0.01) |", "| 1000 | Flagger threshold 5 |",
 		"## Targets", "**2. +2 pp at 100 req/s", "**3. At least 5× faster", "| Aviary's α |",
 		"### Speed at the shipped α 0.01", "## Analysis", "## How far from the fastest possible",
-		"## Why Aviary rolls back A/A canaries", "## What would help", "## Model", "-margin-latency 1.8",
+		"## Why Aviary rolls back A/A canaries", "## What would help", "## Model", "-margin-latency 1 -slowdown 0.1",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -217,12 +217,9 @@ func TestKthSelects(t *testing.T) {
 // The benchmark runs Aviary as it ships.
 func TestDefaultsAreShipped(t *testing.T) {
 	c := defaults()
-	if c.errMargin != aviaryconfig.DefaultMargin || c.latMargin != aviaryconfig.DefaultLatencyMargin || alpha != aviaryconfig.DefaultAlpha {
-		t.Errorf("benchmark: margins %g, %g, alpha %g; shipped: %g, %g, %g", c.errMargin, c.latMargin, alpha,
-			aviaryconfig.DefaultMargin, aviaryconfig.DefaultLatencyMargin, aviaryconfig.DefaultAlpha)
-	}
-	if c.latMargin != 1.8 || c.errMargin != 1.2 {
-		t.Errorf("margins %g (errors), %g (latency); the report's text assumes 1.2 and 1.8", c.errMargin, c.latMargin)
+	if c.errMargin != aviaryconfig.DefaultMargin || c.slowdown != aviaryconfig.DefaultSlowdown || c.latMargin != 1 || alpha != aviaryconfig.DefaultAlpha {
+		t.Errorf("benchmark: margins %g, %g, slowdown %g, alpha %g; shipped: %g, 1, %g, %g", c.errMargin, c.latMargin, c.slowdown, alpha,
+			aviaryconfig.DefaultMargin, aviaryconfig.DefaultSlowdown, aviaryconfig.DefaultAlpha)
 	}
 }
 
@@ -253,7 +250,9 @@ func TestEvidencePathIsTheJudgeAtEveryAlpha(t *testing.T) {
 		for i, al := range alphas {
 			want[i] = -1
 			tests[i] = newCounts(m.errMargin, m.latMargin)
-			tests[i].errs.Alpha, tests[i].slow.Alpha = al/2, al/2
+			for j, ct := range tests[i].tests {
+				ct.Alpha = al * share[j]
+			}
 		}
 		var k tick
 		for s := 1; s <= m.seconds; s++ {
@@ -262,8 +261,9 @@ func TestEvidencePathIsTheJudgeAtEveryAlpha(t *testing.T) {
 			a.observe(&k, nil)
 			for i := range tests {
 				ts := &tests[i]
-				ts.look(k.second, k.canaryN, k.canaryErr, k.canarySlow, k.baseN, k.baseErr, k.baseSlow)
-				if want[i] < 0 && (ts.errs.Rejected() || ts.slow.Rejected()) {
+				ts.look(k.second, k.canaryN, [numTests]int64{k.canaryErr, k.canarySlow, k.canarySlow90},
+					k.baseN, [numTests]int64{k.baseErr, k.baseSlow, k.baseSlow90})
+				if want[i] < 0 && ts.rejected() {
 					want[i] = int32(s)
 				}
 			}

@@ -19,7 +19,8 @@ type model struct {
 	seconds   int     // length of the rollout, from the canary's first request
 	boundaryQ float64 // quantile of the warm-up sample used as Aviary's latency boundary
 	errMargin float64 // Aviary: canary error rate tolerated, as a multiple of the baseline's
-	latMargin float64 // Aviary: canary share of requests above the boundary tolerated, likewise
+	latMargin float64 // Aviary: canary share of requests above its boundary tolerated, likewise (1 with a slowdown)
+	slowdown  float64 // Aviary: the canary's boundary is (1 + slowdown) × the baseline's (config.DefaultSlowdown)
 }
 
 // scenario is one column group of the report: what the canary does differently.
@@ -36,10 +37,11 @@ type scenario struct {
 
 // endpoint is one instance serving traffic, with the rates drawn for this run.
 type endpoint struct {
-	rate  float64 // requests per second
-	errP  float64 // probability a request fails
-	mu    float64 // log of the latency median, ms
-	slowP float64 // probability a request is slower than Aviary's boundary
+	rate    float64 // requests per second
+	errP    float64 // probability a request fails
+	mu      float64 // log of the latency median, ms
+	slowP   float64 // probability a request is slower than Aviary's p99 boundary (the canary's: shifted by the slowdown)
+	slow90P float64 // likewise for the p90 boundary
 }
 
 // world is one run's draw of the endpoints and of the boundaries the judges use.
@@ -48,6 +50,8 @@ type world struct {
 	canary   endpoint
 	sigma    float64
 	logBound float64 // Aviary's latency boundary (log ms): the warm-up sample's p99
+	logB90   float64 // and its p90
+	shift    float64 // log(1 + slowdown): how much higher the canary's boundaries are
 	logMaxMs float64 // threshold judges' latency limit (log ms): 1.2 × the baseline's true p99
 	warmupN  int64   // requests in the warm-up sample
 }
@@ -78,15 +82,20 @@ func newWorld(r *rand.Rand, m model, load float64, sc scenario) *world {
 	// from the baseline's mixture, k = ceil(q·n): F⁻¹(U) with U ~ Beta(k, n−k+1). That is exact,
 	// and costs the same at 3,000 samples as at 300,000.
 	w.warmupN = poisson(r, load*float64(m.warmup))
-	if n := w.warmupN; n > 0 {
-		k := math.Ceil(m.boundaryQ * float64(n))
-		w.logBound = w.baseQuantile(beta(r, k, float64(n)-k+1))
-	} else {
-		w.logBound = w.baseQuantile(m.boundaryQ) // no warm-up traffic at all: not reached at ≥ 1 req/s
+	sampleQuantile := func(q float64) float64 {
+		if n := w.warmupN; n > 0 {
+			k := math.Ceil(q * float64(n))
+			return w.baseQuantile(beta(r, k, float64(n)-k+1))
+		}
+		return w.baseQuantile(q) // no warm-up traffic at all: not reached at ≥ 1 req/s
 	}
-	w.canary.slowP = normalSF((w.logBound - w.canary.mu) / w.sigma)
+	w.logBound, w.logB90 = sampleQuantile(m.boundaryQ), sampleQuantile(0.9)
+	w.shift = math.Log(1 + m.slowdown)
+	w.canary.slowP = normalSF((w.logBound + w.shift - w.canary.mu) / w.sigma)
+	w.canary.slow90P = normalSF((w.logB90 + w.shift - w.canary.mu) / w.sigma)
 	for i := range w.base {
 		w.base[i].slowP = normalSF((w.logBound - w.base[i].mu) / w.sigma)
+		w.base[i].slow90P = normalSF((w.logB90 - w.base[i].mu) / w.sigma)
 	}
 	w.logMaxMs = math.Log(1.2) + w.baseQuantile(0.99)
 	return w
@@ -131,6 +140,7 @@ type tick struct {
 	second                         int32 // from the canary's start: 1 is its first second
 	canaryN, canaryErr, canarySlow int64
 	baseN, baseErr, baseSlow       int64
+	canarySlow90, baseSlow90       int64
 	lat                            []float64 // the canary's latencies (log ms), when wanted
 }
 
@@ -147,18 +157,23 @@ func (w *world) draw(r *rand.Rand, k *tick, perRequest bool) {
 		k.baseN += n
 		k.baseErr += binomial(r, n, e.errP)
 		k.baseSlow += binomial(r, n, e.slowP)
+		k.baseSlow90 += binomial(r, n, e.slow90P)
 	}
 	c := &w.canary
 	k.canaryN = poisson(r, c.rate)
 	if !perRequest {
 		k.canaryErr = binomial(r, k.canaryN, c.errP)
 		k.canarySlow = binomial(r, k.canaryN, c.slowP)
+		k.canarySlow90 = binomial(r, k.canaryN, c.slow90P)
 		return
 	}
 	for range k.canaryN {
 		x := c.mu + w.sigma*r.NormFloat64()
-		if x > w.logBound {
+		if x > w.logBound+w.shift {
 			k.canarySlow++
+		}
+		if x > w.logB90+w.shift {
+			k.canarySlow90++
 		}
 		if r.Float64() < c.errP {
 			k.canaryErr++

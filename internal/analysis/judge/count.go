@@ -11,6 +11,11 @@ import (
 // shares and no conjugate form exists; a mixture of martingales is a martingale all the same.
 var ratios = []float64{1.25, 1.6, 2, 3, 5, 8, 13, 25}
 
+// fineRatios is the grid for a margin of 1 (a latency slowdown: the canary's slow requests are
+// counted past a higher boundary, so the margin is already in the boundary): there, regressions
+// worth catching are ratios of 1.05 to 1.2, which the coarse grid would reach only slowly.
+var fineRatios = []float64{1.05, 1.1, 1.15, 1.25, 1.6, 2, 3, 5, 8, 13, 25}
+
 // Robustness settings of the count test, fixed (see the package comment for why each holds).
 const (
 	// batchCap bounds what one batch can multiply the evidence by (per ratio of the grid). A
@@ -39,6 +44,7 @@ type CountTest struct {
 	Margin float64
 	Alpha  float64
 
+	grid   []float64 // ratios (or fineRatios for a margin of 1)
 	comps  []component
 	open   []float64 // per grid ratio: log likelihood ratio of the open batch, untempered
 	batch  int64     // index of the open batch
@@ -65,7 +71,11 @@ type component struct {
 // NewCountTest makes a test with the given margin (e.g. 1.2: a 20% higher rate is tolerated) and
 // false-alarm probability alpha.
 func NewCountTest(margin, alpha float64) *CountTest {
-	return &CountTest{Margin: margin, Alpha: alpha, open: make([]float64, len(ratios)), phi: 1}
+	grid := ratios
+	if margin <= 1 {
+		grid = fineRatios
+	}
+	return &CountTest{Margin: margin, Alpha: alpha, grid: grid, open: make([]float64, len(grid)), phi: 1}
 }
 
 // Observe adds one look in batch (a number that grows with time: the metrics' slot index):
@@ -85,7 +95,7 @@ func (t *CountTest) Observe(batch int64, canaryN, canaryEvents, baseN, baseEvent
 	theta := func(rho float64) float64 { return rho * nc / (rho*nc + nb) }
 	th0 := theta(t.Margin)
 	ec, eb := float64(canaryEvents), float64(baseEvents)
-	for i, r := range ratios {
+	for i, r := range t.grid {
 		th1 := theta(t.Margin * r)
 		t.open[i] += ec*math.Log(th1/th0) + eb*math.Log((1-th1)/(1-th0))
 	}
@@ -96,7 +106,7 @@ func (t *CountTest) Observe(batch int64, canaryN, canaryEvents, baseN, baseEvent
 func (t *CountTest) advance(batch int64) {
 	if !t.begun {
 		t.begun, t.batch = true, batch
-		t.comps = append(t.comps, component{from: batch, weight: firstWeight, logLR: make([]float64, len(ratios))})
+		t.comps = append(t.comps, component{from: batch, weight: firstWeight, logLR: make([]float64, len(t.grid))})
 		t.phi = t.Dispersion.Phi()
 		return
 	}
@@ -114,7 +124,7 @@ func (t *CountTest) advance(batch int64) {
 	t.phi = t.Dispersion.Phi()
 	if t.closed%restartEvery == 0 {
 		k := float64(t.closed / restartEvery)
-		t.comps = append(t.comps, component{from: batch, weight: (1 - firstWeight) * 2 / ((k + 1) * (k + 2)), logLR: make([]float64, len(ratios))})
+		t.comps = append(t.comps, component{from: batch, weight: (1 - firstWeight) * 2 / ((k + 1) * (k + 2)), logLR: make([]float64, len(t.grid))})
 		if len(t.comps) > maxComponents {
 			t.comps = append(t.comps[:1], t.comps[2:]...) // the first keeps its weight; an older later one goes
 		}
@@ -144,7 +154,7 @@ func (t *CountTest) Evidence() float64 {
 	for _, c := range t.comps {
 		wsum += c.weight
 		for i, l := range c.logLR {
-			sum += c.weight * math.Exp(l+capped(t.open[i], t.phi)-m) / float64(len(ratios))
+			sum += c.weight * math.Exp(l+capped(t.open[i], t.phi)-m) / float64(len(t.grid))
 		}
 	}
 	// Components not yet started count as 1 each (they have not bet): the rest of the weight.
