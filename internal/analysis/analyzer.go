@@ -41,7 +41,10 @@ type Analyzer struct {
 	templates map[string]config.AnalysisTemplate
 	runs      map[string]*active
 	done      map[string][]RunReport // finished runs, newest last, per service
-	closed    bool
+	// evidence holds the sequential tests of the rollouts in flight, shared by their runs: one
+	// e-process per rollout and metric (see rolloutSequential).
+	evidence map[string]*sequential
+	closed   bool
 }
 
 type active struct {
@@ -69,7 +72,7 @@ func New(o Options) *Analyzer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Providers.Metrics = o.Metrics
-	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}}
+	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{}}
 	a.SetTemplates(o.Templates)
 	return a
 }

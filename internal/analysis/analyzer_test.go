@@ -356,3 +356,54 @@ func TestDefaultAnalysisSeesHangingRequestsBeforeTheyEnd(t *testing.T) {
 		t.Fatalf("a canary whose requests hang: verdict %s at second %d, want Fail on latency within 150 s: %s", v.Phase, at, v.Message)
 	}
 }
+
+// The runs of one rollout share their sequential tests: a later step's analysis goes on from
+// the evidence the earlier one gathered (one e-process per rollout, alpha spent once), a run
+// beside it does not count the same requests twice, and a new attempt starts afresh.
+func TestRunsOfARolloutShareOneEProcess(t *testing.T) {
+	tr := newTraffic(t)
+	a := analyzerFor(tr)
+	start := func(id string) *runner {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return newRunner(a, rollout.Run{ID: id, Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
+			Templates: []string{"default"}, StartedAt: tr.now, Weight: 10}, a.templates)
+	}
+	canaryRequests := func(rn *runner) int64 {
+		_, rep := rn.latest()
+		for _, m := range rep.Metrics {
+			if m.Metric == "errors" {
+				return m.Canary.Requests
+			}
+		}
+		t.Fatalf("no errors metric in %+v", rep)
+		return 0
+	}
+	serve := func(rns ...*runner) {
+		for range 60 {
+			tr.second("v1", 90, 0.005, 50*time.Millisecond)
+			tr.second("v2", 10, 0.005, 50*time.Millisecond)
+			tr.now = tr.now.Add(time.Second)
+			for _, rn := range rns {
+				rn.look(context.Background(), tr.now)
+			}
+		}
+	}
+	first, background := start("shop/1/1/analysis"), start("shop/1/0/background")
+	serve(first, background)
+	n1 := canaryRequests(first)
+	if n1 < 500 || canaryRequests(background) != n1 {
+		t.Fatalf("after a minute: step run %d canary requests, background run %d: want the same ~600, counted once",
+			n1, canaryRequests(background))
+	}
+	second := start("shop/1/3/analysis")
+	serve(second)
+	if n2 := canaryRequests(second); n2 < n1+500 {
+		t.Fatalf("the next step's run counts %d canary requests, want the first step's %d and its own", n2, n1)
+	}
+	fresh := start("shop/2/1/analysis")
+	serve(fresh)
+	if n := canaryRequests(fresh); n > 700 {
+		t.Fatalf("a new attempt counts %d canary requests, want only its own minute", n)
+	}
+}

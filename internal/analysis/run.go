@@ -56,7 +56,7 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 		share := alphaShares(t.Metrics)
 		for i, m := range t.Metrics {
 			if sequentialMetric(m) {
-				rn.seq = append(rn.seq, a.newComparative(t.Name, m, t.Alpha*share[i]))
+				rn.seq = append(rn.seq, a.newComparative(r, t.Name, m, t.Alpha*share[i]))
 				continue
 			}
 			p, err := provider.New(provider.Of(m), a.o.Providers)
@@ -113,12 +113,20 @@ type comparative interface {
 	points() []Point
 }
 
-func (q *sequential) ready() bool                   { return q.metric.Builtin != "latency" || q.boundary != 0 }
+func (q *sequential) ready() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.metric.Builtin != "latency" || q.boundary != 0
+}
 func (q *sequential) id() (template, metric string) { return q.template, q.metric.Name }
-func (q *sequential) points() []Point               { return slices.Clone(q.history) }
+func (q *sequential) points() []Point {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.history)
+}
 
 // newComparative makes the comparative judge of a builtin metric.
-func (a *Analyzer) newComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
+func (a *Analyzer) newComparative(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) comparative {
 	if c := a.newLLMComparative(template, m, alpha); c != nil {
 		return c
 	}
@@ -129,7 +137,37 @@ func (a *Analyzer) newComparative(template string, m config.AnalysisMetric, alph
 		}
 		a.o.Logger.Error("no prometheus provider", "err", err) // registered in init: cannot happen
 	}
-	return newSequential(template, m, alpha, a.o.History)
+	return a.rolloutSequential(r, template, m, alpha)
+}
+
+// rolloutSequential is the sequential test of a builtin metric for the rollout r belongs to: the
+// one an earlier run of the same rollout (same attempt, versions, template and metric) began, or a
+// new one. Called with a.mu held. Tests of the service's earlier attempts are dropped.
+func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) *sequential {
+	attempt := rolloutOf(r.ID)
+	key := strings.Join([]string{attempt, r.Stable, r.Canary, template, m.Name}, "|")
+	if q, ok := a.evidence[key]; ok && q.metric == m && q.test.Alpha == alpha {
+		return q
+	}
+	prefix := r.Service + "/"
+	for k := range a.evidence {
+		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
+			delete(a.evidence, k)
+		}
+	}
+	q := newSequential(template, m, alpha, a.o.History)
+	a.evidence[key] = q
+	return q
+}
+
+// rolloutOf is the rollout a check belongs to: its ID without the step and the kind
+// (service/attempt/step/kind, as rollout names checks).
+func rolloutOf(checkID string) string {
+	parts := strings.Split(checkID, "/")
+	if len(parts) < 3 {
+		return checkID
+	}
+	return strings.Join(parts[:len(parts)-2], "/")
 }
 
 func sequentialMetric(m config.AnalysisMetric) bool {

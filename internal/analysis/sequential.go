@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"aviary.dev/aviary/internal/analysis/judge"
@@ -25,6 +26,13 @@ type sequential struct {
 
 	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
 	dispFed int64             // unix ns of the last stable slot fed to disp
+
+	// A sequential is shared by every run of a rollout that judges the same template's metric
+	// (its analysis steps and its background analysis): one e-process per rollout, so that a new
+	// step neither spends alpha afresh nor starts its evidence from nothing. mu serializes the
+	// runs' looks; a look reads only what is new since the last one, whichever run made it.
+	mu    sync.Mutex
+	start time.Time // when the first run began: what the slots and the boundary count from
 }
 
 type slotKey struct {
@@ -47,6 +55,11 @@ func newSequential(template string, m config.AnalysisMetric, alpha float64, limi
 
 // look adds what both versions served since the last look.
 func (q *sequential) look(r *runner, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.start.IsZero() {
+		q.start = r.run.StartedAt
+	}
 	if q.metric.Builtin == "latency" && q.boundary == 0 && !q.findBoundary(r, now) {
 		return
 	}
@@ -85,7 +98,7 @@ func pendingSlow(look [2]int64, pending int64, counted *int64) [2]int64 {
 // run, so that a clumping stable tempers the test from its first look.
 func (q *sequential) warmDispersion(r *runner) {
 	w := r.a.o.Metrics.Slot()
-	start := r.run.StartedAt.Truncate(w)
+	start := q.start.Truncate(w)
 	for t := start.Add(-5 * time.Minute); t.Before(start); t = t.Add(w) {
 		c := q.read(r, r.run.Stable, t)
 		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
@@ -97,7 +110,7 @@ func (q *sequential) warmDispersion(r *runner) {
 // once it can no longer change (two slots back, as delta reads them).
 func (q *sequential) feedDispersion(r *runner, now time.Time) {
 	w := r.a.o.Metrics.Slot()
-	from := r.run.StartedAt.Truncate(w)
+	from := q.start.Truncate(w)
 	if fed := time.Unix(0, q.dispFed).Add(w); q.dispFed != 0 && fed.After(from) {
 		from = fed
 	}
@@ -111,7 +124,7 @@ func (q *sequential) feedDispersion(r *runner, now time.Time) {
 // findBoundary sets the latency boundary: the stable's quantile before the run (when it had
 // enough traffic then), else over the run so far once it has enough.
 func (q *sequential) findBoundary(r *runner, now time.Time) bool {
-	start := r.run.StartedAt
+	start := q.start
 	w := r.a.o.Metrics.Window(r.run.Service, r.run.Stable, metrics.Primary, start.Add(-5*time.Minute), start)
 	if w.Latency.Count() < boundarySamples {
 		w = r.a.o.Metrics.Window(r.run.Service, r.run.Stable, metrics.Primary, start, now)
@@ -170,7 +183,7 @@ func (q *sequential) boundaryOf(r *runner, version string) time.Duration {
 }
 
 func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint64) {
-	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
+	for _, t := range slots(r.a.o.Metrics, q.start, now) {
 		k := slotKey{version, roleOf(r, version), t.UnixNano()}
 		c := q.read(r, version, t)
 		prev := q.seen[k]
@@ -187,7 +200,7 @@ func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint6
 }
 
 func (q *sequential) markSeen(r *runner, version string, now time.Time) {
-	for _, t := range slots(r.a.o.Metrics, r.run.StartedAt, now) {
+	for _, t := range slots(r.a.o.Metrics, q.start, now) {
 		q.seen[slotKey{version, roleOf(r, version), t.UnixNano()}] = q.read(r, version, t)
 	}
 }
@@ -203,6 +216,8 @@ func (q *sequential) forgetOld(now time.Time, w time.Duration) {
 
 // result is the metric's evidence now. minimumMet says whether a non-critical metric may fail.
 func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	t := q.test
 	res := countResult(q.template, q.metric, r, t)
 	what := ""
