@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,11 @@ func (f *fakeRollouts) Events(service string, after uint64, limit int) ([]rollou
 func (f *fakeRollouts) LastEvents(service string, n int) ([]rollout.Event, error) {
 	all, err := f.Events(service, 0, 1<<30)
 	return all[max(0, len(all)-n):], err
+}
+
+func (f *fakeRollouts) Delete(service string, force bool, _ string) (DeleteResult, error) {
+	f.record(fmt.Sprintf("delete %s force=%v", service, force))
+	return DeleteResult{Deleted: service}, f.err
 }
 
 type fakeServices []gateway.ServiceStatus

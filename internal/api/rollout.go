@@ -22,6 +22,17 @@ type Rollouts interface {
 	History(service string) ([]store.HistoryEntry, error)
 	Events(service string, after uint64, limit int) ([]rollout.Event, error)
 	LastEvents(service string, n int) ([]rollout.Event, error)
+	// Delete drops the spec of a service applied through the API; force drops it with a rollout
+	// in flight.
+	Delete(service string, force bool, by string) (DeleteResult, error)
+}
+
+// DeleteResult is the answer to DELETE /api/v1/services/{name}.
+type DeleteResult struct {
+	Deleted string `json:"deleted"`
+	// FileSpec: the config file's spec of the service is in force now; false: the service is no
+	// longer served.
+	FileSpec bool `json:"fileSpec"`
 }
 
 // StartRequest is the body of POST /api/v1/services/{name}/rollout.
@@ -71,6 +82,25 @@ func (s *Server) rolloutRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/events/stream", s.stream)
 	mux.HandleFunc("POST /api/v1/apply", s.apply)
+	mux.HandleFunc("DELETE /api/v1/services/{name}", s.delete)
+}
+
+// delete serves DELETE /api/v1/services/{name}[?force=true].
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	force, err := parseBool(r.URL.Query().Get("force"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "force must be true or false")
+		return
+	}
+	res, err := s.Rollouts.Delete(r.PathValue("name"), force, caller(r))
+	reply(w, res, err)
+}
+
+func parseBool(v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	return strconv.ParseBool(v)
 }
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {

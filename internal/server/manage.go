@@ -124,6 +124,49 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 	return res, nil
 }
 
+// Delete implements api.Rollouts: drop the spec applied through the API to service. The config
+// file's spec of the service takes over, or, when the file has none, the service is no longer
+// served. A rollout in flight is refused unless force, which aborts it first (traffic back to the
+// stable version) and then deletes. A deletion the controller refuses (the file's spec lacks the
+// stable version) changes nothing but that abort.
+func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stored, err := r.store.Specs()
+	if err != nil {
+		return api.DeleteResult{}, fmt.Errorf("read the specs applied through the API: %w", err)
+	}
+	sp, applied := stored[service]
+	_, served := r.ctrl.Spec(service)
+	switch {
+	case !applied && served:
+		return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s comes from the config file %s, not from the API; remove it from the file instead", service, r.path)}
+	case !applied:
+		return api.DeleteResult{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
+	}
+	if st, ok := r.ctrl.State(service); ok && st.InFlight() {
+		if !force {
+			return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("a rollout of %s is in flight (phase %s, %s at %d%%); abort it first (`aviary rollout abort %s`), or delete with --force (?force=true) to abort it and delete",
+				service, st.Phase, st.Canary, st.Weight, service)}
+		}
+		if _, err := r.ctrl.Do(service, rollout.Command{Kind: rollout.Abort, Reason: "its spec applied through the API is deleted", By: by}); err != nil {
+			return api.DeleteResult{}, fmt.Errorf("abort the rollout of %s before deleting its spec: %w", service, err)
+		}
+	}
+	if err := r.store.DeleteSpec(service); err != nil {
+		return api.DeleteResult{}, fmt.Errorf("delete the spec of %s applied through the API: %w; nothing was changed", service, err)
+	}
+	if errs := r.applyServices(r.current, nil, by); len(errs) > 0 {
+		if err := r.store.PutSpecs([]store.StoredSpec{sp}); err != nil { // put it back: nothing changed
+			r.log.Error("restore a deleted spec after its removal was refused", "service", service, "err", err)
+		}
+		return api.DeleteResult{}, &api.Invalid{Errors: errs}
+	}
+	fromFile := slices.ContainsFunc(r.current.Services, func(s config.Service) bool { return s.Name == service })
+	r.log.Info("spec applied through the API deleted", "service", service, "by", by, "force", force, "fileSpecTakesOver", fromFile)
+	return api.DeleteResult{Deleted: service, FileSpec: fromFile}, nil
+}
+
 // History implements api.Rollouts.
 func (r *reloader) History(service string) ([]store.HistoryEntry, error) {
 	if _, ok := r.ctrl.Spec(service); !ok {
