@@ -446,6 +446,9 @@ func runHostile(c config, stdout, progress io.Writer) (string, error) {
 	b.WriteString("Rates carry a 95% Wilson interval. *Pass* is the share of runs in which the rule for a pass (a regression past the detectable effect ruled out on errors and on slow requests, the minimum of 30 s and 200 canary requests met, no rollback) held at some point within the 10 minutes, and its median time.\n\n")
 	b.WriteString("| load (req/s) | cell | runs | Aviary: rolled back | median s | before: rolled back | median s | pass | pass median s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, h := range hostileCells() {
+		if c.only != "" && !strings.Contains(h.name, c.only) {
+			continue
+		}
 		runs := c.runs
 		if h.aa {
 			runs = c.runsAA

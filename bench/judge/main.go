@@ -74,6 +74,7 @@ type config struct {
 	errMargin, latMargin  float64
 	slowdown              float64
 	workers               int
+	only                  string // hostile: run only the cells whose name holds this
 }
 
 func (c config) model() model {
@@ -147,6 +148,7 @@ func main() {
 		"Aviary's margin on the share of requests above the latency boundary (1 with a slowdown, as shipped; config.DefaultLatencyMargin without)")
 	flag.Float64Var(&c.slowdown, "slowdown", c.slowdown, "Aviary's latency margin as a slowdown of the quantile (config.DefaultSlowdown; 0: the share margin alone)")
 	flag.IntVar(&c.workers, "workers", c.workers, "goroutines running simulations")
+	flag.StringVar(&c.only, "only", "", "with -hostile: run only the cells whose name contains this")
 	hostileOnly := flag.Bool("hostile", false, "run the hostile cells of issue 10 instead (bench/results/judge-hostile.md)")
 	flag.Parse()
 	if *hostileOnly && c.out == defaults().out {

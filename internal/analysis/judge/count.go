@@ -22,7 +22,7 @@ const (
 	// capped likelihood ratio min(LR, c) has expectation at most 1 under H0, so the guarantee is
 	// untouched; what it buys is that no short episode (a burst, an endpoint's bad ten seconds, a
 	// stall) can reach 1/α alone: with c = 12, it takes three batches of strong evidence.
-	batchCap = 12.0
+	batchCap = 10.0
 	// restartEvery is how many batches apart the later components of the mixture over start times
 	// begin (see CountTest.Evidence).
 	restartEvery = 6
@@ -31,7 +31,7 @@ const (
 	maxComponents = 24
 	// firstWeight is the share of the mixture that starts with the test; the later components
 	// share the rest ((1-firstWeight)·2/((k+1)(k+2)) for the k-th, summing to 1-firstWeight).
-	firstWeight = 0.8
+	firstWeight = 0.9
 )
 
 // CountTest tests H0: canary rate ≤ Margin × baseline rate, for events counted per request,
