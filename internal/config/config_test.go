@@ -115,10 +115,10 @@ services:
 		t.Fatal("typos accepted")
 	}
 	for _, w := range []string{
-		"gatway (line 2): unknown field; valid fields here are admin, analysis, gateway, llm, notifications, reload, services, storage, telemetry",
-		"services[0].versions[0].weigth (line 5): unknown field",
-		"services[0].stickyness (line 6): unknown field",
-		"services[0].traffic[0].weight: 140 is not in 0..100", // reported with the typos, not after them
+		"gatway: unknown field; valid fields here are admin, analysis, gateway, llm, notifications, reload, services, storage, telemetry (line 2)",
+		"services[0].versions[0].weigth: unknown field; valid fields here are endpoints, llm, name (line 5)",
+		"services[0].stickyness: unknown field",
+		"services[0].traffic[0].weight: 140 is not in 0..100 (line 7)", // reported with the typos, not after them
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in:\n%v", w, err)
@@ -133,8 +133,8 @@ func TestWrongScalarKinds(t *testing.T) {
 		t.Fatal("accepted")
 	}
 	for _, w := range []string{
-		`services[0].traffic[0].weight (line 1): "lots" is not a whole number`,
-		`services[0].mirror.percent (line 1): must be a single value`,
+		`services[0].traffic[0].weight: "lots" is not a whole number (line 1)`,
+		`services[0].mirror.percent: must be a single value, not a list or mapping (line 1)`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in:\n%v", w, err)

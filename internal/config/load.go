@@ -30,7 +30,8 @@ func (e FieldError) Error() string {
 		where = "config"
 	}
 	if e.Line > 0 {
-		return redact.Text(fmt.Sprintf("%s (line %d): %s", where, e.Line, e.Msg))
+		// The line last, so that "path: message" reads the same with or without it.
+		return redact.Text(fmt.Sprintf("%s: %s (line %d)", where, e.Msg, e.Line))
 	}
 	return redact.Text(where + ": " + e.Msg)
 }
@@ -89,7 +90,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	cfg.applyDefaults()
 	// Unknown keys and invalid values are reported together: a user fixes them all in one go.
-	errs = append(errs, cfg.Validate()...)
+	verrs := cfg.Validate()
+	locate(&root, verrs)
+	errs = append(errs, verrs...)
 	if len(errs) > 0 {
 		return nil, errs
 	}

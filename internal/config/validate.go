@@ -7,7 +7,11 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
@@ -124,6 +128,9 @@ func (v *validator) service(p string, s *Service) {
 		if set != 1 {
 			v.addf(p+".stickiness", "set exactly one of header, cookie or query (found %d)", set)
 		}
+		if st.Header != "" {
+			v.headerName(p+".stickiness.header", st.Header)
+		}
 		if st.SetCookie != "" && !validCookieName(st.SetCookie) {
 			v.addf(p+".stickiness.setCookie", "%q is not a valid cookie name", st.SetCookie)
 		}
@@ -147,7 +154,7 @@ func (v *validator) service(p string, s *Service) {
 		if !strings.HasPrefix(h.Path, "/") {
 			v.addf(hp+".path", "%q must start with /", h.Path)
 		}
-		v.positive(hp+".interval", h.Interval)
+		v.interval(hp+".interval", h.Interval)
 		v.positive(hp+".timeout", h.Timeout)
 		if h.HealthyThreshold < 1 {
 			v.addf(hp+".healthyThreshold", "%d must be at least 1", h.HealthyThreshold)
@@ -195,8 +202,13 @@ func (v *validator) match(p string, m *Match) {
 		if k.m == nil {
 			continue
 		}
-		if k.m.Name == "" {
+		switch {
+		case k.m.Name == "":
 			v.addf(p+"."+k.name+".name", "is required")
+		case k.name == "header":
+			v.headerName(p+".header.name", k.m.Name)
+		case k.name == "cookie" && !validCookieName(k.m.Name):
+			v.addf(p+".cookie.name", "%q is not a valid cookie name", k.m.Name)
 		}
 		v.stringMatch(p+"."+k.name, &k.m.StringMatch)
 	}
@@ -241,12 +253,47 @@ func (v *validator) endpoint(p, raw string) {
 		v.addf(p, "%q has no host", raw)
 	case u.RawQuery != "" || u.Fragment != "":
 		v.addf(p, "%q must not have a query or fragment", raw)
+	default:
+		v.urlPort(p, raw, u)
+	}
+}
+
+// urlPort checks the port of a URL, which url.Parse takes as any run of digits.
+func (v *validator) urlPort(p, raw string, u *url.URL) {
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			v.addf(p, "%q has port %s; a port is 1..65535", raw, port)
+		}
 	}
 }
 
 func (v *validator) listen(p, addr string) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
 		v.addf(p, "%q is not host:port (e.g. 127.0.0.1:8080)", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.addf(p, "%q has port %s; a port is 0..65535 (0: any free port)", addr, port)
+	}
+}
+
+// headerName checks an HTTP header field name: a token, so no spaces, colons, CR or LF.
+func (v *validator) headerName(p, name string) {
+	if !httpguts.ValidHeaderFieldName(name) {
+		v.addf(p, "%q is not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~, no spaces or line breaks)", name)
+	}
+}
+
+// MinInterval is the shortest interval of a loop that a config may ask for (health checks,
+// measurements, gate polls): shorter ones run back to back and take a core.
+const MinInterval = 10 * time.Millisecond
+
+// interval checks the period of a loop: positive, and not shorter than MinInterval.
+func (v *validator) interval(p string, d Duration) {
+	v.positive(p, d)
+	if d.err == nil && d.Duration > 0 && d.Duration < MinInterval {
+		v.addf(p, "%s is too short: the loop would run back to back; use at least %s", d.Duration, MinInterval)
 	}
 }
 

@@ -2,12 +2,14 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Builtins are the gateway's own metrics a template may judge.
@@ -125,7 +127,7 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 		}
 	}
 	if threshold {
-		v.positive(p+".interval", m.Interval)
+		v.interval(p+".interval", m.Interval)
 	}
 	v.nonNegative(p+".initialDelay", m.InitialDelay)
 	for _, n := range []struct {
@@ -156,6 +158,13 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	}
 	if w := m.Web; w != nil {
 		v.webURL(p+".web.url", w.URL)
+		for _, name := range slices.Sorted(maps.Keys(w.Headers)) {
+			// The path stops at the map: a name with a line break must not break the error's line.
+			v.headerName(p+".web.headers", name)
+			if !httpguts.ValidHeaderFieldValue(w.Headers[name]) {
+				v.addf(p+".web.headers", "the value of %q has a line break or a control character; HTTP header values cannot", name)
+			}
+		}
 		v.positive(p+".web.timeout", w.Timeout)
 	}
 }
@@ -170,6 +179,8 @@ func (v *validator) webURL(p, raw string) {
 		v.addf(p, "%q must start with http:// or https://", raw)
 	case u.Host == "":
 		v.addf(p, "%q has no host", raw)
+	default:
+		v.urlPort(p, raw, u)
 	}
 }
 

@@ -116,7 +116,7 @@ func (v *validator) step(p string, s *Step) {
 	case s.Gate != nil:
 		g := s.Gate
 		v.endpoint(p+".gate.url", g.URL)
-		v.positive(p+".gate.interval", g.Interval)
+		v.interval(p+".gate.interval", g.Interval)
 		v.positive(p+".gate.timeout", g.Timeout)
 		if g.FailureLimit < 1 {
 			v.addf(p+".gate.failureLimit", "%d must be at least 1", g.FailureLimit)

@@ -10,7 +10,8 @@
 // The store never decides anything about a rollout and never edits what it is given beyond
 // numbering events: it keeps what the controller commits and hands it back. It must never run
 // with NoSync, never hold a transaction open across a call to other code, and never panic on a
-// corrupt value: one that does not decode is an error naming its bucket and key.
+// corrupt value: one that does not decode is an error naming its bucket and key. It never starts
+// afresh over a file it cannot read whole (empty, cut short, not a store): Open refuses it.
 package store
 
 import (
