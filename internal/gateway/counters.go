@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -59,7 +57,7 @@ var endpointUpDesc = prometheus.NewDesc("aviary_endpoint_up",
 func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- endpointUpDesc }
 
 func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now().UnixNano()
+	now := c.g.now().UnixNano()
 	for _, s := range c.g.snap.Load().services {
 		for _, v := range s.versions {
 			for _, e := range v.endpoints {

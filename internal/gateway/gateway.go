@@ -40,6 +40,8 @@ type Options struct {
 	Transport *http.Transport
 	// LLM receives what the gateway learns of LLM calls (services with an llm setting); nil: nobody.
 	LLM LLMSink
+	// Now is the clock of endpoint health (ejections, their ends); nil: time.Now. Tests drive it.
+	Now func() time.Time
 }
 
 // Gateway is an http.Handler that proxies to service versions.
@@ -54,7 +56,8 @@ type Gateway struct {
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
 	maxConns  int           // client connections Listener keeps open
 	llmSink   LLMSink
-	pool      sync.Pool // *exchange
+	now       func() time.Time // the clock of endpoint health
+	pool      sync.Pool        // *exchange
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState
@@ -92,6 +95,7 @@ func New(o Options) *Gateway {
 		mirrors:   make(chan struct{}, maxMirrors),
 		maxConns:  cmp.Or(max(o.Gateway.MaxConnections, 0), config.DefaultMaxConnections),
 		llmSink:   o.LLM,
+		now:       o.Now,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
 	}
@@ -100,6 +104,9 @@ func New(o Options) *Gateway {
 			return http.ErrUseLastResponse
 		}},
 		log: log,
+	}
+	if g.now == nil {
+		g.now = time.Now
 	}
 	g.pool.New = func() any { return new(exchange) }
 	g.proxy = &httputil.ReverseProxy{
