@@ -55,6 +55,7 @@ type Gateway struct {
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
 	maxConns  int           // client connections Listener keeps open
+	pace      bodyPace      // how slowly a request body may come
 	llmSink   LLMSink
 	now       func() time.Time // the clock of endpoint health
 	pool      sync.Pool        // *exchange
@@ -105,6 +106,7 @@ func New(o Options) *Gateway {
 		}},
 		log: log,
 	}
+	g.pace = newBodyPace(o.Gateway, g.counters)
 	if g.now == nil {
 		g.now = time.Now
 	}

@@ -30,6 +30,7 @@ type exchange struct {
 	trial bool // the request is ep's trial after an ejection
 	inURL *url.URL
 	body  *bodyReader // nil when the request has no body
+	paced *pacedBody  // the client's body under the gateway's pace; nil when there is none
 
 	upstreamStatus int
 	fault          metrics.Fault
@@ -111,7 +112,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// which would cut a streamed upload (an LLM request streaming while its answer streams).
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
-		out.Body = r.Body
+		ex.paced = &pacedBody{rc: r.Body, pace: &g.pace, ctl: http.NewResponseController(w)}
+		r.Body, out.Body = ex.paced, ex.paced // prepareLLM reads r.Body
 		orig := g.prepareLLM(ex, r, out)
 		ex.body = &bodyReader{rc: out.Body, tee: tee}
 		if orig != nil && tee != nil {
@@ -235,6 +237,10 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 // proxyError answers a request the upstream failed: 502 for a failed connection, 504 for a timeout.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r)
+	if why := ex.paced.cutBy(); why != "" {
+		ex.paced.answerCut(w, why) // the client's fault, not the endpoint's
+		return
+	}
 	if r.Context().Err() != nil {
 		ex.code = statusClientClosed // nobody to answer
 		return
