@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,6 +47,23 @@ func newCounters() *counters {
 
 func (c *counters) all() []prometheus.Collector {
 	return []prometheus.Collector{c.fallbacks, c.retries, c.ejections, c.mirrorSkipped, c.mirrorMismatch, c.unmatched, c.conns, c.connWaits, c.bodiesCut}
+}
+
+// lazyCounter is a child of a CounterVec made on its first increment. The labels are not copied.
+type lazyCounter struct {
+	vec    *prometheus.CounterVec
+	labels []string
+	c      atomic.Pointer[prometheus.Counter]
+}
+
+func (l *lazyCounter) Inc() {
+	p := l.c.Load()
+	if p == nil {
+		c := l.vec.WithLabelValues(l.labels...)
+		l.c.CompareAndSwap(nil, &c) // the same child whoever wins
+		p = l.c.Load()
+	}
+	(*p).Inc()
 }
 
 // endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.

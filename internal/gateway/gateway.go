@@ -244,8 +244,13 @@ func (g *Gateway) buildService(cs *config.Service, eps map[string]*endpoint) *se
 		svc.routes = append(svc.routes, route{m: compileMatch(r.Match), v: byName[r.Version]})
 	}
 	if m := cs.Mirror; m != nil {
+		target := byName[m.Version]
+		target.mirror = g.metrics.Series(cs.Name, m.Version, metrics.Mirror)
+		for _, reason := range mirrorSkipReasons {
+			target.mirrorSkipped = append(target.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(cs.Name, m.Version, reason))
+		}
 		svc.mirror = &mirrorPlan{
-			v:        byName[m.Version],
+			v:        target,
 			share:    uint32(m.Percent * buckets / 100),
 			maxBody:  m.MaxBodyBytes,
 			next:     &st.mirrorNext,
@@ -268,15 +273,14 @@ func (g *Gateway) buildVersion(service string, cv config.Version, eps map[string
 		key:       key,
 		state:     st,
 		primary:   g.metrics.Series(service, cv.Name, metrics.Primary),
-		mirror:    g.metrics.Series(service, cv.Name, metrics.Mirror),
-		fallbacks: g.counters.fallbacks.WithLabelValues(service, cv.Name),
-		retries:   g.counters.retries.WithLabelValues(service, cv.Name),
-		ejections: g.counters.ejections.WithLabelValues(service, cv.Name),
 		rewrite:   newRewrite(cv.LLM),
 	}
-	for _, reason := range mirrorSkipReasons {
-		v.mirrorSkipped = append(v.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(service, cv.Name, reason))
-	}
+	// Made on first use: most versions never fall back, retry or lose an endpoint, and each child of
+	// a counter costs half a kilobyte, which thousands of versions turn into megabytes.
+	labels := []string{service, cv.Name}
+	v.fallbacks = lazyCounter{vec: g.counters.fallbacks, labels: labels}
+	v.retries = lazyCounter{vec: g.counters.retries, labels: labels}
+	v.ejections = lazyCounter{vec: g.counters.ejections, labels: labels}
 	for _, raw := range cv.Endpoints {
 		v.endpoints = append(v.endpoints, eps[endpointKey(service, raw)])
 	}

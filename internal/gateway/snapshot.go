@@ -45,10 +45,11 @@ type version struct {
 	index              int
 	endpoints          []*endpoint
 	state              *versionState
-	primary, mirror    *metrics.Series
+	primary            *metrics.Series
+	mirror             *metrics.Series // nil unless the version is its service's mirror
 
-	fallbacks, retries, ejections prometheus.Counter
-	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
+	fallbacks, retries, ejections lazyCounter
+	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons; nil unless the version is the mirror
 
 	rewrite llm.Rewrite // what this version changes in LLM requests
 }
