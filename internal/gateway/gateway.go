@@ -268,12 +268,12 @@ func (g *Gateway) buildVersion(service string, cv config.Version, eps map[string
 		g.versions[key] = st
 	}
 	v := &version{
-		service:   service,
-		name:      cv.Name,
-		key:       key,
-		state:     st,
-		primary:   g.metrics.Series(service, cv.Name, metrics.Primary),
-		rewrite:   newRewrite(cv.LLM),
+		service: service,
+		name:    cv.Name,
+		key:     key,
+		state:   st,
+		primary: g.metrics.Series(service, cv.Name, metrics.Primary),
+		rewrite: newRewrite(cv.LLM),
 	}
 	// Made on first use: most versions never fall back, retry or lose an endpoint, and each child of
 	// a counter costs half a kilobyte, which thousands of versions turn into megabytes.

@@ -40,7 +40,7 @@ type Series struct {
 	// no traffic costs a few hundred bytes: a config of thousands of services, most of them idle,
 	// must not cost gigabytes.
 	slotting
-	rotate sync.Mutex // taken only to allocate or recycle a slot
+	rotate sync.Mutex           // taken only to allocate or recycle a slot
 	slots  atomic.Pointer[ring] // nil until the first request ends
 }
 
