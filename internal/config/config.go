@@ -44,6 +44,9 @@ type Gateway struct {
 	// MaxConnections bounds open client connections (each may hold one to an endpoint too); beyond
 	// it, new connections wait in the kernel's accept queue until one closes.
 	MaxConnections int `yaml:"maxConnections" json:"maxConnections,omitempty"`
+	// MinBodyRate is the slowest a client may send a request body, in bytes per second, once
+	// timeouts.bodyGrace has passed; -1 turns it off.
+	MinBodyRate int `yaml:"minBodyRate" json:"minBodyRate,omitempty"`
 }
 
 // TLS turns on HTTPS (and HTTP/2) on the gateway listener.
@@ -59,6 +62,8 @@ type Timeouts struct {
 	UpstreamIdle   Duration `yaml:"upstreamIdle" json:"upstreamIdle,omitempty"`     // an idle keep-alive connection to an endpoint
 	ReadHeader     Duration `yaml:"readHeader" json:"readHeader,omitempty"`         // a client sending its request headers
 	ClientIdle     Duration `yaml:"clientIdle" json:"clientIdle,omitempty"`         // an idle keep-alive client connection
+	BodyIdle       Duration `yaml:"bodyIdle" json:"bodyIdle,omitempty"`             // a client pausing in the middle of its request body
+	BodyGrace      Duration `yaml:"bodyGrace" json:"bodyGrace,omitempty"`           // before minBodyRate applies to a request body
 	Shutdown       Duration `yaml:"shutdown" json:"shutdown,omitempty"`             // draining in-flight requests on stop
 }
 

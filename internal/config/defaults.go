@@ -8,6 +8,7 @@ const (
 	DefaultAdminListen        = "127.0.0.1:9090"
 	DefaultMaxMirrorsInFlight = 256
 	DefaultMaxConnections     = 10000
+	DefaultMinBodyRate        = 1024 // bytes per second
 	DefaultMirrorMaxBodyBytes = 1 << 20
 	DefaultHealthPath         = "/healthz"
 	DefaultPassiveFailures    = 5
@@ -165,6 +166,8 @@ var DefaultTimeouts = Timeouts{
 	UpstreamIdle:   D(90 * time.Second),
 	ReadHeader:     D(10 * time.Second),
 	ClientIdle:     D(2 * time.Minute),
+	BodyIdle:       D(time.Minute),
+	BodyGrace:      D(10 * time.Second),
 	Shutdown:       D(30 * time.Second),
 }
 
@@ -189,12 +192,15 @@ func (c *Config) applyDefaults() {
 	setString(&c.Admin.Listen, DefaultAdminListen)
 	setInt(&c.Gateway.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
 	setInt(&c.Gateway.MaxConnections, DefaultMaxConnections)
+	setInt(&c.Gateway.MinBodyRate, DefaultMinBodyRate)
 	t, d := &c.Gateway.Timeouts, DefaultTimeouts
 	setDur(&t.Connect, d.Connect)
 	setDur(&t.ResponseHeader, d.ResponseHeader)
 	setDur(&t.UpstreamIdle, d.UpstreamIdle)
 	setDur(&t.ReadHeader, d.ReadHeader)
 	setDur(&t.ClientIdle, d.ClientIdle)
+	setDur(&t.BodyIdle, d.BodyIdle)
+	setDur(&t.BodyGrace, d.BodyGrace)
 	setDur(&t.Shutdown, d.Shutdown)
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
 	setInt(&c.Analysis.History, DefaultHistory)

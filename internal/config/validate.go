@@ -49,12 +49,16 @@ func (c *Config) Validate() Errors {
 	if c.Gateway.MaxConnections < 0 {
 		v.addf("gateway.maxConnections", "%d must be positive", c.Gateway.MaxConnections)
 	}
+	if c.Gateway.MinBodyRate < -1 {
+		v.addf("gateway.minBodyRate", "%d must be a number of bytes per second, or -1 to turn it off", c.Gateway.MinBodyRate)
+	}
 	t := &c.Gateway.Timeouts
 	for _, d := range []struct {
 		name string
 		d    Duration
 	}{{"connect", t.Connect}, {"responseHeader", t.ResponseHeader}, {"upstreamIdle", t.UpstreamIdle},
-		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"shutdown", t.Shutdown}} {
+		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"bodyIdle", t.BodyIdle}, {"bodyGrace", t.BodyGrace},
+		{"shutdown", t.Shutdown}} {
 		v.positive("gateway.timeouts."+d.name, d.d)
 	}
 	if c.Storage.MaxEvents < 0 {

@@ -40,7 +40,7 @@ func benchmarkRouting(b *testing.B, extra string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		svc := g.snap.Load().find(r)
-		v, ep := g.pickEndpoint(svc, svc.choose(w, r), 1)
+		v, ep, _ := g.pickEndpoint(svc, svc.choose(w, r), 1)
 		if ep == nil || v == nil {
 			b.Fatal("no endpoint")
 		}

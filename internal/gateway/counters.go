@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"time"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,6 +54,23 @@ func (c *counters) all() []prometheus.Collector {
 		c.conns, c.connWaits, c.bodiesCut, c.llmOversized}
 }
 
+// lazyCounter is a child of a CounterVec made on its first increment. The labels are not copied.
+type lazyCounter struct {
+	vec    *prometheus.CounterVec
+	labels []string
+	c      atomic.Pointer[prometheus.Counter]
+}
+
+func (l *lazyCounter) Inc() {
+	p := l.c.Load()
+	if p == nil {
+		c := l.vec.WithLabelValues(l.labels...)
+		l.c.CompareAndSwap(nil, &c) // the same child whoever wins
+		p = l.c.Load()
+	}
+	(*p).Inc()
+}
+
 // endpointCollector reports each endpoint's availability at scrape time, from the live snapshot.
 type endpointCollector struct{ g *Gateway }
 
@@ -64,7 +81,7 @@ var endpointUpDesc = prometheus.NewDesc("aviary_endpoint_up",
 func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- endpointUpDesc }
 
 func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now().UnixNano()
+	now := c.g.now().UnixNano()
 	for _, s := range c.g.snap.Load().services {
 		for _, v := range s.versions {
 			for _, e := range v.endpoints {

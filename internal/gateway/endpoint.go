@@ -34,6 +34,11 @@ type endpoint struct {
 	probed atomic.Bool
 	// ejectedUntil (unix nanoseconds) is set by passive ejection; zero when not ejected.
 	ejectedUntil atomic.Int64
+	// probation: ejected, and no request has succeeded since. Once the ejection ends the endpoint
+	// gets one request at a time, its trial, until one succeeds; a failed trial ejects it again at
+	// once. Without it, each re-admission cost threshold failed requests (15 of 5,761 in a test).
+	probation atomic.Bool
+	trial     atomic.Bool // a trial request is in flight
 
 	mu             sync.Mutex // guards the passive-health fields below; taken only when a request fails or first succeeds after failures
 	failures       int        // consecutive failed requests
@@ -69,7 +74,29 @@ func (e *endpoint) authorize(h http.Header, prev *endpoint) {
 
 // available says whether the endpoint may get traffic at time now (unix nanoseconds).
 func (e *endpoint) available(now int64) bool {
-	return e.activeHealthy.Load() && e.ejectedUntil.Load() <= now
+	return e.activeHealthy.Load() && e.ejectedUntil.Load() <= now && !(e.probation.Load() && e.trial.Load())
+}
+
+// take claims the endpoint for one request at now. The request is the endpoint's trial when it is on
+// probation; ok is false when it is not available (or another request took the trial first).
+func (e *endpoint) take(now int64) (ok, trial bool) {
+	if !e.available(now) {
+		return false, false
+	}
+	if !e.probation.Load() {
+		return true, false
+	}
+	if !e.trial.CompareAndSwap(false, true) {
+		return false, false
+	}
+	return true, true
+}
+
+// untake gives back a trial that told nothing (the client went away, or a mirror copy took it).
+func (e *endpoint) untake(trial bool) {
+	if trial {
+		e.trial.Store(false)
+	}
 }
 
 // ready says whether the endpoint is available and, when it is actively checked, has passed a check.
@@ -83,16 +110,18 @@ type passivePolicy struct {
 	base, maximum time.Duration
 }
 
-// failed records a failed request and reports whether it ejected the endpoint.
-func (e *endpoint) failed(p passivePolicy, now time.Time) (ejectedFor time.Duration) {
-	if p.threshold <= 0 {
+// failed records a failed request and reports whether it ejected the endpoint. A failed trial ejects
+// at once; a request on probation that is not the trial was sent before the ejection and tells
+// nothing new.
+func (e *endpoint) failed(p passivePolicy, trial bool, now time.Time) (ejectedFor time.Duration) {
+	if p.threshold <= 0 || (!trial && e.probation.Load()) {
 		return 0
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.dirty.Store(true)
 	e.failures++
-	if e.failures < p.threshold {
+	if e.failures < p.threshold && !trial {
 		return 0
 	}
 	// A new ejection soon after the last one doubles the time out; a quiet spell resets it.
@@ -108,12 +137,24 @@ func (e *endpoint) failed(p passivePolicy, now time.Time) (ejectedFor time.Durat
 	e.failures = 0
 	e.lastEjectionAt = now
 	e.ejectedUntil.Store(now.Add(d).UnixNano())
+	e.probation.Store(true)
+	e.trial.Store(false)
 	return d
 }
 
-// succeeded clears the run of failures; cheap when there was none.
-func (e *endpoint) succeeded() {
-	if !e.dirty.Load() {
+// succeeded clears the run of failures, and the probation when the request was the trial; cheap when
+// there was nothing to clear.
+func (e *endpoint) succeeded(trial bool) {
+	if trial {
+		e.mu.Lock()
+		e.failures = 0
+		e.dirty.Store(false)
+		e.probation.Store(false)
+		e.trial.Store(false)
+		e.mu.Unlock()
+		return
+	}
+	if !e.dirty.Load() || e.probation.Load() {
 		return
 	}
 	e.mu.Lock()
@@ -131,16 +172,37 @@ type picker struct {
 	current []int
 }
 
-// pick returns an available endpoint other than skip, or nil.
-func (p *picker) pick(eps []*endpoint, now int64, skip *endpoint) *endpoint {
+// pick returns an available endpoint other than skip (nil: none), and whether the request is the
+// endpoint's trial after an ejection (see endpoint.take).
+func (p *picker) pick(eps []*endpoint, now int64, skip *endpoint) (*endpoint, bool) {
 	if len(eps) == 1 {
-		if e := eps[0]; e != skip && e.available(now) {
-			return e
+		if e := eps[0]; e != skip {
+			if ok, trial := e.take(now); ok {
+				return e, trial
+			}
 		}
-		return nil
+		return nil, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for range 2 {
+		e := p.next(eps, now, skip)
+		if e == nil {
+			return nil, false
+		}
+		if ok, trial := e.take(now); ok {
+			return e, trial
+		}
+		if skip != nil {
+			break
+		}
+		skip = e // its trial went to another version's request a moment ago
+	}
+	return nil, false
+}
+
+// next is the smooth weighted round robin's next choice among available endpoints other than skip.
+func (p *picker) next(eps []*endpoint, now int64, skip *endpoint) *endpoint {
 	if len(p.current) != len(eps) {
 		p.current = make([]int, len(eps))
 	}

@@ -40,6 +40,8 @@ type Options struct {
 	Transport *http.Transport
 	// LLM receives what the gateway learns of LLM calls (services with an llm setting); nil: nobody.
 	LLM LLMSink
+	// Now is the clock of endpoint health (ejections, their ends); nil: time.Now. Tests drive it.
+	Now func() time.Time
 }
 
 // Gateway is an http.Handler that proxies to service versions.
@@ -53,8 +55,10 @@ type Gateway struct {
 	counters  *counters
 	mirrors   chan struct{} // semaphore of mirrored requests in flight
 	maxConns  int           // client connections Listener keeps open
+	pace      bodyPace      // how slowly a request body may come
 	llmSink   LLMSink
-	pool      sync.Pool // *exchange
+	now       func() time.Time // the clock of endpoint health
+	pool      sync.Pool        // *exchange
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState
@@ -93,6 +97,7 @@ func New(o Options) *Gateway {
 		mirrors:   make(chan struct{}, maxMirrors),
 		maxConns:  cmp.Or(max(o.Gateway.MaxConnections, 0), config.DefaultMaxConnections),
 		llmSink:   o.LLM,
+		now:       o.Now,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
 	}
@@ -101,6 +106,10 @@ func New(o Options) *Gateway {
 			return http.ErrUseLastResponse
 		}},
 		log: log,
+	}
+	g.pace = newBodyPace(o.Gateway, g.counters)
+	if g.now == nil {
+		g.now = time.Now
 	}
 	g.pool.New = func() any { return new(exchange) }
 	g.proxy = &httputil.ReverseProxy{
@@ -240,8 +249,13 @@ func (g *Gateway) buildService(cs *config.Service, eps map[string]*endpoint) *se
 		svc.routes = append(svc.routes, route{m: compileMatch(r.Match), v: v})
 	}
 	if m := cs.Mirror; m != nil {
+		target := byName[m.Version]
+		target.mirror = g.metrics.Series(cs.Name, m.Version, metrics.Mirror)
+		for _, reason := range mirrorSkipReasons {
+			target.mirrorSkipped = append(target.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(cs.Name, m.Version, reason))
+		}
 		svc.mirror = &mirrorPlan{
-			v:        byName[m.Version],
+			v:        target,
 			share:    uint32(m.Percent * buckets / 100),
 			maxBody:  m.MaxBodyBytes,
 			next:     &st.mirrorNext,
@@ -259,20 +273,19 @@ func (g *Gateway) buildVersion(service string, cv config.Version, eps map[string
 		g.versions[key] = st
 	}
 	v := &version{
-		service:   service,
-		name:      cv.Name,
-		key:       key,
-		state:     st,
-		primary:   g.metrics.Series(service, cv.Name, metrics.Primary),
-		mirror:    g.metrics.Series(service, cv.Name, metrics.Mirror),
-		fallbacks: g.counters.fallbacks.WithLabelValues(service, cv.Name),
-		retries:   g.counters.retries.WithLabelValues(service, cv.Name),
-		ejections: g.counters.ejections.WithLabelValues(service, cv.Name),
-		llm:       newLLMVersion(cv.LLM, g.counters.llmOversized, service, cv.Name),
+		service: service,
+		name:    cv.Name,
+		key:     key,
+		state:   st,
+		primary: g.metrics.Series(service, cv.Name, metrics.Primary),
+		llm:     newLLMVersion(cv.LLM, g.counters.llmOversized, service, cv.Name),
 	}
-	for _, reason := range mirrorSkipReasons {
-		v.mirrorSkipped = append(v.mirrorSkipped, g.counters.mirrorSkipped.WithLabelValues(service, cv.Name, reason))
-	}
+	// Made on first use: most versions never fall back, retry or lose an endpoint, and each child of
+	// a counter costs half a kilobyte, which thousands of versions turn into megabytes.
+	labels := []string{service, cv.Name}
+	v.fallbacks = lazyCounter{vec: g.counters.fallbacks, labels: labels}
+	v.retries = lazyCounter{vec: g.counters.retries, labels: labels}
+	v.ejections = lazyCounter{vec: g.counters.ejections, labels: labels}
 	for _, raw := range cv.Endpoints {
 		v.endpoints = append(v.endpoints, eps[endpointKey(service, raw)])
 	}

@@ -60,8 +60,15 @@ type fixture struct {
 // upstream's URL.
 func newFixture(t testing.TB, yaml string, ups ...*upstream) *fixture {
 	t.Helper()
+	return newFixtureWith(t, Options{}, yaml, ups...)
+}
+
+// newFixtureWith is newFixture with gateway options (Metrics is set here).
+func newFixtureWith(t testing.TB, o Options, yaml string, ups ...*upstream) *fixture {
+	t.Helper()
 	reg := metrics.NewRegistry(metrics.Options{})
-	gw := New(Options{Metrics: reg})
+	o.Metrics = reg
+	gw := New(o)
 	t.Cleanup(gw.Close)
 	f := &fixture{gw: gw, reg: reg}
 	f.apply(t, yaml, ups...)

@@ -96,7 +96,10 @@ func (g *Gateway) dispatchMirror(ex *exchange, r *http.Request, c *mirrorCopy, p
 		m.v.skipMirror(skipIncomplete)
 		return
 	}
-	ep := m.v.state.picker.pick(m.v.endpoints, time.Now().UnixNano(), nil)
+	ep, trial := m.v.state.picker.pick(m.v.endpoints, g.now().UnixNano(), nil)
+	if ep != nil {
+		ep.untake(trial) // a mirror's answer does not feed passive health: no trial for it
+	}
 	if ep == nil {
 		m.v.skipMirror(skipNoEndpoint)
 		return

@@ -28,8 +28,10 @@ type exchange struct {
 	svc   *service
 	v     *version
 	ep    *endpoint
+	trial bool // the request is ep's trial after an ejection
 	inURL *url.URL
 	body  *bodyReader // nil when the request has no body
+	paced *pacedBody  // the client's body under the gateway's pace; nil when there is none
 
 	upstreamStatus int
 	fault          metrics.Fault
@@ -93,10 +95,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !routed {
 		chosen = svc.placed(w, r)
 	}
-	v, ep := g.pickEndpoint(svc, chosen, start.UnixNano())
+	v, ep, trial := g.pickEndpoint(svc, chosen, g.now().UnixNano())
 
 	ex := g.pool.Get().(*exchange)
-	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, inURL: r.URL, series: v.primary}
+	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, trial: trial, inURL: r.URL, series: v.primary}
 	if routed && v == chosen && v.routed != nil {
 		ex.series = v.routed // a segment's request: measured apart from those placed by weight
 	}
@@ -119,7 +121,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// which would cut a streamed upload (an LLM request streaming while its answer streams).
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
-		out.Body = r.Body
+		ex.paced = &pacedBody{rc: r.Body, pace: &g.pace, ctl: http.NewResponseController(w)}
+		r.Body, out.Body = ex.paced, ex.paced // prepareLLM reads r.Body
 		orig, refused := g.prepareLLM(ex, r, out)
 		if refused {
 			return
@@ -140,20 +143,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // pickEndpoint picks an available endpoint of v; when v has none and is not the stable version, its
 // share goes to the stable version (logged once per episode, counted always).
-func (g *Gateway) pickEndpoint(svc *service, v *version, now int64) (*version, *endpoint) {
-	ep := v.state.picker.pick(v.endpoints, now, nil)
+func (g *Gateway) pickEndpoint(svc *service, v *version, now int64) (*version, *endpoint, bool) {
+	ep, trial := v.state.picker.pick(v.endpoints, now, nil)
 	if ep != nil || v == svc.stable {
 		if ep != nil && v.state.fallingBack.Load() && v.state.fallingBack.CompareAndSwap(true, false) {
 			g.log.Info("version has healthy endpoints again; its share returns to it", "service", svc.name, "version", v.name)
 		}
-		return v, ep
+		return v, ep, trial
 	}
 	v.fallbacks.Inc()
 	if v.state.fallingBack.CompareAndSwap(false, true) {
 		g.log.Warn("version has no healthy endpoint; its share goes to the stable version",
 			"service", svc.name, "version", v.name, "stable", svc.stable.name)
 	}
-	return svc.stable, svc.stable.state.picker.pick(svc.stable.endpoints, now, nil)
+	ep, trial = svc.stable.state.picker.pick(svc.stable.endpoints, now, nil)
+	return svc.stable, ep, trial
 }
 
 // finish records the exchange, feeds passive health, dispatches the mirror copy and recycles ex. It
@@ -176,7 +180,7 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 	ex.series.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
 		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault})
 	if ex.ep != nil {
-		g.passive(ex.svc, ex.v, ex.ep, ex.fault, ex.upstreamStatus, end)
+		g.passive(ex.svc, ex.v, ex.ep, ex.trial, ex.fault, ex.upstreamStatus, g.now())
 	}
 	if tee != nil {
 		g.dispatchMirror(ex, r, tee, code)
@@ -192,17 +196,20 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 const statusClientClosed = 499
 
 // passive feeds an endpoint's passive health: connection failures, timeouts and 502/503/504 answers
-// count against it.
-func (g *Gateway) passive(svc *service, v *version, ep *endpoint, f metrics.Fault, status int, now time.Time) {
+// count against it, any other answer for it. trial: the request was the endpoint's trial after an
+// ejection.
+func (g *Gateway) passive(svc *service, v *version, ep *endpoint, trial bool, f metrics.Fault, status int, now time.Time) {
 	bad := f == metrics.FaultConnect || f == metrics.FaultTimeout ||
 		status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 	if !bad {
 		if status != 0 {
-			ep.succeeded()
+			ep.succeeded(trial)
+		} else {
+			ep.untake(trial) // no answer (the client left): the next request is the trial
 		}
 		return
 	}
-	if d := ep.failed(svc.passive, now); d > 0 {
+	if d := ep.failed(svc.passive, trial, now); d > 0 {
 		v.ejections.Inc()
 		g.log.Warn("endpoint ejected after consecutive failures", "service", svc.name, "version", v.name,
 			"endpoint", ep.raw, "for", d.String())
@@ -243,6 +250,10 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 // proxyError answers a request the upstream failed: 502 for a failed connection, 504 for a timeout.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r)
+	if why := ex.paced.cutBy(); why != "" {
+		ex.paced.answerCut(w, why) // the client's fault, not the endpoint's
+		return
+	}
 	if r.Context().Err() != nil {
 		ex.code = statusClientClosed // nobody to answer
 		return
@@ -297,15 +308,16 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ex.retried || !isDialError(err) || (ex.body != nil && ex.body.read() > 0) || req.Context().Err() != nil {
 		return nil, err
 	}
-	now := time.Now()
-	t.g.passive(ex.svc, ex.v, ex.ep, metrics.FaultConnect, 0, now)
-	next := ex.v.state.picker.pick(ex.v.endpoints, now.UnixNano(), ex.ep)
+	now := t.g.now()
+	t.g.passive(ex.svc, ex.v, ex.ep, ex.trial, metrics.FaultConnect, 0, now)
+	next, trial := ex.v.state.picker.pick(ex.v.endpoints, now.UnixNano(), ex.ep)
+	ex.trial = false // given back or decided by passive
 	if next == nil {
 		return nil, err
 	}
 	ex.retried = true
 	next.authorize(req.Header, ex.ep)
-	ex.ep = next
+	ex.ep, ex.trial = next, trial
 	ex.v.retries.Inc()
 	setTarget(req, next, ex.inURL)
 	return t.base.RoundTrip(req)

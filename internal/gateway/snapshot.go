@@ -44,11 +44,12 @@ type version struct {
 	index              int
 	endpoints          []*endpoint
 	state              *versionState
-	primary, mirror    *metrics.Series
+	primary            *metrics.Series
+	mirror             *metrics.Series // nil unless the version is its service's mirror
 	routed             *metrics.Series // requests placed here by a route; nil when no route targets it
 
-	fallbacks, retries, ejections prometheus.Counter
-	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons
+	fallbacks, retries, ejections lazyCounter
+	mirrorSkipped                 []prometheus.Counter // by mirrorSkipReasons; nil unless the version is the mirror
 
 	llm llmVersion // what this version changes in LLM requests
 }

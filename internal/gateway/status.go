@@ -39,7 +39,7 @@ type EndpointStatus struct {
 
 // Services reports every service of the current snapshot.
 func (g *Gateway) Services() []ServiceStatus {
-	now := time.Now()
+	now := g.now()
 	snap := g.snap.Load()
 	out := make([]ServiceStatus, 0, len(snap.services))
 	for _, s := range snap.services {

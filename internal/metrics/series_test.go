@@ -223,3 +223,32 @@ func TestPendingCountsRequestsInFlightFromOlderSlots(t *testing.T) {
 		t.Errorf("unknown series: %d, want 0", got)
 	}
 }
+
+// A series allocates its window ring and slots when requests end, not before: an idle series is
+// small, and reads of it are empty, not missing.
+func TestSeriesAllocatesWindowsOnFirstUse(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	r := NewRegistry(Options{Now: func() time.Time { return now }})
+	s := r.Series("shop", "v1", Primary)
+	if s.slots.Load() != nil || s.codes.Load() != nil {
+		t.Fatal("a series that saw no request has its windows or status counts allocated")
+	}
+	if sum := s.Window(now.Add(-time.Minute), now); sum.Requests != 0 || sum.Latency == nil {
+		t.Fatalf("idle window: %d requests, latency %v; want 0 and an empty histogram", sum.Requests, sum.Latency)
+	}
+	s.Begin()
+	s.End(Observation{Code: 200, Duration: time.Millisecond, End: now})
+	slots := s.slots.Load()
+	used := 0
+	for i := range *slots {
+		if (*slots)[i].Load() != nil {
+			used++
+		}
+	}
+	if used != 1 {
+		t.Errorf("%d slots allocated after one request, want 1", used)
+	}
+	if sum := s.Window(now.Add(-time.Minute), now.Add(time.Second)); sum.Requests != 1 || sum.Latency.Count() != 1 {
+		t.Errorf("window after one request: %d requests, %d latencies; want 1 and 1", sum.Requests, sum.Latency.Count())
+	}
+}

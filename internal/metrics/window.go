@@ -158,15 +158,41 @@ func (g slotting) emptySummary(first, last int64) Summary {
 	return Summary{Since: g.startOf(first), Until: g.startOf(last), Latency: new(Histogram)}
 }
 
-// slotFor returns the ring entry for epoch e, recycling it if it holds an
-// older slot, or nil if it already holds a newer one.
+// slotFor returns the ring entry for epoch e, allocating it on first use and
+// recycling it if it holds an older slot, or nil if it already holds a newer one.
+// held returns the slot of epoch e if the ring holds it now, else nil; it never allocates or
+// recycles.
+func (s *Series) held(e int64) *slot {
+	if slots := s.slots.Load(); slots != nil {
+		if sl := (*slots)[s.index(e)].Load(); sl != nil && sl.epoch.Load() == e {
+			return sl
+		}
+	}
+	return nil
+}
+
 func (s *Series) slotFor(e int64) *slot {
-	sl := &s.slots[s.index(e)]
-	if sl.epoch.Load() == e {
-		return sl // fast path
+	slots := s.slots.Load()
+	if slots != nil {
+		if sl := (*slots)[s.index(e)].Load(); sl != nil && sl.epoch.Load() == e {
+			return sl // fast path
+		}
 	}
 	s.rotate.Lock()
 	defer s.rotate.Unlock()
+	if slots = s.slots.Load(); slots == nil {
+		r := make(ring, s.count)
+		slots = &r
+		s.slots.Store(slots)
+	}
+	entry := &(*slots)[s.index(e)]
+	sl := entry.Load()
+	if sl == nil {
+		sl = new(slot)
+		sl.epoch.Store(e)
+		entry.Store(sl)
+		return sl
+	}
 	switch cur := sl.epoch.Load(); {
 	case cur == e:
 		return sl
@@ -228,9 +254,13 @@ func (s *Series) Window(since, until time.Time) Summary {
 	first, last := s.covered(since, until)
 	sum := s.emptySummary(first, last)
 	sum.InFlight = s.inFlight.Load()
+	slots := s.slots.Load()
+	if slots == nil {
+		return sum
+	}
 	var d slotData
 	for e := first; e < last; e++ {
-		if s.slots[s.index(e)].read(e, &d) {
+		if sl := (*slots)[s.index(e)].Load(); sl != nil && sl.read(e, &d) {
 			sum.add(&d)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +115,46 @@ func TestTLSChunkedRequestClosesItsConnection(t *testing.T) {
 	}
 	if !rc.closedByServer() {
 		t.Fatal("the TLS connection stayed open after a chunked request")
+	}
+}
+
+// metric reads one sample of the admin listener's /metrics ("name" or "name{labels}"); -1 if absent.
+func (a *aviary) metric(sample string) float64 {
+	a.t.Helper()
+	_, body := a.do("GET", "http://"+a.admin+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				a.t.Fatalf("metric %s: %q is not a number", sample, v)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// With gateway.maxConnections open, the gateway accepts no more (counting that it waited) until one
+// closes; then the waiting client is served.
+func TestConnectionCap(t *testing.T) {
+	a := start(t, shop{v1: []string{upstream(t, "v1")}, gateway: "maxConnections: 2"}.YAML(), false)
+	first, second := dialRaw(t, a.gateway), dialRaw(t, a.gateway)
+	for _, rc := range []*rawConn{first, second} {
+		rc.send("GET / HTTP/1.1\r\nHost: shop\r\n\r\n")
+		if resp := rc.response(); resp.StatusCode != http.StatusOK {
+			t.Fatalf("one of the first two connections: %d", resp.StatusCode)
+		}
+	}
+	third := dialRaw(t, a.gateway) // the kernel takes it; the gateway does not accept it yet
+	third.send("GET / HTTP/1.1\r\nHost: shop\r\n\r\n")
+	eventually(t, 10*time.Second, "the gateway to count a wait for a connection slot", func() bool {
+		return a.metric("aviary_client_connection_waits_total") >= 1
+	})
+	if n := a.metric("aviary_client_connections"); n != 2 {
+		t.Errorf("aviary_client_connections = %v at the cap of 2", n)
+	}
+	first.c.Close()
+	if resp := third.response(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the waiting connection, once a slot was free: %d", resp.StatusCode)
 	}
 }
