@@ -1,21 +1,62 @@
 // Package judge is Aviary's statistics: anytime-valid sequential tests of a canary against its
 // baseline. Every function here is pure and cheap; the analysis package feeds it measurements.
 //
-// The count test (errors, requests slower than a boundary) follows Lindon & Malek, "Anytime-Valid
-// Inference for Multinomial Count Data" (NeurIPS 2022) and Lindon, Sanden & Shirikian, "Rapid
-// Regression Detection in Software Deployments through Sequential Testing" (KDD 2022): given how
-// many requests each version served in a look, each event (an error, say) lands on the canary with a
-// probability that depends only on the two versions' rates and their shares of traffic. Under "the
-// canary's rate is at most margin times the baseline's", a mixture of likelihood ratios over larger
-// ratios is a non-negative supermartingale, so by Ville's inequality it exceeds 1/alpha with
-// probability at most alpha, however often it is looked at. Traffic that drifts between looks
-// cancels out, because each look is conditioned on its own shares.
+// # The count test (errors, requests slower than a boundary)
 //
-// The mean test (tokens, cost or a quality score per request) compares the versions' means under
-// a relative margin with a one-sided normal-mixture martingale on a stratified contrast, with a
-// plug-in variance: an asymptotic confidence sequence (Howard, Ramdas, McAuliffe & Sekhon, Ann.
-// Statist. 2021; Waudby-Smith et al., "Time-uniform central limit theory and asymptotic
-// confidence sequences"). See MeanTest.
+// It follows Lindon & Malek, "Anytime-Valid Inference for Multinomial Count Data" (NeurIPS 2022)
+// and Lindon, Sanden & Shirikian, "Rapid Regression Detection in Software Deployments through
+// Sequential Testing" (KDD 2022): given how many requests each version served in a look, each event
+// (an error, say) lands on the canary with a probability that depends only on the two versions'
+// rates and their shares of traffic. Under "the canary's rate is at most margin times the
+// baseline's", a mixture of likelihood ratios over larger ratios is a non-negative supermartingale,
+// so by Ville's inequality it exceeds 1/alpha with probability at most alpha, however often it is
+// looked at. Traffic that drifts between looks cancels out, because each look is conditioned on its
+// own shares.
+//
+// That guarantee assumes independent requests. Real traffic is not: errors come in bursts (a retry
+// storm, a bad batch), an endpoint has a bad ten seconds, a stall slows half its requests, sticky
+// users carry their own failure rates, and a route sends a segment that is no random sample. The
+// test is made robust in four ways, each of which keeps the supermartingale property or errs on the
+// safe side:
+//
+//   - Batches with a cap. Looks are grouped into batches (a metrics slot, ten seconds), and each
+//     batch's likelihood ratio is capped at batchCap. A capped ratio min(LR, c) has expectation at
+//     most that of LR, so the product stays a test supermartingale; what the cap buys is that no
+//     episode shorter than a few batches can reach 1/alpha, while a regression that lasts does.
+//   - Tempering by the baseline's own dispersion. Each batch's log likelihood ratio is divided by
+//     φ ≥ 1, the overdispersion the baseline's counts show (Dispersion: a Pearson statistic over
+//     neighbouring batches and over units, shrunk towards 1). For clumps of c events that land on
+//     one version together, counting each clump once is the exact binomial test, and LR^(1/c) is
+//     that count; for φ between, LR^(1/φ) is a quasi-likelihood ratio (McCullagh & Nelder 1989,
+//     §9), and for a fixed φ ≥ 1 E[LR^(1/φ)] ≤ E[LR]^(1/φ) ≤ 1 by Jensen. φ is fixed when a batch
+//     opens, from data before it, so it is predictable. Batching with a variance measured on the
+//     data is the route of Bibaut, Kallus & Lindon, "Near-optimal, near-calibrated, non-parametric
+//     sequential tests ... with possibly dependent observations" (arXiv:2212.14411).
+//   - A mixture over start times. The evidence is a weighted sum of test supermartingales that
+//     start at the first batch (weight firstWeight) and every restartEvery batches after (weights
+//     summing to the rest): a fixed-start mixture is itself a test supermartingale, so alpha holds
+//     over the whole rollout, and an incident that makes the canary look good early (a stable-only
+//     outage) cannot bury a regression that starts later. These are the e-detectors of Shin,
+//     Ramdas & Rinaldo, "E-detectors: a nonparametric framework for sequential change detection"
+//     (2022), with weights that sum to one instead of a growing threshold.
+//   - Randomized traffic only, and one process per rollout (in package analysis): requests placed
+//     by a route are measured apart and never compared, and the runs of a rollout share one test.
+//
+// # A pass is evidence of safety
+//
+// RuledOut answers the other question: do the data rule out a regression of a stated detectable
+// effect? Each version's rate has a time-uniform confidence sequence — Robbins' beta-binomial
+// mixture, here over three priors (Howard, Ramdas, McAuliffe & Sekhon, "Time-uniform,
+// nonparametric, nonasymptotic confidence sequences", Ann. Statist. 2021) — on counts tempered by
+// the same φ; the canary's upper bound must be below max(ratio × the baseline's lower bound, the
+// baseline's lower bound + points).
+//
+// # The mean test (tokens, cost or a quality score per request)
+//
+// It compares the versions' means under a relative margin with a one-sided normal-mixture
+// martingale on a stratified contrast, with a plug-in variance: an asymptotic confidence sequence
+// (Howard, Ramdas, McAuliffe & Sekhon, Ann. Statist. 2021; Waudby-Smith et al., "Time-uniform
+// central limit theory and asymptotic confidence sequences"). See MeanTest.
 //
 // This is written by hand: no maintained Go library implements these sequential tests.
 package judge
