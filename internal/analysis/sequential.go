@@ -24,6 +24,8 @@ type sequential struct {
 
 	pending [2]int64 // latency: canary's and stable's requests in flight past the boundary, counted as slow
 
+	unitBase *[2][metrics.NumUnits]int64 // errors: the stable's per-cluster counts when the test began
+
 	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
 	dispFed int64             // unix ns of the last stable slot fed to disp
 
@@ -78,6 +80,24 @@ func (q *sequential) look(r *runner, now time.Time) {
 	}
 	q.test.Observe(r.batch(now), c[0], c[1], b[0], b[1])
 	q.feedDispersion(r, now)
+	if q.metric.Builtin == "errorRate" {
+		q.feedUnits(r)
+	}
+}
+
+// feedUnits gives the dispersion estimate the stable's clusters of sticky keys since the test
+// began: users who carry their own failure rate make clusters differ by more than chance, and the
+// canary's share of such users differs from the stable's just as much.
+func (q *sequential) feedUnits(r *runner) {
+	n, e := r.a.o.Metrics.Units(r.run.Service, r.run.Stable, metrics.Primary)
+	if q.unitBase == nil {
+		q.unitBase = &[2][metrics.NumUnits]int64{n, e}
+	}
+	var dn, de [metrics.NumUnits]int64
+	for i := range n {
+		dn[i], de[i] = n[i]-q.unitBase[0][i], e[i]-q.unitBase[1][i]
+	}
+	q.disp.SetUnits(dn[:], de[:])
 }
 
 // pendingSlow adds to a look's (requests, slow requests) the requests now in flight past the

@@ -22,6 +22,7 @@ import (
 type exchange struct {
 	rw       http.ResponseWriter
 	series   *metrics.Series // where the request is measured: its version's primary or routed series
+	unit     uint8           // the cluster of its sticky key (metrics.Observation.Unit)
 	code     int             // status sent to the client (not 1xx)
 	bytesOut int64
 
@@ -92,8 +93,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	chosen := svc.routed(r)
 	routed := chosen != nil
+	var unit uint8
 	if !routed {
-		chosen = svc.placed(w, r)
+		chosen, unit = svc.placed(w, r)
 	}
 	v, ep, trial := g.pickEndpoint(svc, chosen, g.now().UnixNano())
 
@@ -101,6 +103,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, trial: trial, inURL: r.URL, series: v.primary}
 	if routed && v == chosen && v.routed != nil {
 		ex.series = v.routed // a segment's request: measured apart from those placed by weight
+	}
+	if v == chosen {
+		ex.unit = unit
 	}
 	var tee *mirrorCopy
 	if m := svc.mirror; m != nil && m.v != v && m.take() {
@@ -178,7 +183,7 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 		code = statusClientClosed
 	}
 	ex.series.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
-		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault})
+		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault, Unit: ex.unit})
 	if ex.ep != nil {
 		g.passive(ex.svc, ex.v, ex.ep, ex.trial, ex.fault, ex.upstreamStatus, g.now())
 	}

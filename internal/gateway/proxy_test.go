@@ -388,3 +388,30 @@ func TestProxyMeasuresRoutedRequestsApart(t *testing.T) {
 		t.Errorf("v2 requests placed by weight = %d, want %d", got, weighted)
 	}
 }
+
+// Requests with a sticky key are counted per cluster of keys, so the judge can measure how much
+// the stable's users differ beyond chance; requests without one are in no cluster.
+func TestProxyCountsStickyRequestsByCluster(t *testing.T) {
+	v1, v2 := newUpstream(t, "v1", nil), newUpstream(t, "v2", nil)
+	f := newFixture(t, strings.Replace(splitYAML, "    routes:", "    stickiness: {header: X-User-Id}\n    routes:", 1), v1, v2)
+	for u := range 200 {
+		f.get(t, "/", fmt.Sprintf("X-User-Id: user-%d", u))
+	}
+	for range 20 {
+		f.get(t, "/") // no key
+	}
+	var total int64
+	used := 0
+	for _, v := range []string{"v1", "v2"} {
+		n, _ := f.reg.Units("shop", v, metrics.Primary)
+		for _, k := range n {
+			total += k
+			if k > 0 {
+				used++
+			}
+		}
+	}
+	if total != 200 || used < 16 {
+		t.Fatalf("clustered requests: %d in %d clusters, want the 200 with a key, spread over many clusters", total, used)
+	}
+}

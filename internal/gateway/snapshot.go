@@ -97,7 +97,8 @@ func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
 	if v := s.routed(r); v != nil {
 		return v
 	}
-	return s.placed(w, r)
+	v, _ := s.placed(w, r)
+	return v
 }
 
 // routed is the version of the first route that matches, or nil.
@@ -111,8 +112,8 @@ func (s *service) routed(r *http.Request) *version {
 }
 
 // placed is the version a request gets by weight: its sticky key's bucket, or the next bucket of
-// the split's sequence.
-func (s *service) placed(w http.ResponseWriter, r *http.Request) *version {
+// the split's sequence; and the cluster of its sticky key (1..metrics.NumUnits; 0: none).
+func (s *service) placed(w http.ResponseWriter, r *http.Request) (*version, uint8) {
 	if s.sticky != nil {
 		key := s.sticky.key(r)
 		if key == "" && s.sticky.setCookie != "" {
@@ -121,10 +122,11 @@ func (s *service) placed(w http.ResponseWriter, r *http.Request) *version {
 				MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		}
 		if key != "" {
-			return s.versions[s.split.version(bucketOf(s.name, key))]
+			b := bucketOf(s.name, key)
+			return s.versions[s.split.version(b)], uint8(1 + b%metrics.NumUnits)
 		}
 	}
-	return s.versions[s.split.version(s.split.anonymous())]
+	return s.versions[s.split.version(s.split.anonymous())], 0
 }
 
 func newStickyValue() string {

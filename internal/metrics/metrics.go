@@ -70,7 +70,14 @@ type Observation struct {
 	BytesIn  int64         // request body bytes read
 	BytesOut int64         // response body bytes written
 	Fault    Fault
+	// Unit is the cluster of the request's sticky key, 1..NumUnits (0: no sticky key): users of
+	// one cluster stay in it, so the judge can see how much more than chance the stable's clusters
+	// differ (see Series.Units).
+	Unit uint8
 }
+
+// NumUnits is the number of clusters of sticky keys a series counts apart.
+const NumUnits = 16
 
 // maxCode bounds the status codes kept apart. net/http accepts 100..999;
 // anything outside 100..599 is recorded as code 0, "no valid status".

@@ -74,6 +74,17 @@ func (r *Registry) Window(service, version string, role Role, since, until time.
 	return s.Window(since, until)
 }
 
+// Units is Series.Units without creating the series: zeros for an unknown one.
+func (r *Registry) Units(service, version string, role Role) (requests, errors [NumUnits]int64) {
+	r.mu.RLock()
+	s := r.series[seriesKey{service, version, role}]
+	r.mu.RUnlock()
+	if s == nil {
+		return requests, errors
+	}
+	return s.Units()
+}
+
 // Pending is Series.Pending without creating the series: 0 for an unknown one.
 func (r *Registry) Pending(service, version string, role Role, t time.Time) int64 {
 	r.mu.RLock()

@@ -27,6 +27,9 @@ type Series struct {
 
 	inFlight atomic.Int64
 
+	// Requests and errors per cluster of sticky keys, cumulative (Observation.Unit).
+	units [NumUnits][2]atomic.Uint64
+
 	// Cumulative since the series was created.
 	codes        atomic.Pointer[codeCounts] // by normalized status code; nil until the first request
 	kinds        [numKinds]atomic.Uint64    // errors by kind (0: 5xx, else Fault)
@@ -76,6 +79,14 @@ func (s *Series) BeginAt(start time.Time) {
 	if sl := s.slotFor(s.epochOf(start)); sl != nil {
 		sl.begun.Add(1)
 	}
+}
+
+// Units returns the requests and errors of each cluster of sticky keys since the series began.
+func (s *Series) Units() (requests, errors [NumUnits]int64) {
+	for i := range s.units {
+		requests[i], errors[i] = int64(s.units[i][0].Load()), int64(s.units[i][1].Load())
+	}
+	return requests, errors
 }
 
 // Pending is the number of requests still in flight that began in a slot that ended at or before
@@ -130,6 +141,12 @@ func (s *Series) End(o Observation) {
 	}
 	if sl := s.slotFor(s.epochOf(end)); sl != nil {
 		sl.record(code/100, kind, in, out, d)
+	}
+	if o.Unit > 0 && int(o.Unit) <= NumUnits {
+		s.units[o.Unit-1][0].Add(1)
+		if kind >= 0 {
+			s.units[o.Unit-1][1].Add(1)
+		}
 	}
 	// The slot it began in (if it still holds it) counts it as no longer in flight.
 	{

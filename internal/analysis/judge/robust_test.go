@@ -163,3 +163,23 @@ func TestRuledOutNeedsEnoughData(t *testing.T) {
 		t.Error("with no data the bounds are [0, 1]")
 	}
 }
+
+func TestDispersionSeesUnitsThatDiffer(t *testing.T) {
+	var d Dispersion
+	// 16 clusters of 1,000 requests at 0.5%: within chance.
+	n := make([]int64, 16)
+	e := make([]int64, 16)
+	for i := range n {
+		n[i], e[i] = 1000, int64(3+i%5)
+	}
+	d.SetUnits(n, e)
+	if phi := d.Phi(); phi > 1.5 {
+		t.Errorf("clusters within chance: φ = %.2f, want about 1", phi)
+	}
+	// Two clusters hold users who fail 30% of their calls.
+	e[3], e[11] = 60, 45
+	d.SetUnits(n, e)
+	if phi := d.Phi(); phi < 5 {
+		t.Errorf("two clusters of failing users: φ = %.2f, want well above 1", phi)
+	}
+}
