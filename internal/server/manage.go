@@ -65,15 +65,15 @@ func (r *reloader) Start(service string, req api.StartRequest, by string) (rollo
 		r.mu.Unlock()
 		return rollout.Status{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
-	if st, ok := r.ctrl.State(service); ok && svc.Release == req.Version && len(req.Endpoints) == 0 {
+	st, managed := r.ctrl.State(service)
+	cmd, err := rollout.DecideStart(svc.Release, st, managed,
+		rollout.StartRequest{Service: service, Version: req.Version, Endpoints: len(req.Endpoints) > 0, By: by})
+	if cmd != nil || err != nil {
 		r.mu.Unlock()
-		if st.Phase == rollout.Degraded && st.Canary == req.Version {
-			return r.ctrl.Do(service, rollout.Command{Kind: rollout.Retry, By: by})
+		if err != nil {
+			return rollout.Status{}, err
 		}
-		if !st.InFlight() && st.Stable != req.Version { // e.g. the release again, after an undo
-			return r.ctrl.Do(service, rollout.Command{Kind: rollout.StartCmd, Version: req.Version, By: by})
-		}
-		return rollout.Status{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s is already the release of %s (phase %s); `aviary rollout status %s` shows where it is", req.Version, service, st.Phase, service)}
+		return r.ctrl.Do(service, *cmd)
 	}
 	defer r.mu.Unlock()
 	svc.Versions = slices.Clone(svc.Versions)
