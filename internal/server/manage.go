@@ -10,55 +10,27 @@ import (
 	"aviary.dev/aviary/internal/store"
 )
 
-// applyServices makes cfg's services, merged with the specs applied through the API, the ones in
-// force; put, when set, is a spec being applied now. It checks everything first and changes
-// nothing when it returns errors. r.mu must be held.
-func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec, by string) []string {
-	stored, err := r.store.Specs()
-	if err != nil {
-		return []string{fmt.Sprintf("read the specs applied through the API: %v", err)}
-	}
-	for _, sp := range put {
-		stored[sp.Service.Name] = sp
-	}
-	services, stale := merge(cfg.Services, stored)
-	if errs := validServices(cfg, services); len(errs) > 0 {
-		return errorStrings(errs)
-	}
-	if errs := r.ctrl.Validate(services); len(errs) > 0 {
-		return errorStrings(errs)
-	}
-	if len(put) > 0 {
-		if err := r.store.PutSpecs(put); err != nil { // all or none
-			return []string{fmt.Sprintf("save the specs applied through the API: %v; nothing was changed", err)}
-		}
-	}
-	for _, name := range stale {
-		r.log.Info("the config file changed this service since a spec was applied through the API; the file's spec takes over", "service", name)
-		if err := r.store.DeleteSpec(name); err != nil {
-			r.log.Error("drop a stale applied spec", "service", name, "err", err)
-		}
-	}
-	r.judge.SetTemplates(cfg.Analysis.Templates) // before a rollout that names a new template can start
-	if err := r.ctrl.SetSpecsBy(services, by); err != nil {
-		r.log.Error("apply services", "err", err)
-	}
-	return nil
+// specs is the admin API's backend for rollouts and the specs applied through it (api.Rollouts):
+// it reads rollouts from the controller and the store, and changes specs through the state it
+// shares with the config file.
+type specs struct {
+	*live
+	file string // the config file's path, for messages
 }
 
-// Status implements api.Rollouts.
-func (r *reloader) RolloutStatus(service string) (rollout.Status, error) {
+// RolloutStatus implements api.Rollouts.
+func (r *specs) RolloutStatus(service string) (rollout.Status, error) {
 	return r.ctrl.Status(service)
 }
 
 // Do implements api.Rollouts.
-func (r *reloader) Do(service string, cmd rollout.Command) (rollout.Status, error) {
+func (r *specs) Do(service string, cmd rollout.Command) (rollout.Status, error) {
 	return r.ctrl.Do(service, cmd)
 }
 
 // Start implements api.Rollouts: make version the release of service, adding or replacing its
 // endpoints when they are given. The changed spec is stored as applied through the API.
-func (r *reloader) Start(service string, req api.StartRequest, by string) (rollout.Status, error) {
+func (r *specs) Start(service string, req api.StartRequest, by string) (rollout.Status, error) {
 	r.mu.Lock()
 	svc, ok := r.ctrl.Spec(service)
 	if !ok {
@@ -90,14 +62,14 @@ func (r *reloader) Start(service string, req api.StartRequest, by string) (rollo
 	if svc.Strategy == nil {
 		svc.Strategy = config.DefaultStrategy()
 	}
-	if errs := r.applyServices(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}, by); len(errs) > 0 {
+	if errs := r.apply(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}, by); len(errs) > 0 {
 		return rollout.Status{}, &api.Invalid{Errors: errs}
 	}
 	return r.ctrl.Status(service)
 }
 
 // Apply implements api.Rollouts: specs of services from a file, as `aviary apply -f` sends them.
-func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
+func (r *specs) Apply(data []byte, by string) (api.ApplyResult, error) {
 	cfg, err := config.Parse(data)
 	if err != nil {
 		return api.ApplyResult{}, &api.Invalid{Errors: errorStrings(err)}
@@ -118,7 +90,7 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 		res.Applied = append(res.Applied, svc.Name)
 		put = append(put, storedSpec(svc, r.current.Services, by))
 	}
-	if errs := r.applyServices(r.current, put, by); len(errs) > 0 {
+	if errs := r.apply(r.current, put, by); len(errs) > 0 {
 		return api.ApplyResult{}, &api.Invalid{Errors: errs}
 	}
 	return res, nil
@@ -129,7 +101,7 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 // served. A rollout in flight is refused unless force, which aborts it first (traffic back to the
 // stable version) and then deletes. A deletion the controller refuses (the file's spec lacks the
 // stable version) changes nothing but that abort.
-func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResult, error) {
+func (r *specs) Delete(service string, force bool, by string) (api.DeleteResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stored, err := r.store.Specs()
@@ -140,7 +112,7 @@ func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResu
 	_, served := r.ctrl.Spec(service)
 	switch {
 	case !applied && served:
-		return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s comes from the config file %s, not from the API; remove it from the file instead", service, r.path)}
+		return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s comes from the config file %s, not from the API; remove it from the file instead", service, r.file)}
 	case !applied:
 		return api.DeleteResult{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
@@ -156,7 +128,7 @@ func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResu
 	if err := r.store.DeleteSpec(service); err != nil {
 		return api.DeleteResult{}, fmt.Errorf("delete the spec of %s applied through the API: %w; nothing was changed", service, err)
 	}
-	if errs := r.applyServices(r.current, nil, by); len(errs) > 0 {
+	if errs := r.apply(r.current, nil, by); len(errs) > 0 {
 		if err := r.store.PutSpecs([]store.StoredSpec{sp}); err != nil { // put it back: nothing changed
 			r.log.Error("restore a deleted spec after its removal was refused", "service", service, "err", err)
 		}
@@ -168,7 +140,7 @@ func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResu
 }
 
 // History implements api.Rollouts.
-func (r *reloader) History(service string) ([]store.HistoryEntry, error) {
+func (r *specs) History(service string) ([]store.HistoryEntry, error) {
 	if _, ok := r.ctrl.Spec(service); !ok {
 		return nil, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
@@ -176,11 +148,11 @@ func (r *reloader) History(service string) ([]store.HistoryEntry, error) {
 }
 
 // Events implements api.Rollouts.
-func (r *reloader) Events(service string, after uint64, limit int) ([]rollout.Event, error) {
+func (r *specs) Events(service string, after uint64, limit int) ([]rollout.Event, error) {
 	return r.store.Events(store.EventQuery{Service: service, After: after, Limit: limit})
 }
 
 // LastEvents implements api.Rollouts.
-func (r *reloader) LastEvents(service string, n int) ([]rollout.Event, error) {
+func (r *specs) LastEvents(service string, n int) ([]rollout.Event, error) {
 	return r.store.LastEvents(service, n)
 }

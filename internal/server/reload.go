@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,25 +12,19 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/quality"
-	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/store"
 )
 
-// reloader owns the config in force. A reload parses and validates the whole file first; only a
-// valid config reaches the gateway, so an invalid one is refused and changes nothing.
-type reloader struct {
+// configFile is the config file: it watches it, reads it once it holds still, and reloads it. A
+// reload parses and validates the whole file first; only a valid config reaches the gateway, so an
+// invalid one is refused and changes nothing. The config in force is kept in live, which the
+// specs applied through the API share.
+type configFile struct {
+	*live
 	path    string
-	log     *slog.Logger
-	gw      *gateway.Gateway
-	ctrl    *rollout.Controller
-	store   *store.Store
-	judge   *analysis.Analyzer
 	llm     *llmstats.Registry
 	quality *quality.Quality
 
@@ -40,39 +33,35 @@ type reloader struct {
 	afterRead func()
 	wait      func(time.Duration)
 
-	reloading sync.Mutex // one reload at a time, from its read to its end; taken before mu
-	mu        sync.Mutex
-	current   *config.Config
-	seen      []byte // the file as last read, accepted or not
-	loadedAt  time.Time
-	last      *api.ReloadResult
+	reloading sync.Mutex // one reload at a time, from its read to its end; taken before live.mu
+
+	statusMu sync.Mutex // guards the fields below; taken after live.mu
+	seen     []byte     // the file as last read, accepted or not
+	loadedAt time.Time
+	last     *api.ReloadResult
 }
 
 // Status implements api.Config.
-func (r *reloader) Status() api.ConfigStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *configFile) Status() api.ConfigStatus {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
 	return api.ConfigStatus{File: r.path, LoadedAt: r.loadedAt, LastReload: r.last}
 }
 
-func (r *reloader) timeout() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.current.Gateway.Timeouts.Shutdown.Duration
-}
-
 // Reload implements api.Config: read, check, and apply the file, or keep the config in force.
-func (r *reloader) Reload() api.ReloadResult {
+func (r *configFile) Reload() api.ReloadResult {
 	r.reloading.Lock()
 	defer r.reloading.Unlock()
-	data, err := r.readStill() // without mu: the API's reads go on while a writer finishes
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	data, err := r.readStill() // without live.mu: the API's reads go on while a writer finishes
+	r.live.mu.Lock()
+	defer r.live.mu.Unlock()
 	res := api.ReloadResult{At: time.Now().UTC()}
+	r.statusMu.Lock()
 	r.seen = data
+	r.statusMu.Unlock()
 	cfg, errs := r.check(data, err)
 	if len(errs) == 0 {
-		errs = r.applyServices(cfg, nil, "config")
+		errs = r.apply(cfg, nil, "config")
 	}
 	if len(errs) > 0 {
 		res.Errors = errs
@@ -80,7 +69,7 @@ func (r *reloader) Reload() api.ReloadResult {
 		for _, e := range errs {
 			r.log.Error("config error", "error", e)
 		}
-		r.last = &res
+		r.record(&res, false)
 		return res
 	}
 	r.llm.SetPrices(cfg.LLM.Prices)
@@ -94,13 +83,24 @@ func (r *reloader) Reload() api.ReloadResult {
 	}
 	// Settings read at start stay as they were until a restart; keep the record honest.
 	cfg.Gateway, cfg.Admin, cfg.Telemetry = r.current.Gateway, r.current.Admin, r.current.Telemetry
-	r.current, r.loadedAt, r.last = cfg, res.At, &res
+	r.current = cfg
+	r.record(&res, true)
 	r.log.Info("config reloaded", "file", r.path, "services", len(cfg.Services))
 	return res
 }
 
+// record keeps how a reload ended; loaded: its config is in force now.
+func (r *configFile) record(res *api.ReloadResult, loaded bool) {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	r.last = res
+	if loaded {
+		r.loadedAt = res.At
+	}
+}
+
 // check parses what was read (or says why it could not be) and applies the reload's guards.
-func (r *reloader) check(data []byte, readErr error) (*config.Config, []string) {
+func (r *configFile) check(data []byte, readErr error) (*config.Config, []string) {
 	if readErr != nil {
 		return nil, []string{readErr.Error()}
 	}
@@ -120,7 +120,7 @@ const stillReads = 5
 
 // readStill reads the config file once it holds still: a read during which the file changed
 // (its size, modification time or identity; a writer still at work) is read again after debounce.
-func (r *reloader) readStill() ([]byte, error) {
+func (r *configFile) readStill() ([]byte, error) {
 	wait := r.wait
 	if wait == nil {
 		wait = time.Sleep
@@ -205,7 +205,7 @@ func restartOnly(old, cfg *config.Config) []string {
 // debounce is one reload, and an unchanged file is no reload. Events on other names in the directory
 // count too: a Kubernetes ConfigMap volume changes the file by swapping the "..data" symlink that its
 // path goes through, and the file's own name sees no event at all.
-func (r *reloader) watch(enabled bool) (stop func()) {
+func (r *configFile) watch(enabled bool) (stop func()) {
 	if !enabled {
 		return func() {}
 	}
@@ -226,7 +226,7 @@ const debounce = 200 * time.Millisecond
 
 // fileWatcher turns file events into reloads; a named type for readable stack traces.
 type fileWatcher struct {
-	r *reloader
+	r *configFile
 	w *fsnotify.Watcher
 }
 
@@ -266,7 +266,7 @@ func (f *fileWatcher) changed() bool {
 	if err != nil {
 		return true // let Reload report it
 	}
-	f.r.mu.Lock()
-	defer f.r.mu.Unlock()
+	f.r.statusMu.Lock()
+	defer f.r.statusMu.Unlock()
 	return !bytes.Equal(data, f.r.seen)
 }
