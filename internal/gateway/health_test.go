@@ -111,3 +111,41 @@ services:
 		t.Errorf("503 body %q does not mention \"no healthy endpoint\"", body)
 	}
 }
+
+// Health, the controller's read, counts what Services reports of each version's endpoints: an
+// endpoint failing its active checks is neither available nor ready.
+func TestHealthAgreesWithServices(t *testing.T) {
+	good := newUpstream(t, "good", nil)
+	bad := newUpstream(t, "bad", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "sick", http.StatusInternalServerError)
+	})
+	f := newFixture(t, `
+services:
+  - name: shop
+    versions:
+      - {name: v1, endpoints: ["{{good}}", "{{bad}}"]}
+      - {name: v2, endpoints: ["{{good}}"]}
+    traffic: [{version: v1, weight: 100}]
+    healthCheck: {path: /healthz, interval: 50ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1}
+`, good, bad)
+
+	want := map[string]VersionHealth{"v1": {Endpoints: 2, Available: 1, Ready: 1}, "v2": {Endpoints: 1, Available: 1, Ready: 1}}
+	waitFor(t, func() bool {
+		got := f.gw.Health("shop")
+		return got["v1"] == want["v1"] && got["v2"] == want["v2"]
+	}, "the failing endpoint to be counted out")
+	got := f.gw.Health("shop")
+	if len(got) != len(want) {
+		t.Errorf("Health(shop) = %+v, want %+v", got, want)
+	}
+	for _, s := range f.gw.Services() {
+		for _, v := range s.Versions {
+			if h := got[v.Name]; h.Endpoints != len(v.Endpoints) || h.Available != v.Healthy || h.Ready != v.Ready {
+				t.Errorf("version %s: Health %+v, Services %d endpoints, %d healthy, %d ready", v.Name, h, len(v.Endpoints), v.Healthy, v.Ready)
+			}
+		}
+	}
+	if h := f.gw.Health("nope"); h != nil {
+		t.Errorf("Health of an unknown service = %+v, want nil", h)
+	}
+}

@@ -77,3 +77,38 @@ func (g *Gateway) Services() []ServiceStatus {
 	}
 	return out
 }
+
+// VersionHealth is what the gateway sees of one version's endpoints now.
+type VersionHealth struct {
+	Endpoints int // in the snapshot
+	Available int // may get traffic now
+	Ready     int // available and, when actively checked, passed a check since added
+}
+
+// Health reports the endpoint health of each version of service, by version name; nil when the
+// current snapshot has no such service. It is the rollout controller's read on every tick, so it
+// counts and allocates only the map: Services builds every service's full status for the API.
+func (g *Gateway) Health(service string) map[string]VersionHealth {
+	now := g.now().UnixNano()
+	for _, s := range g.snap.Load().services {
+		if s.name != service {
+			continue
+		}
+		checked := s.cfg.HealthCheck != nil
+		out := make(map[string]VersionHealth, len(s.versions))
+		for _, v := range s.versions {
+			h := VersionHealth{Endpoints: len(v.endpoints)}
+			for _, e := range v.endpoints {
+				if e.available(now) {
+					h.Available++
+				}
+				if e.ready(now, checked) {
+					h.Ready++
+				}
+			}
+			out[v.name] = h
+		}
+		return out
+	}
+	return nil
+}

@@ -38,7 +38,9 @@ type core struct {
 	qual  *quality.Quality
 	tel   *telemetry.Telemetry
 	ctrl  *rollout.Controller
-	rl    *reloader
+	live  *live       // the config in force, and the services it makes with the applied specs
+	file  *configFile // the config file: watch, read, reload
+	specs *specs      // the specs applied through the API, and the rollouts: the API's backend
 
 	stopCtrl func()
 }
@@ -86,11 +88,12 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		return err
 	}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
-	c.rl = &reloader{path: o.ConfigPath, log: log, gw: c.gw, ctrl: c.ctrl, store: c.store, judge: c.judge, llm: c.llm, quality: c.qual,
-		current: cfg, seen: data, loadedAt: time.Now().UTC()}
-	c.rl.mu.Lock()
-	errs := c.rl.applyServices(cfg, nil, "config")
-	c.rl.mu.Unlock()
+	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, current: cfg}
+	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, seen: data, loadedAt: time.Now().UTC()}
+	c.specs = &specs{live: c.live, file: o.ConfigPath}
+	c.live.mu.Lock()
+	errs := c.live.apply(cfg, nil, "config")
+	c.live.mu.Unlock()
 	if len(errs) > 0 {
 		return fmt.Errorf("config %s does not fit the stored rollouts:\n%s", o.ConfigPath, strings.Join(errs, "\n"))
 	}

@@ -10,77 +10,62 @@ import (
 	"aviary.dev/aviary/internal/store"
 )
 
-// applyServices makes cfg's services, merged with the specs applied through the API, the ones in
-// force; put, when set, is a spec being applied now. It checks everything first and changes
-// nothing when it returns errors. r.mu must be held.
-func (r *reloader) applyServices(cfg *config.Config, put []store.StoredSpec, by string) []string {
-	stored, err := r.store.Specs()
-	if err != nil {
-		return []string{fmt.Sprintf("read the specs applied through the API: %v", err)}
-	}
-	for _, sp := range put {
-		stored[sp.Service.Name] = sp
-	}
-	services, stale := merge(cfg.Services, stored)
-	if errs := validServices(cfg, services); len(errs) > 0 {
-		return errorStrings(errs)
-	}
-	if errs := r.ctrl.Validate(services); len(errs) > 0 {
-		return errorStrings(errs)
-	}
-	if len(put) > 0 {
-		if err := r.store.PutSpecs(put); err != nil { // all or none
-			return []string{fmt.Sprintf("save the specs applied through the API: %v; nothing was changed", err)}
-		}
-	}
-	for _, name := range stale {
-		r.log.Info("the config file changed this service since a spec was applied through the API; the file's spec takes over", "service", name)
-		if err := r.store.DeleteSpec(name); err != nil {
-			r.log.Error("drop a stale applied spec", "service", name, "err", err)
-		}
-	}
-	r.judge.SetTemplates(cfg.Analysis.Templates) // before a rollout that names a new template can start
-	if err := r.ctrl.SetSpecsBy(services, by); err != nil {
-		r.log.Error("apply services", "err", err)
-	}
-	return nil
+// specs is the admin API's backend for rollouts and the specs applied through it (api.Rollouts):
+// it reads rollouts from the controller and the store, and changes specs through the state it
+// shares with the config file.
+type specs struct {
+	*live
+	file string // the config file's path, for messages
 }
 
-// Status implements api.Rollouts.
-func (r *reloader) RolloutStatus(service string) (rollout.Status, error) {
-	return r.ctrl.Status(service)
+// RolloutStatus implements api.Rollouts.
+func (s *specs) RolloutStatus(service string) (rollout.Status, error) {
+	return s.ctrl.Status(service)
 }
 
 // Do implements api.Rollouts.
-func (r *reloader) Do(service string, cmd rollout.Command) (rollout.Status, error) {
-	return r.ctrl.Do(service, cmd)
+func (s *specs) Do(service string, cmd rollout.Command) (rollout.Status, error) {
+	return s.ctrl.Do(service, cmd)
 }
 
 // Start implements api.Rollouts: make version the release of service, adding or replacing its
 // endpoints when they are given. The changed spec is stored as applied through the API.
-func (r *reloader) Start(service string, req api.StartRequest, by string) (rollout.Status, error) {
-	r.mu.Lock()
-	svc, ok := r.ctrl.Spec(service)
+func (s *specs) Start(service string, req api.StartRequest, by string) (rollout.Status, error) {
+	s.mu.Lock()
+	svc, ok := s.ctrl.Spec(service)
 	if !ok {
-		r.mu.Unlock()
+		s.mu.Unlock()
 		return rollout.Status{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
-	if st, ok := r.ctrl.State(service); ok && svc.Release == req.Version && len(req.Endpoints) == 0 {
-		r.mu.Unlock()
-		if st.Phase == rollout.Degraded && st.Canary == req.Version {
-			return r.ctrl.Do(service, rollout.Command{Kind: rollout.Retry, By: by})
+	st, managed := s.ctrl.State(service)
+	cmd, err := rollout.DecideStart(svc.Release, st, managed,
+		rollout.StartRequest{Service: service, Version: req.Version, Endpoints: len(req.Endpoints) > 0, By: by})
+	if cmd != nil || err != nil {
+		s.mu.Unlock()
+		if err != nil {
+			return rollout.Status{}, err
 		}
-		if !st.InFlight() && st.Stable != req.Version { // e.g. the release again, after an undo
-			return r.ctrl.Do(service, rollout.Command{Kind: rollout.StartCmd, Version: req.Version, By: by})
-		}
-		return rollout.Status{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s is already the release of %s (phase %s); `aviary rollout status %s` shows where it is", req.Version, service, st.Phase, service)}
+		return s.ctrl.Do(service, *cmd)
 	}
-	defer r.mu.Unlock()
+	defer s.mu.Unlock()
+	svc, err = released(svc, req)
+	if err != nil {
+		return rollout.Status{}, err
+	}
+	if errs := s.apply(s.current, []store.StoredSpec{storedSpec(svc, s.current.Services, by)}, by); len(errs) > 0 {
+		return rollout.Status{}, &api.Invalid{Errors: errs}
+	}
+	return s.ctrl.Status(service)
+}
+
+// released is svc with req.Version as its release, and req's endpoints, when given, as the
+// version's (added, or replacing those it has); the traffic becomes the controller's.
+func released(svc config.Service, req api.StartRequest) (config.Service, error) {
 	svc.Versions = slices.Clone(svc.Versions)
 	i := slices.IndexFunc(svc.Versions, func(v config.Version) bool { return v.Name == req.Version })
 	switch {
 	case i < 0 && len(req.Endpoints) == 0:
-		return rollout.Status{}, &api.BadRequest{Msg: fmt.Sprintf("%s is not a version of %s; give its endpoints with --endpoint URL", req.Version, service)}
+		return svc, &api.BadRequest{Msg: fmt.Sprintf("%s is not a version of %s; give its endpoints with --endpoint URL", req.Version, svc.Name)}
 	case i < 0:
 		svc.Versions = append(svc.Versions, config.Version{Name: req.Version, Endpoints: req.Endpoints})
 	case len(req.Endpoints) > 0:
@@ -90,14 +75,11 @@ func (r *reloader) Start(service string, req api.StartRequest, by string) (rollo
 	if svc.Strategy == nil {
 		svc.Strategy = config.DefaultStrategy()
 	}
-	if errs := r.applyServices(r.current, []store.StoredSpec{storedSpec(svc, r.current.Services, by)}, by); len(errs) > 0 {
-		return rollout.Status{}, &api.Invalid{Errors: errs}
-	}
-	return r.ctrl.Status(service)
+	return svc, nil
 }
 
 // Apply implements api.Rollouts: specs of services from a file, as `aviary apply -f` sends them.
-func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
+func (s *specs) Apply(data []byte, by string) (api.ApplyResult, error) {
 	cfg, err := config.Parse(data)
 	if err != nil {
 		return api.ApplyResult{}, &api.Invalid{Errors: errorStrings(err)}
@@ -105,20 +87,20 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 	if len(cfg.Services) == 0 {
 		return api.ApplyResult{}, &api.Invalid{Errors: []string{"services: the file has none; apply takes a file with a services list"}}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var res api.ApplyResult
 	var put []store.StoredSpec
 	for _, svc := range cfg.Services {
-		cur, ok := r.ctrl.Spec(svc.Name)
+		cur, ok := s.ctrl.Spec(svc.Name)
 		if ok && serviceHash(cur) == serviceHash(svc) {
 			res.Unchanged = append(res.Unchanged, svc.Name)
 			continue
 		}
 		res.Applied = append(res.Applied, svc.Name)
-		put = append(put, storedSpec(svc, r.current.Services, by))
+		put = append(put, storedSpec(svc, s.current.Services, by))
 	}
-	if errs := r.applyServices(r.current, put, by); len(errs) > 0 {
+	if errs := s.apply(s.current, put, by); len(errs) > 0 {
 		return api.ApplyResult{}, &api.Invalid{Errors: errs}
 	}
 	return res, nil
@@ -129,58 +111,58 @@ func (r *reloader) Apply(data []byte, by string) (api.ApplyResult, error) {
 // served. A rollout in flight is refused unless force, which aborts it first (traffic back to the
 // stable version) and then deletes. A deletion the controller refuses (the file's spec lacks the
 // stable version) changes nothing but that abort.
-func (r *reloader) Delete(service string, force bool, by string) (api.DeleteResult, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	stored, err := r.store.Specs()
+func (s *specs) Delete(service string, force bool, by string) (api.DeleteResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored, err := s.store.Specs()
 	if err != nil {
 		return api.DeleteResult{}, fmt.Errorf("read the specs applied through the API: %w", err)
 	}
 	sp, applied := stored[service]
-	_, served := r.ctrl.Spec(service)
+	_, served := s.ctrl.Spec(service)
 	switch {
 	case !applied && served:
-		return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s comes from the config file %s, not from the API; remove it from the file instead", service, r.path)}
+		return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("%s comes from the config file %s, not from the API; remove it from the file instead", service, s.file)}
 	case !applied:
 		return api.DeleteResult{}, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
-	if st, ok := r.ctrl.State(service); ok && st.InFlight() {
+	if st, ok := s.ctrl.State(service); ok && st.InFlight() {
 		if !force {
 			return api.DeleteResult{}, &rollout.ConflictError{Msg: fmt.Sprintf("a rollout of %s is in flight (phase %s, %s at %d%%); abort it first (`aviary rollout abort %s`), or delete with --force (?force=true) to abort it and delete",
 				service, st.Phase, st.Canary, st.Weight, service)}
 		}
-		if _, err := r.ctrl.Do(service, rollout.Command{Kind: rollout.Abort, Reason: "its spec applied through the API is deleted", By: by}); err != nil {
+		if _, err := s.ctrl.Do(service, rollout.Command{Kind: rollout.Abort, Reason: "its spec applied through the API is deleted", By: by}); err != nil {
 			return api.DeleteResult{}, fmt.Errorf("abort the rollout of %s before deleting its spec: %w", service, err)
 		}
 	}
-	if err := r.store.DeleteSpec(service); err != nil {
+	if err := s.store.DeleteSpec(service); err != nil {
 		return api.DeleteResult{}, fmt.Errorf("delete the spec of %s applied through the API: %w; nothing was changed", service, err)
 	}
-	if errs := r.applyServices(r.current, nil, by); len(errs) > 0 {
-		if err := r.store.PutSpecs([]store.StoredSpec{sp}); err != nil { // put it back: nothing changed
-			r.log.Error("restore a deleted spec after its removal was refused", "service", service, "err", err)
+	if errs := s.apply(s.current, nil, by); len(errs) > 0 {
+		if err := s.store.PutSpecs([]store.StoredSpec{sp}); err != nil { // put it back: nothing changed
+			s.log.Error("restore a deleted spec after its removal was refused", "service", service, "err", err)
 		}
 		return api.DeleteResult{}, &api.Invalid{Errors: errs}
 	}
-	fromFile := slices.ContainsFunc(r.current.Services, func(s config.Service) bool { return s.Name == service })
-	r.log.Info("spec applied through the API deleted", "service", service, "by", by, "force", force, "fileSpecTakesOver", fromFile)
+	fromFile := slices.ContainsFunc(s.current.Services, func(s config.Service) bool { return s.Name == service })
+	s.log.Info("spec applied through the API deleted", "service", service, "by", by, "force", force, "fileSpecTakesOver", fromFile)
 	return api.DeleteResult{Deleted: service, FileSpec: fromFile}, nil
 }
 
 // History implements api.Rollouts.
-func (r *reloader) History(service string) ([]store.HistoryEntry, error) {
-	if _, ok := r.ctrl.Spec(service); !ok {
+func (s *specs) History(service string) ([]store.HistoryEntry, error) {
+	if _, ok := s.ctrl.Spec(service); !ok {
 		return nil, &rollout.NotFoundError{Msg: fmt.Sprintf("no service named %s; `aviary get services` lists them", service)}
 	}
-	return r.store.History(service)
+	return s.store.History(service)
 }
 
 // Events implements api.Rollouts.
-func (r *reloader) Events(service string, after uint64, limit int) ([]rollout.Event, error) {
-	return r.store.Events(store.EventQuery{Service: service, After: after, Limit: limit})
+func (s *specs) Events(service string, after uint64, limit int) ([]rollout.Event, error) {
+	return s.store.Events(store.EventQuery{Service: service, After: after, Limit: limit})
 }
 
 // LastEvents implements api.Rollouts.
-func (r *reloader) LastEvents(service string, n int) ([]rollout.Event, error) {
-	return r.store.LastEvents(service, n)
+func (s *specs) LastEvents(service string, n int) ([]rollout.Event, error) {
+	return s.store.LastEvents(service, n)
 }

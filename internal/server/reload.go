@@ -1,37 +1,26 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
-	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/quality"
-	"aviary.dev/aviary/internal/rollout"
-	"aviary.dev/aviary/internal/store"
 )
 
-// reloader owns the config in force. A reload parses and validates the whole file first; only a
-// valid config reaches the gateway, so an invalid one is refused and changes nothing.
-type reloader struct {
+// configFile is the config file: it watches it (watch.go), reads it once it holds still, and reloads it. A
+// reload parses and validates the whole file first; only a valid config reaches the gateway, so an
+// invalid one is refused and changes nothing. The config in force is kept in live, which the
+// specs applied through the API share.
+type configFile struct {
+	*live
 	path    string
-	log     *slog.Logger
-	gw      *gateway.Gateway
-	ctrl    *rollout.Controller
-	store   *store.Store
-	judge   *analysis.Analyzer
 	llm     *llmstats.Registry
 	quality *quality.Quality
 
@@ -40,73 +29,80 @@ type reloader struct {
 	afterRead func()
 	wait      func(time.Duration)
 
-	reloading sync.Mutex // one reload at a time, from its read to its end; taken before mu
-	mu        sync.Mutex
-	current   *config.Config
-	seen      []byte // the file as last read, accepted or not
-	loadedAt  time.Time
-	last      *api.ReloadResult
+	reloading sync.Mutex // one reload at a time, from its read to its end; taken before live.mu
+
+	statusMu sync.Mutex // guards the fields below; taken after live.mu
+	seen     []byte     // the file as last read, accepted or not
+	loadedAt time.Time
+	last     *api.ReloadResult
 }
 
 // Status implements api.Config.
-func (r *reloader) Status() api.ConfigStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return api.ConfigStatus{File: r.path, LoadedAt: r.loadedAt, LastReload: r.last}
-}
-
-func (r *reloader) timeout() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.current.Gateway.Timeouts.Shutdown.Duration
+func (f *configFile) Status() api.ConfigStatus {
+	f.statusMu.Lock()
+	defer f.statusMu.Unlock()
+	return api.ConfigStatus{File: f.path, LoadedAt: f.loadedAt, LastReload: f.last}
 }
 
 // Reload implements api.Config: read, check, and apply the file, or keep the config in force.
-func (r *reloader) Reload() api.ReloadResult {
-	r.reloading.Lock()
-	defer r.reloading.Unlock()
-	data, err := r.readStill() // without mu: the API's reads go on while a writer finishes
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (f *configFile) Reload() api.ReloadResult {
+	f.reloading.Lock()
+	defer f.reloading.Unlock()
+	data, err := f.readStill() // without live.mu: the API's reads go on while a writer finishes
+	f.live.mu.Lock()
+	defer f.live.mu.Unlock()
 	res := api.ReloadResult{At: time.Now().UTC()}
-	r.seen = data
-	cfg, errs := r.check(data, err)
+	f.statusMu.Lock()
+	f.seen = data
+	f.statusMu.Unlock()
+	cfg, errs := f.check(data, err)
 	if len(errs) == 0 {
-		errs = r.applyServices(cfg, nil, "config")
+		errs = f.apply(cfg, nil, "config")
 	}
 	if len(errs) > 0 {
 		res.Errors = errs
-		r.log.Error("config reload refused; the config in force stays", "file", r.path, "errors", len(errs))
+		f.log.Error("config reload refused; the config in force stays", "file", f.path, "errors", len(errs))
 		for _, e := range errs {
-			r.log.Error("config error", "error", e)
+			f.log.Error("config error", "error", e)
 		}
-		r.last = &res
+		f.record(&res, false)
 		return res
 	}
-	r.llm.SetPrices(cfg.LLM.Prices)
-	r.llm.SetModels(cfg.LLM.Models)
-	r.quality.SetScores(cfg.LLM.FeedbackScores)
-	r.quality.SetEvaluators(evaluators(cfg.Services))
+	f.llm.SetPrices(cfg.LLM.Prices)
+	f.llm.SetModels(cfg.LLM.Models)
+	f.quality.SetScores(cfg.LLM.FeedbackScores)
+	f.quality.SetEvaluators(evaluators(cfg.Services))
 	res.Accepted = true
-	res.Notes = restartOnly(r.current, cfg)
+	res.Notes = restartOnly(f.current, cfg)
 	for _, n := range res.Notes {
-		r.log.Warn("config change needs a restart", "change", n)
+		f.log.Warn("config change needs a restart", "change", n)
 	}
 	// Settings read at start stay as they were until a restart; keep the record honest.
-	cfg.Gateway, cfg.Admin, cfg.Telemetry = r.current.Gateway, r.current.Admin, r.current.Telemetry
-	r.current, r.loadedAt, r.last = cfg, res.At, &res
-	r.log.Info("config reloaded", "file", r.path, "services", len(cfg.Services))
+	cfg.Gateway, cfg.Admin, cfg.Telemetry = f.current.Gateway, f.current.Admin, f.current.Telemetry
+	f.current = cfg
+	f.record(&res, true)
+	f.log.Info("config reloaded", "file", f.path, "services", len(cfg.Services))
 	return res
 }
 
+// record keeps how a reload ended; loaded: its config is in force now.
+func (f *configFile) record(res *api.ReloadResult, loaded bool) {
+	f.statusMu.Lock()
+	defer f.statusMu.Unlock()
+	f.last = res
+	if loaded {
+		f.loadedAt = res.At
+	}
+}
+
 // check parses what was read (or says why it could not be) and applies the reload's guards.
-func (r *reloader) check(data []byte, readErr error) (*config.Config, []string) {
+func (f *configFile) check(data []byte, readErr error) (*config.Config, []string) {
 	if readErr != nil {
 		return nil, []string{readErr.Error()}
 	}
 	cfg, err := config.Parse(data)
 	if err == nil {
-		err = massRemoval(r.current, cfg, len(data) == 0)
+		err = massRemoval(f.current, cfg, len(data) == 0)
 	}
 	if err != nil {
 		return nil, errorStrings(err)
@@ -120,26 +116,26 @@ const stillReads = 5
 
 // readStill reads the config file once it holds still: a read during which the file changed
 // (its size, modification time or identity; a writer still at work) is read again after debounce.
-func (r *reloader) readStill() ([]byte, error) {
-	wait := r.wait
+func (f *configFile) readStill() ([]byte, error) {
+	wait := f.wait
 	if wait == nil {
 		wait = time.Sleep
 	}
 	for range stillReads {
-		before, err := os.Stat(r.path)
+		before, err := os.Stat(f.path)
 		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+			return nil, fmt.Errorf("read config %s: %w", f.path, err)
 		}
-		data, err := os.ReadFile(r.path)
+		data, err := os.ReadFile(f.path)
 		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+			return nil, fmt.Errorf("read config %s: %w", f.path, err)
 		}
-		if r.afterRead != nil {
-			r.afterRead()
+		if f.afterRead != nil {
+			f.afterRead()
 		}
-		after, err := os.Stat(r.path)
+		after, err := os.Stat(f.path)
 		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", r.path, err)
+			return nil, fmt.Errorf("read config %s: %w", f.path, err)
 		}
 		if os.SameFile(before, after) && before.Size() == after.Size() && before.ModTime().Equal(after.ModTime()) &&
 			int64(len(data)) == after.Size() {
@@ -147,7 +143,7 @@ func (r *reloader) readStill() ([]byte, error) {
 		}
 		wait(debounce)
 	}
-	return nil, fmt.Errorf("config %s changed while it was read, %d times in a row; the config in force stays, and the file's next change reloads it", r.path, stillReads)
+	return nil, fmt.Errorf("config %s changed while it was read, %d times in a row; the config in force stays, and the file's next change reloads it", f.path, stillReads)
 }
 
 // massRemoval refuses a new config that removes every service of the one in force, or more than
@@ -198,75 +194,4 @@ func restartOnly(old, cfg *config.Config) []string {
 		notes = append(notes, "gateway.timeouts / maxMirrorsInFlight changed; restart aviary to use them")
 	}
 	return notes
-}
-
-// watch reloads when the config file changes. It watches the directory, because editors and config
-// management replace a file (rename over it) rather than write it in place; a burst of events within
-// debounce is one reload, and an unchanged file is no reload. Events on other names in the directory
-// count too: a Kubernetes ConfigMap volume changes the file by swapping the "..data" symlink that its
-// path goes through, and the file's own name sees no event at all.
-func (r *reloader) watch(enabled bool) (stop func()) {
-	if !enabled {
-		return func() {}
-	}
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		err = w.Add(filepath.Dir(r.path))
-	}
-	if err != nil {
-		r.log.Warn("cannot watch the config file; reload with SIGHUP or POST /api/v1/config/reload", "err", err)
-		return func() {}
-	}
-	done := make(chan struct{})
-	go (&fileWatcher{r: r, w: w}).run(done)
-	return func() { w.Close(); <-done }
-}
-
-const debounce = 200 * time.Millisecond
-
-// fileWatcher turns file events into reloads; a named type for readable stack traces.
-type fileWatcher struct {
-	r *reloader
-	w *fsnotify.Watcher
-}
-
-func (f *fileWatcher) run(done chan struct{}) {
-	defer close(done)
-	name := filepath.Clean(f.r.path)
-	var timer <-chan time.Time
-	for {
-		select {
-		case ev, ok := <-f.w.Events:
-			if !ok {
-				return
-			}
-			// The file itself: wait until its writes settle. Another name: look once, so that a busy
-			// neighbour in the directory cannot put the look off for ever.
-			changing := ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0
-			if changing && (filepath.Clean(ev.Name) == name || timer == nil) {
-				timer = time.After(debounce)
-			}
-		case err, ok := <-f.w.Errors:
-			if !ok {
-				return
-			}
-			f.r.log.Warn("config file watch error", "err", err)
-		case <-timer:
-			timer = nil
-			if f.changed() {
-				f.r.log.Info("config file changed: reloading", "file", f.r.path)
-				f.r.Reload()
-			}
-		}
-	}
-}
-
-func (f *fileWatcher) changed() bool {
-	data, err := os.ReadFile(f.r.path)
-	if err != nil {
-		return true // let Reload report it
-	}
-	f.r.mu.Lock()
-	defer f.r.mu.Unlock()
-	return !bytes.Equal(data, f.r.seen)
 }

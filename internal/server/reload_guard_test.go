@@ -17,7 +17,7 @@ func TestReadStillReadsAgainAFileThatChangedWhileRead(t *testing.T) {
 	half, whole := "services:\n  - name: shop\n", "services:\n  - name: shop\n    versions: [{name: v1, endpoints: [\"http://h:1\"]}]\n"
 	must(t, os.WriteFile(path, []byte(half), 0o644))
 	reads, waits := 0, 0
-	r := &reloader{path: path,
+	r := &configFile{path: path,
 		afterRead: func() {
 			if reads++; reads == 1 {
 				must(t, os.WriteFile(path, []byte(whole), 0o644)) // in place, as a slow writer does
@@ -47,7 +47,7 @@ func TestReadStillGivesUpOnAFileThatKeepsChanging(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "aviary.yaml")
 	must(t, os.WriteFile(path, []byte("services:\n"), 0o644))
 	reads, waits := 0, 0
-	r := &reloader{path: path,
+	r := &configFile{path: path,
 		afterRead: func() {
 			reads++
 			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)

@@ -57,7 +57,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer c.close()
-	rl, gw := c.rl, c.gw
+	gw := c.gw
 
 	var ready, checked atomic.Bool
 	// Ready once serving and once every actively checked endpoint has had its first check (then for
@@ -69,7 +69,7 @@ func Run(ctx context.Context, o Options) error {
 		return ready.Load() && checked.Load()
 	}
 	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: rl, Rollouts: rl, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
+		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Ready: isReady, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -99,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// Reload triggers are in place before anyone learns that Aviary has started: a SIGHUP sent the
 	// moment after would otherwise kill the process, and a file renamed into place would be missed.
-	stopWatch := rl.watch(o.WatchFile)
+	stopWatch := c.file.watch(o.WatchFile)
 	defer stopWatch()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading config", "file", o.ConfigPath)
-			rl.Reload()
+			c.file.Reload()
 		case err := <-errc:
 			// One server failed: close both, and both listeners (ServeTLS gives up on a bad certificate
 			// before it takes its listener over), so that a failed Run leaves nothing listening.
@@ -121,7 +121,7 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		case <-ctx.Done():
 			ready.Store(false) // load balancers in front stop sending while in-flight requests drain
-			return shutdown(log, rl.timeout(), gwSrv, adminSrv)
+			return shutdown(log, c.live.shutdownTimeout(), gwSrv, adminSrv)
 		}
 	}
 }

@@ -18,17 +18,15 @@ import (
 type gatewayHealth struct{ gw *gateway.Gateway }
 
 func (h gatewayHealth) Health(service string) map[string]rollout.Health {
-	for _, s := range h.gw.Services() {
-		if s.Name != service {
-			continue
-		}
-		out := make(map[string]rollout.Health, len(s.Versions))
-		for _, v := range s.Versions {
-			out[v.Name] = rollout.Health{Endpoints: len(v.Endpoints), Available: v.Healthy, Ready: v.Ready}
-		}
-		return out
+	vs := h.gw.Health(service)
+	if vs == nil {
+		return nil
 	}
-	return nil
+	out := make(map[string]rollout.Health, len(vs))
+	for name, v := range vs {
+		out[name] = rollout.Health{Endpoints: v.Endpoints, Available: v.Available, Ready: v.Ready}
+	}
+	return out
 }
 
 // storePath is storage.path, or aviary.db beside the config file.
