@@ -45,6 +45,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(newServe(), newController(), newValidate(), newVersion(), newDemo())
 	addClientCommands(root) // get, rollout, apply: clients of a running aviary's admin API
+	root.AddCommand(newGenDocs())
 	return root
 }
 
