@@ -107,7 +107,8 @@ type hWorld struct {
 	// canary's against the shipped boundaries (1.1 × those), and the canary's against the p99 itself
 	// (the judge before)
 	base, canary, canaryOld [numTests]float64
-	hungAt                  []int // seconds at which hung canary requests began
+	canaryEff               [numTests]float64 // the canary's against the pass's boundaries (1.25 × the stable's quantiles)
+	hungAt                  []int             // seconds at which hung canary requests began
 }
 
 func newHWorld(h hostile, r *rand.Rand) *hWorld {
@@ -128,6 +129,7 @@ func newHWorld(h hostile, r *rand.Rand) *hWorld {
 		w.base[i] = 1 - q
 		w.canary[i] = normalSF(z + (shift-math.Log(slower))/sigma)
 		w.canaryOld[i] = normalSF(z - math.Log(slower)/sigma)
+		w.canaryEff[i] = normalSF(z + (math.Log(1+hSlowEffect)-math.Log(slower))/sigma)
 	}
 	if h.atMargin {
 		w.canaryErr = hErr * 1.2
@@ -153,6 +155,7 @@ type hTick struct {
 	cn     int64           // canary, by weight
 	ce     [numTests]int64 // its errors and slow requests against the shipped boundaries
 	cold   int64           // its requests above the stable's p99 itself (the judge before)
+	ceff   [numTests]int64 // its requests above the pass's boundaries (latency tests)
 	errOld int64           // its errors as the judge before sees them (hung requests only at their timeout)
 	rn, re int64           // canary, by a route
 	bn     int64           // stable
@@ -241,6 +244,9 @@ func (w *hWorld) tick(k *hTick) {
 	// same requests, so drawn as those above the shipped boundary plus those in between.
 	between := max(0, w.canaryOld[testSlow99]-w.canary[testSlow99]) / max(1e-12, 1-w.canary[testSlow99])
 	k.cold = k.ce[testSlow99] + binomial(w.r, k.cn-k.ce[testSlow99], between)
+	for t := testSlow99; t < numTests; t++ { // the requests above the pass's (higher) boundary, among those above the shipped one
+		k.ceff[t] = binomial(w.r, k.ce[t], w.canaryEff[t]/max(1e-12, w.canary[t]))
+	}
 	k.errOld = k.ce[testErrors]
 	w.hangs(k)
 }
@@ -263,6 +269,7 @@ func (w *hWorld) hangs(k *hTick) {
 			k.cn++
 			for t := testSlow99; t < numTests; t++ {
 				k.ce[t]++
+				k.ceff[t]++
 			}
 		case hTimeout: // the judge before: ends as a 504
 			k.errOld++
@@ -281,6 +288,7 @@ func (w *hWorld) stickyTick(k *hTick, stableErr, canaryErr float64) {
 	k.cn, k.ce[testErrors] = n+nb, binomial(w.r, n, canaryErr)+binomial(w.r, nb, min(1, hBadErr+canaryErr-hErr))
 	for t := testSlow99; t < numTests; t++ {
 		k.ce[t] = binomial(w.r, k.cn, w.canary[t])
+		k.ceff[t] = binomial(w.r, k.ce[t], w.canaryEff[t]/max(1e-12, w.canary[t]))
 	}
 	k.cold, k.errOld = k.ce[testSlow99], k.ce[testErrors]
 	perCluster := float64(hUsers) * (1 - hShare) / hClusters
@@ -360,8 +368,8 @@ func (b *before) observe(i int, margin float64, cn, ce, bn, be int64) bool {
 
 // Aviary's shipped detectable effects (config.DefaultEffect, DefaultLatencyEffect).
 var (
-	hErrEffect  = aviaryjudge.Effect{Ratio: 2, Points: 0.015}
-	hSlowEffect = aviaryjudge.Effect{Ratio: 3, Points: 0.03}
+	hErrEffect  = aviaryjudge.Effect{Ratio: aviaryconfig.DefaultEffect.Ratio, Points: aviaryconfig.DefaultEffect.Points / 100}
+	hSlowEffect = aviaryconfig.DefaultLatencyEffect.Slowdown
 )
 
 func hostileRun(h hostile, m model, seed [2]uint64) hRun {
@@ -375,12 +383,18 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 	// Five minutes before the canary starts, the stable serves everything; the analysis reads
 	// its slots from then (as it reads the latency boundary) to know the stable's dispersion.
 	w.warmup(&c)
+	var effN int64
+	var effE [numTests]int64
 	for t := int32(1); t <= hSeconds; t++ {
 		w.tick(&k)
 		if h.restarts && t%60 == 1 {
 			b.reset()
 		}
 		c.look(t, k.cn, k.ce, k.bn, k.be)
+		effN += k.cn
+		for i := range numTests {
+			effE[i] += k.ceff[i]
+		}
 		if h.sticky {
 			c.disp[testErrors].SetUnits(w.clusterN, w.clusterE)
 		}
@@ -392,7 +406,7 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 		if out.before < 0 && (e1 || e2) {
 			out.before = t
 		}
-		if out.pass < 0 && out.aviary < 0 && t >= 30 && c.tests[testErrors].CanaryN >= 200 && c.safe() {
+		if out.pass < 0 && out.aviary < 0 && t >= 30 && c.tests[testErrors].CanaryN >= 200 && c.safe(effN, effE) {
 			out.pass = t
 		}
 		if out.aviary >= 0 && out.before >= 0 {
@@ -402,14 +416,15 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 	return out
 }
 
-// safe is the rule for a pass: every test's detectable effect ruled out at its alpha.
-func (c *counts) safe() bool {
-	for i, t := range c.tests {
-		e := hSlowEffect
-		if i == testErrors {
-			e = hErrEffect
-		}
-		if !t.RuledOut(e, t.Alpha).Safe {
+// safe is the rule for a pass: every test's detectable effect ruled out at its alpha — for errors
+// max(2×, +1.5 pp), for latency the quantile 25% slower, from the canary's requests above 1.25 ×
+// the stable's quantile (effN, effE).
+func (c *counts) safe(effN int64, effE [numTests]int64) bool {
+	if !c.tests[testErrors].RuledOut(hErrEffect, c.tests[testErrors].Alpha).Safe {
+		return false
+	}
+	for i := testSlow99; i < numTests; i++ {
+		if !c.tests[i].RuledOutAgainst(effN, effE[i], c.tests[i].Alpha).Safe {
 			return false
 		}
 	}

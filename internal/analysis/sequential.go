@@ -22,7 +22,8 @@ type sequential struct {
 	history  []Point
 	limit    int
 
-	pending [2]int64 // latency: canary's and stable's requests in flight past the boundary, counted as slow
+	pending [3]int64 // latency: canary's and stable's requests in flight past the boundary, counted as slow; and the canary's past the effect's
+	effect  [2]int64 // latency with a slowdown effect: the canary's requests and those slower than the effect's boundary
 
 	unitBase *[2][metrics.NumUnits]int64 // errors: the stable's per-cluster counts when the test began
 
@@ -79,6 +80,12 @@ func (q *sequential) look(r *runner, now time.Time) {
 		b = pendingSlow(b, reg.Pending(r.run.Service, r.run.Stable, metrics.Primary, now.Add(-q.boundary)), &q.pending[1])
 	}
 	q.test.Observe(r.batch(now), c[0], c[1], b[0], b[1])
+	if eb := q.effectBoundary(); eb > 0 {
+		en, ee := q.deltaAt(r, r.run.Canary, now, eb, effectTag)
+		e := pendingSlow([2]int64{int64(en), int64(ee)},
+			r.a.o.Metrics.Pending(r.run.Service, r.run.Canary, r.canaryRole(), now.Add(-eb)), &q.pending[2])
+		q.effect[0], q.effect[1] = q.effect[0]+e[0], q.effect[1]+e[1]
+	}
 	q.feedDispersion(r, now)
 	if q.metric.Builtin == "errorRate" {
 		q.feedUnits(r)
@@ -184,12 +191,27 @@ func roleOf(r *runner, version string) metrics.Role {
 
 // read is a version's counts in the slot starting at t.
 func (q *sequential) read(r *runner, version string, t time.Time) counts {
+	return q.readAt(r, version, t, q.boundaryOf(r, version))
+}
+
+// readAt is read with the latency boundary given.
+func (q *sequential) readAt(r *runner, version string, t time.Time, boundary time.Duration) counts {
 	w := r.a.o.Metrics.Window(r.run.Service, version, roleOf(r, version), t, t.Add(time.Nanosecond))
 	c := counts{requests: w.Requests, events: w.Errors}
 	if q.metric.Builtin == "latency" {
-		c.events = w.Latency.CountAbove(q.boundaryOf(r, version))
+		c.events = w.Latency.CountAbove(boundary)
 	}
 	return c
+}
+
+// effectBoundary is the canary's boundary for the pass when the detectable effect is a slowdown
+// (0: none): (1 + effect) × the stable's quantile.
+func (q *sequential) effectBoundary() time.Duration {
+	e := q.metric.DetectableEffect
+	if q.metric.Builtin != "latency" || e == nil || e.Slowdown <= 0 || q.boundary == 0 {
+		return 0
+	}
+	return time.Duration(float64(q.boundary) * (1 + e.Slowdown))
 }
 
 // boundaryOf is what "slow" means for a version: the stable's quantile for the stable, and
@@ -203,9 +225,14 @@ func (q *sequential) boundaryOf(r *runner, version string) time.Duration {
 }
 
 func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint64) {
+	return q.deltaAt(r, version, now, q.boundaryOf(r, version), "")
+}
+
+// deltaAt is delta with the latency boundary given; tag keeps its slots apart from delta's.
+func (q *sequential) deltaAt(r *runner, version string, now time.Time, boundary time.Duration, tag string) (n, e uint64) {
 	for _, t := range slots(r.a.o.Metrics, q.start, now) {
-		k := slotKey{version, roleOf(r, version), t.UnixNano()}
-		c := q.read(r, version, t)
+		k := slotKey{version + tag, roleOf(r, version), t.UnixNano()}
+		c := q.readAt(r, version, t, boundary)
 		prev := q.seen[k]
 		if c.requests >= prev.requests {
 			n += c.requests - prev.requests
@@ -222,8 +249,14 @@ func (q *sequential) delta(r *runner, version string, now time.Time) (n, e uint6
 func (q *sequential) markSeen(r *runner, version string, now time.Time) {
 	for _, t := range slots(r.a.o.Metrics, q.start, now) {
 		q.seen[slotKey{version, roleOf(r, version), t.UnixNano()}] = q.read(r, version, t)
+		if b := q.effectBoundary(); b > 0 && version == r.run.Canary {
+			q.seen[slotKey{version + effectTag, roleOf(r, version), t.UnixNano()}] = q.readAt(r, version, t, b)
+		}
 	}
 }
+
+// effectTag keeps the slots read at the detectable effect's boundary apart.
+const effectTag = "#effect"
 
 func (q *sequential) forgetOld(now time.Time, w time.Duration) {
 	oldest := now.Add(-3 * w).UnixNano()
@@ -256,7 +289,14 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	}
 	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
 	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
-	if e := q.metric.DetectableEffect; e != nil {
+	if e := q.metric.DetectableEffect; e != nil && e.Slowdown > 0 && q.metric.Builtin == "latency" {
+		s := t.RuledOutAgainst(q.effect[0], q.effect[1], t.Alpha)
+		res.Safe = &s.Safe
+		res.RuledOut = fmt.Sprintf("canary slower than %s: ≤ %s, stable slower than %s: ≥ %s: p%g more than %g%% slower is %s with %s confidence over %d canary requests",
+			q.effectBoundary().Round(time.Microsecond), pctOf(s.CanaryUpper), q.boundary.Round(time.Microsecond), pctOf(s.BaseLower),
+			100*q.metric.Quantile, 100*e.Slowdown, ruledWord(s.Safe), confidence(t.Alpha), q.effect[0])
+		res.Text += "; " + res.RuledOut
+	} else if e != nil {
 		eff := judge.Effect{Ratio: e.Ratio, Points: e.Points / 100}
 		s := t.RuledOut(eff, t.Alpha)
 		res.Safe, res.RuledOut = &s.Safe, fmt.Sprintf("%s over %d canary requests", s.Describe(eff, t.Alpha), t.CanaryN)
@@ -308,4 +348,15 @@ func finite(v float64) float64 {
 		return 0
 	}
 	return v
+}
+
+func pctOf(v float64) string { return fmt.Sprintf("%.3g%%", 100*v) }
+
+func confidence(alpha float64) string { return fmt.Sprintf("%.4g%%", 100*(1-alpha)) }
+
+func ruledWord(safe bool) string {
+	if safe {
+		return "ruled out"
+	}
+	return "not yet ruled out"
 }

@@ -80,9 +80,14 @@ type AnalysisMetric struct {
 
 // DetectableEffect is a regression of a count metric worth ruling out before a pass: a canary rate
 // above max(Ratio × the stable's rate, the stable's rate + Points percentage points).
+//
+// For latency with a slowdown margin, Slowdown says it on the same scale instead: a pass rules out
+// the canary's quantile being more than (1 + Slowdown) × the stable's (its requests slower than
+// that are shown fewer than the stable's requests slower than its quantile).
 type DetectableEffect struct {
-	Ratio  float64 `yaml:"ratio" json:"ratio,omitempty"`
-	Points float64 `yaml:"points" json:"points,omitempty"` // percentage points: 1 is one point
+	Ratio    float64 `yaml:"ratio" json:"ratio,omitempty"`
+	Points   float64 `yaml:"points" json:"points,omitempty"` // percentage points: 1 is one point
+	Slowdown float64 `yaml:"slowdown" json:"slowdown,omitempty"`
 }
 
 // PrometheusMetric queries a Prometheus HTTP API. The query may use {{service}}, {{version}}

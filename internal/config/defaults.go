@@ -54,9 +54,12 @@ var (
 	// above it, whichever is larger (at 0.5% errors: 2%). Ruling out a ratio alone takes
 	// thousands of canary requests for rare events; see bench/results/judge-hostile.md.
 	DefaultEffect = DetectableEffect{Ratio: 2, Points: 1.5}
-	// DefaultLatencyEffect is what a pass must rule out on the share of requests slower than the
-	// stable's p99: three times the stable's share, or three points above it (at p99: 3.7%).
-	DefaultLatencyEffect    = DetectableEffect{Ratio: 3, Points: 3}
+	// DefaultLatencyEffect is what a pass must rule out on latency with a slowdown margin: the
+	// canary's quantile 25% slower than the stable's (the margin, 10%, is what rolls back).
+	DefaultLatencyEffect = DetectableEffect{Slowdown: 0.25}
+	// DefaultShareEffect is what a pass must rule out on latency with a share margin (no slowdown):
+	// three times the stable's share of slow requests, or three points above it.
+	DefaultShareEffect      = DetectableEffect{Ratio: 3, Points: 3}
 	DefaultQuantile         = 0.99
 	DefaultMetricInterval   = D(30 * time.Second)
 	DefaultConsecutiveError = 4
@@ -113,8 +116,11 @@ func (t *AnalysisTemplate) applyDefaults() {
 		}
 		if m.Builtin == "errorRate" || m.Builtin == "latency" {
 			e := DefaultEffect
-			if m.Builtin == "latency" {
+			switch {
+			case m.Builtin == "latency" && m.Slowdown > 0:
 				e = DefaultLatencyEffect
+			case m.Builtin == "latency":
+				e = DefaultShareEffect
 			}
 			if m.DetectableEffect == nil {
 				m.DetectableEffect = &e

@@ -106,6 +106,10 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 			v.addf(p+".detectableEffect.ratio", "%g must be at least 1 (or 0: points only): a pass rules out a canary rate this many times the stable's, e.g. 2", e.Ratio)
 		case e.Points < 0 || e.Points > 100 || math.IsNaN(e.Points):
 			v.addf(p+".detectableEffect.points", "%g must be in [0, 100]: a pass rules out a canary rate this many percentage points above the stable's, e.g. 1", e.Points)
+		case e.Slowdown != 0 && (m.Slowdown <= 0 || !(e.Slowdown > m.Slowdown) || e.Slowdown > 10):
+			v.addf(p+".detectableEffect.slowdown", "%g must be above the metric's slowdown (%g) and at most 10: a pass rules out the canary's quantile this much slower than the stable's, e.g. 0.25", e.Slowdown, m.Slowdown)
+		case e.Slowdown != 0 && (e.Ratio != 0 || e.Points != 0):
+			v.addf(p+".detectableEffect", "set slowdown, or ratio and points, not both")
 		}
 	}
 	if m.Builtin == "evaluation" && m.Score == "" && m.Label == "" {

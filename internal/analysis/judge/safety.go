@@ -35,6 +35,18 @@ func (t *CountTest) RuledOut(e Effect, alpha float64) Safety {
 	return Safety{Safe: t.CanaryN > 0 && t.BaseN > 0 && cu < limit, CanaryUpper: cu, BaseLower: bl, Limit: limit}
 }
 
+// RuledOutAgainst is RuledOut for a canary counted on its own terms — its requests and its events
+// past a boundary of its own (a latency slowdown) — against the test's baseline: safe when the
+// canary's rate is shown below the baseline's, both sequences at alpha/2 and tempered by the
+// test's dispersion.
+func (t *CountTest) RuledOutAgainst(canaryN, canaryEvents int64, alpha float64) Safety {
+	phi := t.Phi()
+	canaryEvents = min(canaryEvents, canaryN)
+	cu := rateBound(float64(canaryEvents)/phi, float64(canaryN-canaryEvents)/phi, alpha/2, true)
+	bl := rateBound(float64(t.BaseEvents)/phi, float64(t.BaseN-t.BaseEvents)/phi, alpha/2, false)
+	return Safety{Safe: canaryN > 0 && t.BaseN > 0 && cu < bl, CanaryUpper: cu, BaseLower: bl, Limit: bl}
+}
+
 // Describe says what was ruled out, in words: "canary ≤ 1.2% (stable ≥ 0.41%): a regression past
 // max(2× stable, stable + 1 pp) is ruled out with 99% confidence".
 func (s Safety) Describe(e Effect, alpha float64) string {
