@@ -198,3 +198,64 @@ services:
 		t.Fatalf("a healthy canary with an erring segment routed to it: phase %s, stable %s: %s", st.Phase, st.StableVersion, st.Message)
 	}
 }
+
+// hangingUpstream answers at once, except every fifth request, which it holds until the client
+// (the gateway) gives up on it.
+func hangingUpstream(t *testing.T, name string) string {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && n.Add(1)%5 == 0 {
+			<-r.Context().Done()
+			return
+		}
+		_, _ = io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A canary whose requests hang is rolled back while they hang: a request in flight past the
+// latency boundary counts as slow before it ends. The clients wait two minutes for an answer and
+// the gateway five (its response-header timeout), so no hung request has ended by the rollback.
+func TestACanaryWithHangingRequestsIsRolledBackWhileTheyHang(t *testing.T) {
+	t.Parallel()
+	a := start(t, upstream(t, "v1", 0), hangingUpstream(t, "v2"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Minute}
+	var hung atomic.Int64
+	go func() { // 100 requests a second, each on its own, so a hung one holds up no other
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			go func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.GW+"/", nil)
+				hung.Add(1)
+				resp, err := client.Do(req)
+				hung.Add(-1)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+	}()
+	for a.Aviary != nil && hung.Load() == 0 { // traffic flows
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	began := a.StartRollout("shop", "v2")
+	st := a.WaitFor("shop", 100*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Degraded })
+	t.Logf("rolled back after %s with %d requests in flight: %s", time.Since(began).Round(time.Second), hung.Load(), st.Message)
+	if st.Phase != rollout.Degraded || !strings.Contains(st.Message, "latency") {
+		t.Fatalf("a canary whose requests hang: phase %s: %s", st.Phase, st.Message)
+	}
+}
