@@ -107,7 +107,7 @@ type hWorld struct {
 	// canary's against the shipped boundaries (1.1 × those), and the canary's against the p99 itself
 	// (the judge before)
 	base, canary, canaryOld [numTests]float64
-	canaryEff               [numTests]float64 // the canary's against the pass's boundaries (1.25 × the stable's quantiles)
+	canaryEff               [numTests]float64 // the canary's against the pass's boundaries ((1 + effect) × the stable's quantiles)
 	hungAt                  []int             // seconds at which hung canary requests began
 }
 
@@ -417,7 +417,7 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 }
 
 // safe is the rule for a pass: every test's detectable effect ruled out at its alpha — for errors
-// max(2×, +1.5 pp), for latency the quantile 25% slower, from the canary's requests above 1.25 ×
+// max(2×, +1.5 pp), for latency the quantile slower by config.DefaultLatencyEffect, from the canary's requests above (1 + it) ×
 // the stable's quantile (effN, effE).
 func (c *counts) safe(effN int64, effE [numTests]int64) bool {
 	if !c.tests[testErrors].RuledOut(hErrEffect, c.tests[testErrors].Alpha).Safe {

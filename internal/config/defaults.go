@@ -55,8 +55,9 @@ var (
 	// thousands of canary requests for rare events; see bench/results/judge-hostile.md.
 	DefaultEffect = DetectableEffect{Ratio: 2, Points: 1.5}
 	// DefaultLatencyEffect is what a pass must rule out on latency with a slowdown margin: the
-	// canary's quantile 25% slower than the stable's (the margin, 10%, is what rolls back).
-	DefaultLatencyEffect = DetectableEffect{Slowdown: 0.25}
+	// canary's quantile 50% slower than the stable's (the margin, 10%, is what rolls back; between the
+	// two a step may pass or roll back).
+	DefaultLatencyEffect = DetectableEffect{Slowdown: 0.5}
 	// DefaultShareEffect is what a pass must rule out on latency with a share margin (no slowdown):
 	// three times the stable's share of slow requests, or three points above it.
 	DefaultShareEffect      = DetectableEffect{Ratio: 3, Points: 3}
