@@ -154,8 +154,8 @@ func orDefault(d, def time.Duration) time.Duration {
 type hookWorker struct {
 	ctx     context.Context
 	hook    config.Webhook
-	url     string          // redacted, path and all (a hook's path is often its secret), for logs and metrics
-	kinds   map[string]bool // nil: every kind
+	url     string                    // redacted, path and all (a hook's path is often its secret), for logs and metrics
+	kinds   map[config.EventKind]bool // nil: every kind
 	client  *http.Client
 	log     *slog.Logger
 	timeout time.Duration
@@ -178,7 +178,7 @@ func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, d
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
 	if len(hook.Events) > 0 {
-		h.kinds = make(map[string]bool, len(hook.Events))
+		h.kinds = make(map[config.EventKind]bool, len(hook.Events))
 		for _, k := range hook.Events {
 			h.kinds[k] = true
 		}
@@ -189,7 +189,7 @@ func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, d
 	return h
 }
 
-func (h *hookWorker) wants(kind string) bool { return h.kinds == nil || h.kinds[kind] }
+func (h *hookWorker) wants(kind config.EventKind) bool { return h.kinds == nil || h.kinds[kind] }
 
 // enqueue never waits: a full queue loses its oldest event, since a hook that far behind is
 // better served by recent news.
@@ -347,7 +347,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 		return 0, fmt.Errorf("build request: %w", redact.Err(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Aviary-Event", e.Kind)
+	req.Header.Set("X-Aviary-Event", string(e.Kind))
 	// The event's sequence number is the same on every retry, so a receiver can drop duplicates.
 	req.Header.Set("X-Aviary-Delivery", strconv.FormatUint(e.Seq, 10))
 	if h.hook.Secret != "" {

@@ -71,7 +71,7 @@ func (s *hookServer) kinds() []string {
 	return out
 }
 
-func event(seq uint64, kind string) rollout.Event {
+func event(seq uint64, kind config.EventKind) rollout.Event {
 	return rollout.Event{Seq: seq, Time: time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC), Service: "checkout",
 		Kind: kind, Reason: "step 2 of 4", By: "controller", Phase: rollout.Progressing,
 		Stable: "v1", Canary: "v2", Weight: 20, Step: 2}
@@ -194,7 +194,7 @@ func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
 
 func TestWebhookSendsOnlyTheChosenKinds(t *testing.T) {
 	all, some := newHookServer(t, nil), newHookServer(t, nil)
-	w := newTestWebhooks(t, nil, config.Webhook{URL: all.URL}, config.Webhook{URL: some.URL, Events: []string{"Completed", "Aborted"}})
+	w := newTestWebhooks(t, nil, config.Webhook{URL: all.URL}, config.Webhook{URL: some.URL, Events: []config.EventKind{"Completed", "Aborted"}})
 
 	w.Send([]rollout.Event{event(1, "RolloutStarted"), event(2, "StepStarted"), event(3, "Completed")})
 	w.Send([]rollout.Event{event(4, "Paused"), event(5, "Aborted")})

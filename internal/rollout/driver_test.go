@@ -316,7 +316,7 @@ func (r *run) serves(want string) *run {
 func kinds(evs []rollout.Event) []string {
 	out := make([]string, 0, len(evs))
 	for _, e := range evs {
-		out = append(out, e.Kind)
+		out = append(out, string(e.Kind))
 	}
 	return out
 }

@@ -132,15 +132,15 @@ type Health struct {
 
 // Event is one transition, as it is recorded, streamed and sent to webhooks.
 type Event struct {
-	Seq     uint64    `json:"seq,omitempty"` // set by the store
-	Time    time.Time `json:"time"`
-	Service string    `json:"service"`
-	Kind    string    `json:"kind"`
-	Reason  string    `json:"reason"`
-	By      string    `json:"by"` // controller, config, or the API caller
-	Phase   Phase     `json:"phase"`
-	Stable  string    `json:"stableVersion"`
-	Canary  string    `json:"canaryVersion,omitempty"`
-	Weight  int       `json:"canaryWeight"`
-	Step    int       `json:"step"`
+	Seq     uint64           `json:"seq,omitempty"` // set by the store
+	Time    time.Time        `json:"time"`
+	Service string           `json:"service"`
+	Kind    config.EventKind `json:"kind"`
+	Reason  string           `json:"reason"`
+	By      string           `json:"by"` // controller, config, or the API caller
+	Phase   Phase            `json:"phase"`
+	Stable  string           `json:"stableVersion"`
+	Canary  string           `json:"canaryVersion,omitempty"`
+	Weight  int              `json:"canaryWeight"`
+	Step    int              `json:"step"`
 }

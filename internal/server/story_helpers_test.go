@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/server"
 	"aviary.dev/aviary/internal/store"
@@ -717,7 +718,7 @@ func (es *eventStream) read(ctx context.Context, body io.ReadCloser) {
 }
 
 // until reads frames until one of kind arrives, and returns every frame read, that one last.
-func (es *eventStream) until(kind string) []sseFrame {
+func (es *eventStream) until(kind config.EventKind) []sseFrame {
 	es.t.Helper()
 	var got []sseFrame
 	timeout := time.After(within)
@@ -746,7 +747,7 @@ func (es *eventStream) close() {
 func kinds(frames []sseFrame) []string {
 	out := make([]string, len(frames))
 	for i, f := range frames {
-		out[i] = f.data.Kind
+		out[i] = string(f.data.Kind)
 	}
 	return out
 }

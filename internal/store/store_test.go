@@ -30,9 +30,9 @@ func open(t *testing.T, path string, o Options) *Store {
 	return s
 }
 
-func event(service, kind string, i int) rollout.Event {
+func event(service string, kind config.EventKind, i int) rollout.Event {
 	return rollout.Event{Time: t0.Add(time.Duration(i) * time.Second), Service: service, Kind: kind,
-		Reason: kind + " reason", By: "controller", Phase: rollout.Progressing, Stable: "v1", Canary: "v2", Weight: i}
+		Reason: string(kind) + " reason", By: "controller", Phase: rollout.Progressing, Stable: "v1", Canary: "v2", Weight: i}
 }
 
 func commit(t *testing.T, s *Store, service string, gen int64, events ...rollout.Event) []rollout.Event {
