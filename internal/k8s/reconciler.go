@@ -239,7 +239,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	var last *v1alpha1.CommandStatus
 	cmd, take, stale := pendingCommand(ro)
 	if take {
-		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: cmd.Kind, By: cmd.By, At: metav1.NewTime(now)}
+		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: string(cmd.Kind), By: cmd.By, At: metav1.NewTime(now)}
 		n, evs, err := rollout.Do(next, cmd.Command, in)
 		if err != nil {
 			last.Error = err.Error()

@@ -8,30 +8,33 @@ import (
 	"aviary.dev/aviary/internal/config"
 )
 
-// Command kinds: what a person (or a program) may ask of a rollout.
+// CommandKind is what a person (or a program) may ask of a rollout.
+type CommandKind string
+
+// Command kinds.
 const (
-	Promote  = "promote" // end the current step; with Full, go straight to 100%
-	PauseCmd = "pause"
-	Resume   = "resume"
-	Abort    = "abort"
-	Retry    = "retry"   // start again after an abort
-	Undo     = "undo"    // back to the previous stable after completion
-	Restart  = "restart" // start the rollout in flight again from its first step
+	Promote  CommandKind = "promote" // end the current step; with Full, go straight to 100%
+	PauseCmd CommandKind = "pause"
+	Resume   CommandKind = "resume"
+	Abort    CommandKind = "abort"
+	Retry    CommandKind = "retry"   // start again after an abort
+	Undo     CommandKind = "undo"    // back to the previous stable after completion
+	Restart  CommandKind = "restart" // start the rollout in flight again from its first step
 	// StartCmd rolls out Version when no rollout is in flight (e.g. the release again after an
 	// undo); the API's start maps to it when the spec already names that release.
-	StartCmd = "start"
+	StartCmd CommandKind = "start"
 )
 
-// Commands lists the command kinds.
-var Commands = []string{Promote, PauseCmd, Resume, Abort, Retry, Undo, Restart}
+// Commands lists the command kinds that the API's actions name.
+var Commands = []CommandKind{Promote, PauseCmd, Resume, Abort, Retry, Undo, Restart}
 
 // Command is one control request.
 type Command struct {
-	Kind    string `json:"kind"`
-	Version string `json:"version,omitempty"` // for start
-	Full    bool   `json:"full,omitempty"`
-	By      string `json:"by,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Kind    CommandKind `json:"kind"`
+	Version string      `json:"version,omitempty"` // for start
+	Full    bool        `json:"full,omitempty"`
+	By      string      `json:"by,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
 }
 
 // ConflictError is a command that does not fit the rollout's phase. Its message says what to do.

@@ -231,7 +231,7 @@ func (m *machine) do(t *rapid.T, cmd rollout.Command) {
 		}
 		return
 	}
-	m.seen["command "+cmd.Kind] = true
+	m.seen["command "+string(cmd.Kind)] = true
 	m.record(t, next, events)
 }
 

@@ -235,7 +235,7 @@ func TestCompile(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		strategy string
-		kind     string
+		kind     rollout.StrategyKind
 		steps    string // kinds, then the texts of the steps
 	}{
 		{"null", "canary", "setWeight 10 | pause 30s | setWeight 50 | analysis default"},

@@ -56,10 +56,10 @@ type State struct {
 	Admitted  int `json:"admitted,omitempty"`
 	Withdrawn int `json:"withdrawn,omitempty"`
 
-	Strategy      string    `json:"strategy,omitempty"`
-	Steps         []Step    `json:"steps,omitempty"`
-	StepIndex     int       `json:"currentStepIndex"`
-	StepStartedAt time.Time `json:"stepStartedAt,omitzero"`
+	Strategy      StrategyKind `json:"strategy,omitempty"`
+	Steps         []Step       `json:"steps,omitempty"`
+	StepIndex     int          `json:"currentStepIndex"`
+	StepStartedAt time.Time    `json:"stepStartedAt,omitzero"`
 	// Attempt counts starts, retries and restarts; check IDs include it so that a new attempt
 	// never reads an old attempt's verdict.
 	Attempt int `json:"attempt,omitempty"`

@@ -292,14 +292,14 @@ func (s *scenario) startRollout(service, version string) rollout.Status {
 
 // command runs a rollout command (promote, abort, retry, undo...) with a reason, and returns the
 // status it answers with: the state right after the command.
-func (s *scenario) command(service, action, reason string) rollout.Status {
+func (s *scenario) command(service string, action rollout.CommandKind, reason string) rollout.Status {
 	s.t.Helper()
 	var st rollout.Status
 	body := ""
 	if reason != "" {
 		body = fmt.Sprintf(`{"reason": %q}`, reason)
 	}
-	s.call("POST", "/api/v1/services/"+service+"/rollout/"+action, body, &st)
+	s.call("POST", "/api/v1/services/"+service+"/rollout/"+string(action), body, &st)
 	return st
 }
 
