@@ -92,35 +92,23 @@ func (t *AnalysisTemplate) applyDefaults() {
 	setString(&t.OnInconclusive, "pause")
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
-		if m.Builtin == "latency" && m.Margin == 0 && m.Slowdown == 0 {
+		spec, builtin := m.Builtin.Spec()
+		if spec.Slowdown && m.Margin == 0 && m.Slowdown == 0 {
 			// The latency margin says what users mean: the canary's quantile at most this much
 			// slower than the stable's, whatever the shape of the tail.
-			m.Slowdown, m.Margin = DefaultSlowdown, 1
+			m.Slowdown = DefaultSlowdown
 		}
 		if m.Margin == 0 {
-			m.Margin = DefaultMargin
-			if m.Builtin == "latency" && m.Slowdown > 0 {
-				m.Margin = 1
-			}
-			switch {
-			case quantiled(m.Builtin) && m.Slowdown == 0:
-				m.Margin = DefaultLatencyMargin
-			case lowerIsWorse(m.Builtin) && m.Label == "":
-				m.Margin = DefaultScoreMargin
-			case m.Builtin == "costPerRequest" || m.Builtin == "outputTokens":
-				m.Margin = DefaultMeanMargin
+			m.Margin = DefaultMargin // other providers' counters, and label rates
+			if builtin && m.Label == "" {
+				m.Margin = spec.Margin
 			}
 		}
-		if m.Builtin == "errorRate" || m.Builtin == "latency" {
-			e := DefaultEffect
-			if m.Builtin == "latency" {
-				e = DefaultLatencyEffect
-			}
-			if m.DetectableEffect == nil {
-				m.DetectableEffect = &e
-			}
+		if spec.Effect != nil && m.DetectableEffect == nil {
+			e := *spec.Effect
+			m.DetectableEffect = &e
 		}
-		if quantiled(m.Builtin) && m.Quantile == 0 {
+		if spec.Quantiled && m.Quantile == 0 {
 			m.Quantile = DefaultQuantile
 		}
 		setDur(&m.Interval, DefaultMetricInterval)
