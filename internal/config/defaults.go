@@ -268,9 +268,10 @@ func (st *Strategy) applyDefaults() {
 	if bg := st.BlueGreen; bg != nil {
 		setDur(&st.ScaleDownDelay, bg.ScaleDownDelay)
 	}
-	setDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
-	setDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
-	setDur(&st.ProgressDeadline, DefaultProgressDeadline)
+	// For these a written zero means the default too (the rollout core reads them as they are).
+	zeroDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
+	zeroDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
+	zeroDur(&st.ProgressDeadline, DefaultProgressDeadline)
 	if sh := st.Shadow; sh != nil && sh.Percent == 0 {
 		sh.Percent = DefaultShadowPercent
 	}
@@ -296,6 +297,14 @@ func setString(p *string, def string) {
 
 func setInt(p *int, def int) {
 	if *p == 0 {
+		*p = def
+	}
+}
+
+// zeroDur fills a duration that is zero, written or left out; one written but unparsable keeps its
+// error.
+func zeroDur(p *Duration, def Duration) {
+	if p.Duration == 0 && p.err == nil {
 		*p = def
 	}
 }

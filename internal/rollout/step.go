@@ -50,10 +50,11 @@ func (c *change) stepDone() bool {
 
 // deadline aborts a step that has waited for readiness without progress for too long.
 func (c *change) deadline(where string) {
-	limit := config.DefaultProgressDeadline.Duration
-	if st := c.in.Service.Strategy; st != nil && st.ProgressDeadline.Duration > 0 {
-		limit = st.ProgressDeadline.Duration
+	st := c.in.Service.Strategy
+	if st == nil || st.ProgressDeadline.Duration <= 0 { // defaulted by config: unset only without a release
+		return
 	}
+	limit := st.ProgressDeadline.Duration
 	since := c.s.ProgressAt
 	if since.IsZero() {
 		since = c.s.StepStartedAt // a state stored before ProgressAt existed
@@ -151,10 +152,10 @@ func endpointCount(svc config.Service, version string) int {
 }
 
 func scaleDownDelay(svc config.Service) time.Duration {
-	if st := svc.Strategy; st != nil && st.ScaleDownDelay.Duration > 0 {
+	if st := svc.Strategy; st != nil { // defaulted by config
 		return st.ScaleDownDelay.Duration
 	}
-	return config.DefaultScaleDownDelay.Duration
+	return 0
 }
 
 func hasReason(rs []PauseReason, kind string) bool {

@@ -66,8 +66,8 @@ func (s Step) instant() bool {
 // Compile turns a strategy into steps. The last step leaves the new version at its final share;
 // completion (the new version becomes stable at 100%) follows the last step.
 func Compile(st *config.Strategy) (kind StrategyKind, steps []Step) {
-	if st == nil {
-		st = config.DefaultStrategy()
+	if st == nil { // config gives every service with a release a strategy
+		return "", nil
 	}
 	if sh := st.Shadow; sh != nil {
 		kind = StrategyShadow

@@ -171,9 +171,9 @@ func (c *change) watchChecks() {
 // watchHealth aborts when the canary, while it takes traffic, has been unavailable too long.
 func (c *change) watchHealth() {
 	s, in := c.s, c.in
-	grace := config.DefaultAbortOnUnhealthy.Duration
-	if st := in.Service.Strategy; st != nil && st.AbortOnUnhealthy.Duration != 0 {
-		grace = st.AbortOnUnhealthy.Duration
+	grace := time.Duration(-1) // a service without a strategy (no release) is not watched
+	if st := in.Service.Strategy; st != nil {
+		grace = st.AbortOnUnhealthy.Duration // defaulted by config; negative turns the watch off
 	}
 	h, known := in.Health[s.Canary]
 	switch {
