@@ -45,7 +45,7 @@ func BenchmarkAbortToStable(b *testing.B) {
 	}))
 	defer canary.Close()
 
-	st, err := store.Open(filepath.Join(b.TempDir(), "aviary.db"), store.Options{})
+	st, err := store.Open(filepath.Join(b.TempDir(), "aviary.db"), store.Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		b.Fatal(err)
 	}

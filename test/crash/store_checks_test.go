@@ -23,7 +23,7 @@ type storeView struct {
 // readStore opens the store file directly, as the next aviary will. The process that held its
 // lock is dead, so the lock is free.
 func readStore(path string) (storeView, error) {
-	st, err := store.Open(path, store.Options{LockTimeout: 2 * time.Second})
+	st, err := store.Open(path, store.Options{MaxEvents: config.DefaultMaxEvents, LockTimeout: 2 * time.Second})
 	if err != nil {
 		return storeView{}, err
 	}
