@@ -42,7 +42,7 @@ const (
 
 // WebhookOptions configures Webhooks.
 type WebhookOptions struct {
-	Hooks []config.Webhook // with defaults applied; Timeout zero uses config.DefaultWebhookTimeout
+	Hooks []config.Webhook // with the config's defaults applied (timeout, retries)
 	// Client sends the requests; nil uses a client that ignores proxy settings.
 	Client *http.Client
 	// Logger gets failed and dropped deliveries; nil discards them.
@@ -174,7 +174,7 @@ func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, d
 	h := &hookWorker{
 		ctx: ctx, hook: hook, url: redact.Hook(hook.URL), client: o.Client,
 		log:     o.Logger.With("url", redact.Hook(hook.URL)),
-		timeout: orDefault(hook.Timeout.Duration, config.DefaultWebhookTimeout.Duration),
+		timeout: hook.Timeout.Duration,
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
 	if len(hook.Events) > 0 {
