@@ -50,7 +50,11 @@ func BenchmarkAbortToStable(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	gw := gateway.New(gateway.Options{Metrics: metrics.NewRegistry(metrics.Options{})})
+	base, err := config.Parse(nil) // the gateway section's defaults
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw := gateway.New(gateway.Options{Gateway: base.Gateway, Metrics: metrics.NewRegistry(metrics.Options{})})
 	defer gw.Close()
 	ctrl, err := rollout.NewController(rollout.Options{Store: st, Router: gw, Health: gatewayHealth{gw}})
 	if err != nil {
