@@ -92,7 +92,8 @@ func TestActionsSendTheirRequestAndPrintOneLine(t *testing.T) {
 		t.Errorf("promote sent %s (%v), want full and the reason", api.sent["POST /api/v1/services/shop/rollout/promote"], err)
 	}
 
-	for _, action := range rollout.Commands {
+	for _, kind := range rollout.Commands {
+		action := string(kind)
 		if _, err := run(t, "--server", api.url, "rollout", action, "shop", "--reason", "test"); err != nil {
 			t.Errorf("rollout %s: %v", action, err)
 		}

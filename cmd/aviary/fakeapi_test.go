@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -254,7 +255,7 @@ func shopEvents(n int) []rollout.Event {
 	var evs []rollout.Event
 	for i := 1; i <= n; i++ {
 		evs = append(evs, rollout.Event{Seq: uint64(i), Time: t0.Add(time.Duration(i) * time.Second), Service: "shop",
-			Kind: "Event" + strconv.Itoa(i), Reason: "reason " + strconv.Itoa(i), By: "controller"})
+			Kind: config.EventKind("Event" + strconv.Itoa(i)), Reason: "reason " + strconv.Itoa(i), By: "controller"})
 	}
 	return evs
 }

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/rollout"
@@ -230,7 +231,7 @@ func rolloutEvents(name string, list []eventsv1.Event, n int) []rollout.Event {
 			e.Regarding.Kind != "Rollout" || e.Regarding.Name != name {
 			continue
 		}
-		out = append(out, rollout.Event{Time: eventTime(e), Service: name, Kind: e.Reason, Reason: e.Note})
+		out = append(out, rollout.Event{Time: eventTime(e), Service: name, Kind: config.EventKind(e.Reason), Reason: e.Note})
 	}
 	slices.SortStableFunc(out, func(a, b rollout.Event) int { return a.Time.Compare(b.Time) })
 	return out[max(0, len(out)-n):]

@@ -210,8 +210,8 @@ func TestRolloutEventsAreTheLastOfThisRollout(t *testing.T) {
 	got := rolloutEvents("shop", list, 5)
 	var kinds []string
 	for _, e := range got {
-		kinds = append(kinds, e.Kind)
-		if e.Service != "shop" || e.Reason != "note of "+e.Kind {
+		kinds = append(kinds, string(e.Kind))
+		if e.Service != "shop" || e.Reason != "note of "+string(e.Kind) {
 			t.Errorf("event %+v: want service shop and the Event's note as its reason", e)
 		}
 	}

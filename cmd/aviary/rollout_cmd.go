@@ -254,7 +254,8 @@ without, the version must already be one of the service's.`,
 
 // rolloutAction documents one command of rollout.Commands.
 type rolloutAction struct {
-	name, short, long, example string
+	name                 rollout.CommandKind
+	short, long, example string
 }
 
 var rolloutActions = []rolloutAction{
@@ -292,7 +293,7 @@ func newRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
 		req    actionRequest
 	)
 	cmd := &cobra.Command{
-		Use:     a.name + " SERVICE",
+		Use:     string(a.name) + " SERVICE",
 		Short:   a.short,
 		Long:    a.long + "\n\nIt prints the rollout's state after the command; -o json prints its whole status.",
 		Example: a.example,
@@ -311,7 +312,7 @@ func newRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, raw, err := c.act(cmd.Context(), args[0], a.name, req)
+			st, raw, err := c.act(cmd.Context(), args[0], string(a.name), req)
 			if err != nil {
 				return err
 			}

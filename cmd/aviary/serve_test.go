@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
@@ -110,7 +111,7 @@ func wantRefusal(t *testing.T, cmd *exec.Cmd, want ...string) {
 // span many pages, and returns its size.
 func filledStore(t *testing.T, path, stable string) int64 {
 	t.Helper()
-	s, err := store.Open(path, store.Options{})
+	s, err := store.Open(path, store.Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,7 +260,7 @@ func mustDefaults(t *testing.T, cfg *config.Config) {
 	for _, tm := range cfg.Analysis.Templates {
 		b.WriteString("    - name: " + tm.Name + "\n      minimum: {duration: " + tm.Minimum.Duration.String() + ", requests: 1}\n      metrics:\n")
 		for _, m := range tm.Metrics {
-			b.WriteString("        - {name: " + m.Name + ", builtin: " + m.Builtin + ", interval: " + m.Interval.String() +
+			b.WriteString("        - {name: " + m.Name + ", builtin: " + string(m.Builtin) + ", interval: " + m.Interval.String() +
 				", successCondition: \"" + m.SuccessCondition + "\", failureLimit: 1}\n")
 		}
 	}

@@ -32,27 +32,20 @@ type llmCount struct {
 // llmBoundarySamples is how many stable measurements a TTFT or gap boundary needs.
 const llmBoundarySamples = 100
 
-func (a *Analyzer) newLLMComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
-	switch m.Builtin {
-	case "ttft", "interTokenLatency", "streamErrorRate":
-		return &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
-			prev: map[string][2]uint64{}, limit: a.o.History}
-	case "evaluation", "feedback":
-		if m.Label != "" {
-			return &llmCount{template: template, metric: m, stats: a.o.LLM, quality: a.o.Quality,
-				test: judge.NewCountTest(m.Margin, alpha), prev: map[string][2]uint64{}, limit: a.o.History}
-		}
+// newLLMCount judges a count builtin read from the LLM totals, or a score builtin's label rate.
+func (a *Analyzer) newLLMCount(template string, m config.AnalysisMetric, alpha float64) *llmCount {
+	q := &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
+		prev: map[string][2]uint64{}, limit: a.o.History}
+	if m.Label != "" {
+		q.quality = a.o.Quality
 	}
-	if c := a.newMeanComparative(template, m, alpha); c != nil {
-		return c
-	}
-	return nil
+	return q
 }
 
 func (q *llmCount) id() (string, string) { return q.template, q.metric.Name }
 func (q *llmCount) points() []Point      { return slices.Clone(q.history) }
 func (q *llmCount) ready() bool {
-	return q.metric.Builtin == "streamErrorRate" || q.metric.Label != "" || q.boundary != 0
+	return !q.metric.BuiltinSpec().Quantiled || q.metric.Label != "" || q.boundary != 0
 }
 
 // totals is a version's cumulative (measured, events).
@@ -62,7 +55,7 @@ func (q *llmCount) totals(r *runner, version string) (n, e uint64) {
 			return 0, 0
 		}
 		key := quality.KeyFeedback
-		if q.metric.Builtin == "evaluation" {
+		if q.metric.BuiltinSpec().NamedScore {
 			key = quality.KeyEvaluation
 		}
 		if version == r.run.Canary && r.shadow.Load() {
@@ -76,9 +69,9 @@ func (q *llmCount) totals(r *runner, version string) (n, e uint64) {
 	}
 	t := q.stats.Totals(r.run.Service, version, version == r.run.Canary && r.shadow.Load())
 	switch q.metric.Builtin {
-	case "streamErrorRate":
+	case config.BuiltinStreamErrorRate:
 		return uint64(t.Requests), uint64(t.StreamErrors)
-	case "ttft":
+	case config.BuiltinTTFT:
 		return t.TTFT.Count(), t.TTFT.CountAbove(q.boundary)
 	default:
 		return t.Gaps.Count(), t.Gaps.CountAbove(q.boundary)
@@ -87,7 +80,7 @@ func (q *llmCount) totals(r *runner, version string) (n, e uint64) {
 
 func (q *llmCount) hist(r *runner, version string) *metrics.Histogram {
 	t := q.stats.Totals(r.run.Service, version, false)
-	if q.metric.Builtin == "ttft" {
+	if q.metric.Builtin == config.BuiltinTTFT {
 		return t.TTFT
 	}
 	return t.Gaps
@@ -132,9 +125,9 @@ func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResul
 	case !q.ready():
 		res.Text = fmt.Sprintf("%s: waiting for %d stable measurements to set the boundary", q.metric.Name, llmBoundarySamples)
 		return res
-	case q.metric.Builtin == "ttft":
+	case q.metric.Builtin == config.BuiltinTTFT:
 		what = fmt.Sprintf("first tokens slower than %s (stable p%g): ", q.boundary.Round(time.Millisecond), 100*q.metric.Quantile)
-	case q.metric.Builtin == "interTokenLatency":
+	case q.metric.Builtin == config.BuiltinInterTokenLatency:
 		what = fmt.Sprintf("gaps between chunks longer than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
 	}
 	res.Boundary = q.boundary.String()

@@ -31,14 +31,11 @@ type llmMean struct {
 	history  []Point
 }
 
-func (a *Analyzer) newMeanComparative(template string, m config.AnalysisMetric, alpha float64) comparative {
+// newLLMMean judges a mean builtin (higher is worse) or a score builtin's mean (lower is worse).
+func (a *Analyzer) newLLMMean(template string, m config.AnalysisMetric, alpha float64) *llmMean {
 	worse := judge.Higher
-	switch m.Builtin {
-	case "outputTokens", "costPerRequest":
-	case "evaluation", "feedback":
+	if m.BuiltinSpec().Test == config.ScoreTest {
 		worse = judge.Lower
-	default:
-		return nil
 	}
 	return &llmMean{template: template, metric: m, a: a, test: judge.NewMeanTest(worse, m.Margin, alpha), prev: map[string]moments{}}
 }
@@ -59,13 +56,12 @@ const meanMinSamples = 30
 // totals is a version's cumulative moments of the metric.
 func (q *llmMean) totals(r *runner, version string) moments {
 	mirror := version == r.run.Canary && r.shadow.Load()
-	switch q.metric.Builtin {
-	case "outputTokens", "costPerRequest":
+	if q.metric.BuiltinSpec().Reads == config.FromLLM {
 		if q.a.o.LLM == nil {
 			return moments{}
 		}
 		t := q.a.o.LLM.Totals(r.run.Service, version, mirror)
-		if q.metric.Builtin == "outputTokens" {
+		if q.metric.Builtin == config.BuiltinOutputTokens {
 			return moments{t.UsageN, t.OutputSum, t.OutputSumSq}
 		}
 		return moments{t.CostN, t.CostSum, t.CostSumSq}
@@ -74,7 +70,7 @@ func (q *llmMean) totals(r *runner, version string) moments {
 		return moments{}
 	}
 	key := quality.KeyFeedbackScore
-	if q.metric.Builtin == "evaluation" {
+	if q.metric.BuiltinSpec().NamedScore {
 		key = quality.EvaluationKey(q.metric.Score)
 	}
 	if mirror {
@@ -104,9 +100,9 @@ func (q *llmMean) result(r *runner, minimumMet bool, now time.Time) MetricResult
 		Canary: &Side{Version: r.run.Canary, Rate: finite(cm)}, Baseline: &Side{Version: r.run.Stable, Rate: finite(bm)},
 		Effect: finite(t.Effect()), Margin: q.metric.Margin, Evidence: t.Evidence(), Needed: t.Needed(), Phase: Running}
 	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
-	what := q.metric.Builtin
-	if q.metric.Builtin == "evaluation" {
-		what = "evaluation " + q.metric.Score
+	what := string(q.metric.Builtin)
+	if q.metric.BuiltinSpec().NamedScore {
+		what += " " + q.metric.Score
 	}
 	res.Text = fmt.Sprintf("%s: %s %s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
 	q.history = recordPoint(q.history, q.a.o.History, now, res)

@@ -82,7 +82,7 @@ func newRunner(a *Analyzer, r rollout.Run, templates map[string]config.AnalysisT
 func alphaShares(ms []config.AnalysisMetric) []float64 {
 	kindOf := func(i int) string {
 		if ms[i].Builtin != "" {
-			return ms[i].Builtin
+			return string(ms[i].Builtin)
 		}
 		return fmt.Sprint("#", i)
 	}
@@ -116,7 +116,7 @@ type comparative interface {
 func (q *sequential) ready() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.metric.Builtin != "latency" || q.boundary != 0
+	return !q.metric.BuiltinSpec().Quantiled || q.boundary != 0
 }
 func (q *sequential) id() (template, metric string) { return q.template, q.metric.Name }
 func (q *sequential) points() []Point {
@@ -125,17 +125,22 @@ func (q *sequential) points() []Point {
 	return slices.Clone(q.history)
 }
 
-// newComparative makes the comparative judge of a builtin metric.
+// newComparative makes the comparative judge of a metric judged canary against baseline: the
+// builtin's row of config's table says which test it takes and what it reads.
 func (a *Analyzer) newComparative(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) comparative {
-	if c := a.newLLMComparative(template, m, alpha); c != nil {
-		return c
-	}
-	if m.Prometheus.Counted() {
+	spec, builtin := m.Builtin.Spec()
+	switch {
+	case !builtin: // a prometheus metric with requests and errors counters
 		c, err := newPromCount(template, m, alpha, a.o.History, a.o.Providers)
 		if err == nil {
 			return c
 		}
 		a.o.Logger.Error("no prometheus provider", "err", err) // registered in init: cannot happen
+	case spec.Reads == config.FromGateway:
+	case spec.Test == config.CountTest || m.Label != "":
+		return a.newLLMCount(template, m, alpha)
+	default:
+		return a.newLLMMean(template, m, alpha)
 	}
 	return a.rolloutSequential(r, template, m, alpha)
 }
@@ -221,7 +226,7 @@ func (rn *runner) exposure(now time.Time) (time.Duration, uint64) {
 	for _, q := range rn.seq {
 		switch sq := q.(type) {
 		case *sequential:
-			if sq.metric.Builtin == "errorRate" {
+			if !sq.metric.BuiltinSpec().Quantiled { // errors count every request
 				n = max(n, uint64(sq.test.CanaryN))
 			}
 		case *promCount:

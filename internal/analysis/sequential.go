@@ -63,7 +63,7 @@ func (q *sequential) look(r *runner, now time.Time) {
 	if q.start.IsZero() {
 		q.start = r.run.StartedAt
 	}
-	if q.metric.Builtin == "latency" && q.boundary == 0 && !q.findBoundary(r, now) {
+	if q.metric.BuiltinSpec().Quantiled && q.boundary == 0 && !q.findBoundary(r, now) {
 		return
 	}
 	if q.dispFed == 0 {
@@ -72,7 +72,7 @@ func (q *sequential) look(r *runner, now time.Time) {
 	cn, ce := q.delta(r, r.run.Canary, now)
 	bn, be := q.delta(r, r.run.Stable, now)
 	c, b := [2]int64{int64(cn), int64(ce)}, [2]int64{int64(bn), int64(be)}
-	if q.metric.Builtin == "latency" {
+	if q.metric.BuiltinSpec().Quantiled {
 		// A request still in flight past the boundary is slow already: count it now, not when
 		// it ends (a canary whose requests hang would otherwise look healthy until they time out).
 		reg := r.a.o.Metrics
@@ -198,7 +198,7 @@ func (q *sequential) read(r *runner, version string, t time.Time) counts {
 func (q *sequential) readAt(r *runner, version string, t time.Time, boundary time.Duration) counts {
 	w := r.a.o.Metrics.Window(r.run.Service, version, roleOf(r, version), t, t.Add(time.Nanosecond))
 	c := counts{requests: w.Requests, events: w.Errors}
-	if q.metric.Builtin == "latency" {
+	if q.metric.BuiltinSpec().Quantiled {
 		c.events = w.Latency.CountAbove(boundary)
 	}
 	return c
@@ -274,7 +274,7 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	t := q.test
 	res := countResult(q.template, q.metric, r, t)
 	what := ""
-	if q.metric.Builtin == "latency" {
+	if q.metric.BuiltinSpec().Quantiled {
 		what = fmt.Sprintf("requests slower than %s (stable p%g): ", q.boundary.Round(time.Microsecond), 100*q.metric.Quantile)
 		if sd := q.metric.Slowdown; sd > 0 {
 			what = fmt.Sprintf("p%g at most %g%% slower: canary requests slower than %s against stable requests slower than %s (its p%g): ",

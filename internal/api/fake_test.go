@@ -43,7 +43,7 @@ func (f *fakeRollouts) RolloutStatus(service string) (rollout.Status, error) {
 }
 
 func (f *fakeRollouts) Do(service string, cmd rollout.Command) (rollout.Status, error) {
-	f.record(cmd.Kind + " " + service)
+	f.record(string(cmd.Kind) + " " + service)
 	return rollout.Status{Service: service}, f.err
 }
 

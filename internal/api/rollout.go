@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,22 +124,17 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, err)
 		return
 	}
-	action := r.PathValue("action")
-	if !isCommand(action) {
-		writeError(w, http.StatusNotFound, "no rollout action "+strconv.Quote(action)+"; use one of "+strings.Join(rollout.Commands, ", "))
+	action := rollout.CommandKind(r.PathValue("action"))
+	if !slices.Contains(rollout.Commands, action) {
+		names := make([]string, len(rollout.Commands))
+		for i, c := range rollout.Commands {
+			names[i] = string(c)
+		}
+		writeError(w, http.StatusNotFound, "no rollout action "+strconv.Quote(string(action))+"; use one of "+strings.Join(names, ", "))
 		return
 	}
 	st, err := s.Rollouts.Do(r.PathValue("name"), rollout.Command{Kind: action, Full: req.Full, Reason: req.Reason, By: caller(r)})
 	reply(w, st, err)
-}
-
-func isCommand(a string) bool {
-	for _, c := range rollout.Commands {
-		if c == a {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {

@@ -41,7 +41,7 @@ type Minimum struct {
 type AnalysisMetric struct {
 	Name string `yaml:"name" json:"name,omitempty"`
 
-	Builtin    string            `yaml:"builtin" json:"builtin,omitempty"` // errorRate or latency
+	Builtin    Builtin           `yaml:"builtin" json:"builtin,omitempty"` // see Builtins
 	Prometheus *PrometheusMetric `yaml:"prometheus" json:"prometheus,omitempty"`
 	Web        *WebMetric        `yaml:"web" json:"web,omitempty"`
 

@@ -96,38 +96,26 @@ func (t *AnalysisTemplate) applyDefaults() {
 	setString(&t.OnInconclusive, "pause")
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
-		if m.Builtin == "latency" && m.Margin == 0 && m.Slowdown == 0 {
+		spec, builtin := m.Builtin.Spec()
+		if spec.Slowdown && m.Margin == 0 && m.Slowdown == 0 {
 			// The latency margin says what users mean: the canary's quantile at most this much
 			// slower than the stable's, whatever the shape of the tail.
-			m.Slowdown, m.Margin = DefaultSlowdown, 1
+			m.Slowdown = DefaultSlowdown
 		}
 		if m.Margin == 0 {
-			m.Margin = DefaultMargin
-			if m.Builtin == "latency" && m.Slowdown > 0 {
-				m.Margin = 1
-			}
-			switch {
-			case quantiled(m.Builtin) && m.Slowdown == 0:
-				m.Margin = DefaultLatencyMargin
-			case lowerIsWorse(m.Builtin) && m.Label == "":
-				m.Margin = DefaultScoreMargin
-			case m.Builtin == "costPerRequest" || m.Builtin == "outputTokens":
-				m.Margin = DefaultMeanMargin
+			m.Margin = DefaultMargin // other providers' counters, and label rates
+			if builtin && m.Label == "" {
+				m.Margin = spec.Margin
 			}
 		}
-		if m.Builtin == "errorRate" || m.Builtin == "latency" {
-			e := DefaultEffect
-			switch {
-			case m.Builtin == "latency" && m.Slowdown > 0:
-				e = DefaultLatencyEffect
-			case m.Builtin == "latency":
-				e = DefaultShareEffect
+		if spec.Effect != nil && m.DetectableEffect == nil {
+			e := *spec.Effect
+			if spec.Slowdown && m.Slowdown == 0 {
+				e = DefaultShareEffect // a latency metric with a share margin
 			}
-			if m.DetectableEffect == nil {
-				m.DetectableEffect = &e
-			}
+			m.DetectableEffect = &e
 		}
-		if quantiled(m.Builtin) && m.Quantile == 0 {
+		if spec.Quantiled && m.Quantile == 0 {
 			m.Quantile = DefaultQuantile
 		}
 		setDur(&m.Interval, DefaultMetricInterval)
@@ -287,9 +275,10 @@ func (st *Strategy) applyDefaults() {
 	if bg := st.BlueGreen; bg != nil {
 		setDur(&st.ScaleDownDelay, bg.ScaleDownDelay)
 	}
-	setDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
-	setDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
-	setDur(&st.ProgressDeadline, DefaultProgressDeadline)
+	// For these a written zero means the default too (the rollout core reads them as they are).
+	zeroDur(&st.ScaleDownDelay, DefaultScaleDownDelay)
+	zeroDur(&st.AbortOnUnhealthy, DefaultAbortOnUnhealthy)
+	zeroDur(&st.ProgressDeadline, DefaultProgressDeadline)
 	if sh := st.Shadow; sh != nil && sh.Percent == 0 {
 		sh.Percent = DefaultShadowPercent
 	}
@@ -315,6 +304,14 @@ func setString(p *string, def string) {
 
 func setInt(p *int, def int) {
 	if *p == 0 {
+		*p = def
+	}
+}
+
+// zeroDur fills a duration that is zero, written or left out; one written but unparsable keeps its
+// error.
+func zeroDur(p *Duration, def Duration) {
+	if p.Duration == 0 && p.err == nil {
 		*p = def
 	}
 }

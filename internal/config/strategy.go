@@ -129,17 +129,10 @@ type Notifications struct {
 type Webhook struct {
 	URL string `yaml:"url" json:"url,omitempty"`
 	// Events are the event kinds to send; empty sends every kind.
-	Events []string `yaml:"events" json:"events,omitempty"`
-	Secret string   `yaml:"secret" json:"-"`
+	Events []EventKind `yaml:"events" json:"events,omitempty"`
+	Secret string      `yaml:"secret" json:"-"`
 	// Retries after the first attempt, with exponential backoff from one second. Left out, it is
 	// DefaultWebhookRetries; 0 makes one attempt (a pointer, so that a written 0 is not the default).
 	Retries *int     `yaml:"retries" json:"retries,omitempty"`
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-}
-
-// EventKinds are the kinds of rollout events, the names webhooks choose from.
-var EventKinds = []string{
-	"RolloutStarted", "StepStarted", "Paused", "Resumed", "Promoted", "AnalysisPassed",
-	"AnalysisFailed", "AnalysisInconclusive", "GatePassed", "GateFailed", "Aborted", "Completed",
-	"Undone", "Retried", "Restarted", "Rolled", "ScaledDown",
 }

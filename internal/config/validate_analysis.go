@@ -12,10 +12,6 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// Builtins are the gateway's own metrics a template may judge.
-var Builtins = []string{"errorRate", "latency", "ttft", "interTokenLatency", "streamErrorRate",
-	"outputTokens", "costPerRequest", "evaluation", "feedback"}
-
 func (v *validator) analysis(a *Analysis) map[string]bool {
 	names := map[string]bool{DefaultTemplateName: true}
 	if a.History < 1 {
@@ -76,31 +72,33 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 		v.addf(p, "set exactly one provider: builtin, prometheus or web (found %d)", providers)
 	}
 	threshold := m.SuccessCondition != "" || m.FailureCondition != ""
-	if m.Builtin != "" && !slices.Contains(Builtins, m.Builtin) {
-		v.addf(p+".builtin", "%q is not a builtin metric; choose one of %s", m.Builtin, strings.Join(Builtins, ", "))
+	spec, builtin := m.Builtin.Spec()
+	if m.Builtin != "" && !builtin {
+		v.addf(p+".builtin", "%q is not a builtin metric; choose one of %s", m.Builtin, joinKinds(Builtins))
 	}
-	if quantiled(m.Builtin) && (m.Quantile <= 0 || m.Quantile >= 1) {
+	score := spec.Test == ScoreTest && builtin
+	if spec.Quantiled && (m.Quantile <= 0 || m.Quantile >= 1) {
 		v.addf(p+".quantile", "%g is not in (0, 1), e.g. 0.99", m.Quantile)
 	}
 	switch {
-	case m.Label != "" && !lowerIsWorse(m.Builtin):
+	case m.Label != "" && !score:
 		v.addf(p+".label", "applies to evaluation and feedback metrics only")
 	case m.Label != "" && m.Score != "":
 		v.addf(p, "set score (judge its mean) or label (judge how often it is given), not both")
 	case m.Label != "" && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: a label's rate may be this many times the baseline's, e.g. 1.2", m.Margin)
 	case m.Label != "":
-	case lowerIsWorse(m.Builtin) && (m.Margin <= 0 || m.Margin > 1):
+	case score && (m.Margin <= 0 || m.Margin > 1):
 		v.addf(p+".margin", "%g must be in (0, 1]: the canary's mean may be this share of the baseline's, e.g. 0.95", m.Margin)
-	case !lowerIsWorse(m.Builtin) && m.Margin < 1:
+	case !score && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
 	}
-	if m.Slowdown != 0 && (m.Builtin != "latency" || !(m.Slowdown > 0 && m.Slowdown <= 10)) {
+	if m.Slowdown != 0 && (!spec.Slowdown || !(m.Slowdown > 0 && m.Slowdown <= 10)) {
 		v.addf(p+".slowdown", "%g: a slowdown applies to the latency builtin and is in (0, 10], e.g. 0.1 for a quantile at most 10%% slower", m.Slowdown)
 	}
 	if e := m.DetectableEffect; e != nil {
 		switch {
-		case m.Builtin != "errorRate" && m.Builtin != "latency":
+		case spec.Effect == nil:
 			v.addf(p+".detectableEffect", "applies to the errorRate and latency builtins only")
 		case e.Ratio != 0 && e.Ratio < 1, math.IsInf(e.Ratio, 0) || math.IsNaN(e.Ratio):
 			v.addf(p+".detectableEffect.ratio", "%g must be at least 1 (or 0: points only): a pass rules out a canary rate this many times the stable's, e.g. 2", e.Ratio)
@@ -112,7 +110,7 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 			v.addf(p+".detectableEffect", "set slowdown, or ratio and points, not both")
 		}
 	}
-	if m.Builtin == "evaluation" && m.Score == "" && m.Label == "" {
+	if spec.NamedScore && m.Score == "" && m.Label == "" {
 		v.addf(p+".score", "name the evaluator's score to judge (e.g. quality), or a label whose rate to judge")
 	}
 	counted := m.Prometheus.Counted()
@@ -187,11 +185,3 @@ func (v *validator) webURL(p, raw string) {
 		v.urlPort(p, raw, u)
 	}
 }
-
-// quantiled builtins compare the share of values above the stable's quantile.
-func quantiled(builtin string) bool {
-	return builtin == "latency" || builtin == "ttft" || builtin == "interTokenLatency"
-}
-
-// lowerIsWorse builtins are scores: a canary whose mean is lower is the worse one.
-func lowerIsWorse(builtin string) bool { return builtin == "evaluation" || builtin == "feedback" }

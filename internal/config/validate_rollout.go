@@ -149,7 +149,7 @@ func (v *validator) notifications(n *Notifications) {
 		v.endpoint(p+".url", w.URL)
 		for j, e := range w.Events {
 			if !slices.Contains(EventKinds, e) {
-				v.addf(fmt.Sprintf("%s.events[%d]", p, j), "%q is not an event kind; choose from %s", e, strings.Join(EventKinds, ", "))
+				v.addf(fmt.Sprintf("%s.events[%d]", p, j), "%q is not an event kind; choose from %s", e, joinKinds(EventKinds))
 			}
 		}
 		if w.Retries != nil && *w.Retries < 0 {

@@ -22,7 +22,7 @@ services:
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := New(Options{Metrics: metrics.NewRegistry(metrics.Options{})})
+	g := New(Options{Gateway: defaultGateway(b), Metrics: metrics.NewRegistry(metrics.Options{})})
 	b.Cleanup(g.Close)
 	g.Apply(cfg.Services)
 	r := httptest.NewRequest(http.MethodGet, "/cart?tenant=acme", nil)

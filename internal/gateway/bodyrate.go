@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -37,11 +36,10 @@ const (
 )
 
 func newBodyPace(g config.Gateway, c *counters) bodyPace {
-	d := config.DefaultTimeouts
-	p := bodyPace{
-		idle:    cmp.Or(g.Timeouts.BodyIdle.Duration, d.BodyIdle.Duration),
-		grace:   cmp.Or(g.Timeouts.BodyGrace.Duration, d.BodyGrace.Duration),
-		rate:    int64(cmp.Or(g.MinBodyRate, config.DefaultMinBodyRate)),
+	p := bodyPace{ // the config's defaults applied: every field is set
+		idle:    g.Timeouts.BodyIdle.Duration,
+		grace:   g.Timeouts.BodyGrace.Duration,
+		rate:    int64(g.MinBodyRate),
 		idleCut: c.bodiesCut.WithLabelValues(string(cutIdle)),
 		rateCut: c.bodiesCut.WithLabelValues(string(cutRate)),
 	}

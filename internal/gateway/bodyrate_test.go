@@ -11,19 +11,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/metrics"
 )
 
 // slowBodyFixture is a gateway whose one endpoint reads request bodies and tells when it stopped.
-func slowBodyFixture(t *testing.T, gw config.Gateway) (*fixture, chan error) {
+func slowBodyFixture(t *testing.T, gw string) (*fixture, chan error) {
 	t.Helper()
 	ended := make(chan error, 1)
 	up := newUpstream(t, "up", func(w http.ResponseWriter, r *http.Request) {
 		_, err := io.Copy(io.Discard, r.Body)
 		ended <- err
 	})
-	f := newFixtureWith(t, Options{Gateway: gw}, `
+	f := newFixtureWith(t, Options{Gateway: gatewayOf(t, gw)}, `
 services:
   - name: shop
     versions: [{name: v1, endpoints: ["{{up}}"]}]
@@ -67,8 +66,7 @@ func sendSlowly(t *testing.T, addr string, gap time.Duration) *http.Response {
 // A body that stops for longer than bodyIdle is cut: the client gets 408 and its connection closes,
 // the connection to the endpoint is closed too, and the cut is counted as idle.
 func TestSlowBodyCutWhenIdle(t *testing.T) {
-	f, ended := slowBodyFixture(t, config.Gateway{MinBodyRate: -1,
-		Timeouts: config.Timeouts{BodyIdle: config.D(50 * time.Millisecond)}})
+	f, ended := slowBodyFixture(t, "{minBodyRate: -1, timeouts: {bodyIdle: 50ms}}")
 	resp := sendSlowly(t, strings.TrimPrefix(f.srv.URL, "http://"), 0)
 	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close || !strings.Contains(resp.Status, "bodyIdle") {
 		t.Fatalf("got %q, close %v; want 408 naming bodyIdle, with Connection: close", resp.Status, resp.Close)
@@ -84,8 +82,7 @@ func TestSlowBodyCutWhenIdle(t *testing.T) {
 // A body that trickles in, never pausing long, is cut once it falls below minBodyRate after the
 // grace, and counted as rate; the endpoint is not blamed.
 func TestSlowBodyCutBelowMinimumRate(t *testing.T) {
-	f, ended := slowBodyFixture(t, config.Gateway{MinBodyRate: 1000,
-		Timeouts: config.Timeouts{BodyIdle: config.D(time.Minute), BodyGrace: config.D(time.Millisecond)}})
+	f, ended := slowBodyFixture(t, "{minBodyRate: 1000, timeouts: {bodyIdle: 1m, bodyGrace: 1ms}}")
 	resp := sendSlowly(t, strings.TrimPrefix(f.srv.URL, "http://"), 20*time.Millisecond)
 	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(resp.Status, "minBodyRate") {
 		t.Fatalf("got %q; want 408 naming minBodyRate", resp.Status)
@@ -107,8 +104,7 @@ func TestSlowBodyCutBelowMinimumRate(t *testing.T) {
 
 // A body sent at once passes under the same limits.
 func TestBodyInTimePasses(t *testing.T) {
-	f, ended := slowBodyFixture(t, config.Gateway{MinBodyRate: 1000,
-		Timeouts: config.Timeouts{BodyIdle: config.D(time.Minute), BodyGrace: config.D(time.Minute)}})
+	f, ended := slowBodyFixture(t, "{minBodyRate: 1000, timeouts: {bodyIdle: 1m, bodyGrace: 1m}}")
 	resp, err := f.srv.Client().Post(f.srv.URL+"/", "text/plain", strings.NewReader(strings.Repeat("x", 1<<20)))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@
 package gateway
 
 import (
-	"cmp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,7 +33,8 @@ import (
 type Options struct {
 	Metrics *metrics.Registry
 	Logger  *slog.Logger
-	// Gateway holds timeouts and limits; it is read once, at New.
+	// Gateway holds timeouts and limits, the config's defaults applied (config.Parse: every
+	// timeout and limit is set); it is read once, at New.
 	Gateway config.Gateway
 	// Transport, when set, replaces the upstream transport (tests use it to count connections).
 	Transport *http.Transport
@@ -85,17 +85,13 @@ func New(o Options) *Gateway {
 	if tr == nil {
 		tr = newTransport(o.Gateway.Timeouts)
 	}
-	maxMirrors := o.Gateway.MaxMirrorsInFlight
-	if maxMirrors <= 0 {
-		maxMirrors = config.DefaultMaxMirrorsInFlight
-	}
 	g := &Gateway{
 		metrics:   o.Metrics,
 		log:       log,
 		transport: tr,
 		counters:  newCounters(),
-		mirrors:   make(chan struct{}, maxMirrors),
-		maxConns:  cmp.Or(max(o.Gateway.MaxConnections, 0), config.DefaultMaxConnections),
+		mirrors:   make(chan struct{}, o.Gateway.MaxMirrorsInFlight),
+		maxConns:  o.Gateway.MaxConnections,
 		llmSink:   o.LLM,
 		now:       o.Now,
 		services:  map[string]*serviceState{},
@@ -125,20 +121,18 @@ func New(o Options) *Gateway {
 }
 
 func newTransport(t config.Timeouts) *http.Transport {
-	d := config.DefaultTimeouts
-	pick := func(v, def config.Duration) time.Duration { return cmp.Or(v.Duration, def.Duration) }
 	return &http.Transport{
 		Proxy: nil, // never an environment proxy: endpoints are addressed directly
 		DialContext: (&net.Dialer{
-			Timeout:   pick(t.Connect, d.Connect),
+			Timeout:   t.Connect.Duration,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0,    // no global limit
 		MaxIdleConnsPerHost:   1024, // Go's default of 2 would open and close a connection per request under load
-		IdleConnTimeout:       pick(t.UpstreamIdle, d.UpstreamIdle),
-		ResponseHeaderTimeout: pick(t.ResponseHeader, d.ResponseHeader),
-		TLSHandshakeTimeout:   pick(t.Connect, d.Connect),
+		IdleConnTimeout:       t.UpstreamIdle.Duration,
+		ResponseHeaderTimeout: t.ResponseHeader.Duration,
+		TLSHandshakeTimeout:   t.Connect.Duration,
 		ExpectContinueTimeout: time.Second,
 	}
 }

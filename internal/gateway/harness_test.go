@@ -60,7 +60,23 @@ type fixture struct {
 // upstream's URL.
 func newFixture(t testing.TB, yaml string, ups ...*upstream) *fixture {
 	t.Helper()
-	return newFixtureWith(t, Options{}, yaml, ups...)
+	return newFixtureWith(t, Options{Gateway: defaultGateway(t)}, yaml, ups...)
+}
+
+// defaultGateway is the gateway section of an empty config: every timeout and limit set, as
+// config.Parse hands it to the gateway.
+func defaultGateway(t testing.TB) config.Gateway {
+	return gatewayOf(t, "{}")
+}
+
+// gatewayOf is a gateway section written in YAML, with the config's defaults.
+func gatewayOf(t testing.TB, yaml string) config.Gateway {
+	t.Helper()
+	cfg, err := config.Parse([]byte("gateway: " + yaml))
+	if err != nil {
+		t.Fatalf("gateway config %s: %v", yaml, err)
+	}
+	return cfg.Gateway
 }
 
 // newFixtureWith is newFixture with gateway options (Metrics is set here).

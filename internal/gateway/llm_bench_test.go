@@ -64,7 +64,7 @@ func BenchmarkLLMStream(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: discardSink{}})
+			gw := New(Options{Gateway: defaultGateway(b), Metrics: metrics.NewRegistry(metrics.Options{}), LLM: discardSink{}})
 			defer gw.Close()
 			gw.Apply(cfg.Services)
 			front := httptest.NewServer(gw)

@@ -42,7 +42,7 @@ services:
 		t.Fatal(err)
 	}
 	logs := &logtest.Buffer{}
-	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	gw := New(Options{Gateway: defaultGateway(t), Metrics: metrics.NewRegistry(metrics.Options{}), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	t.Cleanup(gw.Close)
 	gw.Apply(cfg.Services)
 	front := httptest.NewServer(gw)

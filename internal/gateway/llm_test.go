@@ -65,7 +65,7 @@ func serveLLM(t *testing.T, yaml string) (*httptest.Server, *records) {
 		t.Fatal(err)
 	}
 	rec := &records{got: make(chan struct{}, 16)}
-	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
+	gw := New(Options{Gateway: defaultGateway(t), Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
 	t.Cleanup(gw.Close)
 	gw.Apply(cfg.Services)
 	front := httptest.NewServer(gw)

@@ -26,7 +26,7 @@ func TestIdleServicesCostAFewKilobytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := heapAlloc()
-	gw := New(Options{Metrics: metrics.NewRegistry(metrics.Options{})})
+	gw := New(Options{Gateway: defaultGateway(t), Metrics: metrics.NewRegistry(metrics.Options{})})
 	defer gw.Close()
 	gw.Apply(cfg.Services)
 	per := (int64(heapAlloc()) - int64(before)) / n

@@ -311,7 +311,7 @@ func (w *world) waitSelector(service, hash string) {
 	}
 }
 
-func (w *world) command(kind string) *v1alpha1.Rollout {
+func (w *world) command(kind rollout.CommandKind) *v1alpha1.Rollout {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 	defer cancel()

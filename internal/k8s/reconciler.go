@@ -239,7 +239,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	var last *v1alpha1.CommandStatus
 	cmd, take, stale := pendingCommand(ro)
 	if take {
-		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: cmd.Kind, By: cmd.By, At: metav1.NewTime(now)}
+		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: string(cmd.Kind), By: cmd.By, At: metav1.NewTime(now)}
 		n, evs, err := rollout.Do(next, cmd.Command, in)
 		if err != nil {
 			last.Error = err.Error()
@@ -645,11 +645,10 @@ func (r *Reconciler) record(ro *v1alpha1.Rollout, events []rollout.Event) {
 		r.Logger.Info("rollout", "rollout", ro.Namespace+"/"+ro.Name, "event", e.Kind, "phase", e.Phase,
 			"stable", e.Stable, "canary", e.Canary, "weight", e.Weight, "step", e.Step, "by", e.By, "reason", e.Reason)
 		typ := corev1.EventTypeNormal
-		switch e.Kind {
-		case "Aborted", "AnalysisFailed", "GateFailed", "AnalysisInconclusive":
+		if e.Kind.Warning() {
 			typ = corev1.EventTypeWarning
 		}
-		r.event(ro, typ, e.Kind, truncate(e.Reason, 1000))
+		r.event(ro, typ, string(e.Kind), truncate(e.Reason, 1000))
 	}
 }
 

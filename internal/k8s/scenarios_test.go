@@ -604,8 +604,10 @@ func TestARolloutWhoseSpecBreaksMidwayCanStillBeAborted(t *testing.T) {
 func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTemplate(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, turnAway, release string
-		withDeletion            bool // the command and the deletion reach the controller together
+		name         string
+		turnAway     rollout.CommandKind
+		release      string
+		withDeletion bool // the command and the deletion reach the controller together
 	}{
 		{"aborted, template set back", rollout.Abort, "set back", false},
 		{"aborted, forced", rollout.Abort, "force", false},
@@ -627,7 +629,7 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 			if tc.withDeletion {
 				stop()
 				w.updateRollout(func(ro *v1alpha1.Rollout) {
-					ro.Annotations = map[string]string{v1alpha1.CommandAnnotation: `{"id":"c1","kind":"` + tc.turnAway + `","by":"test"}`}
+					ro.Annotations = map[string]string{v1alpha1.CommandAnnotation: `{"id":"c1","kind":"` + string(tc.turnAway) + `","by":"test"}`}
 				})
 				w.get("shop", &ro)
 				if err := cl.Delete(w.ctx, &ro); err != nil {

@@ -190,7 +190,7 @@ func replicas(total int32, p rollout.Plan, s rollout.State, routed bool, waiting
 		switch {
 		case !s.InFlight():
 			n = 0 // aborted: the canary keeps no pods
-		case s.Strategy == "blueGreen":
+		case s.Strategy == rollout.StrategyBlueGreen:
 			n = total
 		case routed:
 			n = max(1, int32((share*float64(total)+99)/100))

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -129,16 +128,14 @@ func (g *Gates) start(r rollout.Run, target string) *gatePoller {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &gatePoller{
 		id: r.ID, target: target, shown: redact.URL(r.Gate.URL), client: g.client, now: g.now,
-		log:      g.log.With("check", r.ID, "service", r.Service, "url", redact.URL(r.Gate.URL)),
-		interval: orDefault(r.Gate.Interval.Duration, config.DefaultGateInterval.Duration),
-		timeout:  orDefault(r.Gate.Timeout.Duration, config.DefaultGateTimeout.Duration),
+		log: g.log.With("check", r.ID, "service", r.Service, "url", redact.URL(r.Gate.URL)),
+		// The gate step comes from the config, which defaults its interval, timeout and limit.
+		interval: r.Gate.Interval.Duration,
+		timeout:  r.Gate.Timeout.Duration,
 		limit:    r.Gate.FailureLimit,
 		cancel:   cancel, done: make(chan struct{}),
 		verdict: rollout.Verdict{Phase: rollout.Running, At: g.now(),
 			Message: fmt.Sprintf("gate %s: waiting for the first answer", redact.URL(r.Gate.URL))},
-	}
-	if p.limit <= 0 {
-		p.limit = config.DefaultGateFailureLimit
 	}
 	go p.run(ctx)
 	return p

@@ -42,7 +42,7 @@ const (
 
 // WebhookOptions configures Webhooks.
 type WebhookOptions struct {
-	Hooks []config.Webhook // with defaults applied; Timeout zero uses config.DefaultWebhookTimeout
+	Hooks []config.Webhook // with the config's defaults applied (timeout, retries)
 	// Client sends the requests; nil uses a client that ignores proxy settings.
 	Client *http.Client
 	// Logger gets failed and dropped deliveries; nil discards them.
@@ -154,8 +154,8 @@ func orDefault(d, def time.Duration) time.Duration {
 type hookWorker struct {
 	ctx     context.Context
 	hook    config.Webhook
-	url     string          // redacted, path and all (a hook's path is often its secret), for logs and metrics
-	kinds   map[string]bool // nil: every kind
+	url     string                    // redacted, path and all (a hook's path is often its secret), for logs and metrics
+	kinds   map[config.EventKind]bool // nil: every kind
 	client  *http.Client
 	log     *slog.Logger
 	timeout time.Duration
@@ -174,11 +174,11 @@ func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, d
 	h := &hookWorker{
 		ctx: ctx, hook: hook, url: redact.Hook(hook.URL), client: o.Client,
 		log:     o.Logger.With("url", redact.Hook(hook.URL)),
-		timeout: orDefault(hook.Timeout.Duration, config.DefaultWebhookTimeout.Duration),
+		timeout: hook.Timeout.Duration,
 		backoff: o.backoff, limit: o.queueSize, wake: make(chan struct{}, 1),
 	}
 	if len(hook.Events) > 0 {
-		h.kinds = make(map[string]bool, len(hook.Events))
+		h.kinds = make(map[config.EventKind]bool, len(hook.Events))
 		for _, k := range hook.Events {
 			h.kinds[k] = true
 		}
@@ -189,7 +189,7 @@ func newHookWorker(ctx context.Context, hook config.Webhook, o WebhookOptions, d
 	return h
 }
 
-func (h *hookWorker) wants(kind string) bool { return h.kinds == nil || h.kinds[kind] }
+func (h *hookWorker) wants(kind config.EventKind) bool { return h.kinds == nil || h.kinds[kind] }
 
 // enqueue never waits: a full queue loses its oldest event, since a hook that far behind is
 // better served by recent news.
@@ -347,7 +347,7 @@ func (h *hookWorker) post(e rollout.Event, body []byte) (int, error) {
 		return 0, fmt.Errorf("build request: %w", redact.Err(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Aviary-Event", e.Kind)
+	req.Header.Set("X-Aviary-Event", string(e.Kind))
 	// The event's sequence number is the same on every retry, so a receiver can drop duplicates.
 	req.Header.Set("X-Aviary-Delivery", strconv.FormatUint(e.Seq, 10))
 	if h.hook.Secret != "" {

@@ -71,7 +71,7 @@ func (s *hookServer) kinds() []string {
 	return out
 }
 
-func event(seq uint64, kind string) rollout.Event {
+func event(seq uint64, kind config.EventKind) rollout.Event {
 	return rollout.Event{Seq: seq, Time: time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC), Service: "checkout",
 		Kind: kind, Reason: "step 2 of 4", By: "controller", Phase: rollout.Progressing,
 		Stable: "v1", Canary: "v2", Weight: 20, Step: 2}
@@ -80,6 +80,9 @@ func event(seq uint64, kind string) rollout.Event {
 // newTestWebhooks sends to the hooks with test tuning; Close runs at cleanup if the test did not.
 func newTestWebhooks(t *testing.T, reg prometheus.Registerer, hooks ...config.Webhook) *Webhooks {
 	t.Helper()
+	for i := range hooks {
+		hooks[i] = defaulted(hooks[i])
+	}
 	w := NewWebhooks(WebhookOptions{Hooks: hooks, Metrics: reg, backoff: 10 * time.Millisecond, closeGrace: time.Second})
 	t.Cleanup(w.Close)
 	return w
@@ -194,7 +197,7 @@ func TestWebhookGivesUpAfterItsRetries(t *testing.T) {
 
 func TestWebhookSendsOnlyTheChosenKinds(t *testing.T) {
 	all, some := newHookServer(t, nil), newHookServer(t, nil)
-	w := newTestWebhooks(t, nil, config.Webhook{URL: all.URL}, config.Webhook{URL: some.URL, Events: []string{"Completed", "Aborted"}})
+	w := newTestWebhooks(t, nil, config.Webhook{URL: all.URL}, config.Webhook{URL: some.URL, Events: []config.EventKind{"Completed", "Aborted"}})
 
 	w.Send([]rollout.Event{event(1, "RolloutStarted"), event(2, "StepStarted"), event(3, "Completed")})
 	w.Send([]rollout.Event{event(4, "Paused"), event(5, "Aborted")})
@@ -252,7 +255,7 @@ func TestWebhookQueueDropsTheOldestWhenFull(t *testing.T) {
 		<-release
 		return http.StatusOK
 	})
-	w := NewWebhooks(WebhookOptions{Hooks: []config.Webhook{{URL: srv.URL}}, queueSize: 3, closeGrace: time.Second})
+	w := NewWebhooks(WebhookOptions{Hooks: []config.Webhook{defaulted(config.Webhook{URL: srv.URL})}, queueSize: 3, closeGrace: time.Second})
 	defer w.Close()
 
 	w.Send([]rollout.Event{event(1, "StepStarted")})
@@ -312,4 +315,17 @@ func TestRedactKeepsSecretsOutOfLabels(t *testing.T) {
 	if got := redact.URL("https://user:pw@hooks.example.com/x?token=abc"); got != "https://hooks.example.com/x" {
 		t.Errorf("redact = %q", got)
 	}
+}
+
+// defaulted is hook as a config file brings it: config.Parse fills in the timeout a hook leaves out
+// (and the retries, which the tests here set themselves when they matter).
+func defaulted(hook config.Webhook) config.Webhook {
+	cfg, err := config.Parse([]byte("notifications: {webhooks: [{url: \"http://127.0.0.1:1/\"}]}"))
+	if err != nil {
+		panic(err)
+	}
+	if hook.Timeout.Duration == 0 {
+		hook.Timeout = cfg.Notifications.Webhooks[0].Timeout
+	}
+	return hook
 }

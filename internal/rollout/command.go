@@ -4,32 +4,37 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"aviary.dev/aviary/internal/config"
 )
 
-// Command kinds: what a person (or a program) may ask of a rollout.
+// CommandKind is what a person (or a program) may ask of a rollout.
+type CommandKind string
+
+// Command kinds.
 const (
-	Promote  = "promote" // end the current step; with Full, go straight to 100%
-	PauseCmd = "pause"
-	Resume   = "resume"
-	Abort    = "abort"
-	Retry    = "retry"   // start again after an abort
-	Undo     = "undo"    // back to the previous stable after completion
-	Restart  = "restart" // start the rollout in flight again from its first step
+	Promote  CommandKind = "promote" // end the current step; with Full, go straight to 100%
+	PauseCmd CommandKind = "pause"
+	Resume   CommandKind = "resume"
+	Abort    CommandKind = "abort"
+	Retry    CommandKind = "retry"   // start again after an abort
+	Undo     CommandKind = "undo"    // back to the previous stable after completion
+	Restart  CommandKind = "restart" // start the rollout in flight again from its first step
 	// StartCmd rolls out Version when no rollout is in flight (e.g. the release again after an
 	// undo); the API's start maps to it when the spec already names that release.
-	StartCmd = "start"
+	StartCmd CommandKind = "start"
 )
 
-// Commands lists the command kinds.
-var Commands = []string{Promote, PauseCmd, Resume, Abort, Retry, Undo, Restart}
+// Commands lists the command kinds that the API's actions name.
+var Commands = []CommandKind{Promote, PauseCmd, Resume, Abort, Retry, Undo, Restart}
 
 // Command is one control request.
 type Command struct {
-	Kind    string `json:"kind"`
-	Version string `json:"version,omitempty"` // for start
-	Full    bool   `json:"full,omitempty"`
-	By      string `json:"by,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Kind    CommandKind `json:"kind"`
+	Version string      `json:"version,omitempty"` // for start
+	Full    bool        `json:"full,omitempty"`
+	By      string      `json:"by,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
 }
 
 // ConflictError is a command that does not fit the rollout's phase. Its message says what to do.
@@ -75,8 +80,8 @@ func (c *change) do(cmd Command) error {
 	switch cmd.Kind {
 	case Promote:
 		if cmd.Full {
-			c.emit("Promoted", fmt.Sprintf("promoted to 100%% by %s%s", c.by, why))
-			c.complete("Completed", "promoted fully")
+			c.emit(config.EventPromoted, fmt.Sprintf("promoted to 100%% by %s%s", c.by, why))
+			c.complete(config.EventCompleted, "promoted fully")
 			return nil
 		}
 		st := s.Steps[s.StepIndex]
@@ -86,7 +91,7 @@ func (c *change) do(cmd Command) error {
 			return ch.Last != nil && ch.Last.Phase == Inconclusive
 		})
 		s.StepIndex++
-		c.emit("Promoted", fmt.Sprintf("step %d (%s) ended by %s%s", s.StepIndex, st.Text, c.by, why))
+		c.emit(config.EventPromoted, fmt.Sprintf("step %d (%s) ended by %s%s", s.StepIndex, st.Text, c.by, why))
 		if s.StepIndex < len(s.Steps) {
 			c.enter()
 		}
@@ -97,7 +102,7 @@ func (c *change) do(cmd Command) error {
 		s.PausedAt = c.now
 		s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: UserPauseReason, Since: c.now})
 		c.setPhase()
-		c.emit("Paused", fmt.Sprintf("paused by %s%s; resume with `aviary rollout resume %s`", c.by, why, s.Service))
+		c.emit(config.EventPaused, fmt.Sprintf("paused by %s%s; resume with `aviary rollout resume %s`", c.by, why, s.Service))
 	case Resume:
 		if !s.InFlight() || s.PausedAt.IsZero() {
 			return conflictf("%s is not paused by a person (phase %s); a pause step waits for `aviary rollout promote %s`", s.Service, s.Phase, s.Service)
@@ -115,9 +120,9 @@ func (c *change) do(cmd Command) error {
 		s.PausedAt = time.Time{}
 		s.PauseReasons = dropReason(s.PauseReasons, UserPauseReason)
 		c.setPhase()
-		c.emit("Resumed", fmt.Sprintf("resumed by %s after %s%s", c.by, roundFor(held), why))
+		c.emit(config.EventResumed, fmt.Sprintf("resumed by %s after %s%s", c.by, roundFor(held), why))
 	case Abort:
-		c.abort("Aborted", fmt.Sprintf("aborted by %s%s", c.by, why))
+		c.abort(config.EventAborted, fmt.Sprintf("aborted by %s%s", c.by, why))
 	case Retry:
 		if s.Phase != Degraded || s.Canary == "" {
 			return conflictf("nothing to retry for %s (phase %s); retry follows an abort", s.Service, s.Phase)
@@ -125,9 +130,9 @@ func (c *change) do(cmd Command) error {
 		if endpointCount(c.in.Service, s.Canary) == 0 {
 			return conflictf("%s is no longer a version of %s; add it back to the spec to retry it, or set release to another version", s.Canary, s.Service)
 		}
-		c.start(s.Canary, fmt.Sprintf("retried by %s%s", c.by, why), "Retried")
+		c.start(s.Canary, fmt.Sprintf("retried by %s%s", c.by, why), config.EventRetried)
 	case Restart:
-		c.start(s.Canary, fmt.Sprintf("restarted from the first step by %s%s", c.by, why), "Restarted")
+		c.start(s.Canary, fmt.Sprintf("restarted from the first step by %s%s", c.by, why), config.EventRestarted)
 	case Undo:
 		return c.undo(why)
 	case StartCmd:
@@ -139,7 +144,7 @@ func (c *change) do(cmd Command) error {
 		case endpointCount(c.in.Service, cmd.Version) == 0:
 			return conflictf("%s is not a version of %s; give its endpoints with --endpoint URL", cmd.Version, s.Service)
 		}
-		c.start(cmd.Version, fmt.Sprintf("started by %s%s", c.by, why), "RolloutStarted")
+		c.start(cmd.Version, fmt.Sprintf("started by %s%s", c.by, why), config.EventRolloutStarted)
 	default:
 		return conflictf("unknown command %q; use one of %v", cmd.Kind, Commands)
 	}
@@ -173,10 +178,10 @@ func (c *change) undo(why string) error {
 		c.clearCanary()
 		s.Stable, s.Previous, s.Canary, s.Phase = s.Previous, cur, "", Healthy
 		s.WarmUntil = c.now.Add(scaleDownDelay(c.in.Service))
-		c.emit("Undone", fmt.Sprintf("undone by %s%s: %s serves everyone again at once (it was still warm); %s stays warm until %s",
+		c.emit(config.EventUndone, fmt.Sprintf("undone by %s%s: %s serves everyone again at once (it was still warm); %s stays warm until %s",
 			c.by, why, s.Stable, cur, s.WarmUntil.Format(time.RFC3339)))
 		return nil
 	}
-	c.start(s.Previous, fmt.Sprintf("undo by %s%s: %s is no longer warm, so it rolls out again", c.by, why, s.Previous), "Undone")
+	c.start(s.Previous, fmt.Sprintf("undo by %s%s: %s is no longer warm, so it rolls out again", c.by, why, s.Previous), config.EventUndone)
 	return nil
 }

@@ -33,7 +33,7 @@ func TestCommandsInEveryPhase(t *testing.T) {
 	t.Parallel()
 	promote := rollout.Command{Kind: rollout.Promote, By: "alice"}
 	full := rollout.Command{Kind: rollout.Promote, Full: true, By: "alice"}
-	cmd := func(kind string) rollout.Command { return rollout.Command{Kind: kind, By: "alice"} }
+	cmd := func(kind rollout.CommandKind) rollout.Command { return rollout.Command{Kind: kind, By: "alice"} }
 	noRollout := "start one with `aviary rollout start shop --version VERSION`"
 	retry := "`aviary rollout retry shop`"
 	notPaused := "a pause step waits for `aviary rollout promote shop`"
@@ -125,7 +125,7 @@ func TestCommandsInEveryPhase(t *testing.T) {
 	}
 	for phase, rows := range table {
 		for _, row := range rows {
-			name := phase + "/" + row.cmd.Kind
+			name := phase + "/" + string(row.cmd.Kind)
 			if row.cmd.Full {
 				name += "--full"
 			}

@@ -15,7 +15,7 @@ func TestEveryRolloutGetsTheDefaultAnalysisUnlessTurnedOff(t *testing.T) {
 		st   *config.Strategy
 		want []string
 	}{
-		{"default strategy", nil, []string{config.DefaultTemplateName}},
+		{"default strategy", config.DefaultStrategy(), []string{config.DefaultTemplateName}},
 		{"recreate", &config.Strategy{Recreate: &config.RecreateStrategy{}}, []string{config.DefaultTemplateName}},
 		{"turned off", &config.Strategy{Recreate: &config.RecreateStrategy{}, DefaultAnalysis: &off}, nil},
 		{"own background analysis", &config.Strategy{Canary: &config.CanaryStrategy{

@@ -127,7 +127,7 @@ func (r *run) release(v string) *run {
 }
 
 // do runs a command that must fit the phase.
-func (r *run) do(kind string) *run {
+func (r *run) do(kind rollout.CommandKind) *run {
 	r.t.Helper()
 	return r.command(rollout.Command{Kind: kind, By: "alice"})
 }
@@ -316,7 +316,7 @@ func (r *run) serves(want string) *run {
 func kinds(evs []rollout.Event) []string {
 	out := make([]string, 0, len(evs))
 	for _, e := range evs {
-		out = append(out, e.Kind)
+		out = append(out, string(e.Kind))
 	}
 	return out
 }

@@ -24,7 +24,7 @@ type Plan struct {
 // PlanOf derives the traffic plan from a state; it is all the gateway needs to know.
 func PlanOf(s State) Plan {
 	p := Plan{Stable: s.Stable, Canary: s.Canary, Weight: s.Weight, Route: s.Route, Mirror: s.Mirror, Admitted: -1}
-	if s.Strategy == "rolling" && s.InFlight() {
+	if s.Strategy == StrategyRolling && s.InFlight() {
 		p.Admitted, p.Withdrawn = s.Admitted, s.Withdrawn
 	}
 	if !s.WarmUntil.IsZero() && s.Previous != s.Stable {

@@ -52,7 +52,7 @@ func TestInvariantsUnderRandomOperation(t *testing.T) {
 		}
 	}
 	for _, k := range config.EventKinds {
-		if !seen[k] {
+		if !seen[string(k)] {
 			t.Logf("random operation did not reach %s this time", k)
 		}
 	}
@@ -231,7 +231,7 @@ func (m *machine) do(t *rapid.T, cmd rollout.Command) {
 		}
 		return
 	}
-	m.seen["command "+cmd.Kind] = true
+	m.seen["command "+string(cmd.Kind)] = true
 	m.record(t, next, events)
 }
 
@@ -242,6 +242,6 @@ func (m *machine) record(t *rapid.T, next rollout.State, events []rollout.Event)
 	m.state = next
 	m.seen[string(next.Phase)] = true
 	for _, e := range events {
-		m.seen[e.Kind] = true
+		m.seen[string(e.Kind)] = true
 	}
 }

@@ -23,8 +23,8 @@ func TestDecideStart(t *testing.T) {
 		managed     bool
 		version     string
 		endpoints   bool
-		want        string // spec, cmd or conflict
-		kind        string // the command's kind, when cmd
+		want        string              // spec, cmd or conflict
+		kind        rollout.CommandKind // the command's kind, when cmd
 	}{
 		{"a new release", "v1", state(rollout.Healthy, "v1", ""), true, "v2", false, spec, ""},
 		{"a new release while one is in flight", "v2", state(rollout.Paused, "v1", "v2"), true, "v3", false, spec, ""},

@@ -20,7 +20,7 @@ type Status struct {
 	CanaryWeight     int           `json:"canaryWeight"`
 	PreviousVersion  string        `json:"previousVersion,omitempty"`
 	WarmUntil        *time.Time    `json:"warmUntil,omitempty"`
-	Strategy         string        `json:"strategy,omitempty"`
+	Strategy         StrategyKind  `json:"strategy,omitempty"`
 	CurrentStepIndex int           `json:"currentStepIndex"`
 	Steps            []StepStatus  `json:"steps"`
 	Route            *config.Match `json:"route,omitempty"`
@@ -37,10 +37,10 @@ type Status struct {
 
 // StepStatus is one step and where the rollout is with it.
 type StepStatus struct {
-	Index int    `json:"index"`
-	Kind  string `json:"kind"`
-	Text  string `json:"text"`
-	State string `json:"state"` // done, current, pending, aborted
+	Index int      `json:"index"`
+	Kind  StepKind `json:"kind"`
+	Text  string   `json:"text"`
+	State string   `json:"state"` // done, current, pending, aborted
 }
 
 // StatusOf renders a state for people and programs at time now.

@@ -50,16 +50,17 @@ func (c *change) stepDone() bool {
 
 // deadline aborts a step that has waited for readiness without progress for too long.
 func (c *change) deadline(where string) {
-	limit := config.DefaultProgressDeadline.Duration
-	if st := c.in.Service.Strategy; st != nil && st.ProgressDeadline.Duration > 0 {
-		limit = st.ProgressDeadline.Duration
+	st := c.in.Service.Strategy
+	if st == nil || st.ProgressDeadline.Duration <= 0 { // defaulted by config: unset only without a release
+		return
 	}
+	limit := st.ProgressDeadline.Duration
 	since := c.s.ProgressAt
 	if since.IsZero() {
 		since = c.s.StepStartedAt // a state stored before ProgressAt existed
 	}
 	if waited := c.now.Sub(since); waited >= limit {
-		c.abort("Aborted", fmt.Sprintf("no progress for %s (progressDeadline): %s", roundFor(waited), where))
+		c.abort(config.EventAborted, fmt.Sprintf("no progress for %s (progressDeadline): %s", roundFor(waited), where))
 	}
 }
 
@@ -79,16 +80,16 @@ func (c *change) judge(st Step, mayPass bool) bool {
 	}
 	switch {
 	case ok && v.Phase == Fail:
-		kind := "AnalysisFailed"
+		kind := config.EventAnalysisFailed
 		if ch.Kind == GateCheck {
-			kind = "GateFailed"
+			kind = config.EventGateFailed
 		}
 		c.abort(kind, what+" failed: "+v.Message)
 		return false
 	case ok && v.Phase == Pass && mayPass:
-		kind := "AnalysisPassed"
+		kind := config.EventAnalysisPassed
 		if ch.Kind == GateCheck {
-			kind = "GatePassed"
+			kind = config.EventGatePassed
 		}
 		s.Checks = slices.Delete(s.Checks, i, i+1)
 		c.emit(kind, what+" passed: "+v.Message)
@@ -104,7 +105,7 @@ func (c *change) judge(st Step, mayPass bool) bool {
 		}
 		s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: InconclusiveReason, Since: c.now})
 		c.setPhase()
-		c.emit("AnalysisInconclusive", fmt.Sprintf("%s is inconclusive (%s); promote to go on, or abort", what, why))
+		c.emit(config.EventAnalysisInconclusive, fmt.Sprintf("%s is inconclusive (%s); promote to go on, or abort", what, why))
 	}
 	return false
 }
@@ -127,14 +128,14 @@ func (c *change) roll(st Step) bool {
 		}
 		if weight != s.Weight || withdrawn != s.Withdrawn {
 			s.Weight, s.Withdrawn, s.ProgressAt = weight, withdrawn, c.now
-			c.emit("Rolled", fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
+			c.emit(config.EventRolled, fmt.Sprintf("%d of %d endpoints of %s ready: it takes %d%%, %d of %d endpoints of %s withdrawn",
 				ready, n, s.Canary, weight, withdrawn, m, s.Stable))
 		}
 		if ready < s.Admitted || s.Admitted >= n {
 			return ready == n
 		}
 		s.Admitted = min(n, s.Admitted+st.Weight)
-		c.emit("Rolled", fmt.Sprintf("admitting endpoints %d..%d of %s; waiting for them to be ready", ready+1, s.Admitted, s.Canary))
+		c.emit(config.EventRolled, fmt.Sprintf("admitting endpoints %d..%d of %s; waiting for them to be ready", ready+1, s.Admitted, s.Canary))
 		if healthReady <= ready {
 			return false // the newly admitted endpoints are not in the gateway yet: next tick
 		}
@@ -151,10 +152,10 @@ func endpointCount(svc config.Service, version string) int {
 }
 
 func scaleDownDelay(svc config.Service) time.Duration {
-	if st := svc.Strategy; st != nil && st.ScaleDownDelay.Duration > 0 {
+	if st := svc.Strategy; st != nil { // defaulted by config
 		return st.ScaleDownDelay.Duration
 	}
-	return config.DefaultScaleDownDelay.Duration
+	return 0
 }
 
 func hasReason(rs []PauseReason, kind string) bool {

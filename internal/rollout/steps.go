@@ -13,7 +13,7 @@ import (
 // these, kept in the State, so that a config change in the middle of a rollout cannot shift the
 // steps under it (the new strategy applies from the next rollout, or after `rollout restart`).
 type Step struct {
-	Kind      string           `json:"kind"`
+	Kind      StepKind         `json:"kind"`
 	Text      string           `json:"text"` // the step in words, for people
 	Weight    int              `json:"weight,omitempty"`
 	Duration  time.Duration    `json:"duration,omitempty"`
@@ -25,18 +25,34 @@ type Step struct {
 	Background []string `json:"background,omitempty"`
 }
 
+// StepKind is what a step does. Step kinds and command kinds share the package's names, hence
+// the Cmd suffix on the commands that would collide (PauseCmd, StartCmd).
+type StepKind string
+
 // Step kinds. The first four take effect at once; the others wait.
 const (
-	SetWeight  = "setWeight"
-	SetRoute   = "setHeaderRoute"
-	SetMirror  = "setMirror"
-	Switch     = "switch" // blue-green: all traffic to the new version at once
-	Pause      = "pause"
-	Analysis   = "analysis"
-	Gate       = "gate"
-	WaitReady  = "waitReady" // every endpoint of the new version is ready
-	RollStep   = "roll"      // rolling: endpoint by endpoint
-	strategyBG = "blueGreen"
+	SetWeight StepKind = "setWeight"
+	SetRoute  StepKind = "setHeaderRoute"
+	SetMirror StepKind = "setMirror"
+	Switch    StepKind = "switch" // blue-green: all traffic to the new version at once
+	Pause     StepKind = "pause"
+	Analysis  StepKind = "analysis"
+	Gate      StepKind = "gate"
+	WaitReady StepKind = "waitReady" // every endpoint of the new version is ready
+	RollStep  StepKind = "roll"      // rolling: endpoint by endpoint
+)
+
+// StrategyKind names the strategy a rollout was compiled from.
+type StrategyKind string
+
+// Strategy kinds, as State.Strategy records them.
+const (
+	StrategyCanary       StrategyKind = "canary"
+	StrategyShadow       StrategyKind = "shadow"
+	StrategyShadowCanary StrategyKind = "shadow+canary"
+	StrategyBlueGreen    StrategyKind = "blueGreen"
+	StrategyRolling      StrategyKind = "rolling"
+	StrategyRecreate     StrategyKind = "recreate"
 )
 
 func (s Step) instant() bool {
@@ -49,12 +65,12 @@ func (s Step) instant() bool {
 
 // Compile turns a strategy into steps. The last step leaves the new version at its final share;
 // completion (the new version becomes stable at 100%) follows the last step.
-func Compile(st *config.Strategy) (kind string, steps []Step) {
-	if st == nil {
-		st = config.DefaultStrategy()
+func Compile(st *config.Strategy) (kind StrategyKind, steps []Step) {
+	if st == nil { // config gives every service with a release a strategy
+		return "", nil
 	}
 	if sh := st.Shadow; sh != nil {
-		kind = "shadow"
+		kind = StrategyShadow
 		steps = append(steps, mirrorStep(sh.Percent), pauseStep(sh.Duration.Duration))
 		if a := sh.Analysis; a != nil {
 			steps = append(steps, analysisStep(a))
@@ -63,12 +79,12 @@ func Compile(st *config.Strategy) (kind string, steps []Step) {
 		if st.Canary == nil {
 			return kind, append(steps, weightStep(100))
 		}
-		kind = "shadow+canary"
+		kind = StrategyShadowCanary
 	}
 	switch {
 	case st.Canary != nil:
 		if kind == "" {
-			kind = "canary"
+			kind = StrategyCanary
 		}
 		first := len(steps)
 		for _, s := range st.Canary.Steps {
@@ -82,7 +98,7 @@ func Compile(st *config.Strategy) (kind string, steps []Step) {
 			steps[at].Background = a.Templates
 		}
 	case st.BlueGreen != nil:
-		kind = strategyBG
+		kind = StrategyBlueGreen
 		bg := st.BlueGreen
 		if bg.PreviewRoute != nil {
 			steps = append(steps, Step{Kind: SetRoute, Match: bg.PreviewRoute, Text: "preview: " + matchText(bg.PreviewRoute)})
@@ -96,11 +112,11 @@ func Compile(st *config.Strategy) (kind string, steps []Step) {
 			steps = append(steps, analysisStep(a))
 		}
 	case st.Rolling != nil:
-		kind = "rolling"
+		kind = StrategyRolling
 		steps = append(steps, Step{Kind: RollStep, Weight: st.Rolling.MaxUnavailable,
 			Text: fmt.Sprintf("replace endpoints, %d at a time, as they become ready", st.Rolling.MaxUnavailable)})
 	case st.Recreate != nil:
-		kind = "recreate"
+		kind = StrategyRecreate
 		steps = append(steps, Step{Kind: WaitReady, Text: "wait until every endpoint is ready"}, weightStep(100))
 	}
 	ownBackground := st.Canary != nil && st.Canary.Analysis != nil

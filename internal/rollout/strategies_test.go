@@ -235,7 +235,7 @@ func TestCompile(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		strategy string
-		kind     string
+		kind     rollout.StrategyKind
 		steps    string // kinds, then the texts of the steps
 	}{
 		{"null", "canary", "setWeight 10 | pause 30s | setWeight 50 | analysis default"},
@@ -261,8 +261,8 @@ func TestCompile(t *testing.T) {
 			t.Errorf("Compile(%s)\n got %s: %s\nwant %s: %s", tt.strategy, kind, strings.Join(texts, " | "), tt.kind, tt.steps)
 		}
 	}
-	if kind, steps := rollout.Compile(nil); kind != "canary" || len(steps) != 4 {
-		t.Errorf("Compile(nil) = %s with %d steps, want the default canary", kind, len(steps))
+	if kind, steps := rollout.Compile(config.DefaultStrategy()); kind != "canary" || len(steps) != 4 {
+		t.Errorf("Compile(the default strategy) = %s with %d steps, want the default canary", kind, len(steps))
 	}
 	// A background analysis from the end hangs on the setWeight 100 that Compile adds for it.
 	_, steps := rollout.Compile(shopService(t, `{canary: {steps: [{setWeight: 5}], analysis: {templates: [e], startingStep: 1}}}`).Strategy)

@@ -31,7 +31,7 @@ type change struct {
 	events []Event
 }
 
-func (c *change) emit(kind, reason string) {
+func (c *change) emit(kind config.EventKind, reason string) {
 	c.s.Message = reason
 	c.events = append(c.events, Event{Time: c.now, Service: c.s.Service, Kind: kind, Reason: reason, By: c.by,
 		Phase: c.s.Phase, Stable: c.s.Stable, Canary: c.s.Canary, Weight: c.s.Weight, Step: c.s.StepIndex})
@@ -70,7 +70,7 @@ func Tick(s State, in Input) (State, []Event) {
 	}
 	if !next.WarmUntil.IsZero() && !in.Now.Before(next.WarmUntil) { // whatever the phase: nobody can reach it
 		next.WarmUntil = time.Time{}
-		c.emit("ScaledDown", fmt.Sprintf("%s is no longer kept warm; undo now rolls out again", next.Previous))
+		c.emit(config.EventScaledDown, fmt.Sprintf("%s is no longer kept warm; undo now rolls out again", next.Previous))
 	}
 	return c.finish(s)
 }
@@ -96,7 +96,7 @@ func (c *change) releaseChanged() {
 			canary := s.Canary
 			c.clearCanary()
 			s.Canary, s.Phase = "", Healthy
-			c.emit("Aborted", fmt.Sprintf("release set back to %s; the rollout of %s is cancelled and %s serves everyone", rel, canary, rel))
+			c.emit(config.EventAborted, fmt.Sprintf("release set back to %s; the rollout of %s is cancelled and %s serves everyone", rel, canary, rel))
 		}
 	case rel == s.Canary && s.InFlight():
 		// Already on its way.
@@ -105,7 +105,7 @@ func (c *change) releaseChanged() {
 		if s.InFlight() {
 			reason += fmt.Sprintf("; the rollout of %s is superseded", s.Canary)
 		}
-		c.start(rel, reason, "RolloutStarted")
+		c.start(rel, reason, config.EventRolloutStarted)
 	}
 }
 
@@ -117,7 +117,7 @@ func orNone(v string) string {
 }
 
 // start begins a rollout of version to the service's strategy.
-func (c *change) start(version, reason, kind string) {
+func (c *change) start(version, reason string, kind config.EventKind) {
 	s := c.s
 	c.clearCanary()
 	s.Canary, s.Phase = version, Progressing
@@ -155,14 +155,14 @@ func (c *change) watchChecks() {
 			ch.Last = &vv
 		}
 		if ch.Kind == BackgroundAnalysis && v.Phase == Fail {
-			c.abort("AnalysisFailed", "background analysis failed: "+v.Message)
+			c.abort(config.EventAnalysisFailed, "background analysis failed: "+v.Message)
 			return
 		}
 		// A background analysis that gave up deciding must not leave the rollout unwatched.
 		if ch.Kind == BackgroundAnalysis && v.Phase == Inconclusive && decided && !hasReason(s.PauseReasons, InconclusiveReason) {
 			s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: InconclusiveReason, Since: c.now})
 			c.setPhase()
-			c.emit("AnalysisInconclusive", "background analysis "+joinNames(ch.Templates)+" is inconclusive ("+v.Message+
+			c.emit(config.EventAnalysisInconclusive, "background analysis "+joinNames(ch.Templates)+" is inconclusive ("+v.Message+
 				"); promote to go on without it, or abort")
 		}
 	}
@@ -171,9 +171,9 @@ func (c *change) watchChecks() {
 // watchHealth aborts when the canary, while it takes traffic, has been unavailable too long.
 func (c *change) watchHealth() {
 	s, in := c.s, c.in
-	grace := config.DefaultAbortOnUnhealthy.Duration
-	if st := in.Service.Strategy; st != nil && st.AbortOnUnhealthy.Duration != 0 {
-		grace = st.AbortOnUnhealthy.Duration
+	grace := time.Duration(-1) // a service without a strategy (no release) is not watched
+	if st := in.Service.Strategy; st != nil {
+		grace = st.AbortOnUnhealthy.Duration // defaulted by config; negative turns the watch off
 	}
 	h, known := in.Health[s.Canary]
 	switch {
@@ -182,7 +182,7 @@ func (c *change) watchHealth() {
 	case s.UnavailableSince.IsZero():
 		s.UnavailableSince = c.now
 	case c.now.Sub(s.UnavailableSince) >= grace:
-		c.abort("Aborted", fmt.Sprintf("%s has had no available endpoint for %s (health checks or passive ejection); traffic is back on %s",
+		c.abort(config.EventAborted, fmt.Sprintf("%s has had no available endpoint for %s (health checks or passive ejection); traffic is back on %s",
 			s.Canary, roundFor(c.now.Sub(s.UnavailableSince)), s.Stable))
 	}
 }
@@ -201,7 +201,7 @@ func roundFor(d time.Duration) time.Duration {
 func (s *State) takesTraffic() bool { return s.Weight > 0 || s.Route != nil || s.Mirror > 0 }
 
 // abort sends every request back to stable at once.
-func (c *change) abort(kind, reason string) {
+func (c *change) abort(kind config.EventKind, reason string) {
 	s := c.s
 	c.clearCanary()
 	s.Phase = Degraded
@@ -221,7 +221,7 @@ func (c *change) advance() {
 		}
 	}
 	if s.InFlight() && s.StepIndex >= len(s.Steps) {
-		c.complete("Completed", fmt.Sprintf("all %d steps done", len(s.Steps)))
+		c.complete(config.EventCompleted, fmt.Sprintf("all %d steps done", len(s.Steps)))
 	}
 }
 
@@ -259,7 +259,7 @@ func (c *change) enter() {
 		s.Admitted = min(st.Weight, endpointCount(c.in.Service, s.Canary))
 	}
 	c.setPhase()
-	c.emit("StepStarted", fmt.Sprintf("step %d/%d: %s", s.StepIndex+1, len(s.Steps), st.Text))
+	c.emit(config.EventStepStarted, fmt.Sprintf("step %d/%d: %s", s.StepIndex+1, len(s.Steps), st.Text))
 }
 
 func (c *change) checkID(kind string) string {
@@ -276,7 +276,7 @@ func (c *change) setPhase() {
 }
 
 // complete makes the canary stable at 100%.
-func (c *change) complete(kind, reason string) {
+func (c *change) complete(kind config.EventKind, reason string) {
 	s := c.s
 	old := s.Stable
 	s.Previous, s.Stable = old, s.Canary

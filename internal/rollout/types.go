@@ -56,10 +56,10 @@ type State struct {
 	Admitted  int `json:"admitted,omitempty"`
 	Withdrawn int `json:"withdrawn,omitempty"`
 
-	Strategy      string    `json:"strategy,omitempty"`
-	Steps         []Step    `json:"steps,omitempty"`
-	StepIndex     int       `json:"currentStepIndex"`
-	StepStartedAt time.Time `json:"stepStartedAt,omitzero"`
+	Strategy      StrategyKind `json:"strategy,omitempty"`
+	Steps         []Step       `json:"steps,omitempty"`
+	StepIndex     int          `json:"currentStepIndex"`
+	StepStartedAt time.Time    `json:"stepStartedAt,omitzero"`
 	// Attempt counts starts, retries and restarts; check IDs include it so that a new attempt
 	// never reads an old attempt's verdict.
 	Attempt int `json:"attempt,omitempty"`
@@ -132,15 +132,15 @@ type Health struct {
 
 // Event is one transition, as it is recorded, streamed and sent to webhooks.
 type Event struct {
-	Seq     uint64    `json:"seq,omitempty"` // set by the store
-	Time    time.Time `json:"time"`
-	Service string    `json:"service"`
-	Kind    string    `json:"kind"`
-	Reason  string    `json:"reason"`
-	By      string    `json:"by"` // controller, config, or the API caller
-	Phase   Phase     `json:"phase"`
-	Stable  string    `json:"stableVersion"`
-	Canary  string    `json:"canaryVersion,omitempty"`
-	Weight  int       `json:"canaryWeight"`
-	Step    int       `json:"step"`
+	Seq     uint64           `json:"seq,omitempty"` // set by the store
+	Time    time.Time        `json:"time"`
+	Service string           `json:"service"`
+	Kind    config.EventKind `json:"kind"`
+	Reason  string           `json:"reason"`
+	By      string           `json:"by"` // controller, config, or the API caller
+	Phase   Phase            `json:"phase"`
+	Stable  string           `json:"stableVersion"`
+	Canary  string           `json:"canaryVersion,omitempty"`
+	Weight  int              `json:"canaryWeight"`
+	Step    int              `json:"step"`
 }

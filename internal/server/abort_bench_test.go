@@ -45,12 +45,16 @@ func BenchmarkAbortToStable(b *testing.B) {
 	}))
 	defer canary.Close()
 
-	st, err := store.Open(filepath.Join(b.TempDir(), "aviary.db"), store.Options{})
+	st, err := store.Open(filepath.Join(b.TempDir(), "aviary.db"), store.Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	gw := gateway.New(gateway.Options{Metrics: metrics.NewRegistry(metrics.Options{})})
+	base, err := config.Parse(nil) // the gateway section's defaults
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw := gateway.New(gateway.Options{Gateway: base.Gateway, Metrics: metrics.NewRegistry(metrics.Options{})})
 	defer gw.Close()
 	ctrl, err := rollout.NewController(rollout.Options{Store: st, Router: gw, Health: gatewayHealth{gw}})
 	if err != nil {

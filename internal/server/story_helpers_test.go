@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/server"
 	"aviary.dev/aviary/internal/store"
@@ -291,14 +292,14 @@ func (s *scenario) startRollout(service, version string) rollout.Status {
 
 // command runs a rollout command (promote, abort, retry, undo...) with a reason, and returns the
 // status it answers with: the state right after the command.
-func (s *scenario) command(service, action, reason string) rollout.Status {
+func (s *scenario) command(service string, action rollout.CommandKind, reason string) rollout.Status {
 	s.t.Helper()
 	var st rollout.Status
 	body := ""
 	if reason != "" {
 		body = fmt.Sprintf(`{"reason": %q}`, reason)
 	}
-	s.call("POST", "/api/v1/services/"+service+"/rollout/"+action, body, &st)
+	s.call("POST", "/api/v1/services/"+service+"/rollout/"+string(action), body, &st)
 	return st
 }
 
@@ -717,7 +718,7 @@ func (es *eventStream) read(ctx context.Context, body io.ReadCloser) {
 }
 
 // until reads frames until one of kind arrives, and returns every frame read, that one last.
-func (es *eventStream) until(kind string) []sseFrame {
+func (es *eventStream) until(kind config.EventKind) []sseFrame {
 	es.t.Helper()
 	var got []sseFrame
 	timeout := time.After(within)
@@ -746,7 +747,7 @@ func (es *eventStream) close() {
 func kinds(frames []sseFrame) []string {
 	out := make([]string, len(frames))
 	for i, f := range frames {
-		out[i] = f.data.Kind
+		out[i] = string(f.data.Kind)
 	}
 	return out
 }

@@ -335,7 +335,7 @@ func TestStoryUndoAndHistory(t *testing.T) {
 		if h.Revision != int64(i+1) {
 			t.Errorf("history entry %d has revision %d, want %d", i, h.Revision, i+1)
 		}
-		got = append(got, h.Kind+" "+h.Stable)
+		got = append(got, string(h.Kind)+" "+h.Stable)
 	}
 	if want := []string{"RolloutStarted v1", "Completed v2", "Undone v1"}; !slices.Equal(got, want) {
 		t.Errorf("history: %q, want %q", got, want)

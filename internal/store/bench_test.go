@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 )
 
 // BenchmarkCommit is one durable transition (state and one event, fsynced): the floor under the
 // time from an abort decision to the gateway serving stable only.
 func BenchmarkCommit(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "aviary.db"), Options{})
+	s, err := Open(filepath.Join(b.TempDir(), "aviary.db"), Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		b.Fatal(err)
 	}

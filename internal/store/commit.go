@@ -6,6 +6,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -14,20 +15,21 @@ var _ rollout.Store = (*Store)(nil)
 // HistoryEntry is one line of a service's rollout history: a rollout started, ended or was
 // undone. The last 100 entries of each service are kept.
 type HistoryEntry struct {
-	Revision int64     `json:"revision"` // per service, 1, 2, 3...
-	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"`
-	Stable   string    `json:"stableVersion"`
-	Canary   string    `json:"canaryVersion,omitempty"`
-	Reason   string    `json:"reason"`
-	By       string    `json:"by"`
+	Revision int64            `json:"revision"` // per service, 1, 2, 3...
+	Time     time.Time        `json:"time"`
+	Kind     config.EventKind `json:"kind"`
+	Stable   string           `json:"stableVersion"`
+	Canary   string           `json:"canaryVersion,omitempty"`
+	Reason   string           `json:"reason"`
+	By       string           `json:"by"`
 }
 
 // inHistory reports whether an event of this kind is a line of the rollout history: the moments a
 // rollout began, ended or was undone, not every step in between (the event log has those).
-func inHistory(kind string) bool {
+func inHistory(kind config.EventKind) bool {
 	switch kind {
-	case "RolloutStarted", "Retried", "Restarted", "Completed", "Aborted", "AnalysisFailed", "GateFailed", "Undone":
+	case config.EventRolloutStarted, config.EventRetried, config.EventRestarted, config.EventCompleted,
+		config.EventAborted, config.EventAnalysisFailed, config.EventGateFailed, config.EventUndone:
 		return true
 	}
 	return false

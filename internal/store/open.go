@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"aviary.dev/aviary/internal/config"
 )
 
 // Open opens the store at path, creating the file (mode 0600) and its directory if missing.
@@ -23,7 +25,8 @@ import (
 // version of its config file, as if its rollouts had never happened.
 func Open(path string, o Options) (*Store, error) {
 	if o.MaxEvents <= 0 {
-		o.MaxEvents = DefaultMaxEvents
+		return nil, fmt.Errorf("open store %s: it must keep a positive number of events, not %d (set storage.maxEvents, or leave it out for %d)",
+			path, o.MaxEvents, config.DefaultMaxEvents)
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout

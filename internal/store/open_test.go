@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"aviary.dev/aviary/internal/config"
 )
 
 // filledStore writes a store of many pages (events with long reasons) and returns its path and
@@ -12,7 +14,7 @@ import (
 func filledStore(t *testing.T) (string, int64) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "aviary.db")
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func filledStore(t *testing.T) (string, int64) {
 // Open refused can still be read by the reads that would follow it.
 func wantOpenError(t *testing.T, path string, want ...string) {
 	t.Helper()
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents})
 	if err == nil {
 		// Reading everything is what the controller does next; on a cut file, that faulted.
 		_, _ = s.States()
@@ -102,7 +104,7 @@ func TestOpenRefusesANonStoreAndADirectory(t *testing.T) {
 func TestOpenCreatesANewStoreWhole(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := open(t, filepath.Join(dir, "state", "aviary.db"), Options{})
+	s := open(t, filepath.Join(dir, "state", "aviary.db"), Options{MaxEvents: config.DefaultMaxEvents})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +115,21 @@ func TestOpenCreatesANewStoreWhole(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "aviary.db" {
 		t.Errorf("the store's directory holds %v, want only aviary.db", entries)
 	}
-	s2 := open(t, filepath.Join(dir, "state", "aviary.db"), Options{})
+	s2 := open(t, filepath.Join(dir, "state", "aviary.db"), Options{MaxEvents: config.DefaultMaxEvents})
 	if states, err := s2.States(); err != nil || len(states) != 0 {
 		t.Errorf("the new store reopened: %v, %v", states, err)
+	}
+}
+
+// TestOpenWantsTheConfigsMaxEvents: the bound on the event log comes from the config, which
+// defaults it; the store has no default of its own that could drift from it.
+func TestOpenWantsTheConfigsMaxEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aviary.db")
+	_, err := Open(path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "storage.maxEvents") {
+		t.Fatalf("Open with no MaxEvents: %v, want an error that names storage.maxEvents", err)
+	}
+	if _, statErr := os.Stat(path); !os.IsNotExist(statErr) {
+		t.Errorf("Open refused the options but left a file behind: %v", statErr)
 	}
 }

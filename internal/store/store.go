@@ -23,15 +23,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Options tune a Store. The zero value is usable.
+// Options tune a Store.
 type Options struct {
-	MaxEvents   int           // events kept; the oldest are deleted first (0 → 10000)
+	// MaxEvents is how many events are kept, the oldest deleted first: the config's
+	// storage.maxEvents, defaulted there (config.DefaultMaxEvents). It must be positive.
+	MaxEvents   int
 	LockTimeout time.Duration // wait for the file lock (0 → 1s)
 }
 
-// Defaults for Options' zero values.
 const (
-	DefaultMaxEvents   = 10000
+	// DefaultLockTimeout is the wait for the file lock when Options leave it zero.
 	DefaultLockTimeout = time.Second
 	// historyKept is how many history entries each service keeps.
 	historyKept = 100

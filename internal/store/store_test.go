@@ -30,9 +30,9 @@ func open(t *testing.T, path string, o Options) *Store {
 	return s
 }
 
-func event(service, kind string, i int) rollout.Event {
+func event(service string, kind config.EventKind, i int) rollout.Event {
 	return rollout.Event{Time: t0.Add(time.Duration(i) * time.Second), Service: service, Kind: kind,
-		Reason: kind + " reason", By: "controller", Phase: rollout.Progressing, Stable: "v1", Canary: "v2", Weight: i}
+		Reason: string(kind) + " reason", By: "controller", Phase: rollout.Progressing, Stable: "v1", Canary: "v2", Weight: i}
 }
 
 func commit(t *testing.T, s *Store, service string, gen int64, events ...rollout.Event) []rollout.Event {
@@ -54,7 +54,7 @@ func seqs(events []rollout.Event) []uint64 {
 
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	st := rollout.State{
 		Service: "web", Phase: rollout.Paused, Stable: "v1", Canary: "v2", SpecRelease: "v2", Weight: 20,
 		Route:    &config.Match{Header: &config.KeyMatch{Name: "X-Canary", StringMatch: config.StringMatch{Value: "1"}}},
@@ -109,7 +109,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestSpecs(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	w := 0
 	sp := StoredSpec{
 		Service: config.Service{
@@ -151,7 +151,7 @@ func TestSpecs(t *testing.T) {
 func TestSeqSurvivesReopen(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "aviary.db")
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestSeqSurvivesReopen(t *testing.T) {
 		t.Errorf("store file: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 
-	s = open(t, path, Options{})
+	s = open(t, path, Options{MaxEvents: config.DefaultMaxEvents})
 	got := commit(t, s, "web", 2, event("web", "Completed", 3))
 	if got[0].Seq != 3 {
 		t.Errorf("first seq after reopen = %d, want 3", got[0].Seq)
@@ -208,7 +208,7 @@ func TestRetentionPrunesOldest(t *testing.T) {
 
 func TestHistoryKeepsLast100(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	for i := 1; i <= historyKept+5; i++ {
 		commit(t, s, "web", int64(i), event("web", "RolloutStarted", i), event("web", "StepStarted", i))
 	}
@@ -228,7 +228,7 @@ func TestHistoryKeepsLast100(t *testing.T) {
 
 func TestEventsQuery(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	for i := 1; i <= 10; i++ {
 		svc := "web"
 		if i%2 == 0 {
@@ -260,7 +260,7 @@ func TestEventsQuery(t *testing.T) {
 
 func TestEventsDefaultLimit(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	batch := make([]rollout.Event, DefaultEventLimit+20)
 	for i := range batch {
 		batch[i] = event("web", "StepStarted", i)
@@ -277,7 +277,7 @@ func TestEventsDefaultLimit(t *testing.T) {
 
 func TestLastEvents(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	for i := 1; i <= 10; i++ {
 		svc := "web"
 		if i%2 == 0 {
@@ -308,7 +308,7 @@ func TestLastEvents(t *testing.T) {
 
 func TestCommitRefusesAnotherService(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	if _, err := s.Commit("web", rollout.State{Service: "api"}, nil); err == nil {
 		t.Error("Commit of api's state as web succeeded")
 	}
@@ -326,9 +326,9 @@ func TestCommitRefusesAnotherService(t *testing.T) {
 func TestSecondOpenIsInUse(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "aviary.db")
-	open(t, path, Options{})
+	open(t, path, Options{MaxEvents: config.DefaultMaxEvents})
 	start := time.Now()
-	s2, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	s2, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents, LockTimeout: 100 * time.Millisecond})
 	if err == nil {
 		s2.Close()
 		t.Fatal("a second Open of an open store succeeded")
@@ -349,7 +349,7 @@ func TestOpenErrorNamesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(blocker, "aviary.db") // its parent is a file
-	_, err := Open(path, Options{})
+	_, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents})
 	if err == nil || !strings.HasPrefix(err.Error(), "open store "+path+": ") {
 		t.Errorf("Open under a file: %v; want an error starting with %q", err, "open store "+path)
 	}
@@ -358,13 +358,13 @@ func TestOpenErrorNamesFile(t *testing.T) {
 func TestSchemaMismatch(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "aviary.db")
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rawPut(t, s, metaBucket, nil, schemaKey, []byte("2"))
 	s.Close()
-	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), `schema version "2"`) {
+	if _, err := Open(path, Options{MaxEvents: config.DefaultMaxEvents}); err == nil || !strings.Contains(err.Error(), `schema version "2"`) {
 		t.Errorf("Open of a schema 2 file: %v; want a schema version error", err)
 	}
 }
@@ -386,7 +386,7 @@ func rawPut(t *testing.T, s *Store, bucket, sub, key, value []byte) {
 
 func TestCorruptValueIsAnError(t *testing.T) {
 	t.Parallel()
-	s := open(t, "", Options{})
+	s := open(t, "", Options{MaxEvents: config.DefaultMaxEvents})
 	commit(t, s, "web", 1, event("web", "RolloutStarted", 1))
 	if err := s.PutSpec(StoredSpec{Service: config.Service{Name: "web"}}); err != nil {
 		t.Fatal(err)

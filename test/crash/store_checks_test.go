@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
@@ -22,7 +23,7 @@ type storeView struct {
 // readStore opens the store file directly, as the next aviary will. The process that held its
 // lock is dead, so the lock is free.
 func readStore(path string) (storeView, error) {
-	st, err := store.Open(path, store.Options{LockTimeout: 2 * time.Second})
+	st, err := store.Open(path, store.Options{MaxEvents: config.DefaultMaxEvents, LockTimeout: 2 * time.Second})
 	if err != nil {
 		return storeView{}, err
 	}
@@ -58,10 +59,10 @@ func (v storeView) lastSeq() uint64 {
 }
 
 // attemptStarts are the event kinds that begin a new run through the steps.
-var attemptStarts = map[string]bool{"RolloutStarted": true, "Retried": true, "Restarted": true, "Undone": true}
+var attemptStarts = map[config.EventKind]bool{"RolloutStarted": true, "Retried": true, "Restarted": true, "Undone": true}
 
 // attemptEnds are the event kinds after which no step starts until a new attempt begins.
-var attemptEnds = map[string]bool{"Completed": true, "Aborted": true, "AnalysisFailed": true, "GateFailed": true}
+var attemptEnds = map[config.EventKind]bool{"Completed": true, "Aborted": true, "AnalysisFailed": true, "GateFailed": true}
 
 // checkEventLog returns every way the log breaks the rules of a rollout: sequence numbers go up;
 // within an attempt the steps start in order, each once, none skipped; a completion follows the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -28,9 +29,9 @@ func (b builtin) Measure(_ context.Context, q Query) (Measurement, error) {
 		return Measurement{}, fmt.Errorf("%s served no requests in the last %s: %w (never read as zero errors)", q.Version, m.Interval.Duration, ErrNoData)
 	}
 	switch m.Builtin {
-	case "errorRate":
+	case config.BuiltinErrorRate:
 		return Measurement{Value: w.ErrorRate(), At: q.Now}, nil
-	case "latency":
+	case config.BuiltinLatency:
 		return Measurement{Value: w.Latency.Quantile(m.Quantile).Seconds(), At: q.Now}, nil
 	}
 	return Measurement{}, fmt.Errorf("unknown builtin metric %q; use errorRate or latency", m.Builtin)
