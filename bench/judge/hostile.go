@@ -6,8 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	aviaryjudge "aviary.dev/aviary/internal/analysis/judge"
@@ -432,22 +430,9 @@ func (c *counts) safe(effN int64, effE [numTests]int64) bool {
 }
 
 func hostileCell(h hostile, m model, runs, workers int, seed uint64) []hRun {
-	out := make([]hRun, runs)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(runs) {
-					return
-				}
-				out[i] = hostileRun(h, m, [2]uint64{seed, splitmix(splitmix(seed^h.id) ^ uint64(i))})
-			}
-		})
-	}
-	wg.Wait()
-	return out
+	return parallel(runs, workers, func(i int64) hRun {
+		return hostileRun(h, m, [2]uint64{seed, splitmix(splitmix(seed^h.id) ^ uint64(i))})
+	})
 }
 
 // runHostile simulates every hostile cell and writes its report.

@@ -246,19 +246,5 @@ func run(c config, stdout, progress io.Writer) error {
 		}
 	}
 	r := report{c: c, m: m, cells: cells, elapsed: time.Since(start)}
-	md := r.markdown()
-	if _, err := io.WriteString(stdout, md); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if c.out == "" {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
-		return fmt.Errorf("create directory of -out %s: %w", c.out, err)
-	}
-	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
-		return fmt.Errorf("write -out %s: %w", c.out, err)
-	}
-	fmt.Fprintf(progress, "wrote %s (%.0fs in all)\n", c.out, r.elapsed.Seconds())
-	return nil
+	return writeReport(c, r.markdown(), stdout, progress)
 }

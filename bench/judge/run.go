@@ -78,7 +78,12 @@ func runOnce(m model, load float64, sc scenario, seed [2]uint64) runResult {
 // runCell simulates runs rollouts of one scenario at one load on workers goroutines. Run i has
 // its own seed, so the results do not depend on which goroutine ran it.
 func runCell(m model, load float64, sc scenario, runs, workers int, seed uint64) []runResult {
-	out := make([]runResult, runs)
+	return parallel(runs, workers, func(i int64) runResult { return runOnce(m, load, sc, runSeed(seed, load, sc, i)) })
+}
+
+// parallel computes run(i) for i in [0, runs) on workers goroutines, each result in its place.
+func parallel[T any](runs, workers int, run func(i int64) T) []T {
+	out := make([]T, runs)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -88,7 +93,7 @@ func runCell(m model, load float64, sc scenario, runs, workers int, seed uint64)
 				if i >= int64(runs) {
 					return
 				}
-				out[i] = runOnce(m, load, sc, runSeed(seed, load, sc, i))
+				out[i] = run(i)
 			}
 		})
 	}

@@ -54,9 +54,12 @@ func analyzerFor(tr *traffic, templates ...config.AnalysisTemplate) *Analyzer {
 func drive(t *testing.T, tr *traffic, kind string, templates []string, seconds int,
 	serve func(sec int)) (rollout.Verdict, int) {
 	t.Helper()
-	a := analyzerFor(tr)
-	run := rollout.Run{ID: "shop/1/0/x", Kind: kind, Service: "shop", Stable: "v1", Canary: "v2",
-		Templates: templates, StartedAt: tr.now, Weight: 10}
+	return driveRun(tr, analyzerFor(tr), rollout.Run{ID: "shop/1/0/x", Kind: kind, Service: "shop", Stable: "v1", Canary: "v2",
+		Templates: templates, StartedAt: tr.now, Weight: 10}, seconds, serve)
+}
+
+// driveRun is drive with the analyzer and the run given.
+func driveRun(tr *traffic, a *Analyzer, run rollout.Run, seconds int, serve func(sec int)) (rollout.Verdict, int) {
 	rn := newRunner(a, run, a.templates)
 	for sec := range seconds {
 		serve(sec)
@@ -119,20 +122,8 @@ func TestDefaultAnalysisSeesSlowerAnswers(t *testing.T) {
 // driveWith is drive with the analyzer's templates given.
 func driveWith(t *testing.T, tr *traffic, tmpl config.AnalysisTemplate, seconds int, serve func(sec int)) (rollout.Verdict, int) {
 	t.Helper()
-	a := analyzerFor(tr, tmpl)
-	run := rollout.Run{ID: "shop/1/0/x", Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
-		Templates: []string{tmpl.Name}, StartedAt: tr.now, Weight: 10}
-	rn := newRunner(a, run, a.templates)
-	for sec := range seconds {
-		serve(sec)
-		tr.now = tr.now.Add(time.Second)
-		rn.look(context.Background(), tr.now)
-		if v, _ := rn.latest(); v.Phase != rollout.Running {
-			return v, sec
-		}
-	}
-	v, _ := rn.latest()
-	return v, -1
+	return driveRun(tr, analyzerFor(tr, tmpl), rollout.Run{ID: "shop/1/0/x", Kind: rollout.StepAnalysis, Service: "shop",
+		Stable: "v1", Canary: "v2", Templates: []string{tmpl.Name}, StartedAt: tr.now, Weight: 10}, seconds, serve)
 }
 
 // lenient is the default template with detectable effects that any data rule out: what is left
