@@ -309,6 +309,7 @@ func (w *hWorld) warmup(c *counts) {
 	saved, hang := w.second, w.h.hang
 	w.second, w.h.hang = -hSeconds, 0 // before any incident, regression or hang
 	var k hTick
+	var tn, te [numTests]int64
 	for range 30 {
 		var n int64
 		var e [numTests]int64
@@ -321,7 +322,11 @@ func (w *hWorld) warmup(c *counts) {
 		}
 		for t := range numTests {
 			c.disp[t].ObserveBatch(n, e[t])
+			tn[t], te[t] = tn[t]+n, te[t]+e[t]
 		}
+	}
+	for t := range numTests {
+		c.tests[t].SetBaselineBefore(tn[t], te[t])
 	}
 	w.second, w.h.hang = saved, hang
 	w.episode, w.stall = [5]int{}, [5]int{}

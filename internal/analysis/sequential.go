@@ -126,10 +126,13 @@ func pendingSlow(look [2]int64, pending int64, counted *int64) [2]int64 {
 func (q *sequential) warmDispersion(r *runner) {
 	w := r.a.o.Metrics.Slot()
 	start := q.start.Truncate(w)
+	var n, e int64
 	for t := start.Add(-5 * time.Minute); t.Before(start); t = t.Add(w) {
 		c := q.read(r, r.run.Stable, t)
 		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
+		n, e = n+int64(c.requests), e+int64(c.events)
 	}
+	q.test.SetBaselineBefore(n, e)
 	q.dispFed = start.Add(-w).UnixNano()
 }
 

@@ -58,6 +58,8 @@ type CountTest struct {
 
 	// Totals, for evidence.
 	CanaryN, CanaryEvents, BaseN, BaseEvents int64
+
+	beforeN, beforeEvents int64 // the baseline before the test began (SetBaselineBefore)
 }
 
 // component is the mixture's member that starts at a batch: its weight and, per grid ratio, the

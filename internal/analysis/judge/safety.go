@@ -30,7 +30,7 @@ type Safety struct {
 func (t *CountTest) RuledOut(e Effect, alpha float64) Safety {
 	phi := t.Phi()
 	cu := rateBound(float64(t.CanaryEvents)/phi, float64(t.CanaryN-t.CanaryEvents)/phi, alpha/2, true)
-	bl := rateBound(float64(t.BaseEvents)/phi, float64(t.BaseN-t.BaseEvents)/phi, alpha/2, false)
+	bl := t.baseLower(alpha/2, phi)
 	limit := max(e.Ratio*bl, bl+e.Points)
 	return Safety{Safe: t.CanaryN > 0 && t.BaseN > 0 && cu < limit, CanaryUpper: cu, BaseLower: bl, Limit: limit}
 }
@@ -43,8 +43,27 @@ func (t *CountTest) RuledOutAgainst(canaryN, canaryEvents int64, alpha float64) 
 	phi := t.Phi()
 	canaryEvents = min(canaryEvents, canaryN)
 	cu := rateBound(float64(canaryEvents)/phi, float64(canaryN-canaryEvents)/phi, alpha/2, true)
-	bl := rateBound(float64(t.BaseEvents)/phi, float64(t.BaseN-t.BaseEvents)/phi, alpha/2, false)
+	bl := t.baseLower(alpha/2, phi)
 	return Safety{Safe: canaryN > 0 && t.BaseN > 0 && cu < bl, CanaryUpper: cu, BaseLower: bl, Limit: bl}
+}
+
+// SetBaselineBefore gives the baseline's requests and events before the test began (the stable
+// alone, before the canary started). A pass then compares the canary with the lower of the
+// baseline's rates, during the test and before it: a stable incident during the rollout makes a
+// canary look safe against it, and must not let it pass.
+func (t *CountTest) SetBaselineBefore(requests, events int64) {
+	t.beforeN, t.beforeEvents = requests, min(events, requests)
+}
+
+// baseLower is the baseline's lower confidence bound at alpha: the lower of the bounds during the
+// test and before it (each at alpha, a union: their minimum is below the true rate whenever one
+// of them is, which happens with probability at most alpha for the rate during the test).
+func (t *CountTest) baseLower(alpha, phi float64) float64 {
+	bl := rateBound(float64(t.BaseEvents)/phi, float64(t.BaseN-t.BaseEvents)/phi, alpha, false)
+	if t.beforeN > 0 {
+		bl = min(bl, rateBound(float64(t.beforeEvents)/phi, float64(t.beforeN-t.beforeEvents)/phi, alpha, false))
+	}
+	return bl
 }
 
 // Describe says what was ruled out, in words: "canary ≤ 1.2% (stable ≥ 0.41%): a regression past
