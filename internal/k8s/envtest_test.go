@@ -178,6 +178,21 @@ func eventually(timeout time.Duration, ok func() bool) bool {
 	}
 }
 
+// lookedAt returns once the controller has reconciled the Rollout after this call: it changes a
+// spec field that changes nothing else (one more old ReplicaSet kept) and waits for the status to
+// observe that generation.
+func (w *world) lookedAt() {
+	w.t.Helper()
+	var gen int64
+	w.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.RevisionHistoryLimit = ptr.To(ptr.Deref(ro.Spec.RevisionHistoryLimit, 10) + 1)
+	})
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	gen = ro.Generation
+	w.waitFor(fmt.Sprintf("a reconcile of generation %d", gen), func(ro *v1alpha1.Rollout) bool { return ro.Status.ObservedGeneration >= gen })
+}
+
 // versionWith is the version the Deployment's template would be with image: its hash.
 func (w *world) versionWith(image string) string {
 	w.t.Helper()
