@@ -129,7 +129,7 @@ func TestStoryAbortByAPerson(t *testing.T) {
 	}
 	s.expectWeights("shop", map[string]int{"v1": 100, "v2": 0})
 	s.expectAnswered("v1")
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, within, "20 requests answered after the abort", func() bool { return total(s.answeredSince(abortedAt)) >= 20 })
 	if got := s.answeredSince(abortedAt); got["v1"] == 0 || got["v1"] != total(got) {
 		t.Errorf("requests sent after the abort were answered by %v, want v1 alone", got)
 	}
