@@ -27,6 +27,8 @@ stop_hogs() {
 	done
 }
 trap stop_hogs EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 # The packages build before the hogs start: the load is on the tests, not the compiler.
 go test -count=1 -run '^$' ./... >/dev/null
 n=${BUSY_HOGS:-$(nproc)}
