@@ -70,7 +70,7 @@ func TestStoryBrokenCanaryIsAbortedAndRetried(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1}}}
 		  - {name: v2, endpoints: {{v2}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  abortOnUnhealthy: 300ms
 		  canary:
@@ -208,7 +208,7 @@ func TestStoryRecreateWaitsForASlowVersion(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1}}}
 		  - {name: v2, endpoints: {{v2*2}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  abortOnUnhealthy: 300ms
 		  recreate: {}
@@ -236,7 +236,7 @@ func TestStoryRolling(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1*3}}}
 		  - {name: v2, endpoints: {{v2*3}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  rolling: {maxUnavailable: 1}
 	`).start()
