@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a bare machine, then runs format, vet,
 # staticcheck, the race-enabled test suite, a short fuzz of the rich inputs, the end-to-end suite,
-# and the Kubernetes-mode suite against a real API server (scripts/test-k8s.sh).
+# and the Kubernetes-mode suite against a real API server (scripts/test-k8s.sh); the unit suite
+# runs once more with the CPUs busy (scripts/test-busy.sh), where a wait on time fails.
 # Usage: scripts/test.sh            (everything; a few minutes)
 #        QUICK=1 scripts/test.sh    (skip the fuzz runs)
 set -euo pipefail
@@ -37,6 +38,9 @@ go build ./...
 
 step "go test -race"
 go test -race -count=1 -timeout 10m ./...
+
+step "go test with the CPUs busy (a CPU hog per core at normal priority)"
+bash scripts/test-busy.sh unit
 
 if [ -z "${QUICK:-}" ]; then
 	step "fuzz (short runs of the rich inputs)"

@@ -34,7 +34,7 @@ func llmRun(t *testing.T, metric string, seconds, stableN, canaryN int, stableTT
 		if rnd.Float64() < streamErr {
 			x.StreamError, x.Complete = "overloaded", false
 		}
-		stats.Record("chat", version, false, x, time.Second)
+		stats.Record(llm.Record{Service: "chat", Version: version, Exchange: x, Duration: time.Second})
 	}
 	for sec := range seconds {
 		for range stableN {

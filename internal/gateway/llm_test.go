@@ -114,7 +114,7 @@ func TestAStreamedChatIsReadBesideTheBytesAndTheUsageChunkStaysHidden(t *testing
 	if x.RequestModel != "gpt-old" || x.ResponseModel != "gpt-new" || x.VersionModel != "gpt-new" {
 		t.Errorf("models asked %q, answered %q", x.RequestModel, x.ResponseModel)
 	}
-	if x.FirstToken < 50*time.Millisecond || x.FirstToken > time.Second {
+	if x.FirstToken < 50*time.Millisecond || x.FirstToken > 10*time.Second { // the upper bound: a loaded machine
 		t.Errorf("time to first token %s, want about 50ms", x.FirstToken)
 	}
 	if r.Version != "v1" || r.Status != 200 || !strings.Contains(string(r.Input), "be brief") || !strings.Contains(string(r.Output), "[q=0.80]") {

@@ -26,6 +26,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -178,6 +179,21 @@ func eventually(timeout time.Duration, ok func() bool) bool {
 	}
 }
 
+// lookedAt returns once the controller has reconciled the Rollout after this call: it changes a
+// spec field that changes nothing else (one more old ReplicaSet kept) and waits for the status to
+// observe that generation.
+func (w *world) lookedAt() {
+	w.t.Helper()
+	var gen int64
+	w.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.RevisionHistoryLimit = ptr.To(ptr.Deref(ro.Spec.RevisionHistoryLimit, 10) + 1)
+	})
+	var ro v1alpha1.Rollout
+	w.get("shop", &ro)
+	gen = ro.Generation
+	w.waitFor(fmt.Sprintf("a reconcile of generation %d", gen), func(ro *v1alpha1.Rollout) bool { return ro.Status.ObservedGeneration >= gen })
+}
+
 // versionWith is the version the Deployment's template would be with image: its hash.
 func (w *world) versionWith(image string) string {
 	w.t.Helper()
@@ -302,7 +318,7 @@ func (w *world) selector(service string) string {
 // at a version once it has an available pod, after the status says where traffic goes.
 func (w *world) waitSelector(service, hash string) {
 	w.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for w.selector(service) != hash {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("%s selects %q, want %q", service, w.selector(service), hash)
@@ -374,9 +390,14 @@ func TestACanaryWalksItsStepsOnTheHTTPRouteAndIsPromoted(t *testing.T) {
 	if again.ResourceVersion != hr.ResourceVersion {
 		t.Errorf("the HTTPRoute was written again at rest (resourceVersion %s then %s)", hr.ResourceVersion, again.ResourceVersion)
 	}
+	// At rest means with the stable's pods available, which the status says once the stand-in
+	// kubelet has caught up.
+	w.waitFor("the stable's pods to be available", func(ro *v1alpha1.Rollout) bool {
+		return meta.IsStatusConditionTrue(ro.Status.Conditions, "Available")
+	})
 	var ro1, ro2 v1alpha1.Rollout
 	w.get("shop", &ro1)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // five looks
 	w.get("shop", &ro2)
 	if ro1.ResourceVersion != ro2.ResourceVersion {
 		t.Errorf("the Rollout's status was written again at rest (resourceVersion %s then %s)", ro1.ResourceVersion, ro2.ResourceVersion)

@@ -256,7 +256,8 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	sv := r.servingOf(ro, &dep, vs, next, hash, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
-	if err := r.writeStatus(ctx, ro, next, j, release, hash, vs, last, sv.traffic, refused, now); err != nil {
+	p := pass{ro: ro, now: now, vs: vs, hash: hash, release: release, judges: j, refused: refused, last: last}
+	if err := r.writeStatus(ctx, p, next, sv.traffic); err != nil {
 		return ctrl.Result{}, err
 	}
 	j.checks.Settle(ro.Name, next)
@@ -559,18 +560,30 @@ func (r *Reconciler) invalid(ctx context.Context, ro *v1alpha1.Rollout, msg stri
 	return r.Client.Status().Update(context.WithoutCancel(ctx), ro)
 }
 
-// writeStatus writes the state and the contract derived from it.
-func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st rollout.State, j *judges, release, hash string,
-	vs []version, last *v1alpha1.CommandStatus, traffic, refused string, now time.Time) error {
+// pass is what one reconcile of a Rollout read and decided, for the status it writes.
+type pass struct {
+	ro      *v1alpha1.Rollout
+	now     time.Time
+	vs      []version
+	hash    string // the version of the Deployment's template
+	release string // the release the core was told (hash, or the one before while hash waits for a pod)
+	judges  *judges
+	refused string                  // why the spec was refused, "" when it validated
+	last    *v1alpha1.CommandStatus // the command taken, nil for none
+}
+
+// writeStatus writes the state and the contract derived from it, with how traffic is routed.
+func (r *Reconciler) writeStatus(ctx context.Context, p pass, st rollout.State, traffic string) error {
+	ro, vs, refused := p.ro, p.vs, p.refused
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	view := rollout.StatusOf(j.checks.Live(st), release, now)
+	view := rollout.StatusOf(p.judges.checks.Live(st), p.release, p.now)
 	s := &ro.Status
 	old := s.DeepCopy()
 	s.ObservedGeneration = ro.Generation
-	s.Phase, s.StableVersion, s.CanaryVersion, s.ReleaseVersion = string(view.Phase), view.StableVersion, view.CanaryVersion, hash
+	s.Phase, s.StableVersion, s.CanaryVersion, s.ReleaseVersion = string(view.Phase), view.StableVersion, view.CanaryVersion, p.hash
 	s.StableRevision, s.CanaryRevision = revisionOf(vs, view.StableVersion), revisionOf(vs, view.CanaryVersion)
 	s.CanaryWeight, s.CurrentStepIndex, s.StepCount = int32(view.CanaryWeight), int32(view.CurrentStepIndex), int32(len(view.Steps))
 	s.Message = view.Message
@@ -590,8 +603,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, st r
 		s.Analysis = append(s.Analysis, c)
 	}
 	s.Traffic = traffic
-	if last != nil {
-		s.LastCommand = last
+	if p.last != nil {
+		s.LastCommand = p.last
 	}
 	s.State = &apiextensionsv1.JSON{Raw: raw}
 	setConditions(ro, st, vs, refused)

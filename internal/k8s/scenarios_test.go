@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -70,8 +71,12 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 	w.command(rollout.Promote)
 	w.waitFor("the switch", func(ro *v1alpha1.Rollout) bool { return healthy(ro) && ro.Status.StableVersion == green })
 	w.waitSelector("shop-stable", green)
-	w.get("shop", &hr)
-	if slices.ContainsFunc(hr.Spec.Rules, func(r gatewayv1.HTTPRouteRule) bool { return r.Name != nil }) {
+	// The status is written first, then the Services, then the HTTPRoute (see Reconciler): the
+	// route follows the Service it was read after, it is not already there.
+	if !eventually(10*time.Second, func() bool {
+		w.get("shop", &hr)
+		return !slices.ContainsFunc(hr.Spec.Rules, func(r gatewayv1.HTTPRouteRule) bool { return r.Name != nil })
+	}) {
 		t.Errorf("the preview rule outlived the rollout: %+v", hr.Spec.Rules)
 	}
 	if n := w.replicas(blue); n != 4 {
@@ -85,7 +90,7 @@ func TestABlueGreenRolloutPreviewsSwitchesAndIsUndoneAtOnce(t *testing.T) {
 	}
 	w.waitSelector("shop-stable", blue)
 	// The Deployment still says green: undo is not undone by the next reconcile.
-	time.Sleep(500 * time.Millisecond)
+	w.lookedAt()
 	if ro := w.waitFor("the undo to hold", healthy); ro.Status.StableVersion != blue {
 		t.Errorf("the undo was undone: stable is %s", ro.Status.StableVersion)
 	}
@@ -164,13 +169,11 @@ func TestARolloutWhosePrometheusAnalysisFailsIsRolledBack(t *testing.T) {
 	canary := w.versionWith("shop:2-broken")
 	exp.set(first, 0.001)
 	exp.set(canary, 0.30)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if _, ok := promValue(t, prom, `shop_error_ratio{version="`+canary+`"}`); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Prometheus has not scraped the exporter after 20 s")
-		}
+	if !eventually(20*time.Second, func() bool {
+		_, ok := promValue(t, prom, `shop_error_ratio{version="`+canary+`"}`)
+		return ok
+	}) {
+		t.Fatal("Prometheus has not scraped the exporter after 20 s")
 	}
 	w.setImage("shop:2-broken")
 	ro := w.waitFor("the rollback", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
@@ -389,7 +392,7 @@ func TestScaleDownOnSuccessHandsTheDeploymentsPodsToTheRollout(t *testing.T) {
 	if ptr.Deref(dep.Spec.Replicas, 1) != 0 || dep.Annotations[ReplicasAnnotation] != "4" {
 		t.Fatalf("the Deployment has %d replicas and annotation %q, want 0 and 4", ptr.Deref(dep.Spec.Replicas, 1), dep.Annotations[ReplicasAnnotation])
 	}
-	time.Sleep(500 * time.Millisecond) // reconciles after the Deployment went to 0
+	w.lookedAt() // a reconcile after the Deployment went to 0
 	if n := w.replicas(stable); n != 4 {
 		t.Errorf("the stable ReplicaSet has %d replicas after the Deployment went to 0, want 4", n)
 	}
@@ -701,12 +704,11 @@ func TestADeletedRolloutHoldsItsTrafficWhileTheDeploymentHoldsTheRolledBackTempl
 
 // A verdict the analyses reached since the controller last looked is applied before the handover,
 // so a canary whose analysis failed is held back even when the Rollout is deleted in between. The
-// controller here looks only when told of a change (an interval of an hour).
+// test drives the reconciler itself, one reconcile at a time, so that nothing looks at the Rollout
+// between the failed measurement and the deletion.
 func TestAVerdictReachedJustBeforeTheDeletionIsAppliedBeforeTheHandover(t *testing.T) {
 	t.Parallel()
-	var calls atomic.Int64
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
 		_, _ = io.WriteString(w, `{"errors": 0.5}`)
 	}))
 	t.Cleanup(web.Close)
@@ -719,34 +721,90 @@ func TestAVerdictReachedJustBeforeTheDeletionIsAppliedBeforeTheHandover(t *testi
 				Name:             "errors",
 				Web:              &v1alpha1.WebMetric{URL: web.URL, JSONPath: "$.errors"},
 				Interval:         &metav1.Duration{Duration: 100 * time.Millisecond},
-				InitialDelay:     &metav1.Duration{Duration: 3 * time.Second}, // once the step's own changes have settled
 				Count:            5,
 				SuccessCondition: "result < 0.05",
 			}},
 		}}})
 	w.updateRollout(func(ro *v1alpha1.Rollout) { ro.Spec.WorkloadRef.ScaleDown = "onsuccess" })
-	var ro v1alpha1.Rollout
-	w.controllerWith(func(o *Options) { o.Interval = time.Hour })
-	w.waitFor("the first version to be stable", healthy)
+	s := w.stepped()
+	s.until("the first version to be stable", healthy)
 	w.setImage("shop:2")
-	w.waitFor("the analysis step", func(ro *v1alpha1.Rollout) bool { return ro.Status.CurrentStepIndex == 1 })
-	if !eventually(10*time.Second, func() bool { return calls.Load() >= 1 }) {
-		t.Fatal("the analysis never measured")
+	s.until("the analysis step", func(ro *v1alpha1.Rollout) bool { return ro.Status.CurrentStepIndex == 1 })
+	if !eventually(20*time.Second, func() bool { return s.verdict() == rollout.Fail }) {
+		t.Fatalf("the analysis reached no failure: %s", s.verdict())
 	}
-	time.Sleep(500 * time.Millisecond) // the failed measurement is in memory; nothing tells the controller
+	var ro v1alpha1.Rollout
 	w.get("shop", &ro)
-	if ro.Status.Phase != "Progressing" { // a late event made it look: the window this test needs did not open
-		t.Skipf("the controller looked again before the deletion (phase %s); nothing to test this time", ro.Status.Phase)
+	if ro.Status.Phase != "Progressing" {
+		t.Fatalf("phase %s before the deletion: something looked at the Rollout, want it Progressing", ro.Status.Phase)
 	}
 	if err := cl.Delete(w.ctx, &ro); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(10*time.Second, func() bool { return slices.Contains(w.eventReasons(), "HandoverHeld") }) {
-		t.Fatalf("no HandoverHeld event among %v", w.eventReasons())
-	}
-	w.get("shop", &ro)
-	if ro.Status.Phase != "Degraded" {
-		t.Errorf("phase %s after the last look, want Degraded", ro.Status.Phase)
+	got := s.until("the handover to be held", func(ro *v1alpha1.Rollout) bool {
+		c := meta.FindStatusCondition(ro.Status.Conditions, HandoverCondition)
+		return c != nil && c.Reason == "HandoverHeld"
+	})
+	if got.Status.Phase != "Degraded" {
+		t.Errorf("phase %s after the last look, want Degraded", got.Status.Phase)
 	}
 	w.waitWeights(100, 0)
+}
+
+// stepped is a Reconciler the test drives itself: nothing looks at the Rollout unless the test
+// says so.
+type stepped struct {
+	w *world
+	r *Reconciler
+}
+
+func (w *world) stepped() *stepped {
+	r := &Reconciler{Client: cl, Logger: testLogger(w.t), Interval: time.Hour}
+	w.t.Cleanup(r.Close)
+	return &stepped{w: w, r: r}
+}
+
+func (s *stepped) key() types.NamespacedName {
+	return types.NamespacedName{Namespace: s.w.ns, Name: "shop"}
+}
+
+// until reconciles the Rollout until ok holds for it, and not once more.
+func (s *stepped) until(what string, ok func(ro *v1alpha1.Rollout) bool) *v1alpha1.Rollout {
+	s.w.t.Helper()
+	var ro v1alpha1.Rollout
+	if !eventually(60*time.Second, func() bool {
+		if err := cl.Get(s.w.ctx, s.key(), &ro); err == nil && ok(&ro) {
+			return true
+		}
+		if _, err := s.r.Reconcile(s.w.ctx, ctrl.Request{NamespacedName: s.key()}); err != nil {
+			s.w.t.Logf("reconcile: %v", err) // the stand-in kubelet has not caught up yet: again
+		}
+		return false
+	}) {
+		s.w.t.Fatalf("waiting for %s: rollout is phase=%s step=%d message=%q", what, ro.Status.Phase, ro.Status.CurrentStepIndex, ro.Status.Message)
+	}
+	return &ro
+}
+
+// verdict is the worst verdict the Rollout's running checks have in memory, without a reconcile.
+func (s *stepped) verdict() rollout.VerdictPhase {
+	var ro v1alpha1.Rollout
+	s.w.get("shop", &ro)
+	st, _, err := stateOf(&ro)
+	if err != nil {
+		s.w.t.Fatal(err)
+	}
+	s.r.mu.Lock()
+	j := s.r.judges[s.key()]
+	s.r.mu.Unlock()
+	if j == nil {
+		return ""
+	}
+	out := rollout.Running
+	for _, v := range j.checks.Verdicts(ro.Name, st) {
+		if v.Phase == rollout.Fail {
+			return v.Phase
+		}
+	}
+	return out
 }

@@ -160,8 +160,9 @@ func (r *Registry) get(k key) *series {
 }
 
 // Record adds one exchange.
-func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, duration time.Duration) {
-	s := r.get(key{service, version, mirror})
+func (r *Registry) Record(rec llm.Record) {
+	x, duration := rec.Exchange, rec.Duration
+	s := r.get(key{rec.Service, rec.Version, rec.Mirror})
 	cost, priced := r.Cost(x)
 	// An answer the gateway could not read (x.Unread) tells nothing of the stream's end, and a
 	// client that went away is no error of the version's.
@@ -206,7 +207,8 @@ func (r *Registry) Record(service, version string, mirror bool, x llm.Exchange, 
 	}
 	s.mu.Unlock()
 	reqModel, respModel := r.ModelLabels(x)
-	r.prom.record(labels{service, version, role(mirror), reqModel, respModel}, x, duration, tpot, cost, priced, streamError)
+	r.prom.record(observation{labels: labels{rec.Service, rec.Version, role(rec.Mirror), reqModel, respModel}, x: x,
+		duration: duration, tpot: tpot, cost: cost, priced: priced, streamErr: streamError})
 }
 
 // Totals returns a series' cumulative figures (zero when it has seen nothing).

@@ -22,9 +22,9 @@ func exchange(out int64, ttft time.Duration, streamErr string, complete bool) ll
 
 func TestTotalsCostAndRoles(t *testing.T) {
 	r := New([]config.Price{{Model: "m", Input: 2, CachedInput: 0.5, Output: 10}})
-	r.Record("chat", "v2", false, exchange(100, 200*time.Millisecond, "", true), time.Second)
-	r.Record("chat", "v2", false, exchange(300, 400*time.Millisecond, "overloaded", false), time.Second)
-	r.Record("chat", "v2", true, exchange(50, 0, "", true), time.Second) // a shadow copy
+	record(r, "chat", "v2", false, exchange(100, 200*time.Millisecond, "", true), time.Second)
+	record(r, "chat", "v2", false, exchange(300, 400*time.Millisecond, "overloaded", false), time.Second)
+	record(r, "chat", "v2", true, exchange(50, 0, "", true), time.Second) // a shadow copy
 
 	got := r.Totals("chat", "v2", false)
 	// (600×2 + 400×0.5 + out×10) / 1e6: 0.0024 for 100 output tokens, 0.0044 for 300.
@@ -105,7 +105,7 @@ func TestOddUsageNeverCostsLessThanNothing(t *testing.T) {
 	if c, ok := r.Cost(x); !ok || math.Abs(c-15.0/1e6) > 1e-15 {
 		t.Errorf("cost %g, want 1.5e-05", c)
 	}
-	r.Record("chat", "v1", true, x, time.Second) // would panic on a negative counter increment
+	record(r, "chat", "v1", true, x, time.Second) // would panic on a negative counter increment
 	if got := r.Totals("chat", "v1", true); got.CostSum < 0 {
 		t.Errorf("cost sum %g", got.CostSum)
 	}
@@ -115,7 +115,7 @@ func TestOddUsageNeverCostsLessThanNothing(t *testing.T) {
 // never as a stream cut before its end.
 func TestAnUnreadStreamIsNoStreamError(t *testing.T) {
 	r := New(nil)
-	r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, Stream: true, Unread: "content coding compress"}, time.Second)
+	record(r, "chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, Stream: true, Unread: "content coding compress"}, time.Second)
 	if got := r.Totals("chat", "v1", false); got.Requests != 1 || got.StreamErrors != 0 {
 		t.Errorf("totals %+v, want 1 request and no stream error", got)
 	}
@@ -127,7 +127,7 @@ func TestAClientAbortIsNoStreamErrorAndCountsItsTokens(t *testing.T) {
 	r := New([]config.Price{{Model: "m", Input: 1, Output: 10}})
 	x := llm.Exchange{API: llm.OpenAIChat, RequestModel: "m", Stream: true, ContentChunks: 7, ClientAborted: true,
 		Usage: llm.Usage{Output: 7, Known: true, Partial: true}}
-	r.Record("chat", "v1", false, x, time.Second)
+	record(r, "chat", "v1", false, x, time.Second)
 	got := r.Totals("chat", "v1", false)
 	if got.Requests != 1 || got.StreamErrors != 0 || got.ClientAborts != 1 || got.OutputTokens != 7 || got.UsageN != 0 || got.CostN != 0 {
 		t.Errorf("totals %+v, want 1 request, 1 client abort, 7 output tokens, no stream error, no per-request means", got)
@@ -157,7 +157,7 @@ func TestModelLabelsAreBounded(t *testing.T) {
 	reg.MustRegister(r.Collectors()...)
 	for i := range 300 {
 		made := fmt.Sprintf("made-up-%d", i)
-		r.Record("chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, RequestModel: made, ResponseModel: made,
+		record(r, "chat", "v1", false, llm.Exchange{API: llm.OpenAIChat, RequestModel: made, ResponseModel: made,
 			Usage: llm.Usage{Input: 1, Output: 1, Known: true}, Complete: true}, time.Millisecond)
 	}
 	n, err := testutil.GatherAndCount(reg, "aviary_llm_requests_total", "gen_ai_client_token_usage")
@@ -186,7 +186,7 @@ func TestTokensByTypeAndChunkGapsAreExported(t *testing.T) {
 	r := New(nil)
 	x := exchange(100, 200*time.Millisecond, "", true) // 1000 input, 400 cached, 2 gaps
 	x.Usage.Reasoning = 30
-	r.Record("chat", "v1", false, x, time.Second)
+	record(r, "chat", "v1", false, x, time.Second)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collectors()...)
 	want := `
@@ -213,4 +213,9 @@ aviary_llm_tokens_total{role="primary",service="chat",type="reasoning",version="
 		}
 	}
 	t.Error("no aviary_llm_chunk_gap_seconds")
+}
+
+// record adds an exchange of service's version to r.
+func record(r *Registry, service, version string, mirror bool, x llm.Exchange, d time.Duration) {
+	r.Record(llm.Record{Service: service, Version: version, Mirror: mirror, Exchange: x, Duration: d})
 }

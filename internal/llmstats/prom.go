@@ -74,10 +74,21 @@ func role(mirror bool) string {
 // labels are an exchange's label values; the models bounded (Registry.ModelLabels).
 type labels struct{ service, version, role, requestModel, responseModel string }
 
-func (p promMetrics) record(l labels, x llm.Exchange, d, tpot time.Duration, cost float64, priced, streamErr bool) {
+// observation is what one exchange adds to the Prometheus metrics.
+type observation struct {
+	labels
+	x              llm.Exchange
+	duration, tpot time.Duration
+	cost           float64
+	priced         bool // cost counts
+	streamErr      bool
+}
+
+func (p promMetrics) record(o observation) {
+	l, x, tpot, cost, priced, streamErr := o.labels, o.x, o.tpot, o.cost, o.priced, o.streamErr
 	service, version, r := l.service, l.version, l.role
 	p.requests.WithLabelValues(service, version, r, l.requestModel, l.responseModel).Inc()
-	p.duration.WithLabelValues(service, version, r).Observe(d.Seconds())
+	p.duration.WithLabelValues(service, version, r).Observe(o.duration.Seconds())
 	if x.FirstToken > 0 {
 		p.ttft.WithLabelValues(service, version, r).Observe(x.FirstToken.Seconds())
 	}

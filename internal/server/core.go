@@ -144,9 +144,9 @@ type llmSink struct {
 }
 
 func (s llmSink) Served(rec gateway.LLMRecord) {
-	s.stats.Record(rec.Service, rec.Version, rec.Mirror, rec.Exchange, rec.Duration)
+	s.stats.Record(rec)
 	cost, priced := s.stats.Cost(rec.Exchange)
-	s.tel.Exchange(telemetry.Parent{TraceParent: rec.TraceParent, TraceState: rec.TraceState}, rec.Service, rec.Version, rec.Mirror, rec.RequestID, rec.Start, rec.Duration, rec.Status, rec.Exchange, cost, priced)
+	s.tel.Exchange(rec, telemetry.Cost{Value: cost, Priced: priced})
 	if rec.Status >= 200 && rec.Status < 300 && rec.Exchange.StreamError == "" {
 		s.quality.Served(quality.Served{RequestID: rec.RequestID, Service: rec.Service, Version: rec.Version, Mirror: rec.Mirror,
 			Model: rec.Exchange.ResponseModel, Input: rec.Input, Output: rec.Output})

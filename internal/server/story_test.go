@@ -70,7 +70,7 @@ func TestStoryBrokenCanaryIsAbortedAndRetried(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1}}}
 		  - {name: v2, endpoints: {{v2}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  abortOnUnhealthy: 300ms
 		  canary:
@@ -129,7 +129,7 @@ func TestStoryAbortByAPerson(t *testing.T) {
 	}
 	s.expectWeights("shop", map[string]int{"v1": 100, "v2": 0})
 	s.expectAnswered("v1")
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, within, "20 requests answered after the abort", func() bool { return total(s.answeredSince(abortedAt)) >= 20 })
 	if got := s.answeredSince(abortedAt); got["v1"] == 0 || got["v1"] != total(got) {
 		t.Errorf("requests sent after the abort were answered by %v, want v1 alone", got)
 	}
@@ -208,7 +208,7 @@ func TestStoryRecreateWaitsForASlowVersion(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1}}}
 		  - {name: v2, endpoints: {{v2*2}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  abortOnUnhealthy: 300ms
 		  recreate: {}
@@ -236,7 +236,7 @@ func TestStoryRolling(t *testing.T) {
 		versions:
 		  - {name: v1, endpoints: {{v1*3}}}
 		  - {name: v2, endpoints: {{v2*3}}}
-		healthCheck: {interval: 50ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}
+		healthCheck: {interval: 50ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1}
 		strategy:
 		  rolling: {maxUnavailable: 1}
 	`).start()

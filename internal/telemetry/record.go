@@ -97,29 +97,38 @@ func provider(api string) string {
 	return api
 }
 
-// errorType is error.type for an exchange, "" when it went well, with the span status message.
-func errorType(status int, x llm.Exchange) (string, string) {
+// failure is what went wrong with an exchange: its error.type ("" when it went well) and the
+// span status message.
+type failure struct{ typ, msg string }
+
+func failureOf(status int, x llm.Exchange) failure {
 	switch {
 	case status >= 400:
-		return strconv.Itoa(status), "upstream answered HTTP " + strconv.Itoa(status)
+		return failure{strconv.Itoa(status), "upstream answered HTTP " + strconv.Itoa(status)}
 	case x.StreamError != "":
-		return errStream, x.StreamError
+		return failure{errStream, x.StreamError}
 	case x.Stream && !x.Complete:
-		return errStreamIncomplete, "stream ended before its end event"
+		return failure{errStreamIncomplete, "stream ended before its end event"}
 	}
-	return "", ""
+	return failure{}
 }
 
-// Exchange records one LLM exchange: a span from start to start+duration (in the client's trace
-// when parent carries one), and the metrics. status is the upstream's HTTP status; cost counts
-// only when priced. It never blocks.
-func (t *Telemetry) Exchange(parent Parent, service, version string, mirror bool, requestID string, start time.Time, duration time.Duration,
-	status int, x llm.Exchange, cost float64, priced bool) {
+// Cost is an exchange's price; it counts only when Priced (its model has prices).
+type Cost struct {
+	Value  float64
+	Priced bool
+}
+
+// Exchange records one LLM exchange: a span from its start to start+duration (in the client's
+// trace when it sent one), and the metrics. rec.Status is the upstream's HTTP status. It never
+// blocks.
+func (t *Telemetry) Exchange(rec llm.Record, cost Cost) {
 	if t == nil || t.tp == nil {
 		return
 	}
 	ctx := context.Background()
-	errType, errMsg := errorType(status, x)
+	x, duration := rec.Exchange, rec.Duration
+	fail := failureOf(rec.Status, x)
 
 	// The attributes every metric shares; the span takes them too. Each append(common, …) below
 	// is used up (copied into a set) before the next one reuses the spare capacity.
@@ -127,7 +136,7 @@ func (t *Telemetry) Exchange(parent Parent, service, version string, mirror bool
 	common = append(common,
 		semconv.GenAIOperationNameChat,
 		semconv.GenAIProviderNameKey.String(provider(x.API)),
-		attrService.String(service), attrVersion.String(version), attrRole.String(role(mirror)))
+		attrService.String(rec.Service), attrVersion.String(rec.Version), attrRole.String(role(rec.Mirror)))
 	if x.RequestModel != "" {
 		common = append(common, semconv.GenAIRequestModel(x.RequestModel))
 	}
@@ -137,10 +146,10 @@ func (t *Telemetry) Exchange(parent Parent, service, version string, mirror bool
 	base := attribute.NewSet(common...)
 	in := &t.inst
 
-	if errType == "" {
+	if fail.typ == "" {
 		in.duration.Record(ctx, duration.Seconds(), metric.WithAttributeSet(base))
 	} else {
-		in.duration.Record(ctx, duration.Seconds(), metric.WithAttributes(append(common, semconv.ErrorTypeKey.String(errType))...))
+		in.duration.Record(ctx, duration.Seconds(), metric.WithAttributes(append(common, semconv.ErrorTypeKey.String(fail.typ))...))
 	}
 	if x.FirstToken > 0 {
 		in.ttft.Record(ctx, x.FirstToken.Seconds(), metric.WithAttributeSet(base))
@@ -154,11 +163,11 @@ func (t *Telemetry) Exchange(parent Parent, service, version string, mirror bool
 		in.tokens.Record(ctx, x.Usage.Input, metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
 		in.tokens.Record(ctx, x.Usage.Output, metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
 	}
-	if priced {
-		in.cost.Add(ctx, cost, metric.WithAttributeSet(base))
+	if cost.Priced {
+		in.cost.Add(ctx, cost.Value, metric.WithAttributeSet(base))
 	}
 
-	t.span(parent, start, duration, status, x, errType, errMsg, append(common, attrRequestID.String(requestID)), cost, priced)
+	t.span(rec, cost, fail, append(common, attrRequestID.String(rec.RequestID)))
 }
 
 // Parent is the W3C trace context a client sent with its request (its traceparent and tracestate
@@ -175,13 +184,13 @@ func (p Parent) context() context.Context {
 }
 
 // span records the exchange's span; attrs are the common attributes and the request id.
-func (t *Telemetry) span(parent Parent, start time.Time, duration time.Duration, status int, x llm.Exchange, errType, errMsg string,
-	attrs []attribute.KeyValue, cost float64, priced bool) {
+func (t *Telemetry) span(rec llm.Record, cost Cost, fail failure, attrs []attribute.KeyValue) {
+	x := rec.Exchange
 	name := string(genaiconv.OperationNameChat)
 	if x.RequestModel != "" {
 		name += " " + x.RequestModel
 	}
-	attrs = append(attrs, semconv.GenAIRequestStream(x.Stream), semconv.HTTPResponseStatusCode(status))
+	attrs = append(attrs, semconv.GenAIRequestStream(x.Stream), semconv.HTTPResponseStatusCode(rec.Status))
 	if x.Usage.Known {
 		attrs = append(attrs, semconv.GenAIUsageInputTokens(int(x.Usage.Input)), semconv.GenAIUsageOutputTokens(int(x.Usage.Output)),
 			semconv.GenAIUsageCacheReadInputTokens(int(x.Usage.Cached)))
@@ -195,18 +204,19 @@ func (t *Telemetry) span(parent Parent, start time.Time, duration time.Duration,
 	if len(x.FinishReasons) > 0 {
 		attrs = append(attrs, semconv.GenAIResponseFinishReasons(x.FinishReasons...))
 	}
-	if priced {
-		attrs = append(attrs, attrCost.Float64(cost))
+	if cost.Priced {
+		attrs = append(attrs, attrCost.Float64(cost.Value))
 	}
-	if errType != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	if fail.typ != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(fail.typ))
 	}
+	parent := Parent{TraceParent: rec.TraceParent, TraceState: rec.TraceState}
 	_, s := t.tracer.Start(parent.context(), name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
-	if errType != "" {
-		s.SetStatus(codes.Error, errMsg)
+		trace.WithTimestamp(rec.Start), trace.WithAttributes(attrs...))
+	if fail.typ != "" {
+		s.SetStatus(codes.Error, fail.msg)
 	}
-	s.End(trace.WithTimestamp(start.Add(duration)))
+	s.End(trace.WithTimestamp(rec.Start.Add(rec.Duration)))
 }
 
 // Evaluation records one score an evaluator gave to an exchange that a version served (a mirror
