@@ -161,8 +161,18 @@ func startDemoAviary(ctx context.Context, config string) (*demoAviary, error) {
 }
 
 func demoConfig(urls map[string]string) string {
+	// The step's template says what a pass must rule out, in the demo's terms: at 10 canary
+	// requests a second, ruling out the default effects (errors above max(2×, +1.5 points), a
+	// quantile 50% slower) takes minutes; three times the errors or twice the latency takes about
+	// half a minute. The background analysis is the default one, which rolls v3 back.
 	return fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
+analysis:
+  templates:
+    - name: demo
+      metrics:
+        - {name: errors, builtin: errorRate, critical: true, detectableEffect: {ratio: 3, points: 3}}
+        - {name: latency, builtin: latency, critical: true, detectableEffect: {slowdown: 1}}
 services:
   - name: shop
     versions:
@@ -175,7 +185,7 @@ services:
       canary:
         steps:
           - setWeight: 10
-          - analysis: {templates: [default]}
+          - analysis: {templates: [demo]}
           - setWeight: 50
           - pause: {duration: 10s}
 `, urls["v1"], urls["v2"], urls["v3"])

@@ -146,7 +146,8 @@ type llmSink struct {
 func (s llmSink) Served(rec gateway.LLMRecord) {
 	s.stats.Record(rec)
 	cost, priced := s.stats.Cost(rec.Exchange)
-	s.tel.Exchange(rec, telemetry.Cost{Value: cost, Priced: priced})
+	request, response := s.stats.ModelLabels(rec.Exchange)
+	s.tel.Exchange(rec, telemetry.Cost{Value: cost, Priced: priced, RequestModel: request, ResponseModel: response})
 	if rec.Status >= 200 && rec.Status < 300 && rec.Exchange.StreamError == "" {
 		s.quality.Served(quality.Served{RequestID: rec.RequestID, Service: rec.Service, Version: rec.Version, Mirror: rec.Mirror,
 			Model: rec.Exchange.ResponseModel, Input: rec.Input, Output: rec.Output})

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"time"
@@ -117,6 +118,11 @@ func failureOf(status int, x llm.Exchange) failure {
 type Cost struct {
 	Value  float64
 	Priced bool
+	// RequestModel and ResponseModel are the model labels for the metrics, bounded by the caller
+	// (llmstats.Registry.ModelLabels: a model nobody configured is "other"), so that a client
+	// naming made-up models cannot grow the metrics without bound. Empty: the exchange's own. The
+	// span always carries the models as they were.
+	RequestModel, ResponseModel string
 }
 
 // Exchange records one LLM exchange: a span from its start to start+duration (in the client's
@@ -137,12 +143,8 @@ func (t *Telemetry) Exchange(rec llm.Record, cost Cost) {
 		semconv.GenAIOperationNameChat,
 		semconv.GenAIProviderNameKey.String(provider(x.API)),
 		attrService.String(rec.Service), attrVersion.String(rec.Version), attrRole.String(role(rec.Mirror)))
-	if x.RequestModel != "" {
-		common = append(common, semconv.GenAIRequestModel(x.RequestModel))
-	}
-	if x.ResponseModel != "" {
-		common = append(common, semconv.GenAIResponseModel(x.ResponseModel))
-	}
+	spanAttrs := models(common, x.RequestModel, x.ResponseModel)
+	common = models(common, cmp.Or(cost.RequestModel, x.RequestModel), cmp.Or(cost.ResponseModel, x.ResponseModel))
 	base := attribute.NewSet(common...)
 	in := &t.inst
 
@@ -167,7 +169,19 @@ func (t *Telemetry) Exchange(rec llm.Record, cost Cost) {
 		in.cost.Add(ctx, cost.Value, metric.WithAttributeSet(base))
 	}
 
-	t.span(rec, cost, fail, append(common, attrRequestID.String(rec.RequestID)))
+	t.span(rec, cost, fail, append(spanAttrs, attrRequestID.String(rec.RequestID)))
+}
+
+// models appends the model attributes that are set to a copy of attrs.
+func models(attrs []attribute.KeyValue, request, response string) []attribute.KeyValue {
+	out := append(make([]attribute.KeyValue, 0, len(attrs)+8), attrs...)
+	if request != "" {
+		out = append(out, semconv.GenAIRequestModel(request))
+	}
+	if response != "" {
+		out = append(out, semconv.GenAIResponseModel(response))
+	}
+	return out
 }
 
 // Parent is the W3C trace context a client sent with its request (its traceparent and tracestate

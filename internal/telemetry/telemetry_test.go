@@ -396,3 +396,33 @@ func exchange(tel *Telemetry, p Parent, service, version string, mirror bool, id
 	tel.Exchange(llm.Record{Service: service, Version: version, Mirror: mirror, RequestID: id, Start: start, Duration: d,
 		Status: status, Exchange: x, TraceParent: p.TraceParent, TraceState: p.TraceState}, Cost{Value: cost, Priced: priced})
 }
+
+// The metrics carry the model labels the caller bounded (a made-up model as "other"); the span
+// keeps the model the client named.
+func TestMetricsTakeTheBoundedModelLabels(t *testing.T) {
+	t.Parallel()
+	rec := newReceiver(t)
+	tel, err := New(t.Context(), Options{Endpoint: rec.URL + "/", Interval: time.Hour, ServiceName: "aviary-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := chatOK
+	x.RequestModel, x.ResponseModel = "made-up-1234", "made-up-1234"
+	tel.Exchange(llm.Record{Service: "chat", Version: "v1", RequestID: "req-1", Start: start, Duration: time.Second,
+		Status: 200, Exchange: x}, Cost{RequestModel: "other", ResponseModel: "other"})
+	if err := tel.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	spans, _ := rec.spans()
+	if len(spans) != 1 || attrs(spans[0].Attributes)["gen_ai.request.model"] != "made-up-1234" {
+		t.Fatalf("the span must keep the client's model: %+v", spans)
+	}
+	ms := rec.metricsByName()
+	d := ms["gen_ai.server.request.duration"].GetHistogram().GetDataPoints()
+	if histogramPoint(d, map[string]any{"gen_ai.request.model": "other", "gen_ai.response.model": "other"}) == nil {
+		t.Fatalf("the duration metric must carry the bounded model labels: %+v", d)
+	}
+	if histogramPoint(d, map[string]any{"gen_ai.request.model": "made-up-1234"}) != nil {
+		t.Fatal("a made-up model reached a metric label")
+	}
+}
