@@ -93,23 +93,7 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	case !score && m.Margin < 1:
 		v.addf(p+".margin", "%g must be at least 1: it is the tolerated ratio canary/baseline, e.g. 1.2", m.Margin)
 	}
-	if m.Slowdown != 0 && (!spec.Slowdown || !(m.Slowdown > 0 && m.Slowdown <= 10)) {
-		v.addf(p+".slowdown", "%g: a slowdown applies to the latency builtin and is in (0, 10], e.g. 0.1 for a quantile at most 10%% slower", m.Slowdown)
-	}
-	if e := m.DetectableEffect; e != nil {
-		switch {
-		case spec.Effect == nil:
-			v.addf(p+".detectableEffect", "applies to the errorRate and latency builtins only")
-		case e.Ratio != 0 && e.Ratio < 1, math.IsInf(e.Ratio, 0) || math.IsNaN(e.Ratio):
-			v.addf(p+".detectableEffect.ratio", "%g must be at least 1 (or 0: points only): a pass rules out a canary rate this many times the stable's, e.g. 2", e.Ratio)
-		case e.Points < 0 || e.Points > 100 || math.IsNaN(e.Points):
-			v.addf(p+".detectableEffect.points", "%g must be in [0, 100]: a pass rules out a canary rate this many percentage points above the stable's, e.g. 1", e.Points)
-		case e.Slowdown != 0 && (m.Slowdown <= 0 || !(e.Slowdown > m.Slowdown) || e.Slowdown > 10):
-			v.addf(p+".detectableEffect.slowdown", "%g must be above the metric's slowdown (%g) and at most 10: a pass rules out the canary's quantile this much slower than the stable's, e.g. 0.25", e.Slowdown, m.Slowdown)
-		case e.Slowdown != 0 && (e.Ratio != 0 || e.Points != 0):
-			v.addf(p+".detectableEffect", "set slowdown, or ratio and points, not both")
-		}
-	}
+	v.effect(p, m, spec)
 	if spec.NamedScore && m.Score == "" && m.Label == "" {
 		v.addf(p+".score", "name the evaluator's score to judge (e.g. quality), or a label whose rate to judge")
 	}
@@ -183,5 +167,26 @@ func (v *validator) webURL(p, raw string) {
 		v.addf(p, "%q has no host", raw)
 	default:
 		v.urlPort(p, raw, u)
+	}
+}
+
+// effect checks a metric's slowdown margin and its detectable effect.
+func (v *validator) effect(p string, m *AnalysisMetric, spec BuiltinSpec) {
+	if m.Slowdown != 0 && (!spec.Slowdown || !(m.Slowdown > 0 && m.Slowdown <= 10)) {
+		v.addf(p+".slowdown", "%g: a slowdown applies to the latency builtin and is in (0, 10], e.g. 0.1 for a quantile at most 10%% slower", m.Slowdown)
+	}
+	if e := m.DetectableEffect; e != nil {
+		switch {
+		case spec.Effect == nil:
+			v.addf(p+".detectableEffect", "applies to the errorRate and latency builtins only")
+		case e.Ratio != 0 && e.Ratio < 1, math.IsInf(e.Ratio, 0) || math.IsNaN(e.Ratio):
+			v.addf(p+".detectableEffect.ratio", "%g must be at least 1 (or 0: points only): a pass rules out a canary rate this many times the stable's, e.g. 2", e.Ratio)
+		case e.Points < 0 || e.Points > 100 || math.IsNaN(e.Points):
+			v.addf(p+".detectableEffect.points", "%g must be in [0, 100]: a pass rules out a canary rate this many percentage points above the stable's, e.g. 1", e.Points)
+		case e.Slowdown != 0 && (m.Slowdown <= 0 || !(e.Slowdown > m.Slowdown) || e.Slowdown > 10):
+			v.addf(p+".detectableEffect.slowdown", "%g must be above the metric's slowdown (%g) and at most 10: a pass rules out the canary's quantile this much slower than the stable's, e.g. 0.25", e.Slowdown, m.Slowdown)
+		case e.Slowdown != 0 && (e.Ratio != 0 || e.Points != 0):
+			v.addf(p+".detectableEffect", "set slowdown, or ratio and points, not both")
+		}
 	}
 }

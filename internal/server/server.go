@@ -19,6 +19,7 @@ import (
 
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/gateway"
 )
 
 // Options configures Run.
@@ -59,18 +60,10 @@ func Run(ctx context.Context, o Options) error {
 	defer c.close()
 	gw := c.gw
 
-	var ready, checked atomic.Bool
-	// Ready once serving and once every actively checked endpoint has had its first check (then for
-	// good: an endpoint added by a reload does not make the whole gateway unready).
-	isReady := func() bool {
-		if ready.Load() && !checked.Load() && gw.HealthChecked() {
-			checked.Store(true)
-		}
-		return ready.Load() && checked.Load()
-	}
+	ready := &readiness{gw: gw}
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Ready: isReady, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
+			Ready: ready.ready, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -104,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	ready.Store(true)
+	ready.serving.Store(true)
 	if o.Started != nil {
 		o.Started(gwLn.Addr().String(), adminLn.Addr().String())
 	}
@@ -120,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 			_, _ = gwLn.Close(), adminLn.Close()
 			return err
 		case <-ctx.Done():
-			ready.Store(false) // load balancers in front stop sending while in-flight requests drain
+			ready.serving.Store(false) // load balancers in front stop sending while in-flight requests drain
 			return shutdown(log, c.live.shutdownTimeout(), gwSrv, adminSrv)
 		}
 	}
@@ -163,4 +156,19 @@ func shutdown(log *slog.Logger, timeout time.Duration, gw, admin *http.Server) e
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readiness is what /readyz answers: ready once serving and once every actively checked endpoint
+// has had its first check (then for good: an endpoint added by a reload does not make the whole
+// gateway unready).
+type readiness struct {
+	gw               *gateway.Gateway
+	serving, checked atomic.Bool
+}
+
+func (r *readiness) ready() bool {
+	if r.serving.Load() && !r.checked.Load() && r.gw.HealthChecked() {
+		r.checked.Store(true)
+	}
+	return r.serving.Load() && r.checked.Load()
 }
