@@ -284,7 +284,7 @@ func (rn *runner) judge(now time.Time) {
 	minDur, minReq, maxWait, onInconclusive := rn.minimum()
 	minimumMet := age >= minDur && canaryN >= uint64(minReq)
 	var results []MetricResult
-	var failed, inconclusive, unsafe []string
+	var failed, unsafe []string
 	for _, q := range rn.seq {
 		r := q.result(rn, minimumMet, now)
 		results = append(results, r)
@@ -295,33 +295,14 @@ func (rn *runner) judge(now time.Time) {
 			unsafe = append(unsafe, r.Metric+": "+r.RuledOut)
 		}
 	}
-	thresholdsPassed := true
-	for _, t := range rn.thr {
-		r := t.res
-		results = append(results, r)
-		switch {
-		case r.DryRun:
-		case r.Phase == Failed || r.Phase == Error:
-			failed = append(failed, r.Text)
-		case r.Phase == Inconclusive:
-			inconclusive = append(inconclusive, r.Text)
-		}
-		thresholdsPassed = thresholdsPassed && t.passed()
-	}
+	results, failed, inconclusive, thresholdsPassed := rn.thresholds(results, failed)
 	// A canary that should get traffic and gets none while the baseline does: routing is broken.
 	if msg := rn.routingFailure(now); msg != "" {
 		failed = append(failed, msg)
 	}
 	// A latency metric still without its boundary has measured nothing: no pass on its behalf.
-	seqReady := true
-	var waiting []string
-	for _, q := range rn.seq {
-		if !q.ready() {
-			seqReady = false
-			_, name := q.id()
-			waiting = append(waiting, name)
-		}
-	}
+	waiting := rn.waiting()
+	seqReady := len(waiting) == 0
 	background := rn.run.Kind == rollout.BackgroundAnalysis
 	switch {
 	case len(failed) > 0:
@@ -342,6 +323,37 @@ func (rn *runner) judge(now time.Time) {
 	default:
 		rn.decide(rollout.Running, texts(results), results)
 	}
+}
+
+// thresholds adds the threshold metrics' results, failures and inconclusive ones, and says
+// whether they all passed.
+func (rn *runner) thresholds(results []MetricResult, failed []string) (_ []MetricResult, _, inconclusive []string, passed bool) {
+	passed = true
+	for _, t := range rn.thr {
+		r := t.res
+		results = append(results, r)
+		switch {
+		case r.DryRun:
+		case r.Phase == Failed || r.Phase == Error:
+			failed = append(failed, r.Text)
+		case r.Phase == Inconclusive:
+			inconclusive = append(inconclusive, r.Text)
+		}
+		passed = passed && t.passed()
+	}
+	return results, failed, inconclusive, passed
+}
+
+// waiting names the comparative metrics that have measured nothing yet.
+func (rn *runner) waiting() []string {
+	var out []string
+	for _, q := range rn.seq {
+		if !q.ready() {
+			_, name := q.id()
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func passWords(results []MetricResult) string {

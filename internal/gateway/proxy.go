@@ -78,6 +78,28 @@ func (ex *exchange) FlushError() error {
 // Unwrap gives http.ResponseController the real writer (hijacking for WebSocket, full duplex).
 func (ex *exchange) Unwrap() http.ResponseWriter { return ex.rw }
 
+// place picks the request's version and endpoint and where it is measured: a request placed by a
+// route in its version's routed series, one placed by weight in the primary series with the
+// cluster of its sticky key.
+func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *exchange {
+	chosen := svc.routed(r)
+	routed := chosen != nil
+	var unit uint8
+	if !routed {
+		chosen, unit = svc.placed(w, r)
+	}
+	v, ep, trial := g.pickEndpoint(svc, chosen, g.now().UnixNano())
+	ex := g.pool.Get().(*exchange)
+	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, trial: trial, inURL: r.URL, series: v.primary}
+	if routed && v == chosen && v.routed != nil {
+		ex.series = v.routed // a segment's request: measured apart from those placed by weight
+	}
+	if v == chosen {
+		ex.unit = unit
+	}
+	return ex
+}
+
 // ServeHTTP proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -91,22 +113,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Host, r.URL.Path), http.StatusNotFound)
 		return
 	}
-	chosen := svc.routed(r)
-	routed := chosen != nil
-	var unit uint8
-	if !routed {
-		chosen, unit = svc.placed(w, r)
-	}
-	v, ep, trial := g.pickEndpoint(svc, chosen, g.now().UnixNano())
-
-	ex := g.pool.Get().(*exchange)
-	*ex = exchange{rw: w, svc: svc, v: v, ep: ep, trial: trial, inURL: r.URL, series: v.primary}
-	if routed && v == chosen && v.routed != nil {
-		ex.series = v.routed // a segment's request: measured apart from those placed by weight
-	}
-	if v == chosen {
-		ex.unit = unit
-	}
+	ex := g.place(w, r, svc)
+	v, ep := ex.v, ex.ep
 	var tee *mirrorCopy
 	if m := svc.mirror; m != nil && m.v != v && m.take() {
 		tee = g.mirrorCopyFor(ex, r)
