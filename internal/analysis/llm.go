@@ -27,6 +27,7 @@ type llmCount struct {
 	prev     map[string][2]uint64
 	history  []Point
 	limit    int
+	looks    int64 // looks taken: each is a batch of the count test
 }
 
 // llmBoundarySamples is how many stable measurements a TTFT or gap boundary needs.
@@ -109,7 +110,11 @@ func (q *llmCount) look(r *runner, now time.Time) {
 		d[i] = [2]int64{int64(n - min(n, p[0])), int64(e - min(e, p[1]))}
 		q.prev[v] = [2]uint64{n, e}
 	}
-	q.test.Observe(r.batch(now), d[0][0], d[0][1], d[1][0], d[1][1])
+	// Each look is its own batch: LLM calls are few and slow (a look holds a handful), so the
+	// count test keeps its per-look form here, without the slot batches, the baseline's dispersion
+	// or a cap that binds (see docs/llm.md).
+	q.looks++
+	q.test.Observe(q.looks, d[0][0], d[0][1], d[1][0], d[1][1])
 }
 
 func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {
