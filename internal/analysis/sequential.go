@@ -295,9 +295,8 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	if e := q.metric.DetectableEffect; e != nil && e.Slowdown > 0 && q.metric.Builtin == "latency" {
 		s := t.RuledOutAgainst(q.effect[0], q.effect[1], t.Alpha)
 		res.Safe = &s.Safe
-		res.RuledOut = fmt.Sprintf("canary slower than %s: ≤ %s, stable slower than %s: ≥ %s: p%g more than %g%% slower is %s with %s confidence over %d canary requests",
-			q.effectBoundary().Round(time.Microsecond), pctOf(s.CanaryUpper), q.boundary.Round(time.Microsecond), pctOf(s.BaseLower),
-			100*q.metric.Quantile, 100*e.Slowdown, ruledWord(s.Safe), confidence(t.Alpha), q.effect[0])
+		res.RuledOut = fmt.Sprintf("%s over %d canary requests",
+			s.DescribeSlowdown(q.effectBoundary(), q.boundary, q.metric.Quantile, e.Slowdown, t.Alpha), q.effect[0])
 		res.Text += "; " + res.RuledOut
 	} else if e != nil {
 		eff := judge.Effect{Ratio: e.Ratio, Points: e.Points / 100}
@@ -351,15 +350,4 @@ func finite(v float64) float64 {
 		return 0
 	}
 	return v
-}
-
-func pctOf(v float64) string { return fmt.Sprintf("%.3g%%", 100*v) }
-
-func confidence(alpha float64) string { return fmt.Sprintf("%.4g%%", 100*(1-alpha)) }
-
-func ruledWord(safe bool) string {
-	if safe {
-		return "ruled out"
-	}
-	return "not yet ruled out"
 }

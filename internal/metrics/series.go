@@ -149,11 +149,8 @@ func (s *Series) End(o Observation) {
 		}
 	}
 	// The slot it began in (if it still holds it) counts it as no longer in flight.
-	{
-		e := s.epochOf(end.Add(-d))
-		if sl := s.held(e); sl != nil {
-			sl.doneByStart.Add(1)
-		}
+	if sl := s.held(s.epochOf(end.Add(-d))); sl != nil {
+		sl.doneByStart.Add(1)
 	}
 }
 

@@ -61,6 +61,12 @@ analysis:
 
 // startWith starts Aviary with extra top-level config and the templates of the analysis step.
 func startWith(t *testing.T, v1, v2, extra, stepTemplates string) *aviary {
+	return startSteps(t, v1, v2, extra, "          - analysis: {templates: "+stepTemplates+"}\n")
+}
+
+// startSteps starts Aviary with extra top-level config and a canary at 10%, then the steps given,
+// then 50%.
+func startSteps(t *testing.T, v1, v2, extra, steps string) *aviary {
 	cfg := fmt.Sprintf(`%s
 gateway: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
@@ -74,9 +80,8 @@ services:
       canary:
         steps:
           - setWeight: 10
-          - analysis: {templates: %s}
-          - setWeight: 50
-`, extra, v1, v2, stepTemplates)
+%s          - setWeight: 50
+`, extra, v1, v2, steps)
 	return &aviary{Aviary: e2e.Start(t, cfg)}
 }
 
@@ -176,24 +181,9 @@ func segmentUpstream(t *testing.T, name string) string {
 // canary: the judge compares only traffic placed by weight, and the healthy canary is promoted.
 func TestASegmentThatErrsOnBothVersionsDoesNotRollBackAHealthyCanary(t *testing.T) {
 	t.Parallel()
-	cfg := fmt.Sprintf(`
-gateway: {listen: "127.0.0.1:0"}
-admin: {listen: "127.0.0.1:0"}
-services:
-  - name: shop
-    versions:
-      - {name: v1, endpoints: [%q]}
-      - {name: v2, endpoints: [%q]}
-    release: v1
-    strategy:
-      canary:
-        steps:
-          - setWeight: 10
-          - setHeaderRoute: {match: {header: {name: X-Segment, value: beta}}}
-          - analysis: {templates: [errors-only]}
-          - setWeight: 50
-%s`, segmentUpstream(t, "v1"), segmentUpstream(t, "v2"), errorsOnly)
-	a := &aviary{Aviary: e2e.Start(t, cfg)}
+	a := startSteps(t, segmentUpstream(t, "v1"), segmentUpstream(t, "v2"), errorsOnly,
+		"          - setHeaderRoute: {match: {header: {name: X-Segment, value: beta}}}\n"+
+			"          - analysis: {templates: [errors-only]}\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.loadSegment(ctx, 100, 5) // a fifth of the traffic is the segment, which errs 20% on both versions

@@ -3,6 +3,7 @@ package judge
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Effect is a regression of a count metric worth detecting: a canary rate above
@@ -69,12 +70,24 @@ func (t *CountTest) baseLower(alpha, phi float64) float64 {
 // Describe says what was ruled out, in words: "canary ≤ 1.2% (stable ≥ 0.41%): a regression past
 // max(2× stable, stable + 1 pp) is ruled out with 99% confidence".
 func (s Safety) Describe(e Effect, alpha float64) string {
-	verdict := "not yet ruled out"
-	if s.Safe {
-		verdict = "ruled out"
-	}
 	return fmt.Sprintf("canary ≤ %s, stable ≥ %s: a regression past %s is %s with %s confidence",
-		pct(s.CanaryUpper), pct(s.BaseLower), e, verdict, confidence(alpha))
+		pct(s.CanaryUpper), pct(s.BaseLower), e, s.verdict(), confidence(alpha))
+}
+
+// DescribeSlowdown says what RuledOutAgainst ruled out for a latency slowdown, in words: "canary
+// slower than 183ms: ≤ 0.4%, stable slower than 122ms: ≥ 0.7%: p99 more than 50% slower is ruled
+// out with 99.75% confidence".
+func (s Safety) DescribeSlowdown(canaryBoundary, baseBoundary time.Duration, quantile, slowdown, alpha float64) string {
+	return fmt.Sprintf("canary slower than %s: ≤ %s, stable slower than %s: ≥ %s: p%g more than %g%% slower is %s with %s confidence",
+		canaryBoundary.Round(time.Microsecond), pct(s.CanaryUpper), baseBoundary.Round(time.Microsecond), pct(s.BaseLower),
+		100*quantile, 100*slowdown, s.verdict(), confidence(alpha))
+}
+
+func (s Safety) verdict() string {
+	if s.Safe {
+		return "ruled out"
+	}
+	return "not yet ruled out"
 }
 
 func (e Effect) String() string {
