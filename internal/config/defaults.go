@@ -257,6 +257,14 @@ func (s *Service) applyDefaults() {
 	if m := s.Mirror; m != nil && m.MaxBodyBytes == 0 {
 		m.MaxBodyBytes = DefaultMirrorMaxBodyBytes
 	}
+	for i := range s.Flags {
+		if f := &s.Flags[i]; f.Release != "" {
+			if f.Strategy == nil {
+				f.Strategy = DefaultStrategy()
+			}
+			f.Strategy.applyDefaults()
+		}
+	}
 	if h := s.HealthCheck; h != nil {
 		d := DefaultHealthCheck
 		setString(&h.Path, d.Path)

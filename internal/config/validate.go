@@ -70,6 +70,7 @@ func (c *Config) Validate() Errors {
 	v.telemetry(&c.Telemetry)
 	names := map[string]int{}
 	matches := map[string]int{}
+	flags := map[string]string{}
 	for i := range c.Services {
 		s := &c.Services[i]
 		p := fmt.Sprintf("services[%d]", i)
@@ -83,6 +84,7 @@ func (c *Config) Validate() Errors {
 		}
 		matches[key] = i
 		v.service(p, s)
+		v.serviceFlags(p, s, flags)
 	}
 	return v.errs
 }
