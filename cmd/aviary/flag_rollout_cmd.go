@@ -49,44 +49,13 @@ definition gives (its default variant, or its targeting), as before the rollout.
 func flagRolloutCommands(o *clientOptions) []*cobra.Command {
 	var cmds []*cobra.Command
 	for _, a := range flagRolloutActions {
-		cmds = append(cmds, newFlagRolloutAction(o, a))
+		cmds = append(cmds, newActionFor(o, a, flagTarget))
 	}
 	return append(cmds, newFlagRolloutGroup(o))
 }
 
-func newFlagRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
-	var (
-		output string
-		req    actionRequest
-	)
-	cmd := &cobra.Command{
-		Use:     string(a.name) + " KEY",
-		Short:   a.short,
-		Long:    a.long + "\n\nIt prints the flag rollout's state after the command; -o json prints its whole status.",
-		Example: a.example,
-		Args:    oneFlag,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := clientFor(o, output)
-			if err != nil {
-				return err
-			}
-			st, raw, err := c.act(cmd.Context(), flagRolloutName(args[0]), string(a.name), req)
-			if err != nil {
-				return err
-			}
-			return printResult(cmd.OutOrStdout(), output, st, raw)
-		},
-	}
-	addOutputFlag(cmd, &output)
-	cmd.Flags().StringVar(&req.Reason, "reason", "", "why, recorded in the flag rollout's events")
-	if a.name == rollout.Promote {
-		cmd.Flags().BoolVar(&req.Full, "full", false, "skip the remaining steps: every user gets the variant")
-	}
-	return cmd
-}
+var flagTarget = rolloutTarget{arg: "KEY", args: oneFlag, name: flagRolloutName, what: "flag rollout",
+	full: "skip the remaining steps: every user gets the variant", why: "why, recorded in the flag rollout's events"}
 
 func newFlagRolloutGroup(o *clientOptions) *cobra.Command {
 	group := &cobra.Command{
