@@ -135,6 +135,9 @@ func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q is not defined; check the key or add the flag", key)}
 	}
+	if r, ok := f.rolled(ctx); ok {
+		return r
+	}
 	if f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil) {
 		return f.static()
 	}
@@ -152,6 +155,10 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 	ctxErr := d.init(ctx)
 	for _, k := range s.keys {
 		f := s.flags[k]
+		if r, ok := f.rolled(ctx); ok {
+			out = append(out, r)
+			continue
+		}
 		switch {
 		case f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil):
 			out = append(out, f.static())
