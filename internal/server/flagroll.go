@@ -1,0 +1,221 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags"
+	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/rollout"
+)
+
+// A flag rollout is a rollout of the controller like a service's: a managed "service" named
+// flag:KEY whose versions are the flag's variants (the default variant first, as the stable) and
+// whose release is the variant being rolled out. Its plan does not reach the gateway's routing: its
+// weight becomes the flag's rollout overlay (the share of users, by their sticky keys, who get the
+// variant), and the judge reads the variants' measurements, which the gateway takes under
+// flag:KEY/VARIANT for every request of the service the flag is bound to.
+
+// flagSource is what flag rollouts need of the flags served: the set in force, a signal when it
+// changes, and a place for the overlays.
+type flagSource interface {
+	Current() *flags.Set
+	Changed() <-chan struct{}
+	SetOverlays(map[string]flags.Overlay) error
+}
+
+// isFlagRollout says whether a managed name is a flag's rollout.
+func isFlagRollout(name string) bool { return strings.HasPrefix(name, flags.RolloutSalt) }
+
+// flagRolloutSpecs are the rollouts that the services' flags with a release ask for, in the form
+// the controller takes; errs says what does not fit the flags in force.
+func flagRolloutSpecs(services []config.Service, set *flags.Set) (out []config.Service, errs []string) {
+	for i, svc := range services {
+		for j, sf := range svc.Flags {
+			if sf.Release == "" {
+				continue
+			}
+			p := fmt.Sprintf("services[%d].flags[%d]", i, j)
+			f, ok := set.Flag(sf.Key)
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Sprintf("%s.key: flag %q is not defined in any flag source; define it (flags.files, or aviary flag set) before rolling it out", p, sf.Key))
+				continue
+			case f.DefaultVariant == "":
+				errs = append(errs, fmt.Sprintf("%s.key: flag %q has no defaultVariant; a rollout needs one to keep, and to return users to", p, sf.Key))
+				continue
+			}
+			if _, ok := f.Variants[sf.Release]; !ok {
+				errs = append(errs, fmt.Sprintf("%s.release: %q is not a variant of flag %q (%s)", p, sf.Release, sf.Key,
+					strings.Join(slices.Sorted(maps.Keys(f.Variants)), ", ")))
+				continue
+			}
+			versions := []config.Version{{Name: f.DefaultVariant}}
+			if sf.Release != f.DefaultVariant {
+				versions = append(versions, config.Version{Name: sf.Release})
+			}
+			out = append(out, config.Service{Name: flags.RolloutSalt + sf.Key, Versions: versions,
+				Release: sf.Release, Strategy: sf.Strategy})
+		}
+	}
+	return out, errs
+}
+
+// overlayOf is the flag rollout's share as its plan serves it: the variant other than the default
+// with its weight (after a completed rollout, the released variant at 100).
+func overlayOf(served config.Service) *flags.Rollout {
+	def := ""
+	if len(served.Versions) > 0 {
+		def = served.Versions[0].Name
+	}
+	for _, t := range served.Traffic {
+		if t.Version != def && t.Weight > 0 {
+			return &flags.Rollout{Variant: t.Version, Percent: t.Weight}
+		}
+	}
+	if len(served.Traffic) == 1 && served.Traffic[0].Version != def {
+		return &flags.Rollout{Variant: served.Traffic[0].Version, Percent: 100}
+	}
+	return nil
+}
+
+// flagRouter is the controller's router: services go to the gateway, flag rollouts to the flags'
+// overlays.
+type flagRouter struct {
+	gw  *gateway.Gateway
+	fr  *flagRollouts
+	log *slog.Logger
+}
+
+func (r flagRouter) Apply(services []config.Service) {
+	var real []config.Service
+	rolls := map[string]*flags.Rollout{}
+	for _, s := range services {
+		if isFlagRollout(s.Name) {
+			rolls[strings.TrimPrefix(s.Name, flags.RolloutSalt)] = overlayOf(s)
+			continue
+		}
+		real = append(real, s)
+	}
+	r.gw.Apply(real)
+	r.fr.setRollouts(real, rolls)
+}
+
+// flagHealth answers for flag rollouts (a variant has no endpoints: it is always ready) and asks
+// the gateway for services.
+type flagHealth struct {
+	gw  gatewayHealth
+	src flagSource
+}
+
+func (h flagHealth) Health(service string) map[string]rollout.Health {
+	if !isFlagRollout(service) {
+		return h.gw.Health(service)
+	}
+	f, ok := h.src.Current().Flag(strings.TrimPrefix(service, flags.RolloutSalt))
+	if !ok {
+		return nil
+	}
+	out := make(map[string]rollout.Health, len(f.Variants))
+	for v := range f.Variants {
+		out[v] = rollout.Health{Endpoints: 1, Available: 1, Ready: 1}
+	}
+	return out
+}
+
+// flagRollouts binds the services' flags to the gateway (per-request evaluation and per-variant
+// measurement) and the flag rollouts' plans to the flags' overlays.
+type flagRollouts struct {
+	gw  *gateway.Gateway
+	src flagSource
+	ev  *flags.Evaluator
+	log *slog.Logger
+
+	mu       sync.Mutex
+	services []config.Service         // as served, for the flags they bind
+	rollouts map[string]*flags.Rollout // by flag key
+}
+
+// setRollouts takes the controller's served plan: the services (whose flags the gateway evaluates)
+// and each flag rollout's share.
+func (fr *flagRollouts) setRollouts(services []config.Service, rolls map[string]*flags.Rollout) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.services, fr.rollouts = services, rolls
+	ov := map[string]flags.Overlay{}
+	for _, s := range services {
+		for _, sf := range s.Flags {
+			ov[sf.Key] = flags.Overlay{Service: s.Name, Rollout: rolls[sf.Key]}
+		}
+	}
+	if err := fr.src.SetOverlays(ov); err != nil {
+		fr.log.Error("apply the flag rollouts' shares; the flags keep their last shares", "err", err)
+	}
+	fr.bindLocked()
+}
+
+// rebind evaluates the services' flags against the set in force (after the flags changed).
+func (fr *flagRollouts) rebind() {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.bindLocked()
+}
+
+func (fr *flagRollouts) bindLocked() {
+	set := fr.src.Current()
+	by := map[string][]gateway.RequestFlag{}
+	for _, s := range fr.services {
+		for _, sf := range s.Flags {
+			f, ok := set.Flag(sf.Key)
+			if !ok {
+				continue // not defined (yet): nothing to evaluate or measure
+			}
+			by[s.Name] = append(by[s.Name], gateway.RequestFlag{Key: sf.Key, Header: sf.Header, Measured: true,
+				Variants: slices.Sorted(maps.Keys(f.Variants)), Variant: fr.variant(sf)})
+		}
+	}
+	fr.gw.SetFlags(by)
+}
+
+// variant evaluates a service's flag for a request: the targeting key is the service's sticky key,
+// and the flag's context headers add attributes.
+func (fr *flagRollouts) variant(sf config.ServiceFlag) func(string, *http.Request) (string, bool) {
+	key, attrs := sf.Key, sf.Context
+	return func(tk string, r *http.Request) (string, bool) {
+		ctx := flags.Context{}
+		if tk != "" {
+			ctx[flags.TargetingKey] = tk
+		}
+		for attr, h := range attrs {
+			if v := r.Header.Get(h); v != "" {
+				ctx[attr] = v
+			}
+		}
+		res := fr.ev.Evaluate(fr.src.Current(), key, ctx)
+		return res.Variant, res.Variant != ""
+	}
+}
+
+// placer gives a flag's targeting $aviary.version and $aviary.track: the version the gateway gives
+// the targeting key in the flag's service, and whether it is that service's canary.
+type placer struct {
+	gw   *gateway.Gateway
+	ctrl *rollout.Controller
+}
+
+func (p placer) Place(service, key string) (string, flags.Track, bool) {
+	v, ok := p.gw.VersionFor(service, key)
+	if !ok {
+		return "", "", false
+	}
+	if st, managed := p.ctrl.State(service); managed && st.InFlight() && st.Canary == v {
+		return v, flags.TrackCanary, true
+	}
+	return v, flags.TrackStable, true
+}
