@@ -53,11 +53,16 @@ type Server struct {
 	Rollouts Rollouts
 	Analyses Analyses
 	Feedback Feedback
-	Hub      *Hub
-	Tokens   Tokens
-	Browser  BrowserGuard
-	Gatherer prometheus.Gatherer
-	Ready    func() bool
+	// Flags is the flag set (nil: no flag routes); OFREP serves its evaluation endpoints under
+	// OFREPPrefix, outside /api: it checks its own keys, and the tokens above may evaluate too.
+	Flags       Flags
+	OFREP       http.Handler
+	OFREPPrefix string
+	Hub         *Hub
+	Tokens      Tokens
+	Browser     BrowserGuard
+	Gatherer    prometheus.Gatherer
+	Ready       func() bool
 }
 
 // Handler routes the admin endpoints.
@@ -73,6 +78,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Feedback != nil {
 		api.HandleFunc("POST /api/v1/feedback", s.feedback)
 	}
+	if s.Flags != nil {
+		s.flagRoutes(api)
+	}
 	if s.Analyses != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {
 			reps := s.Analyses.Reports(r.PathValue("name"))
@@ -84,6 +92,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Tokens.guard(api))
+	if s.OFREP != nil {
+		mux.Handle(s.OFREPPrefix+"/", s.OFREP)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -24,6 +24,8 @@ type Config struct {
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 	// Reload says what a reload of this file may do.
 	Reload Reload `yaml:"reload" json:"reload,omitempty"`
+	// Flags are the feature flags served over OFREP.
+	Flags Flags `yaml:"flags" json:"flags,omitempty"`
 }
 
 // Reload holds the guards of a reload. A reload that would remove every service of the file, or

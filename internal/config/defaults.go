@@ -198,6 +198,7 @@ func (c *Config) applyDefaults() {
 	setDur(&t.BodyGrace, d.BodyGrace)
 	setDur(&t.Shutdown, d.Shutdown)
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
+	c.Flags.applyDefaults()
 	setInt(&c.Analysis.History, DefaultHistory)
 	setDur(&c.LLM.FeedbackWindow, DefaultFeedbackWindow)
 	if o := c.Telemetry.OTLP; o != nil {

@@ -68,6 +68,7 @@ func (c *Config) Validate() Errors {
 	v.templates = v.analysis(&c.Analysis)
 	v.llmSettings(&c.LLM)
 	v.telemetry(&c.Telemetry)
+	v.flags(&c.Flags, c.Services)
 	names := map[string]int{}
 	matches := map[string]int{}
 	flags := map[string]string{}

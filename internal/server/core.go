@@ -14,6 +14,8 @@ import (
 	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags/ofrep"
+	"aviary.dev/aviary/internal/flags/source"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
@@ -41,6 +43,8 @@ type core struct {
 	live  *live       // the config in force, and the services it makes with the applied specs
 	file  *configFile // the config file: watch, read, reload
 	specs *specs      // the specs applied through the API, and the rollouts: the API's backend
+	flags *source.Source
+	ofrep *ofrep.Metrics
 
 	stopCtrl func()
 }
@@ -88,8 +92,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		return err
 	}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
+	c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log,
+		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) }})
+	if err != nil {
+		return err
+	}
+	c.ofrep = ofrep.NewMetrics(c.prom)
 	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, current: cfg}
-	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, seen: data, loadedAt: time.Now().UTC()}
+	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, flags: c.flags, seen: data, loadedAt: time.Now().UTC()}
 	c.specs = &specs{live: c.live, file: o.ConfigPath}
 	c.live.mu.Lock()
 	errs := c.live.apply(cfg, nil, "config")

@@ -61,14 +61,16 @@ func Run(ctx context.Context, o Options) error {
 	gw := c.gw
 
 	ready := &readiness{gw: gw}
+	ofrepGW, ofrepAdmin := ofrepHandlers(cfg, c, adminToken, readToken, log)
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
+			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix,
 			Ready: ready.ready, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	gwSrv := &http.Server{
-		Handler:           gw,
+		Handler:           withOFREP(ofrepGW, gw),
 		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
 		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -94,6 +96,14 @@ func Run(ctx context.Context, o Options) error {
 	// moment after would otherwise kill the process, and a file renamed into place would be missed.
 	stopWatch := c.file.watch(o.WatchFile)
 	defer stopWatch()
+	if o.WatchFile {
+		stopFlags, err := c.flags.Watch()
+		if err != nil {
+			log.Warn("cannot watch the flag files; reload the config (SIGHUP) to read them again", "err", err)
+		} else {
+			defer stopFlags()
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
