@@ -219,3 +219,48 @@ func (p placer) Place(service, key string) (string, flags.Track, bool) {
 	}
 	return v, flags.TrackStable, true
 }
+
+// followFlags keeps up with the flags in force until the returned stop is called: it evaluates the
+// services' flags against the new set, applies the specs again (a flag rollout's variants come from
+// its flag), and aborts the rollout of a flag that the kill switch turned off.
+func (c *core) followFlags() (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-c.flags.Changed():
+			}
+			c.flagRolls.rebind()
+			c.live.reapply("flags")
+			c.killSwitchAborts()
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// killSwitchAborts aborts the rollouts in flight of disabled flags: the kill switch serves the
+// callers' defaults at once, and the rollout must not go on to give the variant to everyone.
+func (c *core) killSwitchAborts() {
+	set := c.flags.Current()
+	for _, st := range c.ctrl.States() {
+		if !isFlagRollout(st.Service) || !st.InFlight() {
+			continue
+		}
+		key := strings.TrimPrefix(st.Service, flags.RolloutSalt)
+		if f, ok := set.Flag(key); !ok || f.State != flags.StateDisabled {
+			continue
+		}
+		by := "kill switch"
+		if v, err := c.flags.Get(key); err == nil && v.KillSwitch != nil {
+			by = v.KillSwitch.By
+		}
+		_, err := c.ctrl.Do(st.Service, rollout.Command{Kind: rollout.Abort, By: by,
+			Reason: "flag " + key + " was disabled (kill switch)"})
+		if err != nil {
+			c.flagRolls.log.Warn("abort the rollout of a disabled flag", "flag", key, "err", err)
+		}
+	}
+}

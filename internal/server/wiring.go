@@ -8,12 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/flags/ofrep"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/rollout"
@@ -124,8 +122,7 @@ func ofrepHandlers(cfg *config.Config, c *core, adminToken, readToken string, lo
 			tokens = append(tokens, t)
 		}
 	}
-	eval := &flags.Evaluator{Now: time.Now}
-	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: eval, Metrics: c.ofrep, Logger: log}
+	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: c.eval, Metrics: c.ofrep, Logger: log}
 	gwo, admino := o, o
 	gwo.CORS, gwo.Auth = true, ofrep.Auth{Keys: keys, Foreign: tokens}
 	admino.Auth = ofrep.Auth{Keys: keys, Tokens: tokens}
