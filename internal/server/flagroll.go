@@ -67,20 +67,13 @@ func flagRolloutSpecs(services []config.Service, set *flags.Set) (out []config.S
 	return out, errs
 }
 
-// overlayOf is the flag rollout's share as its plan serves it: the variant other than the default
-// with its weight (after a completed rollout, the released variant at 100).
-func overlayOf(served config.Service) *flags.Rollout {
-	def := ""
-	if len(served.Versions) > 0 {
-		def = served.Versions[0].Name
-	}
+// overlayOf is the flag rollout's share as its plan serves it: the variant other than the flag's
+// default that has weight (after a completed rollout, the released variant at 100).
+func overlayOf(served config.Service, def string) *flags.Rollout {
 	for _, t := range served.Traffic {
 		if t.Version != def && t.Weight > 0 {
 			return &flags.Rollout{Variant: t.Version, Percent: t.Weight}
 		}
-	}
-	if len(served.Traffic) == 1 && served.Traffic[0].Version != def {
-		return &flags.Rollout{Variant: served.Traffic[0].Version, Percent: 100}
 	}
 	return nil
 }
@@ -96,12 +89,16 @@ type flagRouter struct {
 func (r flagRouter) Apply(services []config.Service) {
 	var real []config.Service
 	rolls := map[string]*flags.Rollout{}
+	set := r.fr.src.Current()
 	for _, s := range services {
-		if isFlagRollout(s.Name) {
-			rolls[strings.TrimPrefix(s.Name, flags.RolloutSalt)] = overlayOf(s)
+		if !isFlagRollout(s.Name) {
+			real = append(real, s)
 			continue
 		}
-		real = append(real, s)
+		key := strings.TrimPrefix(s.Name, flags.RolloutSalt)
+		if f, ok := set.Flag(key); ok {
+			rolls[key] = overlayOf(s, f.DefaultVariant)
+		}
 	}
 	r.gw.Apply(real)
 	r.fr.setRollouts(real, rolls)
