@@ -135,7 +135,7 @@ type flagRollouts struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	services []config.Service         // as served, for the flags they bind
+	services []config.Service          // as served, for the flags they bind
 	rollouts map[string]*flags.Rollout // by flag key
 }
 
