@@ -39,6 +39,7 @@ type Flag struct {
 	Metadata  map[string]any
 	Service   string // Metadata[MetadataService], "" when absent
 
+	keyAny     any            // Key boxed once, for $flagd.flagKey
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
@@ -268,7 +269,7 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 			p.errf(path+"."+k, "unknown field; a flag has state, variants, defaultVariant, targeting and metadata")
 		}
 	}
-	f := &Flag{Key: key}
+	f := &Flag{Key: key, keyAny: key}
 	p.state(path, fields["state"], f)
 	p.variants(path, fields["variants"], f)
 	p.defaultVariant(path, fields["defaultVariant"], f)
