@@ -131,7 +131,7 @@ type Evaluator struct {
 
 // Evaluate resolves one flag of the set for the context. It never panics on any input.
 func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
-	f, ok := s.flags[key]
+	f, ok := s.Flag(key)
 	if !ok {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q is not defined; check the key or add the flag", key)}
@@ -149,6 +149,9 @@ func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
 
 // EvaluateAll resolves every flag of the set, sorted by key.
 func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
+	if s.Len() == 0 {
+		return []Result{}
+	}
 	out := make([]Result, 0, len(s.keys))
 	d, ctxErr := newEvalData(ctx)
 	if ctxErr == nil {

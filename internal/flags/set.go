@@ -37,7 +37,7 @@ type Flag struct {
 	// flag reads the same wherever it is copied; nil when the flag has no targeting (absent or {}).
 	Targeting json.RawMessage
 	Metadata  map[string]any
-	Service   string // Metadata[MetadataService], "" when absent
+	Service   string // metadata "service", the flag's or else the set's; "" when neither names one
 
 	keyAny     any            // Key boxed once, for $flagd.flagKey
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
@@ -75,6 +75,11 @@ func Parse(data []byte) (*Set, error) {
 	}
 	evaluators := p.evaluators(doc["$evaluators"])
 	setMeta := p.metadata("metadata", doc["metadata"])
+	if svc, ok := setMeta[MetadataService]; ok {
+		if _, ok := svc.(string); !ok {
+			p.errf("metadata."+MetadataService, "must be the name of an Aviary service (a string)")
+		}
+	}
 	raw, ok := doc["flags"]
 	if !ok || isNull(raw) {
 		p.errf("flags", "missing; name the flags in an object {\"flags\": {KEY: {\"state\": ..., \"variants\": ...}}}")
@@ -147,17 +152,31 @@ func (s *Set) seal() {
 	s.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 }
 
-// Keys returns the flag keys, sorted.
-func (s *Set) Keys() []string { return slices.Clone(s.keys) }
+// Keys returns the flag keys, sorted. A nil *Set reads as an empty set here and in Flag, Len and the
+// Evaluator's methods.
+func (s *Set) Keys() []string {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.keys)
+}
 
 // Flag returns the flag with the key.
 func (s *Set) Flag(key string) (*Flag, bool) {
+	if s == nil {
+		return nil, false
+	}
 	f, ok := s.flags[key]
 	return f, ok
 }
 
 // Len returns the number of flags.
-func (s *Set) Len() int { return len(s.keys) }
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.keys)
+}
 
 // Metadata returns the set-level metadata (read-only).
 func (s *Set) Metadata() map[string]any { return s.metadata }
@@ -275,9 +294,7 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 	p.defaultVariant(path, fields["defaultVariant"], f)
 	f.Metadata = p.metadata(path+".metadata", fields["metadata"])
 	if svc, ok := f.Metadata[MetadataService]; ok {
-		if s, ok := svc.(string); ok {
-			f.Service = s
-		} else {
+		if _, ok := svc.(string); !ok {
 			p.errf(path+".metadata."+MetadataService, "must be the name of an Aviary service (a string)")
 		}
 	}
@@ -286,6 +303,8 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 		return nil
 	}
 	f.resultMeta = mergedMeta(setMeta, f.Metadata)
+	// A document per service may name it once in the set-level metadata; the flag's own wins.
+	f.Service, _ = f.resultMeta[MetadataService].(string)
 	return f
 }
 

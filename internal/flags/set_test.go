@@ -92,6 +92,38 @@ func TestParseReadsFlagdFormat(t *testing.T) {
 	if _, ok := s.Flag("c"); ok {
 		t.Error("Flag(c) found a flag that is not there")
 	}
+	if b.Service != "" {
+		t.Errorf("flag b has service %q, named nowhere", b.Service)
+	}
+}
+
+func TestServiceFromSetMetadata(t *testing.T) {
+	s := mustParse(t, `{"metadata": {"service": "shop"}, "flags": {
+	  "inherits": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"},
+	  "own": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "metadata": {"service": "cart"}}}}`)
+	for key, want := range map[string]string{"inherits": "shop", "own": "cart"} {
+		if f, _ := s.Flag(key); f.Service != want {
+			t.Errorf("%s: service %q, want %q", key, f.Service, want)
+		}
+	}
+	if _, err := Parse([]byte(`{"metadata": {"service": true}, "flags": {}}`)); err == nil ||
+		!strings.Contains(err.Error(), "metadata.service: must be the name of an Aviary service") {
+		t.Errorf("set-level service not a string: %v", err)
+	}
+}
+
+func TestNilSetIsEmpty(t *testing.T) {
+	var s *Set
+	e := &Evaluator{}
+	if r := e.Evaluate(s, "k", nil); r.ErrorCode != ErrorFlagNotFound {
+		t.Errorf("Evaluate on nil set: %+v", r)
+	}
+	if all := e.EvaluateAll(s, nil); len(all) != 0 || s.Len() != 0 || len(s.Keys()) != 0 {
+		t.Errorf("nil set: %v %d %v", all, s.Len(), s.Keys())
+	}
+	if m := Merge(nil, s); m.Len() != 0 || m.ETag() == "" {
+		t.Errorf("Merge of nothing: %d flags, ETag %q", m.Len(), m.ETag())
+	}
 }
 
 func TestRefsResolvedAtParse(t *testing.T) {
@@ -210,6 +242,30 @@ func FuzzParse(f *testing.F) {
 			if r.Reason == "" {
 				t.Fatalf("result without a reason: %+v", r)
 			}
+		}
+	})
+}
+
+// FuzzEvaluate runs arbitrary targeting against arbitrary contexts: an evaluation may fail, never panic.
+func FuzzEvaluate(f *testing.F) {
+	f.Add(`{"fractional": [{"var": "k"}, ["a", 1], [{"if": [{"var": "x"}, "b", "a"]}, {"var": "w"}]]}`, `{"k": "u", "x": 1, "w": 3}`)
+	f.Add(`{"sem_ver": [{"var": "v"}, "~", 1.2]}`, `{"v": "v1.2.9"}`)
+	f.Add(`{"if": [{"starts_with": [{"var": "e"}, "a"]}, "a", {"ends_with": [{"var": "e"}]}]}`, `{"e": ["a"]}`)
+	f.Add(`{"reduce": [{"var": "xs"}, {"+": [{"var": "current"}, {"var": "accumulator"}]}, 0]}`, `{"xs": [1, "b", null]}`)
+	f.Add(`{"substr": [{"var": "s"}, -9, 99]}`, `{"s": "abc"}`)
+	f.Fuzz(func(t *testing.T, rule, ctxJSON string) {
+		doc := `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "a", "b": "b", "true": true}, "defaultVariant": "a", "targeting": ` + rule + `}}}`
+		s, err := Parse([]byte(doc))
+		if err != nil {
+			return
+		}
+		var ctx map[string]any
+		if json.Unmarshal([]byte(ctxJSON), &ctx) != nil {
+			return
+		}
+		r := (&Evaluator{}).Evaluate(s, "f", ctx)
+		if r.Reason == "" {
+			t.Fatalf("result without a reason: %+v", r)
 		}
 	})
 }
