@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -130,7 +131,7 @@ type Evaluator struct {
 
 // Evaluate resolves one flag of the set for the context. It never panics on any input.
 func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
-	f, ok := s.flags[key]
+	f, ok := s.Flag(key)
 	if !ok {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q is not defined; check the key or add the flag", key)}
@@ -141,18 +142,24 @@ func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
 	if f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil) {
 		return f.static()
 	}
-	var d evalData
-	if err := d.init(ctx); err != nil {
+	d, err := newEvalData(ctx)
+	if err != nil {
 		return f.errorResult(ErrorInvalidCtx, err.Error())
 	}
-	return e.evaluate(f, &d)
+	defer d.release()
+	return e.evaluate(f, d)
 }
 
 // EvaluateAll resolves every flag of the set, sorted by key.
 func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
+	if s.Len() == 0 {
+		return []Result{}
+	}
 	out := make([]Result, 0, len(s.keys))
-	var d evalData
-	ctxErr := d.init(ctx)
+	d, ctxErr := newEvalData(ctx)
+	if ctxErr == nil {
+		defer d.release()
+	}
 	for _, k := range s.keys {
 		f := s.flags[k]
 		if r, ok := f.rolled(ctx); ok {
@@ -165,7 +172,7 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 		case ctxErr != nil:
 			out = append(out, f.errorResult(ErrorInvalidCtx, ctxErr.Error()))
 		default:
-			out = append(out, e.evaluate(f, &d))
+			out = append(out, e.evaluate(f, d))
 		}
 	}
 	return out
@@ -223,29 +230,49 @@ func (e *Evaluator) evaluate(f *Flag, d *evalData) Result {
 }
 
 // evalData is the JsonLogic data of one evaluation: the caller's context (copied, never mutated, numbers
-// as float64 as the library expects) plus $flagd and $aviary, set per flag.
+// as float64 as the library expects) plus $flagd and $aviary, set per flag. Its maps are pooled and
+// cleared for reuse: the library reads data during an evaluation and keeps nothing of it (a rule that
+// returns the data itself is turned into an error message before release), so a map is never seen by
+// two evaluations at once.
 type evalData struct {
-	m  map[string]any
-	tk string
+	m      map[string]any
+	flagd  map[string]any
+	aviary map[string]any
+	tk     string
+	unix   int64
+	ts     any // unix boxed once per second, not per evaluation
 }
 
-func (d *evalData) init(ctx Context) error {
-	d.m = make(map[string]any, len(ctx)+3)
+var dataPool = sync.Pool{New: func() any {
+	return &evalData{m: make(map[string]any, 8), flagd: make(map[string]any, 2), aviary: make(map[string]any, 3)}
+}}
+
+func newEvalData(ctx Context) (*evalData, error) {
+	d := dataPool.Get().(*evalData)
+	d.tk = ""
 	for k, v := range ctx {
 		nv, err := normalize(v)
 		if err != nil {
-			return fmt.Errorf("context %q: %v; send JSON values (strings, numbers, booleans, objects, arrays)", k, err)
+			d.release()
+			return nil, fmt.Errorf("context %q: %v; send JSON values (strings, numbers, booleans, objects, arrays)", k, err)
 		}
 		d.m[k] = nv
 	}
 	if tk, ok := d.m[TargetingKey]; ok && tk != nil {
 		s, ok := tk.(string)
 		if !ok {
-			return fmt.Errorf("context %q must be a string, not %s; send the key as a string", TargetingKey, compact(mustJSON(tk)))
+			d.release()
+			return nil, fmt.Errorf("context %q must be a string, not %s; send the key as a string", TargetingKey, compact(mustJSON(tk)))
 		}
 		d.tk = s
 	}
-	return nil
+	return d, nil
+}
+
+func (d *evalData) release() {
+	clear(d.m)
+	clear(d.aviary)
+	dataPool.Put(d)
 }
 
 func (d *evalData) forFlag(e *Evaluator, f *Flag) map[string]any {
@@ -253,28 +280,33 @@ func (d *evalData) forFlag(e *Evaluator, f *Flag) map[string]any {
 	if e.Now != nil {
 		now = e.Now
 	}
-	d.m["$flagd"] = map[string]any{"flagKey": f.Key, "timestamp": float64(now().Unix())}
+	if u := now().Unix(); u != d.unix || d.ts == nil {
+		d.unix, d.ts = u, float64(u)
+	}
+	d.flagd["flagKey"] = f.keyAny
+	d.flagd["timestamp"] = d.ts
+	d.m["$flagd"] = d.flagd
 	d.m[dataVersionKey] = e.Fractional
 	if f.usesAviary {
-		d.m["$aviary"] = e.aviary(f, d.tk)
+		e.fillAviary(d.aviary, f, d.tk)
+		d.m["$aviary"] = d.aviary
 	}
 	return d.m
 }
 
-func (e *Evaluator) aviary(f *Flag, tk string) map[string]any {
-	m := map[string]any{}
+func (e *Evaluator) fillAviary(m map[string]any, f *Flag, tk string) {
+	clear(m)
 	if f.Service == "" {
-		return m
+		return
 	}
 	m["service"] = f.Service
 	if e.Placer == nil || tk == "" {
-		return m
+		return
 	}
 	if version, track, ok := e.Placer.Place(f.Service, tk); ok {
 		m["version"] = version
 		m["track"] = string(track)
 	}
-	return m
 }
 
 // normalize returns a context value as the JsonLogic library reads it (float64 numbers, map[string]any,

@@ -203,7 +203,15 @@ func applyNested(rule, data any) any {
 // call; ApplyInterface takes them decoded, which is what precompiling at Parse is for. The library
 // marks it deprecated in favour of Apply; v3.5.1 is the newest release and keeps it exported, and an
 // upgrade that drops it fails to build here, not silently.
-func applyRule(rule, data any) (any, error) {
+//
+// The library recovers its own panics but only those whose value is an error; the outer recover keeps
+// any other from reaching a caller.
+func applyRule(rule, data any) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("rule failed: %v", p)
+		}
+	}()
 	//lint:ignore SA1019 see above: Apply re-decodes JSON per evaluation.
 	return jsonlogic.ApplyInterface(rule, data)
 }

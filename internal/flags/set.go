@@ -37,8 +37,9 @@ type Flag struct {
 	// flag reads the same wherever it is copied; nil when the flag has no targeting (absent or {}).
 	Targeting json.RawMessage
 	Metadata  map[string]any
-	Service   string // Metadata[MetadataService], "" when absent
+	Service   string // metadata "service", the flag's or else the set's; "" when neither names one
 
+	keyAny     any            // Key boxed once, for $flagd.flagKey
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
@@ -75,6 +76,11 @@ func Parse(data []byte) (*Set, error) {
 	}
 	evaluators := p.evaluators(doc["$evaluators"])
 	setMeta := p.metadata("metadata", doc["metadata"])
+	if svc, ok := setMeta[MetadataService]; ok {
+		if _, ok := svc.(string); !ok {
+			p.errf("metadata."+MetadataService, "must be the name of an Aviary service (a string)")
+		}
+	}
 	raw, ok := doc["flags"]
 	if !ok || isNull(raw) {
 		p.errf("flags", "missing; name the flags in an object {\"flags\": {KEY: {\"state\": ..., \"variants\": ...}}}")
@@ -147,17 +153,31 @@ func (s *Set) seal() {
 	s.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 }
 
-// Keys returns the flag keys, sorted.
-func (s *Set) Keys() []string { return slices.Clone(s.keys) }
+// Keys returns the flag keys, sorted. A nil *Set reads as an empty set here and in Flag, Len and the
+// Evaluator's methods.
+func (s *Set) Keys() []string {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.keys)
+}
 
 // Flag returns the flag with the key.
 func (s *Set) Flag(key string) (*Flag, bool) {
+	if s == nil {
+		return nil, false
+	}
 	f, ok := s.flags[key]
 	return f, ok
 }
 
 // Len returns the number of flags.
-func (s *Set) Len() int { return len(s.keys) }
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.keys)
+}
 
 // Metadata returns the set-level metadata (read-only).
 func (s *Set) Metadata() map[string]any { return s.metadata }
@@ -269,15 +289,13 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 			p.errf(path+"."+k, "unknown field; a flag has state, variants, defaultVariant, targeting and metadata")
 		}
 	}
-	f := &Flag{Key: key}
+	f := &Flag{Key: key, keyAny: key}
 	p.state(path, fields["state"], f)
 	p.variants(path, fields["variants"], f)
 	p.defaultVariant(path, fields["defaultVariant"], f)
 	f.Metadata = p.metadata(path+".metadata", fields["metadata"])
 	if svc, ok := f.Metadata[MetadataService]; ok {
-		if s, ok := svc.(string); ok {
-			f.Service = s
-		} else {
+		if _, ok := svc.(string); !ok {
 			p.errf(path+".metadata."+MetadataService, "must be the name of an Aviary service (a string)")
 		}
 	}
@@ -286,6 +304,8 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 		return nil
 	}
 	f.resultMeta = mergedMeta(setMeta, f.Metadata)
+	// A document per service may name it once in the set-level metadata; the flag's own wins.
+	f.Service, _ = f.resultMeta[MetadataService].(string)
 	return f
 }
 
