@@ -13,15 +13,6 @@ const overlayDoc = `{"flags": {
   "banner": {"state": "DISABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a"}
 }}`
 
-func mustParse(t testing.TB, doc string) *Set {
-	t.Helper()
-	s, err := Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func rolledOut(s *Set, percent int) *Set {
 	return s.WithOverlays(map[string]Overlay{"checkout": {Service: "shop", Rollout: &Rollout{Variant: "on", Percent: percent}},
 		"banner": {Rollout: &Rollout{Variant: "b", Percent: 100}}})
