@@ -58,6 +58,7 @@ type Server struct {
 	Flags       Flags
 	OFREP       http.Handler
 	OFREPPrefix string
+	Exposures   Exposures // nil: no exposure route
 	Hub         *Hub
 	Tokens      Tokens
 	Browser     BrowserGuard
@@ -80,6 +81,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Flags != nil {
 		s.flagRoutes(api)
+	}
+	if s.Exposures != nil {
+		api.HandleFunc("GET /api/v1/flags/{key}/exposures", s.exposures)
 	}
 	if s.Analyses != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {

@@ -127,10 +127,19 @@ type Evaluator struct {
 	Placer     Placer           // nil: $aviary holds only the flag's service
 	Now        func() time.Time // $flagd.timestamp; nil: time.Now
 	Fractional FractionalVersion
+	// Exposed, when set, is told of every result that gave a targeting key a variant (exposure
+	// records for experiments). It is called on the evaluation's goroutine: it must not block.
+	Exposed func(flag, targetingKey, variant string)
 }
 
 // Evaluate resolves one flag of the set for the context. It never panics on any input.
 func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
+	r := e.resolve(s, key, ctx)
+	e.expose(ctx, r)
+	return r
+}
+
+func (e *Evaluator) resolve(s *Set, key string, ctx Context) Result {
 	f, ok := s.Flag(key)
 	if !ok {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
@@ -175,7 +184,20 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 			out = append(out, e.evaluate(f, d))
 		}
 	}
+	for _, r := range out {
+		e.expose(ctx, r)
+	}
 	return out
+}
+
+// expose tells Exposed of a result that gave a keyed context a variant.
+func (e *Evaluator) expose(ctx Context, r Result) {
+	if e.Exposed == nil || r.Variant == "" {
+		return
+	}
+	if tk, _ := ctx[TargetingKey].(string); tk != "" {
+		e.Exposed(r.Key, tk, r.Variant)
+	}
 }
 
 // static resolves a flag without targeting.

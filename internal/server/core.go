@@ -15,6 +15,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/flags"
+	"aviary.dev/aviary/internal/flags/exposure"
 	"aviary.dev/aviary/internal/flags/ofrep"
 	"aviary.dev/aviary/internal/flags/source"
 	"aviary.dev/aviary/internal/gateway"
@@ -49,6 +50,7 @@ type core struct {
 	eval  *flags.Evaluator // every evaluation's: OFREP and the gateway's per-request flags
 	// flagRolls binds the services' flags to the gateway and the flag rollouts to the flags.
 	flagRolls *flagRollouts
+	exposures *exposure.Recorder // who was given which variant first
 
 	stopCtrl func()
 }
@@ -92,7 +94,8 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	if c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log, OnEvents: publish}); err != nil {
 		return err
 	}
-	c.eval = &flags.Evaluator{Now: time.Now}
+	c.exposures = exposure.New(exposure.Options{Sink: c.store, Logger: log, Registry: c.prom, Track: c.trackOf})
+	c.eval = &flags.Evaluator{Now: time.Now, Exposed: c.exposures.Exposed}
 	c.flagRolls = &flagRollouts{gw: c.gw, src: c.flags, ev: c.eval, log: log}
 	c.ctrl, err = rollout.NewController(rollout.Options{
 		Store: c.store, Router: flagRouter{gw: c.gw, fr: c.flagRolls}, Health: flagHealth{gw: gatewayHealth{c.gw}, src: c.flags},
@@ -146,6 +149,9 @@ func (c *core) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.tel.Shutdown(ctx) // flushes what is left; a collector that is gone was logged already
 		cancel()
+	}
+	if c.exposures != nil {
+		c.exposures.Close() // before the store: it writes there
 	}
 	if c.store != nil {
 		_ = c.store.Close()

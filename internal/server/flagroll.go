@@ -261,3 +261,16 @@ func (c *core) killSwitchAborts() {
 		}
 	}
 }
+
+// trackOf is the track of a targeting key in the service of a flag, for its exposure records: ""
+// when the flag has no service or the service no stickiness.
+func (c *core) trackOf(flag, key string) string {
+	f, ok := c.flags.Current().Flag(flag)
+	if !ok || f.Service == "" || c.eval.Placer == nil {
+		return ""
+	}
+	if _, track, ok := c.eval.Placer.Place(f.Service, key); ok {
+		return string(track)
+	}
+	return ""
+}

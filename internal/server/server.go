@@ -64,7 +64,7 @@ func Run(ctx context.Context, o Options) error {
 	ofrepGW, ofrepAdmin := ofrepHandlers(cfg, c, adminToken, readToken, log)
 	adminSrv := &http.Server{
 		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix,
+			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store,
 			Ready: ready.ready, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

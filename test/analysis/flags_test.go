@@ -4,6 +4,7 @@ package analysis_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +20,7 @@ import (
 	"aviary.dev/aviary/internal/bucket"
 	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
 	"aviary.dev/aviary/test/e2e"
 )
 
@@ -151,6 +153,33 @@ func TestAFailingFlagVariantIsRolledBackWithinAMinute(t *testing.T) {
 		t.Fatal("no user got the variant: the rollout never reached the gateway")
 	}
 	t.Logf("%d of %d users had the variant, all in the 10%% share", on, len(up.seen))
+	// The exposures kept for experiments say the same: every user given "on" was in the share.
+	var exp store.ExposureCounts
+	getJSON(t, a.Admin+"/api/v1/flags/checkout/exposures?recent=1000", &exp)
+	if exp.ByVariant["on"] == 0 || exp.ByVariant["off"] == 0 {
+		t.Fatalf("exposures by variant %v; want both variants", exp.ByVariant)
+	}
+	for _, e := range exp.Recent {
+		if e.Variant == "on" && !inShare(e.Key, 10) {
+			t.Fatalf("exposure %+v: given on outside the share", e)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A healthy variant is rolled out to every user, step by step, the same users staying in.
