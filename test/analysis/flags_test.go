@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,9 +58,19 @@ func newFlagUpstream(t *testing.T, errPercent int) *flagUpstream {
 	return u
 }
 
-// startFlagRollout runs Aviary with the checkout flag rolled out to "on" by the service's gateway:
-// 10%, an analysis, 50%, an analysis.
+// flagSteps are the checkout flag's rollout: 10%, an analysis, 50%, an analysis.
+const flagSteps = `
+              - setWeight: 10
+              - analysis: {templates: [errors-only]}
+              - setWeight: 50
+              - analysis: {templates: [errors-only]}`
+
+// startFlagRollout runs Aviary with the checkout flag rolled out to "on" by the service's gateway.
 func startFlagRollout(t *testing.T, up *flagUpstream) *e2e.Aviary {
+	return startFlagSteps(t, up, flagSteps)
+}
+
+func startFlagSteps(t *testing.T, up *flagUpstream, steps string) *e2e.Aviary {
 	dir := t.TempDir()
 	flagFile := filepath.Join(dir, "flags.json")
 	doc := `{"flags": {"checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}`
@@ -80,12 +91,8 @@ services:
         release: "on"
         strategy:
           canary:
-            steps:
-              - setWeight: 10
-              - analysis: {templates: [errors-only]}
-              - setWeight: 50
-              - analysis: {templates: [errors-only]}
-`, errorsOnly, flagFile, up.url))
+            steps:%s
+`, errorsOnly, flagFile, up.url, steps))
 }
 
 // userLoad sends about rps requests a second, each from one of users users, until ctx ends.
@@ -211,5 +218,38 @@ func TestAHealthyFlagVariantReachesEveryone(t *testing.T) {
 		if !vs["on"] || len(vs) != 1 {
 			t.Fatalf("%s after the rollout completed: variants %v, want on", user, vs)
 		}
+	}
+}
+
+// The kill switch serves every caller's default at once and aborts the flag's rollout in flight,
+// naming who pulled it.
+func TestTheKillSwitchAbortsAFlagRollout(t *testing.T) {
+	t.Parallel()
+	up := newFlagUpstream(t, 0)
+	a := startFlagSteps(t, up, "\n              - setWeight: 100\n              - pause: {}")
+	a.WaitFor("flag:checkout", 10*time.Second, func(s rollout.Status) bool { return s.CanaryWeight == 100 })
+	req, _ := http.NewRequest(http.MethodPost, a.Admin+"/api/v1/flags/checkout/disable", strings.NewReader(`{"reason": "checkout broken"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("disable: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	st := a.WaitFor("flag:checkout", 10*time.Second, func(s rollout.Status) bool { return s.Phase == rollout.Degraded })
+	if !strings.Contains(st.Message, "disabled") {
+		t.Errorf("abort message %q does not say the flag was disabled", st.Message)
+	}
+	// Disabled: no variant, so the upstream gets no flag header and uses its own default.
+	greq, _ := http.NewRequest(http.MethodGet, a.GW+"/", nil)
+	greq.Header.Set("X-User", "after-the-switch")
+	gresp, err := http.DefaultClient.Do(greq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gresp.Body.Close()
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if vs := up.seen["after-the-switch"]; !vs[""] || len(vs) != 1 {
+		t.Errorf("after the kill switch the upstream saw variants %v; want none", vs)
 	}
 }
