@@ -73,6 +73,8 @@
 //
 // # Speed
 //
-// flagd publishes about 2 µs per resolve. BenchmarkEvaluateFractional and BenchmarkEvaluateStatic
-// measure ours; see bench_test.go for the figures measured here and the command.
+// flagd publishes about 2 µs per resolve. Here, on 2 busy shared cores, a fractional evaluation takes
+// 0.7-1.5 µs with 3 allocations (the library's), a flag without targeting 30-85 ns with none; the data
+// an evaluation hands the library (the context copy, $flagd, $aviary) is pooled. bench_test.go has
+// the figures and the command.
 package flags

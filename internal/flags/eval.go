@@ -292,15 +292,24 @@ func (e *Evaluator) fillAviary(m map[string]any, f *Flag, tk string) {
 	if f.Service == "" {
 		return
 	}
-	m["service"] = f.Service
+	m["service"] = f.serviceAny
 	if e.Placer == nil || tk == "" {
 		return
 	}
 	if version, track, ok := e.Placer.Place(f.Service, tk); ok {
 		m["version"] = version
-		m["track"] = string(track)
+		switch track { // the common values boxed once, not per evaluation
+		case TrackStable:
+			m["track"] = trackStableAny
+		case TrackCanary:
+			m["track"] = trackCanaryAny
+		default:
+			m["track"] = string(track)
+		}
 	}
 }
+
+var trackStableAny, trackCanaryAny any = string(TrackStable), string(TrackCanary)
 
 // normalize returns a context value as the JsonLogic library reads it (float64 numbers, map[string]any,
 // []any), copying only containers that need a change.

@@ -40,6 +40,7 @@ type Flag struct {
 	Service   string // metadata "service", the flag's or else the set's; "" when neither names one
 
 	keyAny     any            // Key boxed once, for $flagd.flagKey
+	serviceAny any            // Service boxed once, for $aviary.service
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
@@ -137,6 +138,24 @@ func Merge(sets ...*Set) *Set {
 	sort.Strings(m.problems)
 	m.seal()
 	return m
+}
+
+// WithState returns a copy of the set with one flag's state changed (the kill switch: disabling a flag
+// serves the caller's fallback everywhere at once); the receiver is unchanged.
+func (s *Set) WithState(key string, st State) (*Set, error) {
+	if st != StateEnabled && st != StateDisabled {
+		return nil, fmt.Errorf("state %q: set %q or %q", st, StateEnabled, StateDisabled)
+	}
+	f, ok := s.Flag(key)
+	if !ok {
+		return nil, fmt.Errorf("flag %q is not defined; check the key (aviary flag list)", key)
+	}
+	c := *f
+	c.State = st
+	n := &Set{flags: maps.Clone(s.flags), metadata: s.metadata, problems: s.problems}
+	n.flags[key] = &c
+	n.seal()
+	return n, nil
 }
 
 // seal computes the sorted keys and the ETag once the flags are final.
@@ -305,6 +324,7 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 	f.resultMeta = mergedMeta(setMeta, f.Metadata)
 	// A document per service may name it once in the set-level metadata; the flag's own wins.
 	f.Service, _ = f.resultMeta[MetadataService].(string)
+	f.serviceAny = f.Service
 	return f
 }
 

@@ -227,6 +227,35 @@ func TestETagIsContent(t *testing.T) {
 	}
 }
 
+func TestWithStateIsTheKillSwitch(t *testing.T) {
+	s := mustParse(t, `{"flags": {"k": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+	  "other": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"}}}`)
+	off, err := s.WithState("k", StateDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Evaluator{}
+	if r := e.Evaluate(off, "k", nil); r.Reason != ReasonDisabled || r.Value != nil {
+		t.Errorf("disabled: %+v", r)
+	}
+	if r := e.Evaluate(s, "k", nil); r.Value != true {
+		t.Errorf("the original set changed: %+v", r)
+	}
+	if off.ETag() == s.ETag() || off.Len() != 2 {
+		t.Errorf("ETag %s kept, or flags lost (%d)", off.ETag(), off.Len())
+	}
+	on, _ := off.WithState("k", StateEnabled)
+	if on.ETag() != s.ETag() {
+		t.Error("enabling again did not restore the ETag")
+	}
+	if _, err := s.WithState("nope", StateDisabled); err == nil || !strings.Contains(err.Error(), "check the key") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if _, err := s.WithState("k", State("off")); err == nil {
+		t.Error("a state that is not one was accepted")
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on", "targeting": {"fractional": [["on", 1]]}}}}`))
 	f.Add([]byte(`{"flags": {"a": {"state": "ENABLED", "variants": {"on": true}, "targeting": {"if": [{"$ref": "x"}, "on"]}}}, "$evaluators": {"x": {"$ref": "x"}}}`))
