@@ -101,8 +101,6 @@ func Parse(data []byte) (*Set, error) {
 		sort.Strings(p.errs)
 		return nil, errors.New(strings.Join(p.errs, "\n"))
 	}
-	sort.Strings(p.problems)
-	s.problems = p.problems
 	s.seal()
 	return s, nil
 }
@@ -124,18 +122,6 @@ func Merge(sets ...*Set) *Set {
 			maps.Copy(m.metadata, s.metadata)
 		}
 	}
-	for _, s := range sets {
-		if s == nil {
-			continue
-		}
-		for _, pr := range s.problems {
-			key, _, _ := strings.Cut(strings.TrimPrefix(pr, "flags."), ".")
-			if f, ok := m.flags[key]; ok && f.ruleErr != nil && s.flags[key] == f {
-				m.problems = append(m.problems, pr)
-			}
-		}
-	}
-	sort.Strings(m.problems)
 	m.seal()
 	return m
 }
@@ -152,15 +138,21 @@ func (s *Set) WithState(key string, st State) (*Set, error) {
 	}
 	c := *f
 	c.State = st
-	n := &Set{flags: maps.Clone(s.flags), metadata: s.metadata, problems: s.problems}
+	n := &Set{flags: maps.Clone(s.flags), metadata: s.metadata}
 	n.flags[key] = &c
 	n.seal()
 	return n, nil
 }
 
-// seal computes the sorted keys and the ETag once the flags are final.
+// seal computes the sorted keys, the problems and the ETag once the flags are final.
 func (s *Set) seal() {
 	s.keys = slices.Sorted(maps.Keys(s.flags))
+	s.problems = nil
+	for _, k := range s.keys {
+		if f := s.flags[k]; f.ruleErr != nil {
+			s.problems = append(s.problems, "flags."+k+".targeting: "+f.ruleErr.Error())
+		}
+	}
 	b, err := s.JSON()
 	if err != nil {
 		// Unreachable: every value came from JSON. Keep the ETag distinct from any content hash.
@@ -236,8 +228,7 @@ func (s *Set) JSON() ([]byte, error) {
 
 // parser gathers every error of a document, each with its JSON path.
 type parser struct {
-	errs     []string
-	problems []string
+	errs []string
 }
 
 func (p *parser) errf(path, format string, args ...any) {
@@ -409,8 +400,7 @@ func (p *parser) targeting(path string, raw json.RawMessage, evaluators map[stri
 		err = checkOperators(rule)
 	}
 	if err != nil {
-		f.ruleErr = err
-		p.problems = append(p.problems, path+".targeting: "+err.Error())
+		f.ruleErr = err // listed by Set.Problems; the flag resolves with PARSE_ERROR
 		return
 	}
 	f.rule = rule

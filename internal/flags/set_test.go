@@ -165,12 +165,13 @@ func TestRefsResolvedAtParse(t *testing.T) {
 func TestMergeLaterSetWins(t *testing.T) {
 	a := mustParse(t, `{"metadata": {"src": "a", "team": "web"}, "flags": {
 	  "x": {"state": "ENABLED", "variants": {"v": "a-x"}, "defaultVariant": "v"},
-	  "y": {"state": "ENABLED", "variants": {"v": "a-y"}, "defaultVariant": "v", "targeting": {"$ref": "gone"}}}}`)
+	  "y": {"state": "ENABLED", "variants": {"v": "a-y"}, "defaultVariant": "v", "targeting": {"$ref": "gone"}},
+	  "web.old": {"state": "ENABLED", "variants": {"v": 1}, "defaultVariant": "v", "targeting": {"nope": []}}}}`)
 	b := mustParse(t, `{"metadata": {"src": "b"}, "flags": {
 	  "y": {"state": "ENABLED", "variants": {"v": "b-y"}, "defaultVariant": "v"},
 	  "z": {"state": "ENABLED", "variants": {"v": "b-z"}, "defaultVariant": "v"}}}`)
 	m := Merge(a, nil, b)
-	if got := m.Keys(); !slices.Equal(got, []string{"x", "y", "z"}) {
+	if got := m.Keys(); !slices.Equal(got, []string{"web.old", "x", "y", "z"}) {
 		t.Fatalf("Keys = %v", got)
 	}
 	e := &Evaluator{}
@@ -185,8 +186,8 @@ func TestMergeLaterSetWins(t *testing.T) {
 	if md := m.Metadata(); md["src"] != "b" || md["team"] != "web" {
 		t.Errorf("merged set metadata = %v", md)
 	}
-	if len(a.Problems()) != 1 || len(m.Problems()) != 0 {
-		t.Errorf("problems: a %q, merged %q (b's y replaced the broken one)", a.Problems(), m.Problems())
+	if len(a.Problems()) != 2 || len(m.Problems()) != 1 || !strings.HasPrefix(m.Problems()[0], `flags.web.old.targeting: unknown operator "nope"`) {
+		t.Errorf("problems: a %q, merged %q (b's y replaced a broken one)", a.Problems(), m.Problems())
 	}
 	if Merge(b, a).ETag() == m.ETag() {
 		t.Error("merge order must matter")
