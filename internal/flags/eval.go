@@ -139,6 +139,9 @@ func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
 	if f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil) {
 		return f.static()
 	}
+	if f.ruleErr != nil {
+		return f.parseError()
+	}
 	d, err := newEvalData(ctx)
 	if err != nil {
 		return f.errorResult(ErrorInvalidCtx, err.Error())
@@ -162,6 +165,8 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 		switch {
 		case f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil):
 			out = append(out, f.static())
+		case f.ruleErr != nil:
+			out = append(out, f.parseError())
 		case ctxErr != nil:
 			out = append(out, f.errorResult(ErrorInvalidCtx, ctxErr.Error()))
 		default:
@@ -189,10 +194,13 @@ func (f *Flag) errorResult(code ErrorCode, msg string) Result {
 	return Result{Key: f.Key, Reason: ReasonError, ErrorCode: code, ErrorMessage: msg, Metadata: f.resultMeta}
 }
 
+// parseError is the result of a flag whose targeting cannot run (see Set.Problems).
+func (f *Flag) parseError() Result {
+	return f.errorResult(ErrorParse, fmt.Sprintf("flag %q: targeting: %v", f.Key, f.ruleErr))
+}
+
+// evaluate runs an enabled flag's compiled targeting.
 func (e *Evaluator) evaluate(f *Flag, d *evalData) Result {
-	if f.ruleErr != nil {
-		return f.errorResult(ErrorParse, fmt.Sprintf("flag %q: targeting: %v", f.Key, f.ruleErr))
-	}
 	data := d.forFlag(e, f)
 	out, err := applyRule(f.rule, data)
 	if err != nil {
