@@ -209,14 +209,22 @@ type flagJSON struct {
 }
 
 // JSON returns the set as a flagd document. Evaluator references are already resolved into each flag's
-// targeting, so the document has no $evaluators; parsing it again gives an equal set (and ETag).
+// targeting, so the document has no $evaluators; parsing it again gives an equal set (and ETag). A flag
+// of a merged set whose own document's metadata differs from the merged set-level metadata is written
+// with all the metadata it resolves with.
 func (s *Set) JSON() ([]byte, error) {
 	out := struct {
 		Flags    map[string]flagJSON `json:"flags"`
 		Metadata map[string]any      `json:"metadata,omitempty"`
 	}{Flags: make(map[string]flagJSON, len(s.flags)), Metadata: s.metadata}
 	for k, f := range s.flags {
-		fj := flagJSON{State: f.State, Variants: f.Variants, Targeting: f.Targeting, Metadata: f.Metadata}
+		meta := f.Metadata
+		if !maps.Equal(f.resultMeta, mergedMeta(s.metadata, f.Metadata)) {
+			// A flag merged from another document keeps that document's metadata; write what it
+			// resolves with, so the JSON (and the ETag) says so.
+			meta = f.resultMeta
+		}
+		fj := flagJSON{State: f.State, Variants: f.Variants, Targeting: f.Targeting, Metadata: meta}
 		if f.DefaultVariant != "" {
 			dv := f.DefaultVariant
 			fj.DefaultVariant = &dv

@@ -192,6 +192,27 @@ func TestMergeLaterSetWins(t *testing.T) {
 	if Merge(b, a).ETag() == m.ETag() {
 		t.Error("merge order must matter")
 	}
+	// x resolves with a's metadata even though b's set-level src wins: the JSON and the ETag say so.
+	a2 := mustParse(t, strings.Replace(mustJSONString(t, a), `"src":"a"`, `"src":"a2"`, 1))
+	if Merge(a2, b).ETag() == m.ETag() {
+		t.Error("a change of the metadata flag x resolves with kept the merged ETag")
+	}
+	round := mustParse(t, mustJSONString(t, m))
+	if round.ETag() != m.ETag() {
+		t.Errorf("merged set's JSON round trip changed the ETag:\n%s", mustJSONString(t, m))
+	}
+	if r := e.Evaluate(round, "x", nil); r.Metadata["src"] != "a" || r.Metadata["team"] != "web" {
+		t.Errorf("x after a round trip: %v", r.Metadata)
+	}
+}
+
+func mustJSONString(t *testing.T, s *Set) string {
+	t.Helper()
+	b, err := s.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestETagIsContent(t *testing.T) {
