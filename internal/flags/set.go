@@ -42,6 +42,7 @@ type Flag struct {
 	keyAny     any            // Key boxed once, for $flagd.flagKey
 	serviceAny any            // Service boxed once, for $aviary.service
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
+	split      *splitRule     // rule compiled to a table when it is a literal fractional split (fast.go)
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
 	resultMeta map[string]any // set-level metadata overridden by the flag's own; nil when both are empty
@@ -412,6 +413,7 @@ func (p *parser) targeting(path string, raw json.RawMessage, evaluators map[stri
 		return
 	}
 	f.rule = rule
+	f.split = compileSplit(rule)
 	f.usesAviary = bytes.Contains(b, []byte(`"$aviary`))
 }
 
