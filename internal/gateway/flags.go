@@ -41,6 +41,7 @@ type flagTable map[string][]requestFlag
 type requestFlag struct {
 	RequestFlag
 	header string                     // canonical
+	values map[string][]string        // the header's value for each of Variants, made once
 	series map[string]*metrics.Series // by variant; nil unless measured
 }
 
@@ -59,6 +60,10 @@ func (g *Gateway) SetFlags(byService map[string][]RequestFlag) {
 			rf := requestFlag{RequestFlag: f}
 			if f.Header != "" {
 				rf.header = textproto.CanonicalMIMEHeaderKey(f.Header)
+				rf.values = make(map[string][]string, len(f.Variants))
+				for _, v := range f.Variants {
+					rf.values[v] = []string{v} // shared by requests: the proxy copies headers it changes
+				}
 			}
 			if f.Measured {
 				rf.series = make(map[string]*metrics.Series, len(f.Variants))
@@ -84,7 +89,9 @@ func (g *Gateway) evalFlags(ex *exchange, r *http.Request, svc *service, key str
 		f := &fs[i]
 		variant, ok := f.Variant(key, r)
 		if f.header != "" {
-			if ok {
+			if vs, listed := f.values[variant]; ok && listed {
+				r.Header[f.header] = vs
+			} else if ok {
 				r.Header[f.header] = []string{variant}
 			} else {
 				delete(r.Header, f.header)

@@ -180,12 +180,21 @@ func (fr *flagRollouts) bindLocked() {
 	fr.gw.SetFlags(by)
 }
 
-// variant evaluates a service's flag for a request: the targeting key is the service's sticky key,
-// and the flag's context headers add attributes.
+// variant evaluates a service's flag for a request against the set in force.
 func (fr *flagRollouts) variant(sf config.ServiceFlag) func(string, *http.Request) (string, bool) {
+	return requestVariant(fr.ev, fr.src.Current, sf)
+}
+
+// contexts recycles the evaluation contexts of the request path.
+var contexts = sync.Pool{New: func() any { return flags.Context{} }}
+
+// requestVariant evaluates a flag for a request: the targeting key is the service's sticky key, and
+// the flag's context headers add attributes. The context is pooled (the evaluator copies what it
+// keeps), so a static flag, a flag rollout's share or a plain fractional split costs no allocation.
+func requestVariant(ev *flags.Evaluator, current func() *flags.Set, sf config.ServiceFlag) func(string, *http.Request) (string, bool) {
 	key, attrs := sf.Key, sf.Context
 	return func(tk string, r *http.Request) (string, bool) {
-		ctx := flags.Context{}
+		ctx := contexts.Get().(flags.Context)
 		if tk != "" {
 			ctx[flags.TargetingKey] = tk
 		}
@@ -194,7 +203,9 @@ func (fr *flagRollouts) variant(sf config.ServiceFlag) func(string, *http.Reques
 				ctx[attr] = v
 			}
 		}
-		res := fr.ev.Evaluate(fr.src.Current(), key, ctx)
+		res := ev.Evaluate(current(), key, ctx)
+		clear(ctx)
+		contexts.Put(ctx)
 		return res.Variant, res.Variant != ""
 	}
 }
