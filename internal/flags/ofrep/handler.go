@@ -76,6 +76,14 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags", h.authed(endpointBulk, h.bulk))
 	h.mux.HandleFunc("GET "+p+"/v1/configuration", h.authed(endpointConfiguration, h.configuration))
 	h.mux.HandleFunc("GET "+p+"/v1/changes", h.changes)
+	for path, allow := range map[string]string{"/v1/evaluate/flags/{key}": "POST", "/v1/evaluate/flags": "POST",
+		"/v1/configuration": "GET", "/v1/changes": "GET"} {
+		h.mux.HandleFunc(p+path, func(w http.ResponseWriter, r *http.Request) {
+			h.o.Metrics.request(endpointOther, http.StatusMethodNotAllowed)
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, generalError{Details: fmt.Sprintf("%s %s: this endpoint takes %s", r.Method, r.URL.Path, allow)})
+		})
+	}
 	h.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.o.Metrics.request(endpointOther, http.StatusNotFound)
 		writeJSON(w, http.StatusNotFound, generalError{Details: fmt.Sprintf("no OFREP endpoint %s %s; the endpoints are POST %s/v1/evaluate/flags[/KEY] and GET %s/v1/configuration",
