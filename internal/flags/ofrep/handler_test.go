@@ -30,7 +30,7 @@ const testFlags = `{"flags": {
 }}`
 
 // newSource is a real flag source over a real store and a flag file holding doc.
-func newSource(t *testing.T, doc string) *source.Source {
+func newSource(t testing.TB, doc string) *source.Source {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "flags.json")
@@ -49,7 +49,7 @@ func newSource(t *testing.T, doc string) *source.Source {
 	return src
 }
 
-func newHandler(t *testing.T, o Options) (*Handler, *source.Source) {
+func newHandler(t testing.TB, o Options) (*Handler, *source.Source) {
 	t.Helper()
 	src := newSource(t, testFlags)
 	o.Flags, o.Prefix = src, "/ofrep"
@@ -59,7 +59,7 @@ func newHandler(t *testing.T, o Options) (*Handler, *source.Source) {
 
 // call sends one request to h and returns the status, the headers and the body decoded as JSON
 // (nil when there is none).
-func call(t *testing.T, h http.Handler, method, path, body string, header map[string]string) (int, http.Header, map[string]any) {
+func call(t testing.TB, h http.Handler, method, path, body string, header map[string]string) (int, http.Header, map[string]any) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
