@@ -91,7 +91,7 @@ func printFlags(w io.Writer, list api.FlagList) error {
 		fmt.Fprintln(tw, "KEY\tSTATE\tSOURCE\tDEFAULT\tVARIANTS")
 	}
 	for _, f := range list.Flags {
-		state := f.State
+		state := string(f.State)
 		if f.KillSwitch != nil {
 			state += " (by " + f.KillSwitch.By + ")"
 		}

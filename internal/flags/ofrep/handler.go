@@ -213,12 +213,6 @@ type (
 	}
 )
 
-// Error codes this package answers with on its own (the evaluator's come from flags).
-const (
-	codeFlagNotFound   = "FLAG_NOT_FOUND"
-	codeInvalidContext = "INVALID_CONTEXT"
-)
-
 // answer turns a result into the spec's item: a success or a failure.
 func answer(res flags.Result) any {
 	if res.ErrorCode != "" {
@@ -232,7 +226,7 @@ func answer(res flags.Result) any {
 	if res.Value != nil {
 		v, err := json.Marshal(res.Value)
 		if err != nil {
-			return failure{Key: res.Key, ErrorCode: "GENERAL", Details: "the variant's value cannot be encoded as JSON: " + err.Error()}
+			return failure{Key: res.Key, ErrorCode: string(flags.ErrorGeneral), Details: "the variant's value cannot be encoded as JSON: " + err.Error()}
 		}
 		s.Value = v
 	}
@@ -243,7 +237,7 @@ func (h *Handler) evaluate(w http.ResponseWriter, r *http.Request) int {
 	key := r.PathValue("key")
 	ctx, err := readContext(w, r)
 	if err != nil {
-		return writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: codeInvalidContext, Details: err.Error()})
+		return writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	set := h.o.Flags.Current()
 	res := h.o.Evaluator.Evaluate(set, key, ctx)
@@ -251,7 +245,7 @@ func (h *Handler) evaluate(w http.ResponseWriter, r *http.Request) int {
 	switch a := answer(res).(type) {
 	case failure:
 		code := http.StatusBadRequest
-		if a.ErrorCode == codeFlagNotFound {
+		if a.ErrorCode == string(flags.ErrorFlagNotFound) {
 			code = http.StatusNotFound
 			a.Details = fmt.Sprintf("flag %q was not found; aviary flag list shows the flags", key)
 		}
@@ -280,7 +274,7 @@ type streamEndpoint struct {
 func (h *Handler) bulk(w http.ResponseWriter, r *http.Request) int {
 	ctx, err := readContext(w, r)
 	if err != nil {
-		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: codeInvalidContext, Details: err.Error()})
+		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	set := h.o.Flags.Current()
 	etag := bulkETag(set, ctx)

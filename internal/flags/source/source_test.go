@@ -209,3 +209,19 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 		t.Errorf("apply again = %+v, want a unchanged", res)
 	}
 }
+
+// TestTargetingThatCannotRunIsRefused: a rule with an unknown operator is refused at load, in a
+// file and through the API, rather than served as PARSE_ERROR at every evaluation.
+func TestTargetingThatCannotRunIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fileDoc)
+	bad := `{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"no_such_op": [1]}}`
+	f.write(`{"flags": {"banner": ` + bad + `}}`)
+	f.src.Reload()
+	if st := f.src.Status(); !strings.Contains(st.Files[0].Error, "banner") || st.Files[0].Flags != 2 {
+		t.Errorf("status = %+v, want banner's targeting refused and the 2 old flags kept", st)
+	}
+	if _, err := f.src.Set("other", json.RawMessage(bad), "api"); err == nil {
+		t.Error("a flag whose targeting cannot run was set through the API")
+	}
+}
