@@ -143,3 +143,36 @@ func TestFlagFileReloadAndKillSwitchAcrossRestart(t *testing.T) {
 		t.Errorf("events %s, want FlagDisabled by api:ann for the incident", body)
 	}
 }
+
+// TestFlagSeesTheGatewaysCanaryUsers: a flag on "$aviary.track == canary" is on for exactly the users
+// the gateway sends to the canary, by the same key.
+func TestFlagSeesTheGatewaysCanaryUsers(t *testing.T) {
+	dir := t.TempDir()
+	replaceFile(t, filepath.Join(dir, "flags.json"), `{"flags": {"canary-users": {"state": "ENABLED",
+		"variants": {"on": true, "off": false}, "defaultVariant": "off", "metadata": {"service": "shop"},
+		"targeting": {"if": [{"==": [{"var": "$aviary.track"}, "canary"]}, "on", "off"]}}}}`)
+	cfg := shop{v1: []string{upstream(t, "v1")}, v2: []string{upstream(t, "v2")}, w1: 60, w2: 40,
+		service: "stickiness: {header: X-User-Id}"}.YAML() + "flags: {files: [flags.json]}\n"
+	path := filepath.Join(dir, "aviary.yaml")
+	replaceFile(t, path, cfg)
+	a := run(t, path, server.Options{})
+	on := 0
+	for i := range 100 {
+		user := fmt.Sprintf("user-%d", i)
+		_, version := send(t, "GET", "http://"+a.gateway+"/", "", "X-User-Id", user)
+		code, body := send(t, "POST", "http://"+a.gateway+"/ofrep/v1/evaluate/flags/canary-users", fmt.Sprintf(`{"context": {"targetingKey": %q}}`, user))
+		var out struct{ Value bool }
+		if err := json.Unmarshal([]byte(body), &out); err != nil || code != 200 {
+			t.Fatalf("evaluate for %s: %d %s", user, code, body)
+		}
+		if out.Value != (version == "v2") {
+			t.Fatalf("%s: the gateway sends it to %s, the flag says %v", user, version, out.Value)
+		}
+		if out.Value {
+			on++
+		}
+	}
+	if on == 0 || on == 100 {
+		t.Errorf("the flag is on for %d of 100 users, want those on the canary (about 40)", on)
+	}
+}

@@ -127,7 +127,7 @@ func ofrepHandlers(cfg *config.Config, c *core, adminToken, readToken string, lo
 			tokens = append(tokens, t)
 		}
 	}
-	eval := &flags.Evaluator{Now: time.Now}
+	eval := &flags.Evaluator{Placer: gatewayPlacer{c.gw}, Now: time.Now}
 	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: eval, Metrics: c.ofrep, Logger: log}
 	gwo, admino := o, o
 	gwo.CORS, gwo.Auth = true, ofrep.Auth{Keys: keys, Foreign: tokens}
@@ -144,4 +144,16 @@ func withOFREP(o *ofrep.Handler, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// gatewayPlacer gives flags' targeting the gateway's placement of a targeting key ($aviary.version,
+// $aviary.track): the targeting key and the service's sticky key share one bucket space.
+type gatewayPlacer struct{ gw *gateway.Gateway }
+
+func (p gatewayPlacer) Place(service, key string) (string, flags.Track, bool) {
+	version, stable, ok := p.gw.PlaceKey(service, key)
+	if stable {
+		return version, flags.TrackStable, ok
+	}
+	return version, flags.TrackCanary, ok
 }
