@@ -5,7 +5,6 @@ package main
 // `aviary rollout` does.
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,15 +16,6 @@ import (
 
 // flagRolloutName is the rollout of a flag's variant (gateway.FlagSeriesPrefix + KEY).
 func flagRolloutName(key string) string { return "flag:" + key }
-
-// oneFlag accepts exactly one argument, the flag's key.
-func oneFlag(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("%s takes one argument, the flag's key (got %d); see %s --help",
-			cmd.CommandPath(), len(args), cmd.CommandPath())
-	}
-	return nil
-}
 
 // flagRolloutActions are the commands that steer a flag rollout.
 var flagRolloutActions = []rolloutAction{

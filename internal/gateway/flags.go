@@ -102,22 +102,3 @@ func (g *Gateway) evalFlags(ex *exchange, r *http.Request, svc *service, key str
 		}
 	}
 }
-
-// VersionFor is the version of service that a user with this sticky key is placed on by weight
-// (routes aside): the version a flag's `$aviary.version` names. ok is false when the service is
-// unknown or has no stickiness.
-func (g *Gateway) VersionFor(service, key string) (string, bool) {
-	snap := g.snap.Load()
-	if snap == nil {
-		return "", false
-	}
-	for _, svc := range snap.services {
-		if svc.name == service {
-			if v := svc.versionFor(key); v != nil {
-				return v.name, true
-			}
-			return "", false
-		}
-	}
-	return "", false
-}

@@ -67,30 +67,3 @@ func TestRequestFlagsHeaderAndMeasurement(t *testing.T) {
 			sOn.Requests, sOn.Errors, sOff.Requests, sOff.Errors)
 	}
 }
-
-// VersionFor places a key exactly as a request with that sticky key is placed.
-func TestVersionForMatchesPlacement(t *testing.T) {
-	v1, v2 := newUpstream(t, "v1", nil), newUpstream(t, "v2", nil)
-	f := newFixture(t, `
-services:
-  - name: shop
-    stickiness: {header: X-User}
-    versions:
-      - {name: v1, endpoints: ["{{v1}}"]}
-      - {name: v2, endpoints: ["{{v2}}"]}
-    traffic: [{version: v1, weight: 70}, {version: v2, weight: 30}]
-`, v1, v2)
-	for i := range 200 {
-		key := fmt.Sprintf("user-%d", i)
-		want, ok := f.gw.VersionFor("shop", key)
-		if !ok {
-			t.Fatal("VersionFor: no answer for a sticky service")
-		}
-		if _, got := f.get(t, "/", "X-User: "+key); got != want {
-			t.Fatalf("%s: VersionFor says %s, the gateway sent it to %s", key, want, got)
-		}
-	}
-	if _, ok := f.gw.VersionFor("nope", "u"); ok {
-		t.Fatal("VersionFor answered for an unknown service")
-	}
-}

@@ -129,14 +129,6 @@ func (s *service) placed(w http.ResponseWriter, r *http.Request) (*version, uint
 	return s.versions[s.split.version(s.split.anonymous())], 0, ""
 }
 
-// versionFor is the version a sticky key gets by weight (routes aside), or nil without stickiness.
-func (s *service) versionFor(key string) *version {
-	if s.sticky == nil || key == "" {
-		return nil
-	}
-	return s.versions[s.split.version(bucketOf(s.name, key))]
-}
-
 func newStickyValue() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])

@@ -211,21 +211,26 @@ func requestVariant(ev *flags.Evaluator, current func() *flags.Set, sf config.Se
 }
 
 // placer gives a flag's targeting $aviary.version and $aviary.track: the version the gateway gives
-// the targeting key in the flag's service, and whether it is that service's canary.
+// the targeting key in the flag's service (the targeting key and the sticky key share one bucket
+// space), and its track: canary when it is the canary of the service's rollout in flight, or, for a
+// service whose weights are set by hand, any version but its stable (first) one.
 type placer struct {
 	gw   *gateway.Gateway
 	ctrl *rollout.Controller
 }
 
 func (p placer) Place(service, key string) (string, flags.Track, bool) {
-	v, ok := p.gw.VersionFor(service, key)
+	v, stable, ok := p.gw.PlaceKey(service, key)
 	if !ok {
 		return "", "", false
 	}
-	if st, managed := p.ctrl.State(service); managed && st.InFlight() && st.Canary == v {
-		return v, flags.TrackCanary, true
+	if st, managed := p.ctrl.State(service); managed {
+		stable = !st.InFlight() || st.Canary != v
 	}
-	return v, flags.TrackStable, true
+	if stable {
+		return v, flags.TrackStable, true
+	}
+	return v, flags.TrackCanary, true
 }
 
 // followFlags keeps up with the flags in force until the returned stop is called: it evaluates the

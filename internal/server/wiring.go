@@ -103,6 +103,9 @@ func flagFiles(cfg *config.Config, configPath string) []string {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(configPath), p)
 		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs // the watcher compares absolute paths, and status shows where the file is
+		}
 		out[i] = filepath.Clean(p)
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -27,13 +28,13 @@ type StoredFlag struct {
 	By    string          `json:"by"`
 }
 
-// FlagState is the kill switch's word on a flag: its state ("ENABLED" or "DISABLED", flagd's names)
-// in place of the state its definition gives, who set it and when.
+// FlagState is the kill switch's word on a flag: its state in place of the state its definition
+// gives, who set it and when.
 type FlagState struct {
-	Key   string    `json:"key"`
-	State string    `json:"state"`
-	At    time.Time `json:"at"`
-	By    string    `json:"by"`
+	Key   string      `json:"key"`
+	State flags.State `json:"state"`
+	At    time.Time   `json:"at"`
+	By    string      `json:"by"`
 }
 
 // FlagChange is one change of the stored flags, written in one durable transaction with the events

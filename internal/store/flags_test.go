@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -20,7 +21,7 @@ func TestFlagsSurviveReopen(t *testing.T) {
 	def := json.RawMessage(`{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}`)
 	evs, err := s.ChangeFlags(FlagChange{
 		Put:    []StoredFlag{{Key: "new-checkout", Flag: def, SetAt: at, By: "api:ann"}, {Key: "old", Flag: def, SetAt: at, By: "api"}},
-		States: []FlagState{{Key: "banner", State: "DISABLED", At: at, By: "api:bob"}},
+		States: []FlagState{{Key: "banner", State: flags.StateDisabled, At: at, By: "api:bob"}},
 		Events: []rollout.Event{{Time: at, Flag: "banner", Kind: config.EventFlagDisabled, By: "api:bob"}},
 	})
 	if err != nil {
@@ -37,14 +38,14 @@ func TestFlagsSurviveReopen(t *testing.T) {
 	}
 
 	s = open(t, path, Options{MaxEvents: 10})
-	flags, states, err := s.Flags()
+	stored, states, err := s.Flags()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(flags) != 1 || string(flags["new-checkout"].Flag) != string(def) || flags["new-checkout"].By != "api:ann" {
-		t.Errorf("flags after reopen = %+v, want new-checkout only, as written", flags)
+	if len(stored) != 1 || string(stored["new-checkout"].Flag) != string(def) || stored["new-checkout"].By != "api:ann" {
+		t.Errorf("flags after reopen = %+v, want new-checkout only, as written", stored)
 	}
-	if st := states["banner"]; len(states) != 1 || st.State != "DISABLED" || st.By != "api:bob" || !st.At.Equal(at) {
+	if st := states["banner"]; len(states) != 1 || st.State != flags.StateDisabled || st.By != "api:bob" || !st.At.Equal(at) {
 		t.Errorf("states after reopen = %+v, want banner DISABLED by api:bob", states)
 	}
 	got, err := s.Events(EventQuery{})
@@ -70,13 +71,13 @@ func TestFlagChangeRefusesBadInput(t *testing.T) {
 	for _, c := range []FlagChange{
 		{Put: []StoredFlag{{Key: "", Flag: json.RawMessage(`{}`)}}},
 		{Put: []StoredFlag{{Key: "a", Flag: json.RawMessage(`{`)}}},
-		{States: []FlagState{{State: "DISABLED"}}},
+		{States: []FlagState{{State: flags.StateDisabled}}},
 	} {
 		if _, err := s.ChangeFlags(c); err == nil {
 			t.Errorf("ChangeFlags(%+v) = nil error, want one", c)
 		}
 	}
-	if flags, states, _ := s.Flags(); len(flags)+len(states) != 0 {
-		t.Errorf("after refused changes: %v %v, want nothing stored", flags, states)
+	if stored, states, _ := s.Flags(); len(stored)+len(states) != 0 {
+		t.Errorf("after refused changes: %v %v, want nothing stored", stored, states)
 	}
 }

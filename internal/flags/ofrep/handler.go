@@ -76,6 +76,14 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags", h.authed(endpointBulk, h.bulk))
 	h.mux.HandleFunc("GET "+p+"/v1/configuration", h.authed(endpointConfiguration, h.configuration))
 	h.mux.HandleFunc("GET "+p+"/v1/changes", h.changes)
+	for path, allow := range map[string]string{"/v1/evaluate/flags/{key}": "POST", "/v1/evaluate/flags": "POST",
+		"/v1/configuration": "GET", "/v1/changes": "GET"} {
+		h.mux.HandleFunc(p+path, func(w http.ResponseWriter, r *http.Request) {
+			h.o.Metrics.request(endpointOther, http.StatusMethodNotAllowed)
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, generalError{Details: fmt.Sprintf("%s %s: this endpoint takes %s", r.Method, r.URL.Path, allow)})
+		})
+	}
 	h.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.o.Metrics.request(endpointOther, http.StatusNotFound)
 		writeJSON(w, http.StatusNotFound, generalError{Details: fmt.Sprintf("no OFREP endpoint %s %s; the endpoints are POST %s/v1/evaluate/flags[/KEY] and GET %s/v1/configuration",
@@ -205,12 +213,6 @@ type (
 	}
 )
 
-// Error codes this package answers with on its own (the evaluator's come from flags).
-const (
-	codeFlagNotFound   = "FLAG_NOT_FOUND"
-	codeInvalidContext = "INVALID_CONTEXT"
-)
-
 // answer turns a result into the spec's item: a success or a failure.
 func answer(res flags.Result) any {
 	if res.ErrorCode != "" {
@@ -224,7 +226,7 @@ func answer(res flags.Result) any {
 	if res.Value != nil {
 		v, err := json.Marshal(res.Value)
 		if err != nil {
-			return failure{Key: res.Key, ErrorCode: "GENERAL", Details: "the variant's value cannot be encoded as JSON: " + err.Error()}
+			return failure{Key: res.Key, ErrorCode: string(flags.ErrorGeneral), Details: "the variant's value cannot be encoded as JSON: " + err.Error()}
 		}
 		s.Value = v
 	}
@@ -235,7 +237,7 @@ func (h *Handler) evaluate(w http.ResponseWriter, r *http.Request) int {
 	key := r.PathValue("key")
 	ctx, err := readContext(w, r)
 	if err != nil {
-		return writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: codeInvalidContext, Details: err.Error()})
+		return writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	set := h.o.Flags.Current()
 	res := h.o.Evaluator.Evaluate(set, key, ctx)
@@ -243,7 +245,7 @@ func (h *Handler) evaluate(w http.ResponseWriter, r *http.Request) int {
 	switch a := answer(res).(type) {
 	case failure:
 		code := http.StatusBadRequest
-		if a.ErrorCode == codeFlagNotFound {
+		if a.ErrorCode == string(flags.ErrorFlagNotFound) {
 			code = http.StatusNotFound
 			a.Details = fmt.Sprintf("flag %q was not found; aviary flag list shows the flags", key)
 		}
@@ -272,7 +274,7 @@ type streamEndpoint struct {
 func (h *Handler) bulk(w http.ResponseWriter, r *http.Request) int {
 	ctx, err := readContext(w, r)
 	if err != nil {
-		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: codeInvalidContext, Details: err.Error()})
+		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	set := h.o.Flags.Current()
 	etag := bulkETag(set, ctx)

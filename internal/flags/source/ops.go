@@ -18,7 +18,7 @@ import (
 type View struct {
 	Key            string          `json:"key"`
 	Source         string          `json:"source"` // file:PATH, api, or layer:NAME
-	State          string          `json:"state"`  // the state served (the kill switch's, when set)
+	State          flags.State     `json:"state"`  // the state served (the kill switch's, when set)
 	Variants       map[string]any  `json:"variants"`
 	DefaultVariant string          `json:"defaultVariant,omitempty"`
 	Targeting      json.RawMessage `json:"targeting,omitempty"`
@@ -88,7 +88,7 @@ func (s *Source) Get(key string) (View, error) {
 // view makes the View of a flag that snap's set has. s.mu must be held.
 func (s *Source) view(snap *snapshot, key string) View {
 	f, _ := snap.set.Flag(key)
-	v := View{Key: key, Source: snap.origin[key], State: string(f.State), Variants: f.Variants,
+	v := View{Key: key, Source: snap.origin[key], State: f.State, Variants: f.Variants,
 		DefaultVariant: f.DefaultVariant, Targeting: f.Targeting, Metadata: f.Metadata}
 	if st, ok := s.states[key]; ok {
 		v.KillSwitch = &st
@@ -131,7 +131,7 @@ func (s *Source) Set(key string, def json.RawMessage, by string) (View, error) {
 
 // Apply sets every flag of a flagd document through the API (flags it does not name stay).
 func (s *Source) Apply(doc []byte, by string) (ApplyResult, error) {
-	set, err := flags.Parse(doc)
+	set, err := parseStrict(doc)
 	if err != nil {
 		return ApplyResult{}, &InvalidError{Errors: []string{err.Error()}}
 	}
@@ -215,15 +215,15 @@ func (s *Source) Delete(key, by string) error {
 // Disable is the kill switch: the flag is served disabled (reason DISABLED, each SDK's code
 // default) whatever its source says, until Enable.
 func (s *Source) Disable(key, reason, by string) (View, error) {
-	return s.switchState(key, stateDisabled, reason, by)
+	return s.switchState(key, flags.StateDisabled, reason, by)
 }
 
 // Enable serves the flag enabled again.
 func (s *Source) Enable(key, reason, by string) (View, error) {
-	return s.switchState(key, stateEnabled, reason, by)
+	return s.switchState(key, flags.StateEnabled, reason, by)
 }
 
-func (s *Source) switchState(key, state, reason, by string) (View, error) {
+func (s *Source) switchState(key string, state flags.State, reason, by string) (View, error) {
 	s.mu.Lock()
 	snap := s.cur.Load()
 	f, ok := snap.base.Flag(key)
@@ -233,17 +233,17 @@ func (s *Source) switchState(key, state, reason, by string) (View, error) {
 	}
 	old, had := s.states[key]
 	st := store.FlagState{Key: key, State: state, At: s.now().UTC(), By: by}
-	if string(f.State) == state {
+	if f.State == state {
 		st.State = "" // the definition says so already: no switch to keep
 	}
 	if (!had && st.State == "") || (had && old.State == st.State) {
-		if cur, _ := snap.set.Flag(key); string(cur.State) == state {
+		if cur, _ := snap.set.Flag(key); cur.State == state {
 			defer s.mu.Unlock()
 			return s.view(snap, key), nil // nothing to change
 		}
 	}
 	kind, what := config.EventFlagDisabled, "disabled"
-	if state == stateEnabled {
+	if state == flags.StateEnabled {
 		kind, what = config.EventFlagEnabled, "enabled"
 	}
 	if reason == "" {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +19,6 @@ import (
 	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
-)
-
-// The flag states of flagd's format, as the kill switch writes them.
-const (
-	stateEnabled  = "ENABLED"
-	stateDisabled = "DISABLED"
 )
 
 // Options configure a Source.
@@ -132,7 +127,21 @@ func parseFlags(defs map[string]json.RawMessage) (*flags.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return flags.Parse(data)
+	return parseStrict(data)
+}
+
+// parseStrict parses a flagd document and also refuses flags whose targeting cannot run (an
+// unknown operator, a $ref to no evaluator). flagd would keep them and answer PARSE_ERROR at each
+// evaluation; refusing them keeps the flags in force and says at once what to fix.
+func parseStrict(data []byte) (*flags.Set, error) {
+	set, err := flags.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if p := set.Problems(); len(p) > 0 {
+		return nil, fmt.Errorf("%s; fix the targeting", strings.Join(p, "; "))
+	}
+	return set, nil
 }
 
 // publish builds the set from the sources and puts it in force, waking the readers of the last
@@ -188,7 +197,7 @@ func (s *Source) publish() error {
 func (s *Source) switched(merged *flags.Set) (*flags.Set, error) {
 	var keys []string
 	for k, st := range s.states {
-		if f, ok := merged.Flag(k); ok && string(f.State) != st.State {
+		if f, ok := merged.Flag(k); ok && f.State != st.State {
 			keys = append(keys, k)
 		}
 	}
@@ -263,7 +272,7 @@ func (s *Source) read(f *file) bool {
 	f.data = data
 	var set *flags.Set
 	if err == nil {
-		set, err = flags.Parse(data)
+		set, err = parseStrict(data)
 	}
 	if err != nil {
 		f.err = fmt.Sprintf("flag file %s refused: %v", f.path, err)
