@@ -73,6 +73,51 @@ func Run(ctx context.Context, o Options) error {
 		log = slog.Default()
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	mgr, err := ctrl.NewManager(o.Config, managerOptions(o))
+	if err != nil {
+		return fmt.Errorf("start the controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	if o.MetricsAddr != "0" {
+		if err := serveGauges(mgr.GetClient()); err != nil {
+			return fmt.Errorf("register the rollout gauges: %w", err)
+		}
+	}
+	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
+	defer r.Close()
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Rollout{}).
+		Owns(&appsv1.ReplicaSet{}).
+		Watches(&appsv1.Deployment{}, byDeployment(mgr.GetClient())).
+		Named("rollout").
+		// Several managers may run in one process (tests, replicas in one binary): their
+		// controllers share a name on purpose.
+		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("set up the rollout controller: %w", err)
+	}
+	if o.Elected != nil {
+		go func() {
+			select {
+			case <-mgr.Elected():
+				o.Elected()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	log.Info("aviary controller starting", "namespace", orAll(o.Namespace), "leaderElection", o.LeaderElection,
+		"metrics", o.MetricsAddr, "probes", o.ProbeAddr)
+	return mgr.Start(ctx)
+}
+
+// managerOptions are the controller manager's options for o.
+func managerOptions(o Options) ctrl.Options {
 	mo := ctrl.Options{
 		Scheme:                        Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -97,27 +142,15 @@ func Run(ctx context.Context, o Options) error {
 	if o.Namespace != "" {
 		mo.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}
 	}
-	mgr, err := ctrl.NewManager(o.Config, mo)
-	if err != nil {
-		return fmt.Errorf("start the controller manager: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	if o.MetricsAddr != "0" {
-		if err := serveGauges(mgr.GetClient()); err != nil {
-			return fmt.Errorf("register the rollout gauges: %w", err)
-		}
-	}
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
-	defer r.Close()
-	// A Deployment's template change reaches the Rollouts that name it.
-	byDeployment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+	return mo
+}
+
+// byDeployment maps a Deployment to the Rollouts that name it, so that a change of its template
+// reaches them.
+func byDeployment(c client.Client) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list v1alpha1.RolloutList
-		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
 			return nil
 		}
 		var out []reconcile.Request
@@ -128,30 +161,6 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return out
 	})
-	err = ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Rollout{}).
-		Owns(&appsv1.ReplicaSet{}).
-		Watches(&appsv1.Deployment{}, byDeployment).
-		Named("rollout").
-		// Several managers may run in one process (tests, replicas in one binary): their
-		// controllers share a name on purpose.
-		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
-		Complete(r)
-	if err != nil {
-		return fmt.Errorf("set up the rollout controller: %w", err)
-	}
-	if o.Elected != nil {
-		go func() {
-			select {
-			case <-mgr.Elected():
-				o.Elected()
-			case <-ctx.Done():
-			}
-		}()
-	}
-	log.Info("aviary controller starting", "namespace", orAll(o.Namespace), "leaderElection", o.LeaderElection,
-		"metrics", o.MetricsAddr, "probes", o.ProbeAddr)
-	return mgr.Start(ctx)
 }
 
 func orAll(ns string) string {
