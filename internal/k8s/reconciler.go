@@ -69,7 +69,7 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.AnalysisTemplate) *judges {
+func (r *Reconciler) judgesFor(key types.NamespacedName, sp *spec) *judges {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.judges == nil {
@@ -81,13 +81,13 @@ func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.Anal
 	if !ok {
 		log := r.Logger.With("rollout", key.String())
 		j = &judges{
-			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: templates, Logger: log, Now: r.Now}),
+			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: sp.Templates, History: sp.History, Logger: log, Now: r.Now}),
 			gates:    notify.NewGates(notify.GateOptions{Logger: log, Now: r.Now}),
 		}
 		j.checks = rollout.Checks{Analysis: j.analyzer, Gates: j.gates}
 		r.judges[key] = j
 	}
-	j.analyzer.SetTemplates(templates)
+	j.analyzer.SetTemplates(sp.Templates)
 	return j
 }
 
@@ -252,7 +252,7 @@ func noteWaiting(next *rollout.State, waiting string) {
 // judgesUnder returns a Rollout's analyses and gates, and remembers sp as its last good spec
 // unless sp was refused.
 func (r *Reconciler) judgesUnder(key types.NamespacedName, sp *spec, refused string) *judges {
-	j := r.judgesFor(key, sp.Templates)
+	j := r.judgesFor(key, sp)
 	if refused == "" {
 		r.mu.Lock()
 		good := *sp
