@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"path/filepath"
+	"time"
+)
 
 // The defaults, in one place. A zero value in the file means "use the default".
 const (
@@ -142,6 +145,12 @@ func (w WebMetric) WithDefaults() WebMetric {
 	return w
 }
 
+// Telemetry defaults.
+var (
+	DefaultOTLPInterval    = D(10 * time.Second)
+	DefaultOTLPServiceName = "aviary"
+)
+
 // LLM defaults.
 var (
 	DefaultLLMMaxRequestBytes   int64 = 1 << 20
@@ -221,8 +230,8 @@ func (c *Config) applyDefaults() {
 	setInt(&c.Analysis.History, DefaultHistory)
 	setDur(&c.LLM.FeedbackWindow, DefaultFeedbackWindow)
 	if o := c.Telemetry.OTLP; o != nil {
-		setDur(&o.Interval, D(10*time.Second))
-		setString(&o.ServiceName, "aviary")
+		setDur(&o.Interval, DefaultOTLPInterval)
+		setString(&o.ServiceName, DefaultOTLPServiceName)
 	}
 	setInt(&c.LLM.FeedbackEntries, DefaultFeedbackEntries)
 	if c.LLM.FeedbackScores == nil {
@@ -241,6 +250,15 @@ func (c *Config) applyDefaults() {
 	for i := range c.Services {
 		c.Services[i].applyDefaults()
 	}
+}
+
+// StorePath is storage.path, or DefaultStoreFile beside the config file at configPath (the
+// default depends on where the file is, which Parse does not know).
+func (c *Config) StorePath(configPath string) string {
+	if c.Storage.Path != "" {
+		return c.Storage.Path
+	}
+	return filepath.Join(filepath.Dir(configPath), DefaultStoreFile)
 }
 
 // ShadowMirror is the mirror that a shadow step makes of the service's traffic to version, at

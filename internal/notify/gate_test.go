@@ -68,6 +68,33 @@ func await(t *testing.T, g *Gates, r rollout.Run, phase rollout.VerdictPhase, co
 	return v
 }
 
+// until waits for cond, polling, for at most 10 s (a bound for a loaded machine, not a pace).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
+		}
+	}
+}
+
+// pollerOf is the poller of check id (nil: none).
+func pollerOf(g *Gates, id string) *gatePoller {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pollers[id]
+}
+
+// stopped waits until p has returned: after that it asks its gate nothing more.
+func stopped(t *testing.T, p *gatePoller) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the poller of %s still runs after 10 s", p.id)
+	}
+}
+
 func TestGatePassesOn2xx(t *testing.T) {
 	srv := newGateServer(t, func(int) (int, string) { return http.StatusOK, `{"message": "change window open"}` })
 	g := newTestGates(t)
@@ -85,7 +112,7 @@ func TestGatePassesOn2xx(t *testing.T) {
 			t.Errorf("query %s = %q, want %q (asked with %v)", k, q.Get(k), want, q)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	stopped(t, pollerOf(g, r.ID)) // a decided poller returns
 	if n := srv.calls.Load(); n != 1 {
 		t.Errorf("gate asked %d times, want once: a decided gate is not asked again", n)
 	}
@@ -111,12 +138,9 @@ func TestGateNotYetThenPass(t *testing.T) {
 	}
 	// Several "not yet"s: none counts towards the failure limit of 1.
 	asked := srv.calls.Load()
-	for deadline := time.Now().Add(10 * time.Second); srv.calls.Load() < asked+3 && g.Verdict(r).Phase == rollout.Running; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the gate was asked %d times in 10 s, want 3", srv.calls.Load()-asked)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	until(t, "the gate asked 3 more times", func() bool {
+		return srv.calls.Load() >= asked+3 || g.Verdict(r).Phase != rollout.Running
+	})
 	if v := g.Verdict(r); v.Phase != rollout.Running {
 		t.Fatalf("after several 423s: %s %q, want still Running", v.Phase, v.Message)
 	}
@@ -138,7 +162,7 @@ func TestGateFailsAfterFailureLimitInARow(t *testing.T) {
 	if !strings.Contains(v.Message, "answered 500") || !strings.Contains(v.Message, "approvals db down") {
 		t.Errorf("message %q should quote the last error", v.Message)
 	}
-	time.Sleep(50 * time.Millisecond)
+	stopped(t, pollerOf(g, r.ID)) // a decided poller returns
 	if n := srv.calls.Load(); n != 5 {
 		t.Errorf("gate asked %d times, want 5 (500, 409, then three 500s in a row) and no more", n)
 	}
@@ -162,12 +186,18 @@ func TestGateForgetStopsPolling(t *testing.T) {
 	r := gateRun("gate-1", srv.URL, 3)
 
 	g.Verdict(r)
-	for srv.calls.Load() < 3 {
-		time.Sleep(2 * time.Millisecond)
-	}
+	until(t, "the gate asked 3 times", func() bool { return srv.calls.Load() >= 3 })
+	p := pollerOf(g, "gate-1")
 	g.Forget("gate-1")
 	asked := srv.calls.Load()
-	time.Sleep(60 * time.Millisecond) // six intervals
+	select {
+	case <-p.done: // Forget returns once the poller has: it asks nothing more
+	default:
+		t.Fatal("Forget returned while the poller still runs")
+	}
+	if pollerOf(g, "gate-1") != nil {
+		t.Error("Forget kept the poller")
+	}
 	if n := srv.calls.Load(); n != asked {
 		t.Errorf("gate asked %d more times after Forget", n-asked)
 	}
@@ -182,9 +212,8 @@ func TestGateVerdictNeverWaitsForTheGate(t *testing.T) {
 	r.Gate.Timeout = config.D(time.Minute)
 
 	g.Verdict(r)
-	for srv.calls.Load() < 1 { // the gate holds the request: a Verdict that waited for it would not return
-		time.Sleep(2 * time.Millisecond)
-	}
+	// The gate holds the request: a Verdict that waited for it would not return.
+	until(t, "the gate asked", func() bool { return srv.calls.Load() >= 1 })
 	for range 3 {
 		got := make(chan rollout.Verdict, 1)
 		go func() { got <- g.Verdict(r) }()

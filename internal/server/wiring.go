@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,14 +26,6 @@ func (h gatewayHealth) Health(service string) map[string]rollout.Health {
 		out[name] = rollout.Health{Endpoints: v.Endpoints, Available: v.Available, Ready: v.Ready}
 	}
 	return out
-}
-
-// storePath is storage.path, or aviary.db beside the config file.
-func storePath(cfg *config.Config, configPath string) string {
-	if cfg.Storage.Path != "" {
-		return cfg.Storage.Path
-	}
-	return filepath.Join(filepath.Dir(configPath), config.DefaultStoreFile)
 }
 
 // tokens are the config's, or the environment's.
