@@ -11,6 +11,7 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -53,7 +54,8 @@ type Options struct {
 	MetricsAddr string
 	ProbeAddr   string
 	// LeaderElection lets several replicas run with one leading, through the Lease LeaderElectionID
-	// in LeaderElectionNamespace.
+	// in LeaderElectionNamespace. The ID is required with it (`aviary controller` defaults its
+	// --leader-election-id flag to aviary-controller).
 	LeaderElection          bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
@@ -71,6 +73,9 @@ func Run(ctx context.Context, o Options) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if o.LeaderElection && o.LeaderElectionID == "" {
+		return errors.New("leader election needs the name of its Lease: set --leader-election-id (LeaderElectionID), such as aviary-controller")
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	mgr, err := ctrl.NewManager(o.Config, managerOptions(o))
@@ -126,9 +131,6 @@ func managerOptions(o Options) ctrl.Options {
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-	}
-	if mo.LeaderElectionID == "" {
-		mo.LeaderElectionID = "aviary-controller"
 	}
 	for _, d := range []struct {
 		v   time.Duration

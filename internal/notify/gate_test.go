@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -56,26 +57,20 @@ func newTestGates(t *testing.T) *Gates {
 // await asks for r's verdict until it has the phase, and returns it.
 func await(t *testing.T, g *Gates, r rollout.Run, phase rollout.VerdictPhase, containing string) rollout.Verdict {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // a bound for a loaded machine, not a pace
 	var v rollout.Verdict
-	for time.Now().Before(deadline) {
-		if v = g.Verdict(r); v.Phase == phase && strings.Contains(v.Message, containing) {
-			return v
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !polltest.Until(10*time.Second, 2*time.Millisecond, func() bool {
+		v = g.Verdict(r)
+		return v.Phase == phase && strings.Contains(v.Message, containing)
+	}) {
+		t.Fatalf("no %s verdict containing %q within 10 s; last: %s %q", phase, containing, v.Phase, v.Message)
 	}
-	t.Fatalf("no %s verdict containing %q within 10 s; last: %s %q", phase, containing, v.Phase, v.Message)
 	return v
 }
 
 // until waits for cond, polling, for at most 10 s (a bound for a loaded machine, not a pace).
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10 s: %s", what)
-		}
-	}
+	polltest.Wait(t, 10*time.Second, what, cond)
 }
 
 // pollerOf is the poller of check id (nil: none).
