@@ -69,7 +69,7 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (*c
 // start opens and starts c's parts in order; on error, the parts opened so far are set in c for
 // close to stop.
 func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logger) (err error) {
-	if c.store, err = store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
+	if c.store, err = store.Open(cfg.StorePath(o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
 		return err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})

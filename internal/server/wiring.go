@@ -32,14 +32,6 @@ func (h gatewayHealth) Health(service string) map[string]rollout.Health {
 	return out
 }
 
-// storePath is storage.path, or aviary.db beside the config file.
-func storePath(cfg *config.Config, configPath string) string {
-	if cfg.Storage.Path != "" {
-		return cfg.Storage.Path
-	}
-	return filepath.Join(filepath.Dir(configPath), config.DefaultStoreFile)
-}
-
 // tokens are the config's, or the environment's.
 func tokens(a config.Admin) (admin, read string) {
 	return cmp.Or(a.Token, os.Getenv("AVIARY_ADMIN_TOKEN")), cmp.Or(a.ReadToken, os.Getenv("AVIARY_READ_TOKEN"))
