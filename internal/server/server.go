@@ -20,6 +20,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/web"
 )
 
 // Options configures Run.
@@ -62,7 +63,7 @@ func Run(ctx context.Context, o Options) error {
 
 	ready := &readiness{gw: gw}
 	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
+		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(), Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Ready: ready.ready, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
