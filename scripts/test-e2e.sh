@@ -5,6 +5,8 @@
 # analysis test (test/analysis) rolls back an erroring canary and promotes healthy ones under load.
 # The LLM suite (test/llm) also runs the official OpenAI and Anthropic Node SDKs against the real
 # binaries (npm ci in test/llm/clients; needs node and npm, or AVIARY_SKIP_NODE=1).
+# The dashboard suite (test/web) drives a headless Debian chromium (installed by scripts/chromium.sh)
+# against the real aviary binary; its screenshots go to $AVIARY_SCREENSHOTS (default: a temp dir).
 # Usage: scripts/test-e2e.sh
 #        AVIARY_CRASH_KILLS=100 AVIARY_CRASH_SECONDS=300 scripts/test-e2e.sh   (a longer crash run)
 set -euo pipefail
@@ -12,6 +14,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "chromium (for the dashboard's browser tests)"
+scripts/chromium.sh
 
 step "go vet (e2e)"
 go vet -tags e2e ./test/...

@@ -189,7 +189,7 @@ export class RolloutPage {
       this.el.evidence.replaceChildren(h('p', { class: 'muted', text: 'No analysis has run for this service yet.' }));
       return;
     }
-    const side = (s) => (s ? `${s.version}: ${fmt(s.rate * 100, '%')} (${s.events} of ${s.requests})` : '—');
+    const side = (s) => (s && s.requests ? `${s.version}: ${fmt(s.rate * 100, '%')} (${s.events} of ${s.requests})` : '—');
     this.el.evidence.replaceChildren(
       h('p', {}, 'Run ', h('code', { text: run.id }), ` (${run.kind}, ${run.stable} → ${run.canary}, since ${fmtTime(run.startedAt)}): `, verdictBadge(run.verdict), run.verdict !== 'Running' && run.message ? ' ' + run.message : ''),
       h('div', { class: 'scroll' }, h('table', { id: 'evidence-table', class: 'evidence' },
@@ -208,6 +208,7 @@ export class RolloutPage {
     const panels = this.panels();
     const keep = new Set(panels.map((p) => p.key));
     for (const [k, c] of this.charts) if (!keep.has(k)) { c.destroy(); this.charts.delete(k); document.getElementById('chart-' + k)?.remove(); }
+    this.el.charts.querySelector(':scope > p.muted')?.remove();
     for (const p of panels) {
       let c = this.charts.get(p.key);
       if (!c) {
