@@ -429,7 +429,7 @@ func sendKeys(sel, text string) chromedp.Action[chromedp.Void] {
 
 func clearInput(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(() => { const el = document.querySelector(` + strconvQuote(sel) + `);
+		_, err := chromedp.Evaluate[bool](`(() => { const el = document.querySelector(`+strconvQuote(sel)+`);
 			el.value = ''; el.dispatchEvent(new Event('input')); return true; })()`)(ctx, t)
 		return err
 	})
@@ -440,7 +440,7 @@ func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // navigateHash moves the page to a route of the dashboard without reloading it.
 func navigateHash(a *aviary, hash string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(location.hash = ` + strconvQuote(hash) + `, true)`)(ctx, t)
+		_, err := chromedp.Evaluate[bool](`(location.hash = `+strconvQuote(hash)+`, true)`)(ctx, t)
 		return err
 	})
 }
