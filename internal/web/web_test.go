@@ -71,3 +71,34 @@ func TestNoExternalReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGzipped: a browser gets every file gzipped (the page weight counts compressed bytes); a
+// client that does not take gzip gets the file as it is.
+func TestGzipped(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	for _, enc := range []string{"gzip, deflate, br", ""} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/ui/vendor/uplot/uPlot.esm.js", nil)
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		gz := resp.Header.Get("Content-Encoding") == "gzip"
+		if gz != (enc != "") || resp.StatusCode != http.StatusOK {
+			t.Errorf("Accept-Encoding %q: status %d, Content-Encoding %q", enc, resp.StatusCode, resp.Header.Get("Content-Encoding"))
+		}
+		if gz && len(body) > 60_000 {
+			t.Errorf("uPlot gzipped is %d bytes; want it compressed", len(body))
+		}
+		if !strings.Contains(resp.Header.Get("Content-Type"), "javascript") || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("Accept-Encoding %q: Content-Type %q, CSP %q", enc, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+}

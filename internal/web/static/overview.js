@@ -37,6 +37,7 @@ export class Overview {
       for (const e of evs.events) this.noteVerdict(e);
     } catch { /* the verdicts fill in from the stream */ }
     await this.load();
+    performance.mark('aviary:overview-rendered'); // read by bench/dashboard
   }
 
   close() { this.session.listeners.delete(this.listener); this.closed = true; }

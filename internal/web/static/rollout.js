@@ -72,6 +72,7 @@ export class RolloutPage {
     this.events = evs.events.slice().reverse();
     await Promise.all([this.loadState(), this.loadMeasurements()]);
     this.renderEvents();
+    performance.mark('aviary:rollout-rendered'); // read by bench/dashboard
   }
 
   close() {
