@@ -79,6 +79,10 @@ function route() {
 }
 
 window.addEventListener('hashchange', route);
+// A browser keeps at most six connections to a host over HTTP/1.1: the stream of a page that is
+// gone must not hold one.
+window.addEventListener('pagehide', () => { if (session.stream) session.stream.stop(); session.stream = null; });
+window.addEventListener('pageshow', (ev) => { if (ev.persisted && session.who) { session.who = null; signIn().then((ok) => ok && route()); } });
 
 
 (async () => { if (await signIn()) route(); })();

@@ -24,7 +24,7 @@ const explain = {
   abort: 'Abort: all traffic goes back to the stable version.', retry: 'Start the aborted rollout again.',
   undo: 'Go back to the previous stable version.', restart: 'Start the rollout in flight again from its first step.',
 };
-const MAX_EVENTS = 200;
+const MAX_EVENTS = 100;
 
 export class RolloutPage {
   constructor(root, name, session) {
@@ -68,9 +68,13 @@ export class RolloutPage {
     window.addEventListener('resize', this.onResize);
     this.tick = setInterval(() => this.countdown(), 1000);
     this.poll = setInterval(() => this.loadMeasurements(), 10000);
-    const evs = await get('/api/v1/events?service=' + encodeURIComponent(this.name) + '&last=' + MAX_EVENTS).catch(() => ({ events: [] }));
-    this.events = evs.events.slice().reverse();
-    await Promise.all([this.loadState(), this.loadMeasurements()]);
+    // Everything at once: the first render waits for the slowest answer, not for their sum.
+    const events = get('/api/v1/events?service=' + encodeURIComponent(this.name) + '&last=' + MAX_EVENTS).catch(() => ({ events: [] }));
+    const series = get(this.base + '/series').catch(() => null);
+    await this.loadState();
+    this.events = (await events).events.slice().reverse();
+    this.series = await series;
+    this.renderCharts();
     this.renderEvents();
     performance.mark('aviary:rollout-rendered'); // read by bench/dashboard
   }
