@@ -4,7 +4,6 @@ package web_test
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +170,3 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 	}
 }
 
-var _ = http.StatusOK

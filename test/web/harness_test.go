@@ -207,8 +207,8 @@ func (a *aviary) status(service string) status {
 	return st
 }
 
-// load sends about rps requests a second through the gateway until the test ends, and counts
-// the answers by the version that sent them.
+// load sends about rps requests a second through the gateway until the test ends (every tenth
+// to cart, the rest to shop), and counts shop's answers by the version that sent them.
 type load struct {
 	mu     sync.Mutex
 	counts map[string]int
@@ -223,11 +223,15 @@ func (a *aviary) load(t *testing.T, rps int) *load {
 		wg.Go(func() {
 			tick := time.NewTicker(4 * time.Second / time.Duration(rps))
 			defer tick.Stop()
-			for {
+			for i := 0; ; i++ {
 				select {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
+				}
+				if i%10 == 9 {
+					get(ctx, a.gw+"/cart")
+					continue
 				}
 				if name, ok := get(ctx, a.gw+"/"); ok {
 					l.mu.Lock()
