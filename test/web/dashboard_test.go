@@ -170,3 +170,27 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 	}
 }
 
+
+// TestARefusalShowsTheAPIsMessage: a change that no longer fits when it is confirmed (someone
+// paused the rollout from the CLI while the dialog was open) is refused, and the dialog shows the
+// API's words; nothing changes.
+func TestARefusalShowsTheAPIsMessage(t *testing.T) {
+	a := serve(t, services(t, 0, "          - setWeight: 30\n          - pause: {duration: 1h}\n"), "")
+	a.startRollout("shop", "v2")
+	ctx := browser(t, 1280, 900)
+	signIn(t, ctx, a, adminToken)
+	run(t, ctx, 10*time.Second, "open shop's rollout", navigateHash(a, "#/services/shop"))
+	waitJS(t, ctx, 10*time.Second, "the pause button", `document.querySelector('#controls button[data-action="pause"]')`)
+	waitJS(t, ctx, 10*time.Second, "the countdown of the timed pause", `/\d+ min \d+ s left/.test(document.getElementById('countdown')?.textContent)`)
+	run(t, ctx, 10*time.Second, "click pause", chromedpClick(`#controls button[data-action="pause"]`))
+	waitJS(t, ctx, 5*time.Second, "the confirmation", `document.getElementById('confirm').open`)
+	if code, body := a.call("POST", "/api/v1/services/shop/rollout/pause", adminToken, map[string]string{"reason": "from the CLI"}, nil); code != 200 {
+		t.Fatalf("pause from the CLI: %d %s", code, body)
+	}
+	run(t, ctx, 10*time.Second, "confirm", sendKeys("#reason", "hold on"), chromedpClick("#confirm-ok"))
+	waitJS(t, ctx, 10*time.Second, "the API's refusal in the dialog",
+		`document.getElementById('confirm').open && document.getElementById('confirm-error').textContent.includes('already paused by a person')`)
+	screenshot(t, ctx, "refusal")
+	run(t, ctx, 5*time.Second, "cancel", chromedpClick("#confirm-cancel"))
+	waitJS(t, ctx, 10*time.Second, "resume offered now", `document.querySelector('#controls button[data-action="resume"]') && !document.querySelector('#controls button[data-action="pause"]')`)
+}

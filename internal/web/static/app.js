@@ -70,8 +70,8 @@ signout.addEventListener('click', () => {
   showSignIn('');
 });
 
-function route() {
-  if (!session.who) return;
+function route(early) {
+  if (!session.who && !early) return;
   if (page) page.close();
   const m = location.hash.match(/^#\/services\/([^/]+)$/);
   page = m ? new RolloutPage(main, decodeURIComponent(m[1]), session) : new Overview(main, session);
@@ -85,4 +85,12 @@ window.addEventListener('pagehide', () => { if (session.stream) session.stream.s
 window.addEventListener('pageshow', (ev) => { if (ev.persisted && session.who) { session.who = null; signIn().then((ok) => ok && route()); } });
 
 
-(async () => { if (await signIn()) route(); })();
+// The page's reads start with the sign-in check, not after it: a first render waits for one
+// round of answers. Controls appear once whoami says the token may change things.
+(async () => {
+  const who = signIn();
+  route(true);
+  if (!(await who)) return;
+  if (!page) route();
+  else if (page.whoChanged) page.whoChanged();
+})();

@@ -10,7 +10,7 @@ import { Chart, fmt, durationMs } from './charts.js';
 // The commands that fit each phase; the API has the last word and its refusal is shown.
 const controls = {
   Progressing: ['pause', 'promote', 'promote-full', 'abort', 'restart'],
-  Paused: ['resume', 'promote', 'promote-full', 'abort', 'restart'],
+  Paused: ['pause', 'resume', 'promote', 'promote-full', 'abort', 'restart'], // pause: a pause step is not a person's pause
   Degraded: ['retry', 'undo'],
   Healthy: ['undo'],
 };
@@ -25,6 +25,7 @@ const explain = {
   undo: 'Go back to the previous stable version.', restart: 'Start the rollout in flight again from its first step.',
 };
 const MAX_EVENTS = 100;
+const pauseWords = { PauseStep: 'a pause step', User: 'paused by a person', AnalysisInconclusive: 'an inconclusive analysis' };
 
 export class RolloutPage {
   constructor(root, name, session) {
@@ -139,9 +140,14 @@ export class RolloutPage {
       s.message ? h('p', { id: 'message', class: 'message', text: s.message }) : null);
   }
 
+  whoChanged() { if (this.status) this.renderControls(); }
+
   renderControls() {
     const may = this.session.who && this.session.who.canChange;
-    const acts = may ? (controls[this.status.phase] || []).filter((a) => a !== 'undo' || this.status.previousVersion) : [];
+    const st = this.status;
+    const byPerson = (st.pauseReasons || []).some((p) => p.kind === 'User');
+    const fits = (a) => (a === 'undo' ? Boolean(st.previousVersion) : a === 'pause' ? !byPerson : a === 'resume' ? byPerson : true);
+    const acts = may ? (controls[st.phase] || []).filter(fits) : [];
     this.el.controls.hidden = acts.length === 0;
     this.el.controls.replaceChildren(...acts.map((a) => h('button', {
       type: 'button', 'data-action': a, class: a === 'abort' ? 'danger' : '', text: labels[a],
@@ -163,7 +169,8 @@ export class RolloutPage {
     const s = this.status;
     if (!el || !s || s.stepRemainingSeconds == null) return;
     const left = s.stepRemainingSeconds - (Date.now() - this.statusAt) / 1000;
-    el.textContent = s.phase === 'Paused' && s.pauseReasons.length ? 'paused' : fmtDuration(left) + ' left';
+    // A person's pause stops the clock of a timed step; a pause step alone does not.
+    el.textContent = (s.pauseReasons || []).some((p) => p.kind === 'User') ? 'held by a person' : fmtDuration(left) + ' left';
   }
 
   renderSteps() {
@@ -172,7 +179,7 @@ export class RolloutPage {
       class: 'step ' + st.state, 'data-state': st.state, 'aria-current': st.state === 'current' ? 'step' : null,
     }, h('span', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'text', text: st.text }),
     st.state === 'current' && s.stepRemainingSeconds != null ? h('span', { id: 'countdown', class: 'countdown' }) : null,
-    st.state === 'current' && s.pauseReasons.length ? h('span', { class: 'muted small', text: ' paused: ' + s.pauseReasons.map((p) => p.kind).join(', ') }) : null)));
+    st.state === 'current' && s.pauseReasons.length ? h('span', { class: 'muted small', text: ' waiting: ' + s.pauseReasons.map((p) => pauseWords[p.kind] || p.kind).join(', ') }) : null)));
     if (!s.steps || !s.steps.length) this.el.steps.append(h('li', { class: 'muted', text: 'No rollout steps: the service is not being rolled out.' }));
     this.countdown();
   }
@@ -259,7 +266,7 @@ export class RolloutPage {
       for (const m of metrics) {
         if (m.kind !== 'sequential' || !c || !b) continue;
         const bound = durationMs(m.boundary);
-        if (m.boundary && bound != null) {
+        if (m.boundary && bound > 0) {
           const q = ((m.text || '').match(/\bp(50|90|95|99)\b/) || [null, '95'])[1];
           out.push({ key: 'lat-' + slug(m.metric), metric: m.metric, title: `${m.metric}: p${q} latency, canary vs baseline (boundary ${fmt(bound, 'ms')})`, unit: 'ms',
             series: [{ label: canary, color: '--canary' }, { label: stable, color: '--stable' }, { label: 'boundary', color: '--bad', dash: [4, 4] }],
@@ -274,7 +281,7 @@ export class RolloutPage {
     }
     for (const m of metrics) {
       const pts = (m.measurements || []).filter((p) => typeof p.value === 'number');
-      if (!pts.length) continue;
+      if (pts.length < 2) continue; // a line needs two points
       const xs = pts.map((p) => Date.parse(p.at) / 1000);
       const own = pts.filter((p) => p.phase !== 'Running').map((p) => ({ t: Date.parse(p.at) / 1000, fail: p.phase === 'Failed' }));
       if (m.kind === 'sequential') {
