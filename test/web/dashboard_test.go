@@ -170,7 +170,6 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 	}
 }
 
-
 // TestARefusalShowsTheAPIsMessage: a change that no longer fits when it is confirmed (someone
 // paused the rollout from the CLI while the dialog was open) is refused, and the dialog shows the
 // API's words; nothing changes.
