@@ -3,10 +3,16 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // services is a config's services list: shop and cart, each rolling out v1 → v2 in the steps
@@ -192,4 +198,45 @@ func TestARefusalShowsTheAPIsMessage(t *testing.T) {
 	screenshot(t, ctx, "refusal")
 	run(t, ctx, 5*time.Second, "cancel", chromedpClick("#confirm-cancel"))
 	waitJS(t, ctx, 10*time.Second, "resume offered now", `document.querySelector('#controls button[data-action="resume"]') && !document.querySelector('#controls button[data-action="pause"]')`)
+}
+
+// TestPhoneAndDark: on a phone-sized screen in dark mode the pages fit the width (no sideways
+// scrolling of the page) and take the dark colours; the controls are reachable by keyboard.
+func TestPhoneAndDark(t *testing.T) {
+	a := serve(t, services(t, 0, holdAtHalf), "")
+	a.startRollout("shop", "v2")
+	ctx := browser(t, 1280, 900)
+	run(t, ctx, 10*time.Second, "a dark phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			return err
+		}))
+	signIn(t, ctx, a, adminToken)
+	waitJS(t, ctx, 10*time.Second, "the overview", `document.querySelector('tr[data-service="shop"] .canary')?.textContent === 'v2'`)
+	fits := `document.documentElement.scrollWidth <= window.innerWidth + 1`
+	if !eval[bool](t, ctx, fits) {
+		t.Errorf("the overview is %v px wide on a %v px screen", eval[float64](t, ctx, `document.documentElement.scrollWidth`), eval[float64](t, ctx, `window.innerWidth`))
+	}
+	if bg := eval[string](t, ctx, `getComputedStyle(document.documentElement).backgroundColor`); bg != "rgb(19, 21, 23)" {
+		t.Errorf("background %s in dark mode, want the dark one", bg)
+	}
+	screenshot(t, ctx, "overview-phone-dark")
+	run(t, ctx, 10*time.Second, "open shop's rollout", navigateHash(a, "#/services/shop"))
+	waitJS(t, ctx, 10*time.Second, "the controls", `document.querySelector('#controls button[data-action="abort"]')`)
+	if !eval[bool](t, ctx, fits) {
+		t.Errorf("the rollout page is %v px wide on a %v px screen", eval[float64](t, ctx, `document.documentElement.scrollWidth`), eval[float64](t, ctx, `window.innerWidth`))
+	}
+	// Keyboard: Tab from the top reaches the abort button.
+	reached := eval[bool](t, ctx, `(() => { document.activeElement?.blur(); return true; })()`)
+	for i := 0; i < 40 && reached; i++ {
+		run(t, ctx, 5*time.Second, "tab", chromedp.KeyEvent(kb.Tab))
+		if eval[bool](t, ctx, `document.activeElement?.dataset?.action === 'abort'`) {
+			reached = false
+		}
+	}
+	if reached {
+		t.Error("40 presses of Tab did not reach the abort button")
+	}
+	screenshot(t, ctx, "rollout-phone-dark")
 }
