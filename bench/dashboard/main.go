@@ -4,8 +4,8 @@
 //   - page weight: every file the rollout page loads (not the API's answers), as the browser
 //     received them (gzip) and decoded, from the Resource Timing entries;
 //   - first render of a rollout page: from navigation start to the page's
-//     "aviary:rollout-rendered" mark (the status, analysis, series, events and history read and
-//     drawn), cold (new browser) and warm (median of later loads);
+//     "aviary:rollout-complete" mark (the status, analysis, series, history and the last events
+//     read and drawn), cold (new browser) and warm (median of later loads);
 //   - memory under live updates: the JS heap after a forced GC while the rollout page and the
 //     overview take -updates events over the live stream (an hour of a busy system at one
 //     event a second is 3,600), sampled as they arrive.
@@ -329,7 +329,7 @@ func render(ctx context.Context, url string, withWeight bool) (float64, weight, 
 	if err := chromedp.Do(c, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
 		return 0, weight{}, err
 	}
-	ms, err := waitMark(c, "aviary:rollout-rendered")
+	ms, err := waitMark(c, "aviary:rollout-complete")
 	if err != nil {
 		return ms, weight{}, err
 	}
