@@ -351,7 +351,7 @@ func render(ctx context.Context, url string, withWeight bool) (float64, weight, 
 // waitMark waits for a performance mark and returns its time since navigation start, in ms.
 func waitMark(ctx context.Context, mark string) (float64, error) {
 	for {
-		ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(performance.getEntriesByName('` + mark + `')[0] || {startTime: -1}).startTime`))
+		ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(performance.getEntriesByName('`+mark+`')[0] || {startTime: -1}).startTime`))
 		if err == nil && ms >= 0 {
 			return ms, nil
 		}
