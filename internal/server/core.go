@@ -34,6 +34,7 @@ type core struct {
 	store *store.Store
 	gw    *gateway.Gateway
 	prom  *prometheus.Registry
+	reg   *metrics.Registry // the gateway's per-version windows
 	hub   *api.Hub
 	hooks *notify.Webhooks
 	gates *notify.Gates
@@ -73,6 +74,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		return err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
+	c.reg = reg
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
