@@ -42,6 +42,21 @@
 //   - Randomized traffic only, and one process per rollout (in package analysis): requests placed
 //     by a route are measured apart and never compared, and the runs of a rollout share one test.
 //
+// # One e-process per rollout, across restarts
+//
+// CountTest.State and RestoreCountTest carry a test's whole state (the mixture's members and the
+// open batch, the dispersion, the counts) through JSON, whose float64 encoding is exact, so a
+// restored test decides bit for bit as the saved one would have. Package analysis saves the state
+// at every batch boundary and on shutdown. After a crash the test resumes from an earlier batch
+// than the last it saw: it goes on as if the looks since had not happened. That keeps the
+// guarantee, because which looks are dropped depends on when the process stopped, not on what the
+// looks held: each batch's capped, tempered likelihood ratio still has conditional expectation at
+// most 1 under H0 given all that came before, kept or not, so the product over the kept batches is
+// a test supermartingale, and Ville's inequality bounds it over the whole rollout, restarts
+// included (Ramdas, Grünwald, Vovk & Shafer, "Game-theoretic statistics and safe anytime-valid
+// inference", Statist. Sci. 2023, on optional continuation). The open batch saved mid-way is
+// closed by the first look after the restart, as a short batch; a short batch is a batch.
+//
 // # A pass is evidence of safety
 //
 // RuledOut answers the other question: do the data rule out a regression of a stated detectable
