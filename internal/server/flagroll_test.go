@@ -92,7 +92,7 @@ func TestLLMExchangesAreMeasuredPerFlagVariant(t *testing.T) {
 	sink := llmSink{stats: stats, quality: q, tel: tel}
 	sink.Served(gateway.LLMRecord{Service: "chat", Version: "v1", Status: 200, Start: time.Now(),
 		Exchange: llm.Exchange{Usage: llm.Usage{Known: true, Input: 3, Output: 7}, Complete: true},
-		Flags: []llm.FlagVariant{{Flag: "prompt-v2", Variant: "b"}}})
+		Flags:    []llm.FlagVariant{{Flag: "prompt-v2", Variant: "b"}}})
 	if got := stats.Totals("chat", "v1", false); got.Requests != 1 {
 		t.Errorf("the version's totals %+v", got)
 	}
