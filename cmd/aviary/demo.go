@@ -48,7 +48,7 @@ everything when done (about two minutes).`,
 	}
 	cmd.Flags().IntVar(&rps, "rps", 100, "requests per second of demo traffic")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep aviary running after the demo (Ctrl-C stops it)")
-	cmd.AddCommand(newDemoLLM())
+	cmd.AddCommand(newDemoLLM(), newDemoFlags())
 	return cmd
 }
 
@@ -204,6 +204,11 @@ func demoRolloutOf(ctx context.Context, out io.Writer, c *apiClient, service, ve
 	if _, _, err := c.start(ctx, service, startRequest{Version: version}); err != nil {
 		return err
 	}
+	return demoFollow(ctx, out, c, service, want, metrics)
+}
+
+// demoFollow reports a rollout in flight until it reaches want (or another end).
+func demoFollow(ctx context.Context, out io.Writer, c *apiClient, service string, want rollout.Phase, metrics []string) error {
 	began := time.Now()
 	var last string
 	var shown time.Time

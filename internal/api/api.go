@@ -54,11 +54,17 @@ type Server struct {
 	Analyses Analyses
 	Windows  Windows // nil: no /series endpoint
 	Feedback Feedback
-	Hub      *Hub
-	Tokens   Tokens
-	Browser  BrowserGuard
-	Gatherer prometheus.Gatherer
-	Ready    func() bool
+	// Flags is the flag set (nil: no flag routes); OFREP serves its evaluation endpoints under
+	// OFREPPrefix, outside /api: it checks its own keys, and the tokens above may evaluate too.
+	Flags       Flags
+	OFREP       http.Handler
+	OFREPPrefix string
+	Exposures   Exposures // nil: no exposure route
+	Hub         *Hub
+	Tokens      Tokens
+	Browser     BrowserGuard
+	Gatherer    prometheus.Gatherer
+	Ready       func() bool
 	// UI, when set, is the dashboard (internal/web), served at /ui/ without a token: its pages
 	// sign in to /api/v1 themselves.
 	UI http.Handler
@@ -81,6 +87,12 @@ func (s *Server) Handler() http.Handler {
 	if s.Feedback != nil {
 		api.HandleFunc("POST /api/v1/feedback", s.feedback)
 	}
+	if s.Flags != nil {
+		s.flagRoutes(api)
+	}
+	if s.Exposures != nil {
+		api.HandleFunc("GET /api/v1/flags/{key}/exposures", s.exposures)
+	}
 	if s.Analyses != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {
 			reps := s.Analyses.Reports(r.PathValue("name"))
@@ -92,6 +104,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Tokens.guard(api))
+	if s.OFREP != nil {
+		mux.Handle(s.OFREPPrefix+"/", s.OFREP)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

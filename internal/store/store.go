@@ -1,6 +1,7 @@
 // Package store is Aviary's embedded durable store: each service's rollout state, the event log
-// that explains it, the rollout history that `aviary rollout history` and undo read, and the specs
-// applied through the API. It satisfies rollout.Store.
+// that explains it, the rollout history that `aviary rollout history` and undo read, the specs
+// applied through the API, and the feature flags set through the API with their kill-switch
+// states (flags.go). It satisfies rollout.Store.
 //
 // It uses bbolt (a single file, one writer, fsync on every commit, an exclusive file lock) because
 // a rollout that a restart forgets or half-remembers routes users to the wrong version: a commit
@@ -61,7 +62,7 @@ type Store struct {
 
 // initialize creates the buckets of a new file and checks the schema of an old one.
 func (s *Store) initialize(tx *bolt.Tx) error {
-	for _, name := range [][]byte{statesBucket, eventsBucket, specsBucket, historyBucket, metaBucket} {
+	for _, name := range [][]byte{statesBucket, eventsBucket, specsBucket, historyBucket, metaBucket, flagsBucket, flagStatesBucket} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s in store %s: %w", name, s.path, err)
 		}

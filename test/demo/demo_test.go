@@ -25,6 +25,12 @@ func TestLLMDemoPromotesOneModelAndRollsBackTheOther(t *testing.T) {
 	runDemo(t, []string{"dashboard: http://127.0.0.1:", "=> promoted: v2 is stable", "=> rolled back by itself", "first tokens slower than", "evaluation quality"}, "demo", "llm")
 }
 
+func TestFlagsDemoReleasesByFlagRollsBackAndKills(t *testing.T) {
+	t.Parallel()
+	runDemo(t, []string{`"variant":"on"`, "=> promoted: on is stable", "=> rolled back by itself", `"reason":"DISABLED"`,
+		"exposures kept for experiments"}, "demo", "flags")
+}
+
 // runDemo builds aviary, runs it with args, and checks its output says each of wants.
 func runDemo(t *testing.T, wants []string, args ...string) {
 	bin := filepath.Join(t.TempDir(), "aviary")
