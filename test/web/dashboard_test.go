@@ -240,3 +240,26 @@ func TestPhoneAndDark(t *testing.T) {
 	}
 	screenshot(t, ctx, "rollout-phone-dark")
 }
+
+// TestWallDisplay: on a 4K wall display the rollout page uses the width (charts side by side,
+// larger type) without sideways scrolling.
+func TestWallDisplay(t *testing.T) {
+	a := serve(t, services(t, 0, holdAtHalf), "")
+	a.load(t, 20)
+	a.startRollout("shop", "v2")
+	ctx := browser(t, 3840, 2160)
+	signIn(t, ctx, a, readToken)
+	run(t, ctx, 10*time.Second, "open shop's rollout", navigateHash(a, "#/services/shop"))
+	waitJS(t, ctx, 30*time.Second, "two charts", `document.querySelectorAll('#charts .chart canvas').length >= 2`)
+	if !eval[bool](t, ctx, `document.documentElement.scrollWidth <= window.innerWidth + 1`) {
+		t.Error("the page scrolls sideways on a wall display")
+	}
+	if !eval[bool](t, ctx, `(() => { const c = [...document.querySelectorAll('#charts .chart')];
+		return c.length >= 2 && c[0].getBoundingClientRect().top === c[1].getBoundingClientRect().top; })()`) {
+		t.Error("the charts are not side by side on a wall display")
+	}
+	if fs := eval[string](t, ctx, `getComputedStyle(document.documentElement).fontSize`); fs != "19px" {
+		t.Errorf("font size %s on a wall display, want the larger 19px", fs)
+	}
+	screenshot(t, ctx, "rollout-wall")
+}
