@@ -168,6 +168,8 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 			.every((el) => f.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING); })()`) {
 		t.Error("the failing metric is not above the steps, charts and controls")
 	}
+	waitJS(t, ctx, 10*time.Second, "every event of the rollout listed, those before the page's read too",
+		`['RolloutStarted', 'StepStarted', 'AnalysisFailed'].every((k) => document.querySelector('#events li[data-kind="' + k + '"]'))`)
 	waitJS(t, ctx, 30*time.Second, "the error-rate chart with data",
 		`Number(document.querySelector('#chart-err-errors')?.dataset.points) > 0`)
 	screenshot(t, ctx, "rollout-rolled-back")
