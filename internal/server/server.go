@@ -76,6 +76,7 @@ func Run(ctx context.Context, o Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext:       gw.ConnContext,
 	}
+	gwSrv.RegisterOnShutdown(ofrepGW.Shutdown) // browsers' change streams must not hold the drain
 	rawLn, err := net.Listen("tcp", cfg.Gateway.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"aviary.dev/aviary/internal/flags"
@@ -52,8 +53,10 @@ type Auth struct {
 
 // Handler serves the OFREP endpoints under a prefix.
 type Handler struct {
-	o   Options
-	mux *http.ServeMux
+	o    Options
+	mux  *http.ServeMux
+	stop chan struct{} // closed by Shutdown: change streams end
+	once sync.Once
 }
 
 // maxBody bounds a request's body: an evaluation context, not a document.
@@ -70,7 +73,7 @@ func New(o Options) *Handler {
 	if o.Evaluator == nil {
 		o.Evaluator = &flags.Evaluator{}
 	}
-	h := &Handler{o: o, mux: http.NewServeMux()}
+	h := &Handler{o: o, mux: http.NewServeMux(), stop: make(chan struct{})}
 	p := o.Prefix
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags/{key}", h.authed(endpointFlag, h.evaluate))
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags", h.authed(endpointBulk, h.bulk))
@@ -91,6 +94,10 @@ func New(o Options) *Handler {
 	})
 	return h
 }
+
+// Shutdown ends the change streams, which would otherwise hold a graceful shutdown of the server
+// until its timeout (register it with http.Server.RegisterOnShutdown). Evaluations go on.
+func (h *Handler) Shutdown() { h.once.Do(func() { close(h.stop) }) }
 
 // Prefix is the path the handler serves under.
 func (h *Handler) Prefix() string { return h.o.Prefix }
