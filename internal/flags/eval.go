@@ -139,6 +139,16 @@ func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
 	if f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil) {
 		return f.static()
 	}
+	if f.ruleErr != nil {
+		return f.parseError()
+	}
+	if f.split != nil {
+		tk, hasKey, err := checkContext(ctx)
+		if err != nil {
+			return f.errorResult(ErrorInvalidCtx, err.Error())
+		}
+		return e.evaluateSplit(f, tk, hasKey)
+	}
 	d, err := newEvalData(ctx)
 	if err != nil {
 		return f.errorResult(ErrorInvalidCtx, err.Error())
@@ -162,8 +172,12 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 		switch {
 		case f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil):
 			out = append(out, f.static())
+		case f.ruleErr != nil:
+			out = append(out, f.parseError())
 		case ctxErr != nil:
 			out = append(out, f.errorResult(ErrorInvalidCtx, ctxErr.Error()))
+		case f.split != nil:
+			out = append(out, e.evaluateSplit(f, d.tk, d.hasKey))
 		default:
 			out = append(out, e.evaluate(f, d))
 		}
@@ -189,10 +203,13 @@ func (f *Flag) errorResult(code ErrorCode, msg string) Result {
 	return Result{Key: f.Key, Reason: ReasonError, ErrorCode: code, ErrorMessage: msg, Metadata: f.resultMeta}
 }
 
+// parseError is the result of a flag whose targeting cannot run (see Set.Problems).
+func (f *Flag) parseError() Result {
+	return f.errorResult(ErrorParse, fmt.Sprintf("flag %q: targeting: %v", f.Key, f.ruleErr))
+}
+
+// evaluate runs an enabled flag's compiled targeting.
 func (e *Evaluator) evaluate(f *Flag, d *evalData) Result {
-	if f.ruleErr != nil {
-		return f.errorResult(ErrorParse, fmt.Sprintf("flag %q: targeting: %v", f.Key, f.ruleErr))
-	}
 	data := d.forFlag(e, f)
 	out, err := applyRule(f.rule, data)
 	if err != nil {
@@ -201,11 +218,7 @@ func (e *Evaluator) evaluate(f *Flag, d *evalData) Result {
 	var variant string
 	switch v := out.(type) {
 	case nil:
-		r := Result{Key: f.Key, Reason: ReasonDefault, Metadata: f.resultMeta}
-		if f.DefaultVariant != "" {
-			r.Variant, r.Value = f.DefaultVariant, f.Variants[f.DefaultVariant]
-		}
-		return r
+		return f.defaultResult()
 	case string:
 		variant = v
 	case bool:
@@ -215,6 +228,20 @@ func (e *Evaluator) evaluate(f *Flag, d *evalData) Result {
 	default:
 		return f.errorResult(ErrorGeneral, fmt.Sprintf("flag %q: targeting returned %s, not a variant name; make it return one of the variants", f.Key, compact(mustJSON(v))))
 	}
+	return f.named(variant)
+}
+
+// defaultResult is the answer when targeting gives null: the default variant, or the caller's fallback.
+func (f *Flag) defaultResult() Result {
+	r := Result{Key: f.Key, Reason: ReasonDefault, Metadata: f.resultMeta}
+	if f.DefaultVariant != "" {
+		r.Variant, r.Value = f.DefaultVariant, f.Variants[f.DefaultVariant]
+	}
+	return r
+}
+
+// named is the answer when targeting names a variant.
+func (f *Flag) named(variant string) Result {
 	val, ok := f.Variants[variant]
 	if !ok {
 		return f.errorResult(ErrorGeneral, fmt.Sprintf("flag %q: targeting returned %q, which is not a variant; return one of the variants or null", f.Key, variant))
@@ -232,6 +259,7 @@ type evalData struct {
 	flagd  map[string]any
 	aviary map[string]any
 	tk     string
+	hasKey bool
 	unix   int64
 	ts     any // unix boxed once per second, not per evaluation
 }
@@ -242,24 +270,47 @@ var dataPool = sync.Pool{New: func() any {
 
 func newEvalData(ctx Context) (*evalData, error) {
 	d := dataPool.Get().(*evalData)
-	d.tk = ""
 	for k, v := range ctx {
 		nv, err := normalize(v)
 		if err != nil {
 			d.release()
-			return nil, fmt.Errorf("context %q: %v; send JSON values (strings, numbers, booleans, objects, arrays)", k, err)
+			return nil, contextError(k, err)
 		}
 		d.m[k] = nv
 	}
-	if tk, ok := d.m[TargetingKey]; ok && tk != nil {
-		s, ok := tk.(string)
-		if !ok {
-			d.release()
-			return nil, fmt.Errorf("context %q must be a string, not %s; send the key as a string", TargetingKey, compact(mustJSON(tk)))
-		}
-		d.tk = s
+	var err error
+	if d.tk, d.hasKey, err = targetingKey(d.m); err != nil {
+		d.release()
+		return nil, err
 	}
 	return d, nil
+}
+
+// checkContext is newEvalData's check without the copy, for rules that read nothing but the key.
+func checkContext(ctx Context) (tk string, hasKey bool, err error) {
+	for k, v := range ctx {
+		if _, err := normalize(v); err != nil {
+			return "", false, contextError(k, err)
+		}
+	}
+	return targetingKey(ctx)
+}
+
+func contextError(k string, err error) error {
+	return fmt.Errorf("context %q: %v; send JSON values (strings, numbers, booleans, objects, arrays)", k, err)
+}
+
+// targetingKey returns the context's targeting key; a null one counts as absent.
+func targetingKey(m map[string]any) (string, bool, error) {
+	v, ok := m[TargetingKey]
+	if !ok || v == nil {
+		return "", false, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", false, fmt.Errorf("context %q must be a string, not %s; send the key as a string", TargetingKey, compact(mustJSON(v)))
+	}
+	return s, true, nil
 }
 
 func (d *evalData) release() {
@@ -292,15 +343,24 @@ func (e *Evaluator) fillAviary(m map[string]any, f *Flag, tk string) {
 	if f.Service == "" {
 		return
 	}
-	m["service"] = f.Service
+	m["service"] = f.serviceAny
 	if e.Placer == nil || tk == "" {
 		return
 	}
 	if version, track, ok := e.Placer.Place(f.Service, tk); ok {
 		m["version"] = version
-		m["track"] = string(track)
+		switch track { // the common values boxed once, not per evaluation
+		case TrackStable:
+			m["track"] = trackStableAny
+		case TrackCanary:
+			m["track"] = trackCanaryAny
+		default:
+			m["track"] = string(track)
+		}
 	}
 }
+
+var trackStableAny, trackCanaryAny any = string(TrackStable), string(TrackCanary)
 
 // normalize returns a context value as the JsonLogic library reads it (float64 numbers, map[string]any,
 // []any), copying only containers that need a change.

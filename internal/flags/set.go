@@ -40,7 +40,9 @@ type Flag struct {
 	Service   string // metadata "service", the flag's or else the set's; "" when neither names one
 
 	keyAny     any            // Key boxed once, for $flagd.flagKey
+	serviceAny any            // Service boxed once, for $aviary.service
 	rule       any            // Targeting decoded once, as the JsonLogic library takes it; nil: no targeting
+	split      *splitRule     // rule compiled to a table when it is a literal fractional split (fast.go)
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
 	resultMeta map[string]any // set-level metadata overridden by the flag's own; nil when both are empty
@@ -100,8 +102,6 @@ func Parse(data []byte) (*Set, error) {
 		sort.Strings(p.errs)
 		return nil, errors.New(strings.Join(p.errs, "\n"))
 	}
-	sort.Strings(p.problems)
-	s.problems = p.problems
 	s.seal()
 	return s, nil
 }
@@ -123,25 +123,37 @@ func Merge(sets ...*Set) *Set {
 			maps.Copy(m.metadata, s.metadata)
 		}
 	}
-	for _, s := range sets {
-		if s == nil {
-			continue
-		}
-		for _, pr := range s.problems {
-			key, _, _ := strings.Cut(strings.TrimPrefix(pr, "flags."), ".")
-			if f, ok := m.flags[key]; ok && f.ruleErr != nil && s.flags[key] == f {
-				m.problems = append(m.problems, pr)
-			}
-		}
-	}
-	sort.Strings(m.problems)
 	m.seal()
 	return m
 }
 
-// seal computes the sorted keys and the ETag once the flags are final.
+// WithState returns a copy of the set with one flag's state changed (the kill switch: disabling a flag
+// serves the caller's fallback everywhere at once); the receiver is unchanged.
+func (s *Set) WithState(key string, st State) (*Set, error) {
+	if st != StateEnabled && st != StateDisabled {
+		return nil, fmt.Errorf("state %q: set %q or %q", st, StateEnabled, StateDisabled)
+	}
+	f, ok := s.Flag(key)
+	if !ok {
+		return nil, fmt.Errorf("flag %q is not defined; check the key (aviary flag list)", key)
+	}
+	c := *f
+	c.State = st
+	n := &Set{flags: maps.Clone(s.flags), metadata: s.metadata}
+	n.flags[key] = &c
+	n.seal()
+	return n, nil
+}
+
+// seal computes the sorted keys, the problems and the ETag once the flags are final.
 func (s *Set) seal() {
 	s.keys = slices.Sorted(maps.Keys(s.flags))
+	s.problems = nil
+	for _, k := range s.keys {
+		if f := s.flags[k]; f.ruleErr != nil {
+			s.problems = append(s.problems, "flags."+k+".targeting: "+f.ruleErr.Error())
+		}
+	}
 	b, err := s.JSON()
 	if err != nil {
 		// Unreachable: every value came from JSON. Keep the ETag distinct from any content hash.
@@ -198,14 +210,22 @@ type flagJSON struct {
 }
 
 // JSON returns the set as a flagd document. Evaluator references are already resolved into each flag's
-// targeting, so the document has no $evaluators; parsing it again gives an equal set (and ETag).
+// targeting, so the document has no $evaluators; parsing it again gives an equal set (and ETag). A flag
+// of a merged set whose own document's metadata differs from the merged set-level metadata is written
+// with all the metadata it resolves with.
 func (s *Set) JSON() ([]byte, error) {
 	out := struct {
 		Flags    map[string]flagJSON `json:"flags"`
 		Metadata map[string]any      `json:"metadata,omitempty"`
 	}{Flags: make(map[string]flagJSON, len(s.flags)), Metadata: s.metadata}
 	for k, f := range s.flags {
-		fj := flagJSON{State: f.State, Variants: f.Variants, Targeting: f.Targeting, Metadata: f.Metadata}
+		meta := f.Metadata
+		if !maps.Equal(f.resultMeta, mergedMeta(s.metadata, f.Metadata)) {
+			// A flag merged from another document keeps that document's metadata; write what it
+			// resolves with, so the JSON (and the ETag) says so.
+			meta = f.resultMeta
+		}
+		fj := flagJSON{State: f.State, Variants: f.Variants, Targeting: f.Targeting, Metadata: meta}
 		if f.DefaultVariant != "" {
 			dv := f.DefaultVariant
 			fj.DefaultVariant = &dv
@@ -217,8 +237,7 @@ func (s *Set) JSON() ([]byte, error) {
 
 // parser gathers every error of a document, each with its JSON path.
 type parser struct {
-	errs     []string
-	problems []string
+	errs []string
 }
 
 func (p *parser) errf(path, format string, args ...any) {
@@ -305,6 +324,7 @@ func (p *parser) flag(key string, raw json.RawMessage, evaluators, setMeta map[s
 	f.resultMeta = mergedMeta(setMeta, f.Metadata)
 	// A document per service may name it once in the set-level metadata; the flag's own wins.
 	f.Service, _ = f.resultMeta[MetadataService].(string)
+	f.serviceAny = f.Service
 	return f
 }
 
@@ -389,11 +409,11 @@ func (p *parser) targeting(path string, raw json.RawMessage, evaluators map[stri
 		err = checkOperators(rule)
 	}
 	if err != nil {
-		f.ruleErr = err
-		p.problems = append(p.problems, path+".targeting: "+err.Error())
+		f.ruleErr = err // listed by Set.Problems; the flag resolves with PARSE_ERROR
 		return
 	}
 	f.rule = rule
+	f.split = compileSplit(rule)
 	f.usesAviary = bytes.Contains(b, []byte(`"$aviary`))
 }
 

@@ -165,12 +165,13 @@ func TestRefsResolvedAtParse(t *testing.T) {
 func TestMergeLaterSetWins(t *testing.T) {
 	a := mustParse(t, `{"metadata": {"src": "a", "team": "web"}, "flags": {
 	  "x": {"state": "ENABLED", "variants": {"v": "a-x"}, "defaultVariant": "v"},
-	  "y": {"state": "ENABLED", "variants": {"v": "a-y"}, "defaultVariant": "v", "targeting": {"$ref": "gone"}}}}`)
+	  "y": {"state": "ENABLED", "variants": {"v": "a-y"}, "defaultVariant": "v", "targeting": {"$ref": "gone"}},
+	  "web.old": {"state": "ENABLED", "variants": {"v": 1}, "defaultVariant": "v", "targeting": {"nope": []}}}}`)
 	b := mustParse(t, `{"metadata": {"src": "b"}, "flags": {
 	  "y": {"state": "ENABLED", "variants": {"v": "b-y"}, "defaultVariant": "v"},
 	  "z": {"state": "ENABLED", "variants": {"v": "b-z"}, "defaultVariant": "v"}}}`)
 	m := Merge(a, nil, b)
-	if got := m.Keys(); !slices.Equal(got, []string{"x", "y", "z"}) {
+	if got := m.Keys(); !slices.Equal(got, []string{"web.old", "x", "y", "z"}) {
 		t.Fatalf("Keys = %v", got)
 	}
 	e := &Evaluator{}
@@ -185,12 +186,33 @@ func TestMergeLaterSetWins(t *testing.T) {
 	if md := m.Metadata(); md["src"] != "b" || md["team"] != "web" {
 		t.Errorf("merged set metadata = %v", md)
 	}
-	if len(a.Problems()) != 1 || len(m.Problems()) != 0 {
-		t.Errorf("problems: a %q, merged %q (b's y replaced the broken one)", a.Problems(), m.Problems())
+	if len(a.Problems()) != 2 || len(m.Problems()) != 1 || !strings.HasPrefix(m.Problems()[0], `flags.web.old.targeting: unknown operator "nope"`) {
+		t.Errorf("problems: a %q, merged %q (b's y replaced a broken one)", a.Problems(), m.Problems())
 	}
 	if Merge(b, a).ETag() == m.ETag() {
 		t.Error("merge order must matter")
 	}
+	// x resolves with a's metadata even though b's set-level src wins: the JSON and the ETag say so.
+	a2 := mustParse(t, strings.Replace(mustJSONString(t, a), `"src":"a"`, `"src":"a2"`, 1))
+	if Merge(a2, b).ETag() == m.ETag() {
+		t.Error("a change of the metadata flag x resolves with kept the merged ETag")
+	}
+	round := mustParse(t, mustJSONString(t, m))
+	if round.ETag() != m.ETag() {
+		t.Errorf("merged set's JSON round trip changed the ETag:\n%s", mustJSONString(t, m))
+	}
+	if r := e.Evaluate(round, "x", nil); r.Metadata["src"] != "a" || r.Metadata["team"] != "web" {
+		t.Errorf("x after a round trip: %v", r.Metadata)
+	}
+}
+
+func mustJSONString(t *testing.T, s *Set) string {
+	t.Helper()
+	b, err := s.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestETagIsContent(t *testing.T) {
@@ -224,6 +246,35 @@ func TestETagIsContent(t *testing.T) {
 	var doc map[string]any
 	if err := json.Unmarshal(b, &doc); err != nil || doc["$evaluators"] != nil {
 		t.Errorf("JSON = %s (%v); want refs resolved and no $evaluators", b, err)
+	}
+}
+
+func TestWithStateIsTheKillSwitch(t *testing.T) {
+	s := mustParse(t, `{"flags": {"k": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+	  "other": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"}}}`)
+	off, err := s.WithState("k", StateDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Evaluator{}
+	if r := e.Evaluate(off, "k", nil); r.Reason != ReasonDisabled || r.Value != nil {
+		t.Errorf("disabled: %+v", r)
+	}
+	if r := e.Evaluate(s, "k", nil); r.Value != true {
+		t.Errorf("the original set changed: %+v", r)
+	}
+	if off.ETag() == s.ETag() || off.Len() != 2 {
+		t.Errorf("ETag %s kept, or flags lost (%d)", off.ETag(), off.Len())
+	}
+	on, _ := off.WithState("k", StateEnabled)
+	if on.ETag() != s.ETag() {
+		t.Error("enabling again did not restore the ETag")
+	}
+	if _, err := s.WithState("nope", StateDisabled); err == nil || !strings.Contains(err.Error(), "check the key") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if _, err := s.WithState("k", State("off")); err == nil {
+		t.Error("a state that is not one was accepted")
 	}
 }
 
