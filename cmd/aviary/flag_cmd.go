@@ -35,17 +35,20 @@ func oneFlag(cmd *cobra.Command, args []string) error {
 func newFlag(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "flag",
-		Short: "List, set, apply, enable and disable the feature flags of a running aviary",
+		Short: "List, set, apply, enable and disable the feature flags of a running aviary, and steer their rollouts",
 		Long: `The feature flags a running aviary serves over OFREP: from the flag files of its config
 (flags.files) and set through its API. A flag set here overrides a file's flag of the same key;
 disable is the kill switch: every SDK gets the default in its code within a second, whatever the
-flag's source, until enable. See docs/flags.md.`,
+flag's source, until enable. promote, pause, resume, abort and rollout status steer the rollout of a
+flag's variant (services[].flags[].release in the config; see docs/flag-rollouts.md). See
+docs/flags.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newFlagList(o), newFlagGet(o), newFlagSet(o), newFlagApply(o), newFlagDelete(o),
 		newFlagSwitch(o, "disable", "Turn a flag off everywhere (the kill switch): every SDK gets its code default"),
 		newFlagSwitch(o, "enable", "Turn a flag on again after disable"))
+	cmd.AddCommand(flagRolloutCommands(o)...)
 	return cmd
 }
 

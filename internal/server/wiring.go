@@ -8,12 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/flags/ofrep"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/rollout"
@@ -32,14 +30,6 @@ func (h gatewayHealth) Health(service string) map[string]rollout.Health {
 		out[name] = rollout.Health{Endpoints: v.Endpoints, Available: v.Available, Ready: v.Ready}
 	}
 	return out
-}
-
-// storePath is storage.path, or aviary.db beside the config file.
-func storePath(cfg *config.Config, configPath string) string {
-	if cfg.Storage.Path != "" {
-		return cfg.Storage.Path
-	}
-	return filepath.Join(filepath.Dir(configPath), config.DefaultStoreFile)
 }
 
 // tokens are the config's, or the environment's.
@@ -127,8 +117,7 @@ func ofrepHandlers(cfg *config.Config, c *core, adminToken, readToken string, lo
 			tokens = append(tokens, t)
 		}
 	}
-	eval := &flags.Evaluator{Placer: gatewayPlacer{c.gw}, Now: time.Now}
-	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: eval, Metrics: c.ofrep, Logger: log}
+	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: c.eval, Metrics: c.ofrep, Logger: log}
 	gwo, admino := o, o
 	gwo.CORS, gwo.Auth = true, ofrep.Auth{Keys: keys, Foreign: tokens}
 	admino.Auth = ofrep.Auth{Keys: keys, Tokens: tokens}
@@ -144,16 +133,4 @@ func withOFREP(o *ofrep.Handler, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// gatewayPlacer gives flags' targeting the gateway's placement of a targeting key ($aviary.version,
-// $aviary.track): the targeting key and the service's sticky key share one bucket space.
-type gatewayPlacer struct{ gw *gateway.Gateway }
-
-func (p gatewayPlacer) Place(service, key string) (string, flags.Track, bool) {
-	version, stable, ok := p.gw.PlaceKey(service, key)
-	if stable {
-		return version, flags.TrackStable, ok
-	}
-	return version, flags.TrackCanary, ok
 }

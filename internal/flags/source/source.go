@@ -48,6 +48,8 @@ type Source struct {
 	apiSet *flags.Set
 	states map[string]store.FlagState
 	layers map[string]*flags.Set
+	// overlays: what Aviary adds to flags (a service binding, a flag rollout's share), applied last.
+	overlays map[string]flags.Overlay
 
 	watcher *fsnotify.Watcher // nil unless Watch runs
 }
@@ -174,6 +176,7 @@ func (s *Source) publish() error {
 	if switched != nil {
 		merged = flags.Merge(base, switched)
 	}
+	merged = merged.WithOverlays(s.overlays)
 	old := s.cur.Load()
 	if old != nil && old.set.ETag() == merged.ETag() {
 		// Same flags served; where they come from may have moved. Readers hold the old snapshot,
