@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/internal/polltest"
 )
 
 func TestRunServesAndStops(t *testing.T) {
@@ -20,14 +22,11 @@ func TestRunServesAndStops(t *testing.T) {
 	}()
 
 	var addr string
-	for deadline := time.Now().Add(5 * time.Second); addr == ""; {
-		if b, err := os.ReadFile(portFile); err == nil {
-			addr = strings.TrimSpace(string(b))
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no port file after 5s: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	polltest.Wait(t, 10*time.Second, "the port file", func() bool {
+		b, err := os.ReadFile(portFile)
+		addr = strings.TrimSpace(string(b))
+		return err == nil && addr != ""
+	})
 	body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {

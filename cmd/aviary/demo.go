@@ -48,7 +48,7 @@ everything when done (about two minutes).`,
 	}
 	cmd.Flags().IntVar(&rps, "rps", 100, "requests per second of demo traffic")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep aviary running after the demo (Ctrl-C stops it)")
-	cmd.AddCommand(newDemoLLM())
+	cmd.AddCommand(newDemoLLM(), newDemoFlags())
 	return cmd
 }
 
@@ -84,6 +84,7 @@ func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
 	defer av.stop()
 	gw, admin := av.gw, av.admin
 	say("aviary: gateway %s, admin API %s (try `aviary --server %s get services` in another terminal)\n", gw, admin, admin)
+	say("dashboard: %s/ui/ (open it in a browser to watch the rollouts live)\n", admin)
 	c := &apiClient{base: admin, http: &http.Client{}}
 	ld := &demoLoad{url: gw + "/", rps: rps}
 	go ld.run(av.ctx)
@@ -203,6 +204,11 @@ func demoRolloutOf(ctx context.Context, out io.Writer, c *apiClient, service, ve
 	if _, _, err := c.start(ctx, service, startRequest{Version: version}); err != nil {
 		return err
 	}
+	return demoFollow(ctx, out, c, service, want, metrics)
+}
+
+// demoFollow reports a rollout in flight until it reaches want (or another end).
+func demoFollow(ctx context.Context, out io.Writer, c *apiClient, service string, want rollout.Phase, metrics []string) error {
 	began := time.Now()
 	var last string
 	var shown time.Time

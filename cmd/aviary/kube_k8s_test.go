@@ -27,6 +27,7 @@ import (
 	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/k8s/k8stest"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -102,18 +103,14 @@ func TestTheCLIWatchesAndSteersARolloutInACluster(t *testing.T) {
 	}
 	waitPhase := func(phase rollout.Phase, weight int) rollout.Status {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			ro := &v1alpha1.Rollout{}
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, ro); err == nil &&
-				ro.Status.Phase == string(phase) && int(ro.Status.CanaryWeight) == weight {
-				return status()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s at %d%%: %+v", phase, weight, ro.Status)
-			}
-			time.Sleep(50 * time.Millisecond)
+		ro := &v1alpha1.Rollout{}
+		if !polltest.Until(30*time.Second, 50*time.Millisecond, func() bool {
+			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, ro)
+			return err == nil && ro.Status.Phase == string(phase) && int(ro.Status.CanaryWeight) == weight
+		}) {
+			t.Fatalf("waiting for %s at %d%%: %+v", phase, weight, ro.Status)
 		}
+		return status()
 	}
 
 	first := waitPhase(rollout.Healthy, 0).StableVersion

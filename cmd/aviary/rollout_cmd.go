@@ -36,7 +36,7 @@ func addClientCommandsWith(root *cobra.Command, o *clientOptions) {
 	f := root.PersistentFlags()
 	f.StringVar(&o.server, "server", "", "admin API URL (default $AVIARY_SERVER, else "+defaultServer+")")
 	f.StringVar(&o.token, "token", "", "admin API bearer token (default $AVIARY_TOKEN)")
-	root.AddCommand(newGet(o), newRollout(o), newApply(o), newDelete(o))
+	root.AddCommand(newGet(o), newRollout(o), newApply(o), newDelete(o), newFlag(o))
 }
 
 const nsUsage = `Kubernetes mode: the Rollout's namespace (default the kubeconfig context's, else "default")`
@@ -287,32 +287,53 @@ again from its first step.`,
 		`  aviary rollout restart shop`},
 }
 
+// rolloutTarget is what a rollout command names: a service, or a flag (whose rollout is flag:KEY).
+type rolloutTarget struct {
+	arg  string                  // SERVICE or KEY, for the usage line
+	args cobra.PositionalArgs    // checks the one argument
+	name func(arg string) string // the rollout's name in the API
+	kube bool                    // the command has a Kubernetes form
+	what string                  // "rollout" or "flag rollout", for the help
+	full string                  // what promote --full does
+	why  string                  // what --reason is for
+}
+
+var serviceTarget = rolloutTarget{arg: "SERVICE", args: oneService, name: func(s string) string { return s }, kube: true,
+	what: "rollout", full: "skip the remaining steps: the canary takes all traffic and becomes stable",
+	why: "why, recorded in the service's history and events"}
+
 func newRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
+	return newActionFor(o, a, serviceTarget)
+}
+
+func newActionFor(o *clientOptions, a rolloutAction, t rolloutTarget) *cobra.Command {
 	var (
 		output string
 		req    actionRequest
 	)
 	cmd := &cobra.Command{
-		Use:     string(a.name) + " SERVICE",
+		Use:     string(a.name) + " " + t.arg,
 		Short:   a.short,
-		Long:    a.long + "\n\nIt prints the rollout's state after the command; -o json prints its whole status.",
+		Long:    a.long + "\n\nIt prints the " + t.what + "'s state after the command; -o json prints its whole status.",
 		Example: a.example,
-		Args:    oneService,
+		Args:    t.args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			kubeCmd := rollout.Command{Kind: a.name, Full: req.Full, Reason: req.Reason}
-			if done, err := o.inKube(func(c client.Client, ns string) error {
-				return kubeAction(cmd.Context(), c, ns, args[0], kubeCmd, cmd.OutOrStdout(), output == "json")
-			}); done {
-				return err
+			if t.kube {
+				kubeCmd := rollout.Command{Kind: a.name, Full: req.Full, Reason: req.Reason}
+				if done, err := o.inKube(func(c client.Client, ns string) error {
+					return kubeAction(cmd.Context(), c, ns, args[0], kubeCmd, cmd.OutOrStdout(), output == "json")
+				}); done {
+					return err
+				}
 			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			st, raw, err := c.act(cmd.Context(), args[0], string(a.name), req)
+			st, raw, err := c.act(cmd.Context(), t.name(args[0]), string(a.name), req)
 			if err != nil {
 				return err
 			}
@@ -320,9 +341,9 @@ func newRolloutAction(o *clientOptions, a rolloutAction) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
-	cmd.Flags().StringVar(&req.Reason, "reason", "", "why, recorded in the service's history and events")
+	cmd.Flags().StringVar(&req.Reason, "reason", "", t.why)
 	if a.name == rollout.Promote {
-		cmd.Flags().BoolVar(&req.Full, "full", false, "skip the remaining steps: the canary takes all traffic and becomes stable")
+		cmd.Flags().BoolVar(&req.Full, "full", false, t.full)
 	}
 	return cmd
 }

@@ -23,7 +23,8 @@ type Options struct {
 	Quality   QualitySource
 	Templates []config.AnalysisTemplate
 	Providers provider.Options
-	// History bounds the measurements kept per metric of a run (0: config.DefaultHistory).
+	// History bounds the measurements kept per metric of a run: analysis.history as config gives
+	// it, defaults applied (at least 1).
 	History int
 	// Look is how often runs look at their metrics (0: one second).
 	Look   time.Duration
@@ -70,9 +71,6 @@ func New(o Options) *Analyzer {
 	}
 	if o.Look == 0 {
 		o.Look = time.Second
-	}
-	if o.History == 0 {
-		o.History = config.DefaultHistory
 	}
 	if o.Finished == 0 {
 		o.Finished = 20

@@ -46,7 +46,17 @@ func (tr *traffic) second(version string, n int, errRate float64, latency time.D
 }
 
 func analyzerFor(tr *traffic, templates ...config.AnalysisTemplate) *Analyzer {
-	return New(Options{Metrics: tr.reg, Templates: templates, Now: func() time.Time { return tr.now }})
+	return New(Options{Metrics: tr.reg, Templates: templates, History: configHistory(tr.t), Now: func() time.Time { return tr.now }})
+}
+
+// configHistory is analysis.history as config gives it to a file that sets none.
+func configHistory(t testing.TB) int {
+	t.Helper()
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Analysis.History
 }
 
 // drive runs a check second by second: each second both versions serve, then the run looks.

@@ -24,7 +24,7 @@ func llmRun(t *testing.T, metric string, seconds, stableN, canaryN int, stableTT
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(Options{Metrics: tr.reg, LLM: stats, Templates: cfg.Analysis.Templates, Now: func() time.Time { return tr.now }})
+	a := New(Options{Metrics: tr.reg, LLM: stats, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Now: func() time.Time { return tr.now }})
 	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "chat", Stable: "v1", Canary: "v2",
 		Templates: []string{"llm"}, StartedAt: tr.now, Weight: 10}, a.templates)
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -90,7 +90,7 @@ func TestAHigherRateOfABadLabelIsRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	fq := &fakeQuality{t: map[string]quality.Totals{}}
-	a := New(Options{Metrics: tr.reg, Quality: fq, Templates: cfg.Analysis.Templates, Now: func() time.Time { return tr.now }})
+	a := New(Options{Metrics: tr.reg, Quality: fq, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Now: func() time.Time { return tr.now }})
 	rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "chat", Stable: "v1", Canary: "v2",
 		Templates: []string{"q"}, StartedAt: tr.now}, a.templates)
 	add := func(v string, n, bad int64) {

@@ -76,7 +76,7 @@ func (q *promCount) counter(r *runner, version, query string, now time.Time) (ui
 	pm := *m.Prometheus
 	pm.Query, pm.Requests, pm.Errors = query, "", ""
 	m.Prometheus = &pm
-	ctx, cancel := context.WithTimeout(context.Background(), timeoutOf(pm.Timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), pm.Timeout.Duration)
 	defer cancel()
 	res, err := q.p.Measure(ctx, provider.Query{Service: r.run.Service, Stable: r.run.Stable, Canary: r.run.Canary,
 		Version: version, Metric: m, Now: now})
@@ -91,13 +91,6 @@ func (q *promCount) counter(r *runner, version, query string, now time.Time) (ui
 		return 0, fmt.Errorf("%s for %s: want one non-negative number (a counter summed with sum()), got %v", query, version, res.Value)
 	}
 	return uint64(math.Round(x)), nil
-}
-
-func timeoutOf(d config.Duration) time.Duration {
-	if d.Duration > 0 {
-		return d.Duration
-	}
-	return config.DefaultProviderTimeout.Duration
 }
 
 func (q *promCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {

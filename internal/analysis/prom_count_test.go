@@ -58,7 +58,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), Templates: cfg.Analysis.Templates, Look: 200 * time.Millisecond})
+	a := New(Options{Metrics: metrics.NewRegistry(metrics.Options{}), Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Look: 200 * time.Millisecond})
 	t.Cleanup(a.Close)
 	now := time.Now()
 	bad := rollout.Run{ID: "shop/1/0/bad", Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "bad",

@@ -52,12 +52,22 @@ type Server struct {
 	Config   Config
 	Rollouts Rollouts
 	Analyses Analyses
+	Windows  Windows // nil: no /series endpoint
 	Feedback Feedback
-	Hub      *Hub
-	Tokens   Tokens
-	Browser  BrowserGuard
-	Gatherer prometheus.Gatherer
-	Ready    func() bool
+	// Flags is the flag set (nil: no flag routes); OFREP serves its evaluation endpoints under
+	// OFREPPrefix, outside /api: it checks its own keys, and the tokens above may evaluate too.
+	Flags       Flags
+	OFREP       http.Handler
+	OFREPPrefix string
+	Exposures   Exposures // nil: no exposure route
+	Hub         *Hub
+	Tokens      Tokens
+	Browser     BrowserGuard
+	Gatherer    prometheus.Gatherer
+	Ready       func() bool
+	// UI, when set, is the dashboard (internal/web), served at /ui/ without a token: its pages
+	// sign in to /api/v1 themselves.
+	UI http.Handler
 }
 
 // Handler routes the admin endpoints.
@@ -67,11 +77,21 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/services/{name}", s.service)
 	api.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Config.Status()) })
 	api.HandleFunc("POST /api/v1/config/reload", s.reload)
+	api.HandleFunc("GET /api/v1/whoami", s.whoami)
+	if s.Windows != nil {
+		api.HandleFunc("GET /api/v1/services/{name}/series", s.series)
+	}
 	if s.Rollouts != nil {
 		s.rolloutRoutes(api)
 	}
 	if s.Feedback != nil {
 		api.HandleFunc("POST /api/v1/feedback", s.feedback)
+	}
+	if s.Flags != nil {
+		s.flagRoutes(api)
+	}
+	if s.Exposures != nil {
+		api.HandleFunc("GET /api/v1/flags/{key}/exposures", s.exposures)
 	}
 	if s.Analyses != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/analysis", func(w http.ResponseWriter, r *http.Request) {
@@ -84,10 +104,17 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Tokens.guard(api))
+	if s.OFREP != nil {
+		mux.Handle(s.OFREPPrefix+"/", s.OFREP)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.UI != nil {
+		mux.Handle("/ui/", s.UI)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	return s.Browser.Wrap(mux)
 }

@@ -24,6 +24,8 @@ type Config struct {
 	Notifications Notifications `yaml:"notifications" json:"notifications,omitempty"`
 	// Reload says what a reload of this file may do.
 	Reload Reload `yaml:"reload" json:"reload,omitempty"`
+	// Flags are the feature flags served over OFREP.
+	Flags Flags `yaml:"flags" json:"flags,omitempty"`
 }
 
 // Reload holds the guards of a reload. A reload that would remove every service of the file, or
@@ -98,6 +100,25 @@ type Service struct {
 	Strategy *Strategy `yaml:"strategy" json:"strategy,omitempty"`
 	// LLM reads the service's traffic as LLM API calls.
 	LLM *LLM `yaml:"llm" json:"llm,omitempty"`
+	// Flags are feature flags the gateway evaluates for each of this service's requests, with the
+	// service's sticky key as the targeting key: to pass a variant to the upstream, to measure each
+	// request under its user's variant, and to roll a variant out, judged like a version.
+	Flags []ServiceFlag `yaml:"flags" json:"flags,omitempty"`
+}
+
+// ServiceFlag is a flag (defined in the flag sources, see docs/flags.md) bound to a service. Every
+// request of the service with a sticky key is measured under the variant its user has.
+type ServiceFlag struct {
+	Key string `yaml:"key" json:"key"`
+	// Header passes the variant's name to the upstream (gateway-evaluated flags, for services with no
+	// flag SDK). The client's own header of that name is never passed on.
+	Header string `yaml:"header" json:"header,omitempty"`
+	// Context adds request headers to the evaluation context: attribute name -> header name.
+	Context map[string]string `yaml:"context" json:"context,omitempty"`
+	// Release is the variant that should serve everyone: a change starts a flag rollout by Strategy
+	// (setWeight, pause, analysis and gate steps), judged on the variants' measurements.
+	Release  string    `yaml:"release" json:"release,omitempty"`
+	Strategy *Strategy `yaml:"strategy" json:"strategy,omitempty"`
 }
 
 // ServiceMatch says which requests belong to a service. Both parts must hold when both are given.

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"path/filepath"
+	"time"
+)
 
 // The defaults, in one place. A zero value in the file means "use the default".
 const (
@@ -121,14 +124,32 @@ func (t *AnalysisTemplate) applyDefaults() {
 		setDur(&m.Interval, DefaultMetricInterval)
 		setInt(&m.ConsecutiveErrorLimit, DefaultConsecutiveError)
 		if p := m.Prometheus; p != nil {
-			setDur(&p.Timeout, DefaultProviderTimeout)
+			*p = p.WithDefaults()
 		}
 		if w := m.Web; w != nil {
-			setDur(&w.Timeout, DefaultProviderTimeout)
-			setString(&w.Method, "GET")
+			*w = w.WithDefaults()
 		}
 	}
 }
+
+// WithDefaults is p with its unset fields filled, as a metric's prometheus settings get them.
+func (p PrometheusMetric) WithDefaults() PrometheusMetric {
+	setDur(&p.Timeout, DefaultProviderTimeout)
+	return p
+}
+
+// WithDefaults is w with its unset fields filled, as a metric's web settings get them.
+func (w WebMetric) WithDefaults() WebMetric {
+	setDur(&w.Timeout, DefaultProviderTimeout)
+	setString(&w.Method, "GET")
+	return w
+}
+
+// Telemetry defaults.
+var (
+	DefaultOTLPInterval    = D(10 * time.Second)
+	DefaultOTLPServiceName = "aviary"
+)
 
 // LLM defaults.
 var (
@@ -140,6 +161,14 @@ var (
 	MaxEvaluatorBytes                 = 16 << 20 // the most llm.evaluator.maxBytes may be
 	DefaultEvaluatorMaxInFlight       = 16
 )
+
+// WithDefaults is e with its unset fields filled, as a service's llm.evaluator gets them.
+func (e Evaluator) WithDefaults() Evaluator {
+	setDur(&e.Timeout, DefaultEvaluatorTimeout)
+	setInt(&e.MaxBytes, DefaultEvaluatorMaxBytes)
+	setInt(&e.MaxInFlight, DefaultEvaluatorMaxInFlight)
+	return e
+}
 
 // DefaultStrategy is the strategy of a managed service that names none: a canary at 10% for half a
 // minute, then 50% until the default analysis passes (a regression past its detectable effects
@@ -198,11 +227,12 @@ func (c *Config) applyDefaults() {
 	setDur(&t.BodyGrace, d.BodyGrace)
 	setDur(&t.Shutdown, d.Shutdown)
 	setInt(&c.Storage.MaxEvents, DefaultMaxEvents)
+	c.Flags.applyDefaults()
 	setInt(&c.Analysis.History, DefaultHistory)
 	setDur(&c.LLM.FeedbackWindow, DefaultFeedbackWindow)
 	if o := c.Telemetry.OTLP; o != nil {
-		setDur(&o.Interval, D(10*time.Second))
-		setString(&o.ServiceName, "aviary")
+		setDur(&o.Interval, DefaultOTLPInterval)
+		setString(&o.ServiceName, DefaultOTLPServiceName)
 	}
 	setInt(&c.LLM.FeedbackEntries, DefaultFeedbackEntries)
 	if c.LLM.FeedbackScores == nil {
@@ -223,6 +253,30 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// StorePath is storage.path, or DefaultStoreFile beside the config file at configPath (the
+// default depends on where the file is, which Parse does not know).
+func (c *Config) StorePath(configPath string) string {
+	if c.Storage.Path != "" {
+		return c.Storage.Path
+	}
+	return filepath.Join(filepath.Dir(configPath), DefaultStoreFile)
+}
+
+// ShadowMirror is the mirror that a shadow step makes of the service's traffic to version, at
+// percent: it copies bodies up to the bound of the service's own mirror, or the default one.
+func (s *Service) ShadowMirror(version string, percent float64) *Mirror {
+	m := &Mirror{Version: version, Percent: percent, MaxBodyBytes: DefaultMirrorMaxBodyBytes}
+	if s.Mirror != nil {
+		m.MaxBodyBytes = s.Mirror.MaxBodyBytes
+	}
+	return m
+}
+
+// ApplyDefaults fills the unset fields of a service that changed outside a config file, as Parse
+// does for a file's: a release set through the API gets the default strategy, with its timings.
+// Fields already set are kept, so it may be applied again.
+func (s *Service) ApplyDefaults() { s.applyDefaults() }
+
 func (s *Service) applyDefaults() {
 	if s.Match.PathPrefix == "" {
 		s.Match.PathPrefix = "/"
@@ -233,9 +287,7 @@ func (s *Service) applyDefaults() {
 			l.MaxRequestBytes = DefaultLLMMaxRequestBytes
 		}
 		if e := l.Evaluator; e != nil {
-			setDur(&e.Timeout, DefaultEvaluatorTimeout)
-			setInt(&e.MaxBytes, DefaultEvaluatorMaxBytes)
-			setInt(&e.MaxInFlight, DefaultEvaluatorMaxInFlight)
+			*e = e.WithDefaults()
 		}
 	}
 	for i := range s.Versions {
@@ -256,6 +308,14 @@ func (s *Service) applyDefaults() {
 	}
 	if m := s.Mirror; m != nil && m.MaxBodyBytes == 0 {
 		m.MaxBodyBytes = DefaultMirrorMaxBodyBytes
+	}
+	for i := range s.Flags {
+		if f := &s.Flags[i]; f.Release != "" {
+			if f.Strategy == nil {
+				f.Strategy = DefaultStrategy()
+			}
+			f.Strategy.applyDefaults()
+		}
 	}
 	if h := s.HealthCheck; h != nil {
 		d := DefaultHealthCheck

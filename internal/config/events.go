@@ -27,19 +27,26 @@ const (
 	EventRestarted            EventKind = "Restarted"
 	EventRolled               EventKind = "Rolled"
 	EventScaledDown           EventKind = "ScaledDown"
+
+	// Flag events: a flag set, deleted, or switched by the kill switch (through the API or the CLI).
+	EventFlagChanged  EventKind = "FlagChanged"
+	EventFlagDeleted  EventKind = "FlagDeleted"
+	EventFlagDisabled EventKind = "FlagDisabled"
+	EventFlagEnabled  EventKind = "FlagEnabled"
 )
 
-// EventKinds are the kinds of rollout events, the names webhooks choose from.
+// EventKinds are the kinds of events, the names webhooks choose from.
 var EventKinds = []EventKind{
 	EventRolloutStarted, EventStepStarted, EventPaused, EventResumed, EventPromoted, EventAnalysisPassed,
 	EventAnalysisFailed, EventAnalysisInconclusive, EventGatePassed, EventGateFailed, EventAborted, EventCompleted,
 	EventUndone, EventRetried, EventRestarted, EventRolled, EventScaledDown,
+	EventFlagChanged, EventFlagDeleted, EventFlagDisabled, EventFlagEnabled,
 }
 
 // Warning reports whether an event of this kind says that something went wrong.
 func (k EventKind) Warning() bool {
 	switch k {
-	case EventAborted, EventAnalysisFailed, EventGateFailed, EventAnalysisInconclusive:
+	case EventAborted, EventAnalysisFailed, EventGateFailed, EventAnalysisInconclusive, EventFlagDisabled:
 		return true
 	}
 	return false

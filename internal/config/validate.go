@@ -68,8 +68,10 @@ func (c *Config) Validate() Errors {
 	v.templates = v.analysis(&c.Analysis)
 	v.llmSettings(&c.LLM)
 	v.telemetry(&c.Telemetry)
+	v.flags(&c.Flags, c.Services)
 	names := map[string]int{}
 	matches := map[string]int{}
+	flags := map[string]string{}
 	for i := range c.Services {
 		s := &c.Services[i]
 		p := fmt.Sprintf("services[%d]", i)
@@ -83,6 +85,7 @@ func (c *Config) Validate() Errors {
 		}
 		matches[key] = i
 		v.service(p, s)
+		v.serviceFlags(p, s, flags)
 	}
 	return v.errs
 }
@@ -102,42 +105,12 @@ func (v *validator) service(p string, s *Service) {
 	if len(s.Versions) == 0 {
 		v.addf(p+".versions", "a service needs at least one version")
 	}
-	versions := map[string]bool{}
-	for i, ver := range s.Versions {
-		vp := fmt.Sprintf("%s.versions[%d]", p, i)
-		if !namePattern.MatchString(ver.Name) {
-			v.addf(vp+".name", "%q must be lower-case letters, digits, '.', '_' or '-'", ver.Name)
-		}
-		if versions[ver.Name] {
-			v.addf(vp+".name", "%q is listed twice", ver.Name)
-		}
-		versions[ver.Name] = true
-		if len(ver.Endpoints) == 0 {
-			v.addf(vp+".endpoints", "a version needs at least one endpoint URL")
-		}
-		for j, e := range ver.Endpoints {
-			v.endpoint(fmt.Sprintf("%s.endpoints[%d]", vp, j), e)
-		}
-	}
+	versions := v.versions(p, s.Versions)
 	v.traffic(p, s.Traffic, versions)
 	v.managed(p, s, versions)
 	v.llm(p, s)
 	if st := s.Stickiness; st != nil {
-		set := 0
-		for _, k := range []string{st.Header, st.Cookie, st.Query} {
-			if k != "" {
-				set++
-			}
-		}
-		if set != 1 {
-			v.addf(p+".stickiness", "set exactly one of header, cookie or query (found %d)", set)
-		}
-		if st.Header != "" {
-			v.headerName(p+".stickiness.header", st.Header)
-		}
-		if st.SetCookie != "" && !validCookieName(st.SetCookie) {
-			v.addf(p+".stickiness.setCookie", "%q is not a valid cookie name", st.SetCookie)
-		}
+		v.stickiness(p+".stickiness", st)
 	}
 	for i, r := range s.Routes {
 		rp := fmt.Sprintf("%s.routes[%d]", p, i)
@@ -153,6 +126,52 @@ func (v *validator) service(p string, s *Service) {
 			v.addf(p+".mirror.maxBodyBytes", "%d must not be negative", m.MaxBodyBytes)
 		}
 	}
+	v.health(p, s)
+}
+
+// versions checks a service's versions (p is the service's path) and returns their names.
+func (v *validator) versions(p string, vs []Version) map[string]bool {
+	versions := map[string]bool{}
+	for i, ver := range vs {
+		vp := fmt.Sprintf("%s.versions[%d]", p, i)
+		if !namePattern.MatchString(ver.Name) {
+			v.addf(vp+".name", "%q must be lower-case letters, digits, '.', '_' or '-'", ver.Name)
+		}
+		if versions[ver.Name] {
+			v.addf(vp+".name", "%q is listed twice", ver.Name)
+		}
+		versions[ver.Name] = true
+		if len(ver.Endpoints) == 0 {
+			v.addf(vp+".endpoints", "a version needs at least one endpoint URL")
+		}
+		for j, e := range ver.Endpoints {
+			v.endpoint(fmt.Sprintf("%s.endpoints[%d]", vp, j), e)
+		}
+	}
+	return versions
+}
+
+// stickiness checks a service's stickiness (p ends in .stickiness).
+func (v *validator) stickiness(p string, st *Stickiness) {
+	set := 0
+	for _, k := range []string{st.Header, st.Cookie, st.Query} {
+		if k != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		v.addf(p, "set exactly one of header, cookie or query (found %d)", set)
+	}
+	if st.Header != "" {
+		v.headerName(p+".header", st.Header)
+	}
+	if st.SetCookie != "" && !validCookieName(st.SetCookie) {
+		v.addf(p+".setCookie", "%q is not a valid cookie name", st.SetCookie)
+	}
+}
+
+// health checks a service's active and passive health settings (p is the service's path).
+func (v *validator) health(p string, s *Service) {
 	if h := s.HealthCheck; h != nil {
 		hp := p + ".healthCheck"
 		if !strings.HasPrefix(h.Path, "/") {

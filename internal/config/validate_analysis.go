@@ -104,6 +104,21 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 	case (m.Prometheus != nil || m.Web != nil) && !threshold && !counted:
 		v.addf(p, "an external metric needs successCondition or failureCondition (e.g. \"result < 0.01\"), or, for prometheus, requests and errors counters to compare canary with baseline")
 	}
+	v.conditions(p, m)
+	if threshold {
+		v.interval(p+".interval", m.Interval)
+	}
+	v.limits(p, m)
+	if pm := m.Prometheus; pm != nil {
+		v.prometheusMetric(p+".prometheus", pm)
+	}
+	if w := m.Web; w != nil {
+		v.webMetric(p+".web", w)
+	}
+}
+
+// conditions checks that a metric's success and failure conditions compile.
+func (v *validator) conditions(p string, m *AnalysisMetric) {
 	for _, c := range []struct{ name, src string }{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
 		if c.src == "" {
 			continue
@@ -112,9 +127,10 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 			v.addf(p+"."+c.name, "%q is not a valid expression: %v", c.src, err)
 		}
 	}
-	if threshold {
-		v.interval(p+".interval", m.Interval)
-	}
+}
+
+// limits checks a metric's initial delay and counts, none of which may be negative.
+func (v *validator) limits(p string, m *AnalysisMetric) {
 	v.nonNegative(p+".initialDelay", m.InitialDelay)
 	for _, n := range []struct {
 		name string
@@ -124,35 +140,39 @@ func (v *validator) metric(p string, m *AnalysisMetric) {
 			v.addf(p+"."+n.name, "%d must not be negative", n.v)
 		}
 	}
-	if pm := m.Prometheus; pm != nil {
-		v.endpoint(p+".prometheus.address", pm.Address)
-		switch {
-		case pm.Counted() && pm.Query != "":
-			v.addf(p+".prometheus", "set query (a threshold metric) or requests and errors (a comparison), not both")
-		case pm.Counted() && (pm.Requests == "" || pm.Errors == ""):
-			v.addf(p+".prometheus", "requests and errors go together: both are counters, asked for each version through {{version}}")
-		case pm.Counted() && pm.Range != nil:
-			v.addf(p+".prometheus.range", "does not apply to requests and errors, which are read at every look")
-		case !pm.Counted() && pm.Query == "":
-			v.addf(p+".prometheus.query", "is required (or requests and errors, to compare canary with baseline)")
-		}
-		if r := pm.Range; r != nil {
-			v.positive(p+".prometheus.range.duration", r.Duration)
-			v.positive(p+".prometheus.range.step", r.Step)
-		}
-		v.positive(p+".prometheus.timeout", pm.Timeout)
+}
+
+// prometheusMetric checks a metric's prometheus provider (p ends in .prometheus).
+func (v *validator) prometheusMetric(p string, pm *PrometheusMetric) {
+	v.endpoint(p+".address", pm.Address)
+	switch {
+	case pm.Counted() && pm.Query != "":
+		v.addf(p, "set query (a threshold metric) or requests and errors (a comparison), not both")
+	case pm.Counted() && (pm.Requests == "" || pm.Errors == ""):
+		v.addf(p, "requests and errors go together: both are counters, asked for each version through {{version}}")
+	case pm.Counted() && pm.Range != nil:
+		v.addf(p+".range", "does not apply to requests and errors, which are read at every look")
+	case !pm.Counted() && pm.Query == "":
+		v.addf(p+".query", "is required (or requests and errors, to compare canary with baseline)")
 	}
-	if w := m.Web; w != nil {
-		v.webURL(p+".web.url", w.URL)
-		for _, name := range slices.Sorted(maps.Keys(w.Headers)) {
-			// The path stops at the map: a name with a line break must not break the error's line.
-			v.headerName(p+".web.headers", name)
-			if !httpguts.ValidHeaderFieldValue(w.Headers[name]) {
-				v.addf(p+".web.headers", "the value of %q has a line break or a control character; HTTP header values cannot", name)
-			}
-		}
-		v.positive(p+".web.timeout", w.Timeout)
+	if r := pm.Range; r != nil {
+		v.positive(p+".range.duration", r.Duration)
+		v.positive(p+".range.step", r.Step)
 	}
+	v.positive(p+".timeout", pm.Timeout)
+}
+
+// webMetric checks a metric's web provider (p ends in .web).
+func (v *validator) webMetric(p string, w *WebMetric) {
+	v.webURL(p+".url", w.URL)
+	for _, name := range slices.Sorted(maps.Keys(w.Headers)) {
+		// The path stops at the map: a name with a line break must not break the error's line.
+		v.headerName(p+".headers", name)
+		if !httpguts.ValidHeaderFieldValue(w.Headers[name]) {
+			v.addf(p+".headers", "the value of %q has a line break or a control character; HTTP header values cannot", name)
+		}
+	}
+	v.positive(p+".timeout", w.Timeout)
 }
 
 // webURL checks a URL that may carry a query and placeholders ({{version}} and the like).

@@ -62,16 +62,7 @@ func (v *validator) strategy(p string, st *Strategy) {
 		}
 	}
 	if bg := st.BlueGreen; bg != nil {
-		bp := p + ".blueGreen"
-		if bg.PreviewRoute != nil {
-			v.match(bp+".previewRoute", bg.PreviewRoute)
-		}
-		if bg.AutoPromotionSeconds < 0 {
-			v.addf(bp+".autoPromotionSeconds", "%d must not be negative", bg.AutoPromotionSeconds)
-		}
-		v.analysisStep(bp+".prePromotionAnalysis", bg.PrePromotionAnalysis)
-		v.analysisStep(bp+".postPromotionAnalysis", bg.PostPromotionAnalysis)
-		v.nonNegative(bp+".scaleDownDelay", bg.ScaleDownDelay)
+		v.blueGreen(p+".blueGreen", bg)
 	}
 	if r := st.Rolling; r != nil && r.MaxUnavailable < 1 {
 		v.addf(p+".rolling.maxUnavailable", "%d must be at least 1", r.MaxUnavailable)
@@ -83,6 +74,19 @@ func (v *validator) strategy(p string, st *Strategy) {
 		v.positive(p+".shadow.duration", sh.Duration)
 		v.analysisStep(p+".shadow.analysis", sh.Analysis)
 	}
+}
+
+// blueGreen checks a blue-green strategy (p ends in .blueGreen).
+func (v *validator) blueGreen(p string, bg *BlueGreenStrategy) {
+	if bg.PreviewRoute != nil {
+		v.match(p+".previewRoute", bg.PreviewRoute)
+	}
+	if bg.AutoPromotionSeconds < 0 {
+		v.addf(p+".autoPromotionSeconds", "%d must not be negative", bg.AutoPromotionSeconds)
+	}
+	v.analysisStep(p+".prePromotionAnalysis", bg.PrePromotionAnalysis)
+	v.analysisStep(p+".postPromotionAnalysis", bg.PostPromotionAnalysis)
+	v.nonNegative(p+".scaleDownDelay", bg.ScaleDownDelay)
 }
 
 func (v *validator) step(p string, s *Step) {

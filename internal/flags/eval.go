@@ -127,14 +127,26 @@ type Evaluator struct {
 	Placer     Placer           // nil: $aviary holds only the flag's service
 	Now        func() time.Time // $flagd.timestamp; nil: time.Now
 	Fractional FractionalVersion
+	// Exposed, when set, is told of every result that gave a targeting key a variant (exposure
+	// records for experiments). It is called on the evaluation's goroutine: it must not block.
+	Exposed func(flag, targetingKey, variant string)
 }
 
 // Evaluate resolves one flag of the set for the context. It never panics on any input.
 func (e *Evaluator) Evaluate(s *Set, key string, ctx Context) Result {
+	r := e.resolve(s, key, ctx)
+	e.expose(ctx, r)
+	return r
+}
+
+func (e *Evaluator) resolve(s *Set, key string, ctx Context) Result {
 	f, ok := s.Flag(key)
 	if !ok {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q is not defined; check the key or add the flag", key)}
+	}
+	if r, ok := f.rolled(ctx); ok {
+		return r
 	}
 	if f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil) {
 		return f.static()
@@ -169,6 +181,10 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 	}
 	for _, k := range s.keys {
 		f := s.flags[k]
+		if r, ok := f.rolled(ctx); ok {
+			out = append(out, r)
+			continue
+		}
 		switch {
 		case f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil):
 			out = append(out, f.static())
@@ -182,7 +198,20 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 			out = append(out, e.evaluate(f, d))
 		}
 	}
+	for _, r := range out {
+		e.expose(ctx, r)
+	}
 	return out
+}
+
+// expose tells Exposed of a result that gave a keyed context a variant.
+func (e *Evaluator) expose(ctx Context, r Result) {
+	if e.Exposed == nil || r.Variant == "" {
+		return
+	}
+	if tk, _ := ctx[TargetingKey].(string); tk != "" {
+		e.Exposed(r.Key, tk, r.Variant)
+	}
 }
 
 // static resolves a flag without targeting.

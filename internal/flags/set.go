@@ -45,6 +45,7 @@ type Flag struct {
 	split      *splitRule     // rule compiled to a table when it is a literal fractional split (fast.go)
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
+	rollout    *Rollout       // a flag rollout's share (WithOverlays); nil: none
 	resultMeta map[string]any // set-level metadata overridden by the flag's own; nil when both are empty
 }
 

@@ -59,6 +59,7 @@ type Gateway struct {
 	llmSink   LLMSink
 	now       func() time.Time // the clock of endpoint health
 	pool      sync.Pool        // *exchange
+	flags     atomic.Pointer[flagTable]
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState

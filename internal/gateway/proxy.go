@@ -38,6 +38,10 @@ type exchange struct {
 	fault          metrics.Fault
 	retried        bool
 	llm            *llmExchange // nil: not an LLM call
+
+	// flagSeries are the series of the variants the request's user has of its service's measured
+	// flags (gateway flags); a nil entry: no variant.
+	flagSeries [maxRequestFlags]*metrics.Series
 }
 
 type exchangeKey struct{}
@@ -85,8 +89,11 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	chosen := svc.routed(r)
 	routed := chosen != nil
 	var unit uint8
+	var key string
 	if !routed {
-		chosen, unit = svc.placed(w, r)
+		chosen, unit, key = svc.placed(w, r)
+	} else if svc.sticky != nil {
+		key = svc.sticky.key(r)
 	}
 	v, ep, trial := g.pickEndpoint(svc, chosen, g.now().UnixNano())
 	ex := g.pool.Get().(*exchange)
@@ -97,6 +104,7 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	if v == chosen {
 		ex.unit = unit
 	}
+	g.evalFlags(ex, r, svc, key)
 	return ex
 }
 
@@ -120,6 +128,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tee = g.mirrorCopyFor(ex, r)
 	}
 	ex.series.BeginAt(start)
+	for _, fs := range ex.flagSeries {
+		if fs != nil {
+			fs.BeginAt(start)
+		}
+	}
 	defer g.finish(ex, r, start, tee)
 	if ep == nil {
 		ex.fault = metrics.FaultGateway
@@ -190,8 +203,14 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 	if code == 0 && r.Context().Err() != nil {
 		code = statusClientClosed
 	}
-	ex.series.End(metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
-		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault, Unit: ex.unit})
+	obs := metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
+		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault, Unit: ex.unit}
+	ex.series.End(obs)
+	for _, fs := range ex.flagSeries {
+		if fs != nil {
+			fs.End(obs)
+		}
+	}
 	if ex.ep != nil {
 		g.passive(ex.svc, ex.v, ex.ep, ex.trial, ex.fault, ex.upstreamStatus, g.now())
 	}

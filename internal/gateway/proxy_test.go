@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"aviary.dev/aviary/internal/metrics"
+	"aviary.dev/aviary/internal/polltest"
 )
 
 const splitYAML = `
@@ -300,13 +301,7 @@ services:
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Wait(t, 10*time.Second, what, cond)
 }
 
 // Zero failed requests across 1,000 weight changes during a load run.

@@ -97,7 +97,7 @@ func (s *service) choose(w http.ResponseWriter, r *http.Request) *version {
 	if v := s.routed(r); v != nil {
 		return v
 	}
-	v, _ := s.placed(w, r)
+	v, _, _ := s.placed(w, r)
 	return v
 }
 
@@ -112,8 +112,8 @@ func (s *service) routed(r *http.Request) *version {
 }
 
 // placed is the version a request gets by weight: its sticky key's bucket, or the next bucket of
-// the split's sequence; and the cluster of its sticky key (1..metrics.NumUnits; 0: none).
-func (s *service) placed(w http.ResponseWriter, r *http.Request) (*version, uint8) {
+// the split's sequence; the cluster of its sticky key (1..metrics.NumUnits; 0: none); and the key.
+func (s *service) placed(w http.ResponseWriter, r *http.Request) (*version, uint8, string) {
 	if s.sticky != nil {
 		key := s.sticky.key(r)
 		if key == "" && s.sticky.setCookie != "" {
@@ -123,10 +123,10 @@ func (s *service) placed(w http.ResponseWriter, r *http.Request) (*version, uint
 		}
 		if key != "" {
 			b := bucketOf(s.name, key)
-			return s.versions[s.split.version(b)], uint8(1 + b%metrics.NumUnits)
+			return s.versions[s.split.version(b)], uint8(1 + b%metrics.NumUnits), key
 		}
 	}
-	return s.versions[s.split.version(s.split.anonymous())], 0
+	return s.versions[s.split.version(s.split.anonymous())], 0, ""
 }
 
 func newStickyValue() string {

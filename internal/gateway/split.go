@@ -5,11 +5,16 @@ import (
 	"net/textproto"
 	"sync/atomic"
 
+	"aviary.dev/aviary/internal/bucket"
 	"aviary.dev/aviary/internal/config"
 )
 
 // buckets is the resolution of a split: weights are laid out on [0, buckets) in basis points.
-const buckets = 10000
+const buckets = bucket.N
+
+// bucketOf is the bucket of a sticky key in a service (package bucket: a flag rollout's share is
+// the same function of the key).
+func bucketOf(service, key string) uint32 { return bucket.Of(service, key) }
 
 // weyl is the step of the low-discrepancy sequence that places requests without a sticky key: k*weyl
 // mod buckets visits every bucket once per 10,000 requests, evenly spread (weyl is coprime to 10,000
@@ -97,24 +102,4 @@ func (k *stickyKey) key(r *http.Request) string {
 		v, _ = cookieValue(r.Header, k.setCookie)
 	}
 	return v
-}
-
-// bucketOf hashes a key (FNV-1a, salted with the service name so that one user's buckets in different
-// services are independent) to a bucket. Stable across processes and versions of Aviary: changing it
-// would move every sticky user at once.
-func bucketOf(service, key string) uint32 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	for i := 0; i < len(service); i++ {
-		h = (h ^ uint64(service[i])) * prime
-	}
-	h = (h ^ 0xff) * prime
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint64(key[i])) * prime
-	}
-	// Fold the high bits in: FNV's low bits alone are weak for short keys.
-	h ^= h >> 29
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 32
-	return uint32(h % buckets)
 }

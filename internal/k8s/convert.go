@@ -21,6 +21,7 @@ const DefaultAbortOnUnhealthy = 2 * time.Minute
 type spec struct {
 	Service   config.Service
 	Templates []config.AnalysisTemplate
+	History   int // analysis.history as config gives it
 }
 
 // specOf converts a Rollout's spec into the core's types. The strategy and analysis use the config
@@ -63,7 +64,7 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 	if err != nil {
 		return spec{}, rolloutPaths(err)
 	}
-	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates}
+	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates, History: cfg.Analysis.History}
 	for i, t := range out.Templates {
 		// Without Aviary's gateway, requests are counted only by comparative Prometheus metrics;
 		// a template without one has a minimum in time alone.

@@ -37,6 +37,7 @@ import (
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/k8s/k8stest"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -169,14 +170,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // eventually polls ok every 20 ms until it holds or timeout passes, and reports whether it held.
 func eventually(timeout time.Duration, ok func() bool) bool {
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		if ok() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
+	return polltest.Until(timeout, 20*time.Millisecond, ok)
 }
 
 // lookedAt returns once the controller has reconciled the Rollout after this call: it changes a
@@ -254,20 +248,17 @@ func (w *world) get(name string, obj client.Object) {
 // waitFor polls the Rollout until ok says yes, and fails the test with what it last saw.
 func (w *world) waitFor(what string, ok func(ro *v1alpha1.Rollout) bool) *v1alpha1.Rollout {
 	w.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	ro := &v1alpha1.Rollout{}
-	for {
-		err := cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, ro)
-		if err == nil && ok(ro) {
-			return ro
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("waiting for %s: rollout is phase=%s stable=%s canary=%s weight=%d step=%d message=%q conditions=%+v (err %v)",
-				what, ro.Status.Phase, ro.Status.StableVersion, ro.Status.CanaryVersion, ro.Status.CanaryWeight,
-				ro.Status.CurrentStepIndex, ro.Status.Message, ro.Status.Conditions, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if !polltest.Until(60*time.Second, 50*time.Millisecond, func() bool {
+		err = cl.Get(w.ctx, types.NamespacedName{Namespace: w.ns, Name: "shop"}, ro)
+		return err == nil && ok(ro)
+	}) {
+		w.t.Fatalf("waiting for %s: rollout is phase=%s stable=%s canary=%s weight=%d step=%d message=%q conditions=%+v (err %v)",
+			what, ro.Status.Phase, ro.Status.StableVersion, ro.Status.CanaryVersion, ro.Status.CanaryWeight,
+			ro.Status.CurrentStepIndex, ro.Status.Message, ro.Status.Conditions, err)
 	}
+	return ro
 }
 
 // weights reads the HTTPRoute's stable and canary weights in its first rule to the stable Service.
@@ -295,16 +286,12 @@ func (w *world) weights() (stable, canary int32) {
 
 func (w *world) waitWeights(stable, canary int32) {
 	w.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, c := w.weights()
-		if s == stable && c == canary {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("HTTPRoute weights are stable %d, canary %d; want %d, %d", s, c, stable, canary)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var s, c int32
+	if !polltest.Until(30*time.Second, 50*time.Millisecond, func() bool {
+		s, c = w.weights()
+		return s == stable && c == canary
+	}) {
+		w.t.Fatalf("HTTPRoute weights are stable %d, canary %d; want %d, %d", s, c, stable, canary)
 	}
 }
 
@@ -318,12 +305,8 @@ func (w *world) selector(service string) string {
 // at a version once it has an available pod, after the status says where traffic goes.
 func (w *world) waitSelector(service, hash string) {
 	w.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for w.selector(service) != hash {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("%s selects %q, want %q", service, w.selector(service), hash)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !polltest.Until(30*time.Second, 20*time.Millisecond, func() bool { return w.selector(service) == hash }) {
+		w.t.Fatalf("%s selects %q, want %q", service, w.selector(service), hash)
 	}
 }
 

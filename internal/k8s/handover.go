@@ -42,6 +42,24 @@ func (r *Reconciler) keepUntilHandedOver(ctx context.Context, ro *v1alpha1.Rollo
 // once the Deployment's pods are available, so the Rollout's ReplicaSets (deleted with it) serve
 // until then. A Deployment whose template the Rollout rolled back is not handed anything (see
 // holdHandover).
+// handoverReplicas is how many pods the Deployment takes the traffic back with: the Rollout's
+// replicas, or the Deployment's own; for a Deployment that only held the template, as many pods
+// as the Rollout runs.
+func (r *Reconciler) handoverReplicas(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment) (int32, error) {
+	want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
+	if want != 0 {
+		return want, nil
+	}
+	vs, err := r.versions(ctx, ro)
+	if err != nil {
+		return 0, err
+	}
+	for _, v := range vs {
+		want = max(want, ptr.Deref(v.rs.Spec.Replicas, 0))
+	}
+	return want, nil
+}
+
 func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.Result, error) {
 	r.dropJudges(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}) // its analyses and gates are over
 	if !controllerutil.ContainsFinalizer(ro, HandoverFinalizer) {
@@ -62,15 +80,9 @@ func (r *Reconciler) handOver(ctx context.Context, ro *v1alpha1.Rollout) (ctrl.R
 		if held {
 			return ctrl.Result{RequeueAfter: handoverRecheck}, nil
 		}
-		want := ptr.Deref(ro.Spec.Replicas, deploymentReplicas(&dep))
-		if want == 0 { // a Deployment that only held the template: as many pods as the Rollout runs
-			vs, err := r.versions(ctx, ro)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			for _, v := range vs {
-				want = max(want, ptr.Deref(v.rs.Spec.Replicas, 0))
-			}
+		want, err := r.handoverReplicas(ctx, ro, &dep)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
 		if ptr.Deref(dep.Spec.Replicas, 1) == 0 && want > 0 {
 			before := dep.DeepCopy()

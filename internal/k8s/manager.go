@@ -11,6 +11,7 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -53,7 +54,8 @@ type Options struct {
 	MetricsAddr string
 	ProbeAddr   string
 	// LeaderElection lets several replicas run with one leading, through the Lease LeaderElectionID
-	// in LeaderElectionNamespace.
+	// in LeaderElectionNamespace. The ID is required with it (`aviary controller` defaults its
+	// --leader-election-id flag to aviary-controller).
 	LeaderElection          bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
@@ -72,32 +74,11 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	if o.LeaderElection && o.LeaderElectionID == "" {
+		return errors.New("leader election needs the name of its Lease: set --leader-election-id (LeaderElectionID), such as aviary-controller")
+	}
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	mo := ctrl.Options{
-		Scheme:                        Scheme(),
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:        o.ProbeAddr,
-		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              o.LeaderElectionID,
-		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-	}
-	if mo.LeaderElectionID == "" {
-		mo.LeaderElectionID = "aviary-controller"
-	}
-	for _, d := range []struct {
-		v   time.Duration
-		dst **time.Duration
-	}{{o.LeaseDuration, &mo.LeaseDuration}, {o.RenewDeadline, &mo.RenewDeadline}, {o.RetryPeriod, &mo.RetryPeriod}} {
-		if d.v > 0 {
-			v := d.v
-			*d.dst = &v
-		}
-	}
-	if o.Namespace != "" {
-		mo.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}
-	}
-	mgr, err := ctrl.NewManager(o.Config, mo)
+	mgr, err := ctrl.NewManager(o.Config, managerOptions(o))
 	if err != nil {
 		return fmt.Errorf("start the controller manager: %w", err)
 	}
@@ -114,24 +95,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
 	defer r.Close()
-	// A Deployment's template change reaches the Rollouts that name it.
-	byDeployment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var list v1alpha1.RolloutList
-		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-			return nil
-		}
-		var out []reconcile.Request
-		for _, ro := range list.Items {
-			if ro.Spec.WorkloadRef.Name == obj.GetName() {
-				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
-			}
-		}
-		return out
-	})
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
 		Owns(&appsv1.ReplicaSet{}).
-		Watches(&appsv1.Deployment{}, byDeployment).
+		Watches(&appsv1.Deployment{}, byDeployment(mgr.GetClient())).
 		Named("rollout").
 		// Several managers may run in one process (tests, replicas in one binary): their
 		// controllers share a name on purpose.
@@ -152,6 +119,50 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("aviary controller starting", "namespace", orAll(o.Namespace), "leaderElection", o.LeaderElection,
 		"metrics", o.MetricsAddr, "probes", o.ProbeAddr)
 	return mgr.Start(ctx)
+}
+
+// managerOptions are the controller manager's options for o.
+func managerOptions(o Options) ctrl.Options {
+	mo := ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	for _, d := range []struct {
+		v   time.Duration
+		dst **time.Duration
+	}{{o.LeaseDuration, &mo.LeaseDuration}, {o.RenewDeadline, &mo.RenewDeadline}, {o.RetryPeriod, &mo.RetryPeriod}} {
+		if d.v > 0 {
+			v := d.v
+			*d.dst = &v
+		}
+	}
+	if o.Namespace != "" {
+		mo.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}
+	}
+	return mo
+}
+
+// byDeployment maps a Deployment to the Rollouts that name it, so that a change of its template
+// reaches them.
+func byDeployment(c client.Client) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list v1alpha1.RolloutList
+		if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, ro := range list.Items {
+			if ro.Spec.WorkloadRef.Name == obj.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
+			}
+		}
+		return out
+	})
 }
 
 func orAll(ns string) string {

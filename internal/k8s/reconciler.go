@@ -69,7 +69,7 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.AnalysisTemplate) *judges {
+func (r *Reconciler) judgesFor(key types.NamespacedName, sp *spec) *judges {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.judges == nil {
@@ -81,13 +81,13 @@ func (r *Reconciler) judgesFor(key types.NamespacedName, templates []config.Anal
 	if !ok {
 		log := r.Logger.With("rollout", key.String())
 		j = &judges{
-			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: templates, Logger: log, Now: r.Now}),
+			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: sp.Templates, History: sp.History, Logger: log, Now: r.Now}),
 			gates:    notify.NewGates(notify.GateOptions{Logger: log, Now: r.Now}),
 		}
 		j.checks = rollout.Checks{Analysis: j.analyzer, Gates: j.gates}
 		r.judges[key] = j
 	}
-	j.analyzer.SetTemplates(templates)
+	j.analyzer.SetTemplates(sp.Templates)
 	return j
 }
 
@@ -199,60 +199,20 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	if !known {
 		st = rollout.State{Service: ro.Name, Phase: rollout.Healthy, Stable: hash, Message: "serving " + hash, UpdatedAt: now}
 	}
-	// A new template is given a ready pod before its rollout starts: until then the core is told
-	// the release it knew.
-	release, waiting := hash, ""
 	health := health(vs)
-	if hash != st.SpecRelease && hash != st.Stable && known && health[hash].Available == 0 && !(st.InFlight() && st.Canary == hash) {
-		release, waiting = st.SpecRelease, hash
-	}
-	sp, err := specOf(ro, versionNames(st, vs), release)
-	if err == nil {
-		err = checkRouting(ro)
-	}
-	if err == nil {
-		err = r.preflight(ctx, ro)
-	}
+	release, waiting := releaseOf(st, known, hash, health)
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-	refused := ""
-	if err != nil {
-		// A spec that does not validate changes nothing it asks for. With the last good one known
-		// (in this process), the rollout goes on under it, so that commands and rollbacks still
-		// work; without, nothing moves.
-		good := r.goodSpec(key)
-		if good == nil || !known {
-			return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
-		}
-		refused, sp = err.Error(), *good
+	sp, refused, err := r.specFor(ctx, ro, versionNames(st, vs), release)
+	if err != nil && (sp == nil || !known) {
+		return ctrl.Result{}, r.invalid(ctx, ro, err.Error())
+	}
+	if refused != "" {
 		release = sp.Service.Release
 	}
-	j := r.judgesFor(key, sp.Templates)
-	if refused == "" {
-		r.mu.Lock()
-		good := sp
-		j.good = &good
-		r.mu.Unlock()
-	}
+	j := r.judgesUnder(key, sp, refused)
 	in := rollout.Input{Now: now, Service: sp.Service, Health: health, Verdicts: j.checks.Verdicts(ro.Name, st), By: "deployment"}
-
-	next, events := st, []rollout.Event(nil)
-	var last *v1alpha1.CommandStatus
-	cmd, take, stale := pendingCommand(ro)
-	if take {
-		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: string(cmd.Kind), By: cmd.By, At: metav1.NewTime(now)}
-		n, evs, err := rollout.Do(next, cmd.Command, in)
-		if err != nil {
-			last.Error = err.Error()
-		} else {
-			next, events = n, evs
-		}
-	}
-	n, evs := rollout.Tick(next, in)
-	next, events = n, append(events, evs...)
-	if note := fmt.Sprintf("the new template %s waits for a ready pod before its rollout starts", waiting); waiting != "" && !strings.Contains(next.Message, note) {
-		next.Message = strings.TrimPrefix(next.Message+"; "+note, "; ")
-	}
-
+	next, events, last, take, stale := step(ro, st, in)
+	noteWaiting(&next, waiting)
 	sv := r.servingOf(ro, &dep, vs, next, hash, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
@@ -271,6 +231,75 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.requeue(next, waiting, now)}, nil
+}
+
+// releaseOf is the release the core is told. A new template is given a ready pod before its
+// rollout starts: until then the core is told the release it knew, and waiting names the new one.
+func releaseOf(st rollout.State, known bool, hash string, health map[string]rollout.Health) (release, waiting string) {
+	if hash != st.SpecRelease && hash != st.Stable && known && health[hash].Available == 0 && !(st.InFlight() && st.Canary == hash) {
+		return st.SpecRelease, hash
+	}
+	return hash, ""
+}
+
+// noteWaiting adds to the state's message that the template waiting names waits for a ready pod.
+func noteWaiting(next *rollout.State, waiting string) {
+	if note := fmt.Sprintf("the new template %s waits for a ready pod before its rollout starts", waiting); waiting != "" && !strings.Contains(next.Message, note) {
+		next.Message = strings.TrimPrefix(next.Message+"; "+note, "; ")
+	}
+}
+
+// judgesUnder returns a Rollout's analyses and gates, and remembers sp as its last good spec
+// unless sp was refused.
+func (r *Reconciler) judgesUnder(key types.NamespacedName, sp *spec, refused string) *judges {
+	j := r.judgesFor(key, sp)
+	if refused == "" {
+		r.mu.Lock()
+		good := *sp
+		j.good = &good
+		r.mu.Unlock()
+	}
+	return j
+}
+
+// specFor is the spec a reconcile runs under. A Rollout whose spec does not validate changes
+// nothing it asks for: with the last good spec known (in this process), the rollout goes on under
+// it, so that commands and rollbacks still work, and refused says why the new one was not taken;
+// without, the error comes back with a nil spec and nothing moves.
+func (r *Reconciler) specFor(ctx context.Context, ro *v1alpha1.Rollout, versions []string, release string) (sp *spec, refused string, err error) {
+	s, err := specOf(ro, versions, release)
+	if err == nil {
+		err = checkRouting(ro)
+	}
+	if err == nil {
+		err = r.preflight(ctx, ro)
+	}
+	if err == nil {
+		return &s, "", nil
+	}
+	good := r.goodSpec(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name})
+	if good == nil {
+		return nil, "", err
+	}
+	return good, err.Error(), err
+}
+
+// step takes the Rollout's pending command, if any, then ticks the core. last is the command's
+// status when one was taken; take and stale are pendingCommand's.
+func step(ro *v1alpha1.Rollout, st rollout.State, in rollout.Input) (next rollout.State, events []rollout.Event, last *v1alpha1.CommandStatus, take, stale bool) {
+	next = st
+	cmd, take, stale := pendingCommand(ro)
+	if take {
+		last = &v1alpha1.CommandStatus{ID: cmd.ID, Kind: string(cmd.Kind), By: cmd.By, At: metav1.NewTime(in.Now)}
+		n, evs, err := rollout.Do(next, cmd.Command, in)
+		if err != nil {
+			last.Error = err.Error()
+		} else {
+			next, events = n, evs
+		}
+	}
+	n, evs := rollout.Tick(next, in)
+	return n, append(events, evs...), last, take, stale
 }
 
 // serving is what a reconcile makes real: the plan the HTTPRoute gets, the pods of each version,

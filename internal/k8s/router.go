@@ -159,27 +159,32 @@ func planRules(in []gatewayv1.HTTPRouteRule, stable, canary string, segment gate
 		return nil, fmt.Errorf("no rule sends traffic to Service %s; add a backendRef to it", stable)
 	}
 	if p.Route != nil && p.Canary != "" && canary != "" {
-		// The segment's requests get what the main rule does to them (its filters but the mirror,
-		// its timeouts and retries), only on the canary.
-		seg := gatewayv1.HTTPRouteRule{Name: &segment, Timeouts: main.Timeouts, Retry: main.Retry,
-			BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(canary, mainPort, 1)}}
-		for _, f := range main.Filters {
-			if f.Type != gatewayv1.HTTPRouteFilterRequestMirror {
-				seg.Filters = append(seg.Filters, *f.DeepCopy())
-			}
-		}
-		// The segment keeps the main rule's own matches (path, method, headers) and adds its own:
-		// with more matches it is the more specific rule, which Gateway API routers prefer.
-		bases := main.Matches
-		if len(bases) == 0 { // the API server's default match
-			bases = []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
-		}
-		for _, base := range bases {
-			seg.Matches = append(seg.Matches, segmentMatch(*base.DeepCopy(), *p.Route))
-		}
-		rules = append([]gatewayv1.HTTPRouteRule{seg}, rules...)
+		rules = append([]gatewayv1.HTTPRouteRule{segmentRule(main, mainPort, canary, segment, p)}, rules...)
 	}
 	return rules, nil
+}
+
+// segmentRule is the rule named segment that sends the plan's segment (p.Route) to the canary
+// Service. The segment's requests get what the main rule does to them (its filters but the
+// mirror, its timeouts and retries), only on the canary.
+func segmentRule(main *gatewayv1.HTTPRouteRule, mainPort *gatewayv1.PortNumber, canary string, segment gatewayv1.SectionName, p rollout.Plan) gatewayv1.HTTPRouteRule {
+	seg := gatewayv1.HTTPRouteRule{Name: &segment, Timeouts: main.Timeouts, Retry: main.Retry,
+		BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(canary, mainPort, 1)}}
+	for _, f := range main.Filters {
+		if f.Type != gatewayv1.HTTPRouteFilterRequestMirror {
+			seg.Filters = append(seg.Filters, *f.DeepCopy())
+		}
+	}
+	// The segment keeps the main rule's own matches (path, method, headers) and adds its own:
+	// with more matches it is the more specific rule, which Gateway API routers prefer.
+	bases := main.Matches
+	if len(bases) == 0 { // the API server's default match
+		bases = []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/")}}}
+	}
+	for _, base := range bases {
+		seg.Matches = append(seg.Matches, segmentMatch(*base.DeepCopy(), *p.Route))
+	}
+	return seg
 }
 
 // isService reports whether a backendRef names the Service name (in the route's namespace).

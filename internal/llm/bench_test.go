@@ -46,11 +46,13 @@ func responsesStreamEvents(n int) [][]byte {
 	return append(evs, []byte("event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":199,\"response\":{"+resp+",\"status\":\"completed\",\"usage\":{\"input_tokens\":37,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":198,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":235}}}\n\n"))
 }
 
-var benchStreams = []struct {
+type benchStream struct {
 	api  string
 	evs  [][]byte
 	want int // content chunks
-}{
+}
+
+var benchStreams = []benchStream{
 	{OpenAIChat, chatStreamEvents(200), 196},
 	{OpenAIResponses, responsesStreamEvents(200), 198},
 	{Anthropic, anthropicStreamEvents(200), 195},
@@ -59,10 +61,18 @@ var benchStreams = []struct {
 // BenchmarkParserChunk is the tee's cost per streamed chunk: one Write of one typical content
 // event into a parser that lives for the whole stream, with the real clock.
 func BenchmarkParserChunk(b *testing.B) {
+	benchChunks(b, func(s benchStream) *ResponseParser {
+		return NewResponseParser(s.api, "text/event-stream", time.Now(), nil)
+	})
+}
+
+// benchChunks writes one content event per iteration into a parser made by parser for each
+// stream, primed with the stream's first two events, and checks that each was counted.
+func benchChunks(b *testing.B, parser func(benchStream) *ResponseParser) {
 	for _, s := range benchStreams {
 		b.Run(s.api, func(b *testing.B) {
 			content := s.evs[2 : len(s.evs)-3]
-			p := NewResponseParser(s.api, "text/event-stream", time.Now(), nil)
+			p := parser(s)
 			for _, ev := range s.evs[:2] {
 				p.Write(ev)
 			}
@@ -84,23 +94,10 @@ func BenchmarkParserChunk(b *testing.B) {
 // BenchmarkParserChunkFixedClock is BenchmarkParserChunk with a clock that costs nothing: the
 // parser's own cost per chunk, without the one clock reading per Write (~50 ns on a VM).
 func BenchmarkParserChunkFixedClock(b *testing.B) {
-	for _, s := range benchStreams {
-		b.Run(s.api, func(b *testing.B) {
-			content := s.evs[2 : len(s.evs)-3]
-			start := time.Now()
-			p := NewResponseParser(s.api, "text/event-stream", start, func() time.Time { return start })
-			for _, ev := range s.evs[:2] {
-				p.Write(ev)
-			}
-			b.SetBytes(int64(len(content[0])))
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				p.Write(content[i%len(content)])
-				i++
-			}
-		})
-	}
+	benchChunks(b, func(s benchStream) *ResponseParser {
+		start := time.Now()
+		return NewResponseParser(s.api, "text/event-stream", start, func() time.Time { return start })
+	})
 }
 
 // BenchmarkParserStream is the tee's cost per request: a parser, a 200-chunk stream, Finish.

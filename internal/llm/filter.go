@@ -51,17 +51,7 @@ func (f *UsageChunkFilter) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	run, i := 0, 0 // b[run:evStart] passes and is not yet written
-	if f.tail != tailNone {
-		if b[0] == '\n' {
-			i = 1
-			f.prevCR = false
-			if f.tail == tailDrop {
-				run = 1
-			}
-		}
-		f.tail = tailNone
-	}
+	run, i := f.resume(b) // b[run:evStart] passes and is not yet written
 	evStart, nl := i, -1
 	for i < len(b) {
 		c := b[i]
@@ -115,26 +105,49 @@ func (f *UsageChunkFilter) Write(b []byte) (int, error) {
 	if err := f.out(b[run:evStart]); err != nil {
 		return run, err
 	}
-	rest := b[evStart:]
+	if err := f.carry(b[evStart:]); err != nil {
+		return evStart, err
+	}
+	return len(b), nil
+}
+
+// resume starts a Write after one that ended an event on '\r': a '\n' first completes that "\r\n"
+// and is skipped, and dropped with the event when the event was a usage chunk. It returns where
+// the run that passes starts, and where the scan starts.
+func (f *UsageChunkFilter) resume(b []byte) (run, i int) {
+	if f.tail != tailNone {
+		if b[0] == '\n' {
+			i = 1
+			f.prevCR = false
+			if f.tail == tailDrop {
+				run = 1
+			}
+		}
+		f.tail = tailNone
+	}
+	return run, i
+}
+
+// carry keeps the unfinished event a Write ends with: held, or written through once the event
+// has grown past the limit.
+func (f *UsageChunkFilter) carry(rest []byte) error {
 	f.heldLen += len(rest)
 	switch {
 	case f.through:
-		if err := f.out(rest); err != nil {
-			return evStart, err
-		}
+		return f.out(rest)
 	case f.heldLen > f.limit:
 		f.through = true
 		if err := f.out(f.held); err != nil {
-			return evStart, err
+			return err
 		}
 		if err := f.out(rest); err != nil {
-			return evStart, err
+			return err
 		}
 		f.held = release(f.held)
 	default:
 		f.held = append(f.held, rest...)
 	}
-	return len(b), nil
+	return nil
 }
 
 // Flush writes what is held of an event that has not completed. Call it when the stream ends.

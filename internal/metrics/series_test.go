@@ -22,29 +22,24 @@ func TestConcurrentTotalsExact(t *testing.T) {
 
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				s.Window(t0, t0.Add(slots*time.Second))
+	reads := []func(){
+		func() { s.Window(t0, t0.Add(slots*time.Second)) },
+		func() { collectAll(r) },
+	}
+	readers.Add(len(reads))
+	for _, read := range reads {
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					read()
+				}
 			}
-		}
-	}()
-	go func() {
-		defer readers.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				collectAll(r)
-			}
-		}
-	}()
+		}()
+	}
 
 	var wg sync.WaitGroup
 	for w := range writers {

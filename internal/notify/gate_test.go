@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -56,16 +57,37 @@ func newTestGates(t *testing.T) *Gates {
 // await asks for r's verdict until it has the phase, and returns it.
 func await(t *testing.T, g *Gates, r rollout.Run, phase rollout.VerdictPhase, containing string) rollout.Verdict {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // a bound for a loaded machine, not a pace
 	var v rollout.Verdict
-	for time.Now().Before(deadline) {
-		if v = g.Verdict(r); v.Phase == phase && strings.Contains(v.Message, containing) {
-			return v
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !polltest.Until(10*time.Second, 2*time.Millisecond, func() bool {
+		v = g.Verdict(r)
+		return v.Phase == phase && strings.Contains(v.Message, containing)
+	}) {
+		t.Fatalf("no %s verdict containing %q within 10 s; last: %s %q", phase, containing, v.Phase, v.Message)
 	}
-	t.Fatalf("no %s verdict containing %q within 10 s; last: %s %q", phase, containing, v.Phase, v.Message)
 	return v
+}
+
+// until waits for cond, polling, for at most 10 s (a bound for a loaded machine, not a pace).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	polltest.Wait(t, 10*time.Second, what, cond)
+}
+
+// pollerOf is the poller of check id (nil: none).
+func pollerOf(g *Gates, id string) *gatePoller {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pollers[id]
+}
+
+// stopped waits until p has returned: after that it asks its gate nothing more.
+func stopped(t *testing.T, p *gatePoller) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the poller of %s still runs after 10 s", p.id)
+	}
 }
 
 func TestGatePassesOn2xx(t *testing.T) {
@@ -85,7 +107,7 @@ func TestGatePassesOn2xx(t *testing.T) {
 			t.Errorf("query %s = %q, want %q (asked with %v)", k, q.Get(k), want, q)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	stopped(t, pollerOf(g, r.ID)) // a decided poller returns
 	if n := srv.calls.Load(); n != 1 {
 		t.Errorf("gate asked %d times, want once: a decided gate is not asked again", n)
 	}
@@ -111,12 +133,9 @@ func TestGateNotYetThenPass(t *testing.T) {
 	}
 	// Several "not yet"s: none counts towards the failure limit of 1.
 	asked := srv.calls.Load()
-	for deadline := time.Now().Add(10 * time.Second); srv.calls.Load() < asked+3 && g.Verdict(r).Phase == rollout.Running; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the gate was asked %d times in 10 s, want 3", srv.calls.Load()-asked)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	until(t, "the gate asked 3 more times", func() bool {
+		return srv.calls.Load() >= asked+3 || g.Verdict(r).Phase != rollout.Running
+	})
 	if v := g.Verdict(r); v.Phase != rollout.Running {
 		t.Fatalf("after several 423s: %s %q, want still Running", v.Phase, v.Message)
 	}
@@ -138,7 +157,7 @@ func TestGateFailsAfterFailureLimitInARow(t *testing.T) {
 	if !strings.Contains(v.Message, "answered 500") || !strings.Contains(v.Message, "approvals db down") {
 		t.Errorf("message %q should quote the last error", v.Message)
 	}
-	time.Sleep(50 * time.Millisecond)
+	stopped(t, pollerOf(g, r.ID)) // a decided poller returns
 	if n := srv.calls.Load(); n != 5 {
 		t.Errorf("gate asked %d times, want 5 (500, 409, then three 500s in a row) and no more", n)
 	}
@@ -162,12 +181,18 @@ func TestGateForgetStopsPolling(t *testing.T) {
 	r := gateRun("gate-1", srv.URL, 3)
 
 	g.Verdict(r)
-	for srv.calls.Load() < 3 {
-		time.Sleep(2 * time.Millisecond)
-	}
+	until(t, "the gate asked 3 times", func() bool { return srv.calls.Load() >= 3 })
+	p := pollerOf(g, "gate-1")
 	g.Forget("gate-1")
 	asked := srv.calls.Load()
-	time.Sleep(60 * time.Millisecond) // six intervals
+	select {
+	case <-p.done: // Forget returns once the poller has: it asks nothing more
+	default:
+		t.Fatal("Forget returned while the poller still runs")
+	}
+	if pollerOf(g, "gate-1") != nil {
+		t.Error("Forget kept the poller")
+	}
 	if n := srv.calls.Load(); n != asked {
 		t.Errorf("gate asked %d more times after Forget", n-asked)
 	}
@@ -182,9 +207,8 @@ func TestGateVerdictNeverWaitsForTheGate(t *testing.T) {
 	r.Gate.Timeout = config.D(time.Minute)
 
 	g.Verdict(r)
-	for srv.calls.Load() < 1 { // the gate holds the request: a Verdict that waited for it would not return
-		time.Sleep(2 * time.Millisecond)
-	}
+	// The gate holds the request: a Verdict that waited for it would not return.
+	until(t, "the gate asked", func() bool { return srv.calls.Load() >= 1 })
 	for range 3 {
 		got := make(chan rollout.Verdict, 1)
 		go func() { got <- g.Verdict(r) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/redact"
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -227,6 +228,12 @@ func TestWebhookDeliversInOrderPerHook(t *testing.T) {
 	for seq := uint64(1); seq <= n; seq += 4 {
 		w.Send([]rollout.Event{event(seq, "StepStarted"), event(seq+1, "StepStarted"), event(seq+2, "StepStarted"), event(seq+3, "StepStarted")})
 	}
+	// Every event delivered, before Close: Close gives deliveries in flight a grace period only,
+	// which a loaded machine may need more than.
+	polltest.Wait(t, 30*time.Second, "40 events delivered to each hook", func() bool {
+		return deliveries(t, w, slow.URL, resultOK)+deliveries(t, w, slow.URL, resultFailed) == n &&
+			deliveries(t, w, fast.URL, resultOK) == n
+	})
 	w.Close()
 
 	for name, srv := range map[string]*hookServer{"slow": slow, "fast": fast} {

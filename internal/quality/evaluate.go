@@ -46,8 +46,8 @@ type serviceState struct {
 
 // SetEvaluators replaces the evaluators (on config reload), by service name. A service keeps its
 // sequence and its evaluations in flight across the change. An evaluator with no URL or a
-// percent of 0 or less evaluates nothing; zero Timeout, MaxBytes and MaxInFlight take the config
-// defaults.
+// percent of 0 or less evaluates nothing. Timeout, MaxBytes and MaxInFlight are taken as config
+// gives them, defaults applied (see config.Evaluator.WithDefaults).
 func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 	q.evalMu.Lock()
 	defer q.evalMu.Unlock()
@@ -65,21 +65,14 @@ func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 		next[svc] = &evaluator{
 			url: e.URL, shownURL: redact.URL(e.URL),
 			share:       uint64(max(1, min(shareUnit, math.Round(e.Percent*shareUnit/100)))),
-			maxBytes:    positive(e.MaxBytes, config.DefaultEvaluatorMaxBytes),
-			maxInFlight: int64(positive(e.MaxInFlight, config.DefaultEvaluatorMaxInFlight)),
-			timeout:     orDefault(e.Timeout.Duration, config.DefaultEvaluatorTimeout.Duration),
+			maxBytes:    e.MaxBytes,
+			maxInFlight: int64(e.MaxInFlight),
+			timeout:     e.Timeout.Duration,
 			st:          st,
 		}
 	}
 	q.states = states
 	q.evaluators.Store(&next)
-}
-
-func positive(n, def int) int {
-	if n <= 0 {
-		return def
-	}
-	return n
 }
 
 // take says whether the n-th exchange (from 1) is evaluated: when (n−1)·share mod 100% is less
@@ -250,7 +243,7 @@ func (q *Quality) record(ev *evaluator, s Served, a answer) {
 // logFailure logs at most once per logEvery per service, and says how many were not logged in
 // between: a dead evaluator behind busy traffic must not flood the log.
 func (q *Quality) logFailure(ev *evaluator, s Served, msg string, err error) {
-	ok, suppressed := ev.st.logs.allow(q.now(), q.logEvery)
+	ok, suppressed := ev.st.logs.allow(q.now(), logEvery)
 	if !ok {
 		return
 	}

@@ -218,7 +218,7 @@ func TestFeedbackLabelsBounded(t *testing.T) {
 // BenchmarkServed measures what Served costs the gateway's request path for an exchange that is
 // remembered but not evaluated, with the join full.
 func BenchmarkServed(b *testing.B) {
-	q := New(Options{MaxEntries: 100_000})
+	q := New(withConfigDefaults(b, Options{MaxEntries: 100_000}))
 	defer q.Close()
 	ids := make([]string, 1<<16)
 	for i := range ids {

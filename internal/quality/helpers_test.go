@@ -49,6 +49,7 @@ type harness struct {
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), clock: newClock(), log: &logtest.Buffer{}}
+	o = withConfigDefaults(t, o)
 	o.Metrics, o.Now = h.reg, h.clock.Now
 	o.Logger = slog.New(slog.NewTextHandler(h.log, nil))
 	h.Quality = New(o)
@@ -152,8 +153,29 @@ func (j *judge) ids() map[string]bool {
 	return ids
 }
 
+// evaluatorAt is an evaluator as config gives it, defaults applied.
 func evaluatorAt(url string, percent float64) config.Evaluator {
-	return config.Evaluator{URL: url, Percent: percent, Timeout: config.D(5 * time.Second), MaxInFlight: 1000}
+	return config.Evaluator{URL: url, Percent: percent, Timeout: config.D(5 * time.Second), MaxInFlight: 1000}.WithDefaults()
+}
+
+// withConfigDefaults fills the options that the server takes from config (feedback window,
+// entries and scores) and that o leaves unset, with what config gives a file that sets none.
+func withConfigDefaults(t testing.TB, o Options) Options {
+	t.Helper()
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Window == 0 {
+		o.Window = cfg.LLM.FeedbackWindow.Duration
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = cfg.LLM.FeedbackEntries
+	}
+	if o.Scores == nil {
+		o.Scores = cfg.LLM.FeedbackScores
+	}
+	return o
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -27,14 +27,16 @@ type Served struct {
 	At time.Time
 }
 
-// Options configures a Quality. Zero values take the defaults noted.
+// Options configures a Quality. Window, MaxEntries, Scores and the evaluators' settings are taken
+// as config gives them, defaults applied (llm.feedbackWindow, llm.feedbackEntries,
+// llm.feedbackScores, a service's llm.evaluator); they are not defaulted again here.
 type Options struct {
-	// Window is how long a request id can be joined to feedback (config.DefaultFeedbackWindow).
+	// Window is how long a request id can be joined to feedback; it must be positive.
 	Window time.Duration
 	// MaxEntries bounds the request ids remembered for the join; beyond it the oldest is
-	// forgotten first (config.DefaultFeedbackEntries).
+	// forgotten first. It must be positive.
 	MaxEntries int
-	// Scores is the range a feedback score must fall in; nil is config.DefaultFeedbackScores.
+	// Scores is the range a feedback score must fall in; see SetScores.
 	Scores *config.ScoreRange
 	// Evaluators are the services' evaluators, by service name; see SetEvaluators.
 	Evaluators map[string]config.Evaluator
@@ -51,17 +53,14 @@ type Options struct {
 	// OnScore, when set, is told every evaluation score recorded (e.g. to export it); it must not
 	// block.
 	OnScore func(service, version string, mirror bool, name string, score float64)
-
-	// For tests: zero uses the defaults.
-	closeGrace time.Duration
-	logEvery   time.Duration
 }
 
 const (
-	defaultCloseGrace = 5 * time.Second
-	// defaultLogEvery is the least time between two logged evaluator failures of one service; the
-	// ones in between are counted in the next message.
-	defaultLogEvery = 10 * time.Second
+	// closeGrace is how long Close waits for evaluations in flight.
+	closeGrace = 5 * time.Second
+	// logEvery is the least time between two logged evaluator failures of one service; the ones
+	// in between are counted in the next message.
+	logEvery = 10 * time.Second
 )
 
 // Quality joins feedback and evaluations to versions. Safe for concurrent use.
@@ -74,8 +73,6 @@ type Quality struct {
 	now     func() time.Time
 	onScore func(service, version string, mirror bool, name string, score float64)
 	scores  atomic.Pointer[config.ScoreRange] // of feedback; SetScores swaps it
-
-	closeGrace, logEvery time.Duration
 
 	// evaluators is an immutable snapshot, swapped whole by SetEvaluators so that Served reads it
 	// without a lock.
@@ -91,23 +88,14 @@ type Quality struct {
 }
 
 // New returns a Quality that remembers nothing yet; Close stops its evaluations.
-// SetScores replaces the range feedback scores must fall in (on a config reload); nil is
-// config.DefaultFeedbackScores.
+// SetScores replaces the range feedback scores must fall in (on a config reload): llm.feedbackScores,
+// which config always sets.
 func (q *Quality) SetScores(r *config.ScoreRange) {
-	if r == nil {
-		r = config.DefaultFeedbackScores()
-	}
 	c := *r
 	q.scores.Store(&c)
 }
 
 func New(o Options) *Quality {
-	if o.Window <= 0 {
-		o.Window = config.DefaultFeedbackWindow.Duration
-	}
-	if o.MaxEntries <= 0 {
-		o.MaxEntries = config.DefaultFeedbackEntries
-	}
 	if o.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil
@@ -121,29 +109,20 @@ func New(o Options) *Quality {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &Quality{
-		join:       newJoin(o.Window, o.MaxEntries),
-		totals:     newTotals(),
-		metrics:    newMetrics(o.Metrics),
-		client:     o.Client,
-		log:        o.Logger,
-		now:        o.Now,
-		onScore:    o.OnScore,
-		closeGrace: orDefault(o.closeGrace, defaultCloseGrace),
-		logEvery:   orDefault(o.logEvery, defaultLogEvery),
-		states:     map[string]*serviceState{},
-		ctx:        ctx,
-		cancel:     cancel,
+		join:    newJoin(o.Window, o.MaxEntries),
+		totals:  newTotals(),
+		metrics: newMetrics(o.Metrics),
+		client:  o.Client,
+		log:     o.Logger,
+		now:     o.Now,
+		onScore: o.OnScore,
+		states:  map[string]*serviceState{},
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	q.SetScores(o.Scores)
 	q.SetEvaluators(o.Evaluators)
 	return q
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // Served records a completed exchange, and returns at once: it remembers a primary exchange's
@@ -177,12 +156,12 @@ func (q *Quality) Close() {
 	q.cancel()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
-	grace := time.NewTimer(q.closeGrace)
+	grace := time.NewTimer(closeGrace)
 	defer grace.Stop()
 	select {
 	case <-done:
 	case <-grace.C:
-		q.log.Warn("evaluations still running after close", "waited", q.closeGrace)
+		q.log.Warn("evaluations still running after close", "waited", closeGrace)
 	}
 }
 

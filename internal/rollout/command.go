@@ -79,48 +79,11 @@ func (c *change) do(cmd Command) error {
 	}
 	switch cmd.Kind {
 	case Promote:
-		if cmd.Full {
-			c.emit(config.EventPromoted, fmt.Sprintf("promoted to 100%% by %s%s", c.by, why))
-			c.complete(config.EventCompleted, "promoted fully")
-			return nil
-		}
-		st := s.Steps[s.StepIndex]
-		s.PausedAt, s.PauseReasons = time.Time{}, nil
-		// A person going on past an inconclusive background analysis goes on without it.
-		s.Checks = slices.DeleteFunc(keepBackground(s.Checks), func(ch Check) bool {
-			return ch.Last != nil && ch.Last.Phase == Inconclusive
-		})
-		s.StepIndex++
-		c.emit(config.EventPromoted, fmt.Sprintf("step %d (%s) ended by %s%s", s.StepIndex, st.Text, c.by, why))
-		if s.StepIndex < len(s.Steps) {
-			c.enter()
-		}
+		c.promote(cmd.Full, why)
 	case PauseCmd:
-		if !s.PausedAt.IsZero() {
-			return conflictf("the rollout of %s is already paused by a person; resume it with `aviary rollout resume %s`", s.Canary, s.Service)
-		}
-		s.PausedAt = c.now
-		s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: UserPauseReason, Since: c.now})
-		c.setPhase()
-		c.emit(config.EventPaused, fmt.Sprintf("paused by %s%s; resume with `aviary rollout resume %s`", c.by, why, s.Service))
+		return c.pause(why)
 	case Resume:
-		if !s.InFlight() || s.PausedAt.IsZero() {
-			return conflictf("%s is not paused by a person (phase %s); a pause step waits for `aviary rollout promote %s`", s.Service, s.Phase, s.Service)
-		}
-		held := c.now.Sub(s.PausedAt)
-		s.StepStartedAt = s.StepStartedAt.Add(held) // a timed step keeps the time it had left
-		if !s.ProgressAt.IsZero() {
-			s.ProgressAt = s.ProgressAt.Add(held) // and a readiness wait its progress deadline
-		}
-		for i := range s.Checks {
-			if !s.Checks[i].Deadline.IsZero() {
-				s.Checks[i].Deadline = s.Checks[i].Deadline.Add(held)
-			}
-		}
-		s.PausedAt = time.Time{}
-		s.PauseReasons = dropReason(s.PauseReasons, UserPauseReason)
-		c.setPhase()
-		c.emit(config.EventResumed, fmt.Sprintf("resumed by %s after %s%s", c.by, roundFor(held), why))
+		return c.resume(why)
 	case Abort:
 		c.abort(config.EventAborted, fmt.Sprintf("aborted by %s%s", c.by, why))
 	case Retry:
@@ -148,6 +111,63 @@ func (c *change) do(cmd Command) error {
 	default:
 		return conflictf("unknown command %q; use one of %v", cmd.Kind, Commands)
 	}
+	return nil
+}
+
+// promote ends the step in force, or, full, the whole rollout.
+func (c *change) promote(full bool, why string) {
+	s := c.s
+	if full {
+		c.emit(config.EventPromoted, fmt.Sprintf("promoted to 100%% by %s%s", c.by, why))
+		c.complete(config.EventCompleted, "promoted fully")
+		return
+	}
+	st := s.Steps[s.StepIndex]
+	s.PausedAt, s.PauseReasons = time.Time{}, nil
+	// A person going on past an inconclusive background analysis goes on without it.
+	s.Checks = slices.DeleteFunc(keepBackground(s.Checks), func(ch Check) bool {
+		return ch.Last != nil && ch.Last.Phase == Inconclusive
+	})
+	s.StepIndex++
+	c.emit(config.EventPromoted, fmt.Sprintf("step %d (%s) ended by %s%s", s.StepIndex, st.Text, c.by, why))
+	if s.StepIndex < len(s.Steps) {
+		c.enter()
+	}
+}
+
+// pause holds the rollout for a person.
+func (c *change) pause(why string) error {
+	s := c.s
+	if !s.PausedAt.IsZero() {
+		return conflictf("the rollout of %s is already paused by a person; resume it with `aviary rollout resume %s`", s.Canary, s.Service)
+	}
+	s.PausedAt = c.now
+	s.PauseReasons = append(s.PauseReasons, PauseReason{Kind: UserPauseReason, Since: c.now})
+	c.setPhase()
+	c.emit(config.EventPaused, fmt.Sprintf("paused by %s%s; resume with `aviary rollout resume %s`", c.by, why, s.Service))
+	return nil
+}
+
+// resume ends a person's pause; the time it held does not count against the step's clocks.
+func (c *change) resume(why string) error {
+	s := c.s
+	if !s.InFlight() || s.PausedAt.IsZero() {
+		return conflictf("%s is not paused by a person (phase %s); a pause step waits for `aviary rollout promote %s`", s.Service, s.Phase, s.Service)
+	}
+	held := c.now.Sub(s.PausedAt)
+	s.StepStartedAt = s.StepStartedAt.Add(held) // a timed step keeps the time it had left
+	if !s.ProgressAt.IsZero() {
+		s.ProgressAt = s.ProgressAt.Add(held) // and a readiness wait its progress deadline
+	}
+	for i := range s.Checks {
+		if !s.Checks[i].Deadline.IsZero() {
+			s.Checks[i].Deadline = s.Checks[i].Deadline.Add(held)
+		}
+	}
+	s.PausedAt = time.Time{}
+	s.PauseReasons = dropReason(s.PauseReasons, UserPauseReason)
+	c.setPhase()
+	c.emit(config.EventResumed, fmt.Sprintf("resumed by %s after %s%s", c.by, roundFor(held), why))
 	return nil
 }
 

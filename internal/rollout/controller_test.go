@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -428,13 +429,7 @@ func TestControllerRun(t *testing.T) {
 		b.ctl.Run(ctx, time.Millisecond)
 		close(done)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for b.state().StepIndex != 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not tick")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	polltest.Wait(t, 10*time.Second, "Run to tick to step 3", func() bool { return b.state().StepIndex == 3 })
 	cancel()
 	<-done
 	b.routerServes("shop", "v1=50 v2=50")

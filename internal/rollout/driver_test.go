@@ -28,7 +28,8 @@ import (
 // t0 is when every run starts; UTC, so that states survive a JSON round trip unchanged.
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// serviceYAML is the service every run manages: v1 is stable, v2 and v3 are candidates.
+// serviceYAML is the service every run manages: v1 is stable, v2 and v3 are candidates. It has
+// room for more of the service's settings, such as user routes (first %s), and its strategy.
 const serviceYAML = testTemplates + `
 services:
   - name: shop
@@ -37,6 +38,7 @@ services:
       - {name: v2, endpoints: ["http://127.0.0.1:9101", "http://127.0.0.1:9102", "http://127.0.0.1:9103"]}
       - {name: v3, endpoints: ["http://127.0.0.1:9201"]}
     release: v1
+    %s
     strategy: %s
 `
 
@@ -62,7 +64,7 @@ func parseService(t fataler, yaml string) config.Service {
 // shopService is the shop service with the given strategy (flow YAML).
 func shopService(t fataler, strategy string) config.Service {
 	t.Helper()
-	return parseService(t, fmt.Sprintf(serviceYAML, strategy))
+	return parseService(t, fmt.Sprintf(serviceYAML, "", strategy))
 }
 
 type run struct {

@@ -83,11 +83,7 @@ func (p Plan) Service(svc config.Service) config.Service {
 		out.Routes = append(out.Routes, config.Route{Match: *p.Route, Version: p.Canary})
 	}
 	if p.Mirror > 0 && p.Canary != "" {
-		maxBody := int64(config.DefaultMirrorMaxBodyBytes)
-		if svc.Mirror != nil {
-			maxBody = svc.Mirror.MaxBodyBytes
-		}
-		out.Mirror = &config.Mirror{Version: p.Canary, Percent: p.Mirror, MaxBodyBytes: maxBody}
+		out.Mirror = svc.ShadowMirror(p.Canary, p.Mirror)
 	}
 	return out
 }

@@ -36,7 +36,7 @@ func TestInvariantsUnderRandomOperation(t *testing.T) {
 				m.tick(t, 0)
 			},
 			"edit strategy": func(t *rapid.T) {
-				m.svc.Strategy = parseService(t, fmt.Sprintf(randomServiceYAML, "", randomStrategy(t))).Strategy
+				m.svc.Strategy = parseService(t, fmt.Sprintf(serviceYAML, "", randomStrategy(t))).Strategy
 			},
 			"command": func(t *rapid.T) {
 				kind := rapid.SampledFrom(append(slices.Clone(rollout.Commands), "bogus")).Draw(t, "command")
@@ -65,25 +65,12 @@ type machine struct {
 	seen  map[string]bool
 }
 
-// randomServiceYAML has room for user routes (first %s) and a strategy.
-const randomServiceYAML = testTemplates + `
-services:
-  - name: shop
-    versions:
-      - {name: v1, endpoints: ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]}
-      - {name: v2, endpoints: ["http://127.0.0.1:9101", "http://127.0.0.1:9102", "http://127.0.0.1:9103"]}
-      - {name: v3, endpoints: ["http://127.0.0.1:9201"]}
-    release: v1
-    %s
-    strategy: %s
-`
-
 func randomService(t *rapid.T) config.Service {
 	extra := rapid.SampledFrom([]string{"",
 		`routes: [{match: {header: {name: X-Team, value: a}}, version: v3}]`,
 		`mirror: {version: v3, percent: 5}`,
 	}).Draw(t, "user routes")
-	return parseService(t, fmt.Sprintf(randomServiceYAML, extra, randomStrategy(t)))
+	return parseService(t, fmt.Sprintf(serviceYAML, extra, randomStrategy(t)))
 }
 
 // randomStrategy draws a valid strategy, in flow YAML.

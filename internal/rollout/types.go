@@ -135,6 +135,7 @@ type Event struct {
 	Seq     uint64           `json:"seq,omitempty"` // set by the store
 	Time    time.Time        `json:"time"`
 	Service string           `json:"service"`
+	Flag    string           `json:"flag,omitempty"` // the flag of a flag event (Service is then empty)
 	Kind    config.EventKind `json:"kind"`
 	Reason  string           `json:"reason"`
 	By      string           `json:"by"` // controller, config, or the API caller

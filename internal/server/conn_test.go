@@ -50,6 +50,19 @@ func (rc *rawConn) response() *http.Response {
 	return resp
 }
 
+// answered reads the next answer and fails unless it is a 200 that keeps the connection, or, with
+// closes, one that closes it.
+func (rc *rawConn) answered(what string, closes bool) {
+	rc.t.Helper()
+	want := "200, kept open"
+	if closes {
+		want = "200 with Connection: close"
+	}
+	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close != closes {
+		rc.t.Fatalf("%s: %d, close %v; want %s", what, resp.StatusCode, resp.Close, want)
+	}
+}
+
 // closedByServer reports whether the server closed the connection (a read ends with EOF).
 func (rc *rawConn) closedByServer() bool {
 	_, err := rc.r.ReadByte()
@@ -64,13 +77,9 @@ func TestRequestWithBothLengthAndChunksClosesItsConnection(t *testing.T) {
 
 	rc := dialRaw(t, a.gateway)
 	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
-		t.Fatalf("chunked request: %d, close %v; want 200 on a connection kept open", resp.StatusCode, resp.Close)
-	}
+	rc.answered("chunked request", false)
 	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-	if resp := rc.response(); resp.StatusCode != http.StatusOK || !resp.Close {
-		t.Fatalf("request with both: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
-	}
+	rc.answered("request with both", true)
 	if !rc.closedByServer() {
 		t.Fatal("the connection stayed open after a request with both Content-Length and Transfer-Encoding")
 	}
@@ -81,9 +90,7 @@ func TestRequestWithBothLengthAndChunksClosesItsConnection(t *testing.T) {
 	rc.send("GET / HTTP/1.1\r\nHost: shop\r\n\r\n" +
 		"POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
 		"GET /smuggled HTTP/1.1\r\nHost: shop\r\n\r\n")
-	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
-		t.Fatalf("first pipelined request: %d, close %v; want 200, kept open", resp.StatusCode, resp.Close)
-	}
+	rc.answered("first pipelined request", false)
 	if resp := rc.response(); !resp.Close {
 		t.Fatalf("second pipelined request (both headers): %d without Connection: close", resp.StatusCode)
 	}
@@ -106,13 +113,9 @@ func TestTLSChunkedRequestClosesItsConnection(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
 	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
-	if resp := rc.response(); resp.StatusCode != http.StatusOK || resp.Close {
-		t.Fatalf("request with a length: %d, close %v; want 200, kept open", resp.StatusCode, resp.Close)
-	}
+	rc.answered("request with a length", false)
 	rc.send("POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-	if resp := rc.response(); resp.StatusCode != http.StatusOK || !resp.Close {
-		t.Fatalf("chunked request over TLS: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
-	}
+	rc.answered("chunked request over TLS", true)
 	if !rc.closedByServer() {
 		t.Fatal("the TLS connection stayed open after a chunked request")
 	}

@@ -14,6 +14,10 @@ import (
 	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags"
+	"aviary.dev/aviary/internal/flags/exposure"
+	"aviary.dev/aviary/internal/flags/ofrep"
+	"aviary.dev/aviary/internal/flags/source"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/metrics"
@@ -30,6 +34,7 @@ type core struct {
 	store *store.Store
 	gw    *gateway.Gateway
 	prom  *prometheus.Registry
+	reg   *metrics.Registry // the gateway's per-version windows
 	hub   *api.Hub
 	hooks *notify.Webhooks
 	gates *notify.Gates
@@ -41,6 +46,12 @@ type core struct {
 	live  *live       // the config in force, and the services it makes with the applied specs
 	file  *configFile // the config file: watch, read, reload
 	specs *specs      // the specs applied through the API, and the rollouts: the API's backend
+	flags *source.Source
+	ofrep *ofrep.Metrics
+	eval  *flags.Evaluator // every evaluation's: OFREP and the gateway's per-request flags
+	// flagRolls binds the services' flags to the gateway and the flag rollouts to the flags.
+	flagRolls *flagRollouts
+	exposures *exposure.Recorder // who was given which variant first
 
 	stopCtrl func()
 }
@@ -59,10 +70,11 @@ func startCore(cfg *config.Config, data []byte, o Options, log *slog.Logger) (*c
 // start opens and starts c's parts in order; on error, the parts opened so far are set in c for
 // close to stop.
 func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logger) (err error) {
-	if c.store, err = store.Open(storePath(cfg, o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
+	if c.store, err = store.Open(cfg.StorePath(o.ConfigPath), store.Options{MaxEvents: cfg.Storage.MaxEvents}); err != nil {
 		return err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
+	c.reg = reg
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
@@ -81,16 +93,25 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
 	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log,
 		Evidence: c.store}) // the rollouts' tests resume after a restart
+	publish := func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) }
+	if c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log, OnEvents: publish}); err != nil {
+		return err
+	}
+	c.exposures = exposure.New(exposure.Options{Sink: c.store, Logger: log, Registry: c.prom, Track: c.trackOf})
+	c.eval = &flags.Evaluator{Now: time.Now, Exposed: c.exposures.Exposed}
+	c.flagRolls = &flagRollouts{gw: c.gw, src: c.flags, ev: c.eval, log: log}
 	c.ctrl, err = rollout.NewController(rollout.Options{
-		Store: c.store, Router: c.gw, Health: gatewayHealth{c.gw}, Gates: c.gates, Analysis: c.judge, Logger: log,
-		OnEvents: func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) },
+		Store: c.store, Router: flagRouter{gw: c.gw, fr: c.flagRolls}, Health: flagHealth{gw: gatewayHealth{c.gw}, src: c.flags},
+		Gates: c.gates, Analysis: c.judge, Logger: log, OnEvents: publish,
 	})
 	if err != nil {
 		return err
 	}
+	c.eval.Placer = placer{gw: c.gw, ctrl: c.ctrl}
 	c.prom.MustRegister(rolloutCollector{c.ctrl})
-	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, current: cfg}
-	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, seen: data, loadedAt: time.Now().UTC()}
+	c.ofrep = ofrep.NewMetrics(c.prom)
+	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, flags: c.flags, current: cfg}
+	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, flags: c.flags, seen: data, loadedAt: time.Now().UTC()}
 	c.specs = &specs{live: c.live, file: o.ConfigPath}
 	c.live.mu.Lock()
 	errs := c.live.apply(cfg, nil, "config")
@@ -101,7 +122,8 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.ctrl.Run(ctx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
-	c.stopCtrl = func() { cancel(); <-done }
+	stopFlags := c.followFlags()
+	c.stopCtrl = func() { stopFlags(); cancel(); <-done }
 	return nil
 }
 
@@ -130,6 +152,9 @@ func (c *core) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.tel.Shutdown(ctx) // flushes what is left; a collector that is gone was logged already
 		cancel()
+	}
+	if c.exposures != nil {
+		c.exposures.Close() // before the store: it writes there
 	}
 	if c.store != nil {
 		_ = c.store.Close()

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/server"
 )
 
@@ -301,13 +302,7 @@ func sighup(t *testing.T) {
 // eventually polls cond until it holds, and fails the test if it still does not after within.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %s for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	polltest.Wait(t, within, what, cond)
 }
 
 // refused reports whether a TCP connection to addr is refused, i.e. nothing listens there.

@@ -20,6 +20,7 @@ type live struct {
 	ctrl  *rollout.Controller
 	store *store.Store
 	judge *analysis.Analyzer
+	flags flagSource // the flags in force: the flag rollouts' variants
 
 	mu      sync.Mutex
 	current *config.Config
@@ -40,6 +41,11 @@ func (l *live) apply(cfg *config.Config, put []store.StoredSpec, by string) []st
 	if errs := validServices(cfg, services); len(errs) > 0 {
 		return errorStrings(errs)
 	}
+	rolls, errs := flagRolloutSpecs(services, l.flags.Current())
+	if len(errs) > 0 {
+		return errs
+	}
+	services = append(services, rolls...)
 	if errs := l.ctrl.Validate(services); len(errs) > 0 {
 		return errorStrings(errs)
 	}
@@ -59,6 +65,16 @@ func (l *live) apply(cfg *config.Config, put []store.StoredSpec, by string) []st
 		l.log.Error("apply services", "err", err)
 	}
 	return nil
+}
+
+// reapply applies the config in force again, for the flags in force changed (a flag rollout may
+// have become possible, or its variants changed); by names the change.
+func (l *live) reapply(by string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if errs := l.apply(l.current, nil, by); len(errs) > 0 {
+		l.log.Warn("the flags in force do not fit the config's flag rollouts; the rollouts stay as they were", "errors", errs)
+	}
 }
 
 // shutdownTimeout is gateway.timeouts.shutdown of the config in force.

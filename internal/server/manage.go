@@ -72,9 +72,9 @@ func released(svc config.Service, req api.StartRequest) (config.Service, error) 
 		svc.Versions[i].Endpoints = req.Endpoints
 	}
 	svc.Release, svc.Traffic = req.Version, nil
-	if svc.Strategy == nil {
-		svc.Strategy = config.DefaultStrategy()
-	}
+	// svc came through config with its defaults; what the release adds (a strategy, when the
+	// service had none) gets them now. Nothing that svc shares with the controller is written.
+	svc.ApplyDefaults()
 	return svc, nil
 }
 

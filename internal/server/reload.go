@@ -10,6 +10,7 @@ import (
 
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags/source"
 	"aviary.dev/aviary/internal/llmstats"
 	"aviary.dev/aviary/internal/quality"
 )
@@ -23,6 +24,7 @@ type configFile struct {
 	path    string
 	llm     *llmstats.Registry
 	quality *quality.Quality
+	flags   *source.Source
 
 	// afterRead, when set, is called after each read of the file (a test changes the file there);
 	// wait sleeps between reads of a file that changed while it was read (nil: time.Sleep).
@@ -72,13 +74,15 @@ func (f *configFile) Reload() api.ReloadResult {
 	f.llm.SetModels(cfg.LLM.Models)
 	f.quality.SetScores(cfg.LLM.FeedbackScores)
 	f.quality.SetEvaluators(evaluators(cfg.Services))
+	f.flags.SetFiles(flagFiles(cfg, f.path))
+	f.flags.Reload() // a SIGHUP reads the flag files again too
 	res.Accepted = true
 	res.Notes = restartOnly(f.current, cfg)
 	for _, n := range res.Notes {
 		f.log.Warn("config change needs a restart", "change", n)
 	}
 	// Settings read at start stay as they were until a restart; keep the record honest.
-	cfg.Gateway, cfg.Admin, cfg.Telemetry = f.current.Gateway, f.current.Admin, f.current.Telemetry
+	cfg.Gateway, cfg.Admin, cfg.Telemetry, cfg.Flags.OFREP = f.current.Gateway, f.current.Admin, f.current.Telemetry, f.current.Flags.OFREP
 	f.current = cfg
 	f.record(&res, true)
 	f.log.Info("config reloaded", "file", f.path, "services", len(cfg.Services))
@@ -189,6 +193,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if !reflect.DeepEqual(old.Telemetry, cfg.Telemetry) {
 		notes = append(notes, "telemetry changed; restart aviary to export with the new settings")
+	}
+	if !reflect.DeepEqual(old.Flags.OFREP, cfg.Flags.OFREP) {
+		notes = append(notes, "flags.ofrep changed; restart aviary to serve OFREP with the new prefix and keys")
 	}
 	if old.Gateway.Timeouts != cfg.Gateway.Timeouts || old.Gateway.MaxMirrorsInFlight != cfg.Gateway.MaxMirrorsInFlight {
 		notes = append(notes, "gateway.timeouts / maxMirrorsInFlight changed; restart aviary to use them")

@@ -20,6 +20,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/web"
 )
 
 // Options configures Run.
@@ -41,13 +42,9 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	data, err := os.ReadFile(o.ConfigPath)
+	cfg, data, err := readConfig(o.ConfigPath)
 	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return fmt.Errorf("config %s is not valid:\n%w", o.ConfigPath, err)
+		return err
 	}
 	adminToken, readToken := tokens(cfg.Admin)
 	if err := checkExposure(cfg.Admin.Listen, adminToken); err != nil {
@@ -61,28 +58,10 @@ func Run(ctx context.Context, o Options) error {
 	gw := c.gw
 
 	ready := &readiness{gw: gw}
-	adminSrv := &http.Server{
-		Handler: (&api.Server{Services: gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Ready: ready.ready, Tokens: api.Tokens{Admin: adminToken, Read: readToken},
-			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	gwSrv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
-		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnContext:       gw.ConnContext,
-	}
-	rawLn, err := net.Listen("tcp", cfg.Gateway.Listen)
+	adminSrv, gwSrv := c.servers(cfg, api.Tokens{Admin: adminToken, Read: readToken}, ready, log)
+	gwLn, adminLn, err := listen(cfg, gw)
 	if err != nil {
-		return fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)
-	}
-	gwLn := gw.Listener(rawLn, cfg.Gateway.TLS == nil)
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		gwLn.Close()
-		return fmt.Errorf("admin listener on %s: %w; choose a free address in admin.listen", cfg.Admin.Listen, err)
+		return err
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- serveGateway(gwSrv, gwLn, cfg.Gateway.TLS) }()
@@ -94,6 +73,14 @@ func Run(ctx context.Context, o Options) error {
 	// moment after would otherwise kill the process, and a file renamed into place would be missed.
 	stopWatch := c.file.watch(o.WatchFile)
 	defer stopWatch()
+	if o.WatchFile {
+		stopFlags, err := c.flags.Watch()
+		if err != nil {
+			log.Warn("cannot watch the flag files; reload the config (SIGHUP) to read them again", "err", err)
+		} else {
+			defer stopFlags()
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -117,6 +104,55 @@ func Run(ctx context.Context, o Options) error {
 			return shutdown(log, c.live.shutdownTimeout(), gwSrv, adminSrv)
 		}
 	}
+}
+
+// readConfig reads and parses the config file, defaults applied; data is the file as read.
+func readConfig(path string) (*config.Config, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config %s is not valid:\n%w", path, err)
+	}
+	return cfg, data, nil
+}
+
+// servers are the admin API's HTTP server and the gateway's, over the core c.
+func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *slog.Logger) (adminSrv, gwSrv *http.Server) {
+	ofrepGW, ofrepAdmin := ofrepHandlers(cfg, c, t.Admin, t.Read, log)
+	adminSrv = &http.Server{
+		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(),
+			Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
+			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store,
+			Ready: ready.ready, Tokens: t,
+			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	gwSrv = &http.Server{
+		Handler:           withOFREP(ofrepGW, c.gw),
+		ReadHeaderTimeout: cfg.Gateway.Timeouts.ReadHeader.Duration,
+		IdleTimeout:       cfg.Gateway.Timeouts.ClientIdle.Duration,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext:       c.gw.ConnContext,
+	}
+	return adminSrv, gwSrv
+}
+
+// listen opens the gateway's and the admin API's listeners, or neither.
+func listen(cfg *config.Config, gw *gateway.Gateway) (gwLn, adminLn net.Listener, err error) {
+	rawLn, err := net.Listen("tcp", cfg.Gateway.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway listener on %s: %w; choose a free address in gateway.listen", cfg.Gateway.Listen, err)
+	}
+	gwLn = gw.Listener(rawLn, cfg.Gateway.TLS == nil)
+	adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		gwLn.Close()
+		return nil, nil, fmt.Errorf("admin listener on %s: %w; choose a free address in admin.listen", cfg.Admin.Listen, err)
+	}
+	return gwLn, adminLn, nil
 }
 
 // serveGateway serves plain HTTP/1.1, or with TLS both HTTP/2 and HTTP/1.1 (negotiated by ALPN).

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/server"
 	"aviary.dev/aviary/internal/store"
@@ -357,18 +359,15 @@ func (s *scenario) waitFor(service string, phase rollout.Phase, conds ...cond) r
 	for _, c := range conds {
 		want = append(want, c.what)
 	}
-	deadline := time.Now().Add(within)
-	for {
-		st := s.status(service)
-		if st.Phase == phase && allHold(st, conds) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: still waiting after %s for %s; the rollout is at:\n%s",
-				service, within, strings.Join(want, ", "), pretty(st))
-		}
-		time.Sleep(pollEach)
+	var st rollout.Status
+	if !polltest.Until(within, pollEach, func() bool {
+		st = s.status(service)
+		return st.Phase == phase && allHold(st, conds)
+	}) {
+		s.t.Fatalf("%s: still waiting after %s for %s; the rollout is at:\n%s",
+			service, within, strings.Join(want, ", "), pretty(st))
 	}
+	return st
 }
 
 // expectStatus fails the story unless the status is in phase and every cond holds.
@@ -430,18 +429,13 @@ func (s *scenario) expectWeights(service string, want map[string]int) {
 func (s *scenario) waitHealthy(service, version string) {
 	s.t.Helper()
 	var last serviceStatus
-	deadline := time.Now().Add(within)
-	for {
+	if !polltest.Until(within, pollEach, func() bool {
 		last = s.served(service)
-		for _, v := range last.Versions {
-			if v.Name == version && len(v.Endpoints) > 0 && v.Healthy == len(v.Endpoints) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("still waiting after %s for every endpoint of %s to be healthy; the gateway serves:\n%s", within, version, pretty(last))
-		}
-		time.Sleep(pollEach)
+		return slices.ContainsFunc(last.Versions, func(v versionStatus) bool {
+			return v.Name == version && len(v.Endpoints) > 0 && v.Healthy == len(v.Endpoints)
+		})
+	}) {
+		s.t.Fatalf("still waiting after %s for every endpoint of %s to be healthy; the gateway serves:\n%s", within, version, pretty(last))
 	}
 }
 

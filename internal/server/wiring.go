@@ -3,13 +3,16 @@ package server
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags/ofrep"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -27,14 +30,6 @@ func (h gatewayHealth) Health(service string) map[string]rollout.Health {
 		out[name] = rollout.Health{Endpoints: v.Endpoints, Available: v.Available, Ready: v.Ready}
 	}
 	return out
-}
-
-// storePath is storage.path, or aviary.db beside the config file.
-func storePath(cfg *config.Config, configPath string) string {
-	if cfg.Storage.Path != "" {
-		return cfg.Storage.Path
-	}
-	return filepath.Join(filepath.Dir(configPath), config.DefaultStoreFile)
 }
 
 // tokens are the config's, or the environment's.
@@ -91,4 +86,51 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rolloutWeightDesc, prometheus.GaugeValue, float64(st.Weight), st.Service, st.Stable, st.Canary)
 		ch <- prometheus.MustNewConstMetric(rolloutStepDesc, prometheus.GaugeValue, float64(st.StepIndex), st.Service)
 	}
+}
+
+// flagFiles are flags.files, a relative path taken from the config file's directory.
+func flagFiles(cfg *config.Config, configPath string) []string {
+	out := make([]string, len(cfg.Flags.Files))
+	for i, p := range cfg.Flags.Files {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(configPath), p)
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs // the watcher compares absolute paths, and status shows where the file is
+		}
+		out[i] = filepath.Clean(p)
+	}
+	return out
+}
+
+// ofrepHandlers are the OFREP endpoints of the gateway listener (for browsers: CORS; the admin
+// API's tokens refused with a word on where they belong) and of the admin listener (the admin
+// API's tokens may evaluate too).
+func ofrepHandlers(cfg *config.Config, c *core, adminToken, readToken string, log *slog.Logger) (gw, admin *ofrep.Handler) {
+	var keys []string
+	for _, k := range cfg.Flags.OFREP.Keys {
+		keys = append(keys, k.Secret())
+	}
+	var tokens []string
+	for _, t := range []string{adminToken, readToken} {
+		if t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: c.eval, Metrics: c.ofrep, Logger: log}
+	gwo, admino := o, o
+	gwo.CORS, gwo.Auth = true, ofrep.Auth{Keys: keys, Foreign: tokens}
+	admino.Auth = ofrep.Auth{Keys: keys, Tokens: tokens}
+	return ofrep.New(gwo), ofrep.New(admino)
+}
+
+// withOFREP serves the OFREP endpoints on the gateway listener ahead of every service.
+func withOFREP(o *ofrep.Handler, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.Owns(r.URL.Path) {
+			o.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -28,19 +28,13 @@ type Options struct {
 	Endpoint string
 	// Headers are sent with every export (an API key, a tenant).
 	Headers map[string]string
-	// Interval is how often metrics are exported (DefaultInterval).
-	Interval time.Duration
-	// ServiceName is the resource's service.name (DefaultServiceName).
+	// Interval is how often metrics are exported, and ServiceName the resource's service.name:
+	// telemetry.otlp.interval and serviceName as config gives them, defaults applied.
+	Interval    time.Duration
 	ServiceName string
 	// Logger gets export failures; nil discards them.
 	Logger *slog.Logger
 }
-
-// Defaults of Options.
-const (
-	DefaultInterval    = 10 * time.Second
-	DefaultServiceName = "aviary"
-)
 
 // scope is the instrumentation scope of the spans and metrics.
 const scope = "aviary.dev/aviary/internal/telemetry"
@@ -72,12 +66,6 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	base, err := baseURL(o.Endpoint)
 	if err != nil {
 		return nil, err
-	}
-	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.ServiceName == "" {
-		o.ServiceName = DefaultServiceName
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

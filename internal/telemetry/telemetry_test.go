@@ -19,6 +19,7 @@ import (
 
 	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/logtest"
+	"aviary.dev/aviary/internal/polltest"
 )
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -317,10 +318,7 @@ func TestExportFailuresAreLoggedSparinglyAndReturnedByShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	exchange(tel, Parent{}, "chat", "v1", false, "req-1", start, time.Second, 200, chatOK, 0.01, true)
-	deadline := time.Now().Add(5 * time.Second)
-	for rec.exports() < 5 && time.Now().Before(deadline) { // several failed metric exports
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Wait(t, 10*time.Second, "several failed metric exports", func() bool { return rec.exports() >= 5 })
 	err = tel.Shutdown(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("Shutdown error %v, want the collector's refusal", err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/internal/polltest"
 )
 
 // The official OpenAI and Anthropic Node SDKs (test/llm/clients, installed here with npm ci from
@@ -166,10 +168,13 @@ func startFake(t *testing.T, bin, dir, name string, args ...string) string {
 	portFile := filepath.Join(dir, name+".addr")
 	startProcess(t, "fakellm "+name, filepath.Join(dir, "fakellm-"+name+".log"), bin,
 		append([]string{"--listen", "127.0.0.1:0", "--name", name, "--port-file", portFile}, args...)...)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, err := os.ReadFile(portFile); err == nil && len(b) > 0 {
-			return strings.TrimSpace(string(b))
-		}
+	var addr string
+	if polltest.Until(20*time.Second, polltest.Every, func() bool {
+		b, err := os.ReadFile(portFile)
+		addr = strings.TrimSpace(string(b))
+		return err == nil && addr != ""
+	}) {
+		return addr
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "fakellm-"+name+".log"))
 	t.Fatalf("fakellm %s wrote no address to %s\n%s", name, portFile, log)
@@ -178,13 +183,15 @@ func startFake(t *testing.T, bin, dir, name string, args ...string) string {
 
 func waitReady(t *testing.T, url, logPath string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	if polltest.Until(30*time.Second, 20*time.Millisecond, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
 		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		return
 	}
 	log, _ := os.ReadFile(logPath)
 	t.Fatalf("aviary was not ready at %s within 30 s\n%s", url, log)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"aviary.dev/aviary/internal/config"
 )
 
 // httpDo returns o.HTTPDo, or, when it is nil, the Do of a client of its own that ignores the
@@ -22,15 +20,6 @@ func httpDo(o Options) func(*http.Request) (*http.Response, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	return (&http.Client{Transport: t}).Do
-}
-
-// timeoutOr is the metric's timeout, or the default one when the metric sets none (config fills
-// it in on load; a Query built in code may not have been through that).
-func timeoutOr(d config.Duration) time.Duration {
-	if d.Duration > 0 {
-		return d.Duration
-	}
-	return config.DefaultProviderTimeout.Duration
 }
 
 // measuredAt is the time a measurement is taken at: the query's clock when it has one.

@@ -55,7 +55,7 @@ func (p *prometheusProvider) Measure(ctx context.Context, q Query) (Measurement,
 	if err != nil {
 		return Measurement{}, err
 	}
-	at, query, timeout := measuredAt(q), Expand(m.Query, q), timeoutOr(m.Timeout)
+	at, query, timeout := measuredAt(q), Expand(m.Query, q), m.Timeout.Duration
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 

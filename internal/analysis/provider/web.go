@@ -53,7 +53,7 @@ func (p *webProvider) Measure(ctx context.Context, q Query) (Measurement, error)
 	if err != nil {
 		return Measurement{}, err
 	}
-	timeout := timeoutOr(w.Timeout)
+	timeout := w.Timeout.Duration
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := webRequest(tctx, w.Method, Expand(w.URL, q), Expand(w.Body, q))
@@ -93,9 +93,6 @@ func parseJSONPath(s string) (*jsonpath.Path, error) {
 // webRequest builds the request; a body without a Content-Type is sent as JSON (set one in
 // web.headers to send something else).
 func webRequest(ctx context.Context, method, url, body string) (*http.Request, error) {
-	if method == "" {
-		method = http.MethodGet
-	}
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)

@@ -16,9 +16,18 @@ import (
 	"aviary.dev/aviary/internal/config"
 )
 
-// query is the measurement every test takes: service checkout, v1 stable, v2 the canary.
+// query is the measurement every test takes: service checkout, v1 stable, v2 the canary. The
+// metric's provider settings get the defaults that config gives them.
 func query(m config.AnalysisMetric) provider.Query {
 	m.Name = "test"
+	if p := m.Prometheus; p != nil {
+		d := p.WithDefaults()
+		m.Prometheus = &d
+	}
+	if w := m.Web; w != nil {
+		d := w.WithDefaults()
+		m.Web = &d
+	}
 	return provider.Query{Service: "checkout", Stable: "v1", Canary: "v2", Version: "v2", Metric: m, Now: time.Now()}
 }
 

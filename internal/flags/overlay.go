@@ -1,0 +1,86 @@
+package flags
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"slices"
+
+	"aviary.dev/aviary/internal/bucket"
+)
+
+// ReasonSplit: a flag rollout gave the user its variant (OpenFeature's reason for a pseudorandom
+// assignment).
+const ReasonSplit Reason = "SPLIT"
+
+// RolloutSalt salts the buckets of a flag rollout's users: bucket.Of(RolloutSalt+key, targetingKey).
+// It is also the prefix of the rollout's name and of its variants' measurements.
+const RolloutSalt = "flag:"
+
+// Overlay is what Aviary adds to a flag beyond its definition: the service it is bound to (when its
+// metadata names none), and the share of users a flag rollout gives a variant.
+type Overlay struct {
+	Service string
+	Rollout *Rollout
+}
+
+// Rollout gives Variant to the users whose bucket falls in the last Percent of the buckets; the
+// others get the flag's own evaluation (its targeting, or its default variant). As Percent grows the
+// users in the share stay in it, and new ones join: a user's bucket is a function of the flag key and
+// the targeting key alone. At 100 every evaluation gets Variant, with or without a targeting key.
+type Rollout struct {
+	Variant string
+	Percent int
+}
+
+// WithOverlays returns the set with each overlay applied to the flag of its key (overlays of flags the
+// set does not have are ignored, and so is a rollout of a variant the flag does not have). The ETag
+// covers the overlays: a rollout's step changes what evaluators must fetch.
+func (s *Set) WithOverlays(o map[string]Overlay) *Set {
+	if len(o) == 0 {
+		return s
+	}
+	out := &Set{flags: maps.Clone(s.flags), keys: s.keys, metadata: s.metadata, problems: s.problems}
+	h := sha256.New()
+	h.Write([]byte(s.etag))
+	for _, key := range slices.Sorted(maps.Keys(o)) {
+		f, ok := out.flags[key]
+		if !ok {
+			continue
+		}
+		ov := o[key]
+		c := *f
+		if c.Service == "" && ov.Service != "" {
+			c.Service = ov.Service
+		}
+		if r := ov.Rollout; r != nil && r.Percent > 0 {
+			if _, ok := c.Variants[r.Variant]; ok {
+				c.rollout = &Rollout{Variant: r.Variant, Percent: min(r.Percent, 100)}
+				fmt.Fprintf(h, "|%s:%s:%d", key, r.Variant, c.rollout.Percent)
+			}
+		}
+		fmt.Fprintf(h, "|%s@%s", key, c.Service)
+		out.flags[key] = &c
+	}
+	out.etag = `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18]) + `"`
+	return out
+}
+
+// Rollout returns the flag's rollout, or nil.
+func (f *Flag) Rollout() *Rollout { return f.rollout }
+
+// rolled is the flag rollout's answer for a targeting key, if the user is in its share.
+func (f *Flag) rolled(ctx Context) (Result, bool) {
+	r := f.rollout
+	if r == nil || f.State == StateDisabled {
+		return Result{}, false
+	}
+	if r.Percent < 100 {
+		tk, _ := ctx[TargetingKey].(string)
+		if tk == "" || bucket.Of(RolloutSalt+f.Key, tk) < uint32((100-r.Percent)*bucket.N/100) {
+			return Result{}, false
+		}
+	}
+	return Result{Key: f.Key, Value: f.Variants[r.Variant], Variant: r.Variant, Reason: ReasonSplit, Metadata: f.resultMeta}, true
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/flags"
+)
+
+func flagSet(t *testing.T) *flags.Set {
+	t.Helper()
+	s, err := flags.Parse([]byte(`{"flags": {
+  "checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"},
+  "nodefault": {"state": "ENABLED", "variants": {"a": 1, "b": 2}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A flag with a release becomes the rollout flag:KEY, default variant first (the stable); what does
+// not fit the flags in force is refused with the field and what to do.
+func TestFlagRolloutSpecs(t *testing.T) {
+	set := flagSet(t)
+	svc := func(f config.ServiceFlag) []config.Service {
+		return []config.Service{{Name: "shop", Flags: []config.ServiceFlag{f}}}
+	}
+	out, errs := flagRolloutSpecs(svc(config.ServiceFlag{Key: "checkout", Release: "on", Strategy: config.DefaultStrategy()}), set)
+	if len(errs) > 0 || len(out) != 1 {
+		t.Fatalf("specs %+v, errors %v", out, errs)
+	}
+	if s := out[0]; s.Name != "flag:checkout" || s.Release != "on" || len(s.Versions) != 2 || s.Versions[0].Name != "off" || s.Strategy == nil {
+		t.Errorf("spec %+v", s)
+	}
+	if out, _ := flagRolloutSpecs(svc(config.ServiceFlag{Key: "checkout", Header: "X-F"}), set); len(out) != 0 {
+		t.Errorf("a flag without a release is no rollout: %+v", out)
+	}
+	for _, c := range []struct {
+		f    config.ServiceFlag
+		want string
+	}{
+		{config.ServiceFlag{Key: "missing", Release: "on"}, "services[0].flags[0].key: flag \"missing\" is not defined"},
+		{config.ServiceFlag{Key: "nodefault", Release: "a"}, "has no defaultVariant"},
+		{config.ServiceFlag{Key: "checkout", Release: "maybe"}, "services[0].flags[0].release: \"maybe\" is not a variant of flag \"checkout\" (off, on)"},
+	} {
+		_, errs := flagRolloutSpecs(svc(c.f), set)
+		if len(errs) != 1 || !strings.Contains(errs[0], c.want) {
+			t.Errorf("%+v: errors %v, want one with %q", c.f, errs, c.want)
+		}
+	}
+}
+
+// The share a plan gives: the non-default variant's weight; a completed rollout, 100.
+func TestOverlayOfPlan(t *testing.T) {
+	for _, c := range []struct {
+		traffic []config.Traffic
+		want    *flags.Rollout
+	}{
+		{[]config.Traffic{{Version: "off", Weight: 100}}, nil},
+		{[]config.Traffic{{Version: "off", Weight: 90}, {Version: "on", Weight: 10}}, &flags.Rollout{Variant: "on", Percent: 10}},
+		{[]config.Traffic{{Version: "on", Weight: 100}}, &flags.Rollout{Variant: "on", Percent: 100}},
+		{[]config.Traffic{{Version: "off", Weight: 100}, {Version: "on", Weight: 0}}, nil},
+	} {
+		got := overlayOf(config.Service{Traffic: c.traffic}, "off")
+		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+			t.Errorf("traffic %+v: overlay %+v, want %+v", c.traffic, got, c.want)
+		}
+	}
+}
