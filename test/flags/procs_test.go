@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -141,9 +142,15 @@ func (s *served) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
+// npmMu serialises npmCI: the suites run in parallel, and two npm ci in one directory remove each
+// other's files (ENOTEMPTY on a fresh clone).
+var npmMu sync.Mutex
+
 // npmCI installs the SDKs from the lockfile unless they are installed already.
 func npmCI(t *testing.T, dir string) {
 	t.Helper()
+	npmMu.Lock()
+	defer npmMu.Unlock()
 	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
 		t.Fatalf("the SDK suite's lockfile: %v", err)
