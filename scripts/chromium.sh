@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium if it is missing (the browser tests drive it with chromedp; no
-# browser download is reachable), and prints its path. Idempotent: safe to run from any script.
+# Installs Debian's chromium if it is missing (the browser tests — the OpenFeature web SDK suite,
+# the dashboard's tests and its benchmark — drive it with chromedp; no browser download is
+# reachable), and prints its path. Idempotent: safe to run from any script. Needs root or sudo.
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1; then
 	echo "chromium not found: installing Debian's chromium package" >&2

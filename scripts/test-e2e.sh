@@ -6,7 +6,9 @@
 # The LLM suite (test/llm) also runs the official OpenAI and Anthropic Node SDKs against the real
 # binaries (npm ci in test/llm/clients; needs node and npm, or AVIARY_SKIP_NODE=1). The flag suite
 # (test/flags) runs the OpenFeature Node server SDK and, in Debian's headless Chromium, the web SDK,
-# both with their OFREP providers (npm ci in test/flags/sdk; scripts/chromium.sh installs chromium).
+# both with their OFREP providers (npm ci in test/flags/sdk). The dashboard suite (test/web) drives
+# headless Chromium against the real aviary binary; its screenshots go to $AVIARY_SCREENSHOTS
+# (default: a temp dir). scripts/chromium.sh installs Debian's chromium for both.
 # Usage: scripts/test-e2e.sh
 #        AVIARY_CRASH_KILLS=100 AVIARY_CRASH_SECONDS=300 scripts/test-e2e.sh   (a longer crash run)
 set -euo pipefail
@@ -15,10 +17,8 @@ export PATH="$PATH:/usr/local/go/bin"
 
 step() { printf '\n== %s\n' "$*"; }
 
-if [ "${AVIARY_SKIP_NODE:-}" != 1 ]; then
-	step "chromium (for the web SDK suite)"
-	scripts/chromium.sh
-fi
+step "chromium (for the browser tests: the web SDK suite, the dashboard)"
+scripts/chromium.sh
 
 step "go vet (e2e)"
 go vet -tags e2e ./test/...

@@ -33,7 +33,7 @@ type hostile struct {
 	sticky   bool    // users stick to a version; 1% of users fail 30% of their calls
 	segment  bool    // a 2% segment is routed to the canary and errs 2% on both versions
 	atMargin bool    // the canary's error rate is exactly the margin times the stable's
-	restarts bool    // the judge before restarted each minute (a new analysis step)
+	restarts bool    // each minute the judge before starts afresh (a new analysis step), and Aviary's tests go through a restart of the process (saved and restored)
 	incident bool    // the stable errs 10% from 30 s to 150 s
 	hang     float64 // share of the canary's requests that hang until the 5-minute timeout
 	sigma    float64 // sigma of log latency (0: 0.5); 1.2 is a heavy tail (p99 16× the median)
@@ -392,6 +392,7 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 		w.tick(&k)
 		if h.restarts && t%60 == 1 {
 			b.reset()
+			c.restart()
 		}
 		c.look(t, k.cn, k.ce, k.bn, k.be)
 		effN += k.cn

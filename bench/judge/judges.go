@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"math"
 	"slices"
 
@@ -125,6 +126,26 @@ func newCounts(errMargin, latMargin float64) counts {
 		c.tests[i].Dispersion = c.disp[i]
 	}
 	return c
+}
+
+// restart takes every test through what aviary serve keeps of it across a restart of the process
+// (judge.CountState, as JSON) and goes on with the restored tests, as the next process would.
+func (c *counts) restart() {
+	for i := range numTests {
+		data, err := json.Marshal(c.tests[i].State())
+		if err != nil {
+			panic(err) // the bench's own state: a bug here, not an input
+		}
+		var st aviaryjudge.CountState
+		if err := json.Unmarshal(data, &st); err != nil {
+			panic(err)
+		}
+		t, err := aviaryjudge.RestoreCountTest(st)
+		if err != nil {
+			panic(err)
+		}
+		c.tests[i], c.disp[i] = t, t.Dispersion
+	}
 }
 
 // look feeds one second: the canary's and the baseline's requests and events of each test.

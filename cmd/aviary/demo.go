@@ -84,6 +84,7 @@ func runDemo(ctx context.Context, out io.Writer, rps int, keep bool) error {
 	defer av.stop()
 	gw, admin := av.gw, av.admin
 	say("aviary: gateway %s, admin API %s (try `aviary --server %s get services` in another terminal)\n", gw, admin, admin)
+	say("dashboard: %s/ui/ (open it in a browser to watch the rollouts live)\n", admin)
 	c := &apiClient{base: admin, http: &http.Client{}}
 	ld := &demoLoad{url: gw + "/", rps: rps}
 	go ld.run(av.ctx)

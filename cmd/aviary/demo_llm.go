@@ -73,6 +73,7 @@ func runDemoLLM(ctx context.Context, out io.Writer, workers int) error {
 	defer av.stop()
 	gw, admin := av.gw, av.admin
 	say("aviary: gateway %s, admin API %s; an evaluator scores half of the answers\n", gw, admin)
+	say("dashboard: %s/ui/ (open it in a browser to watch the rollouts live)\n", admin)
 	c := &apiClient{base: admin, http: &http.Client{}}
 	ld := &chatLoad{url: gw + "/v1/chat/completions", workers: workers}
 	go ld.run(av.ctx)

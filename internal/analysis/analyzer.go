@@ -32,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Finished bounds the reports of finished runs kept for the API, per service.
 	Finished int
+	// Evidence keeps the sequential tests of the rollouts in flight across restarts (nil: they
+	// live in memory only, and a restart starts them afresh).
+	Evidence EvidenceStore
 }
 
 // Analyzer runs analyses for the rollout controller: it implements rollout.Judge.
@@ -45,7 +48,13 @@ type Analyzer struct {
 	// evidence holds the sequential tests of the rollouts in flight, shared by their runs: one
 	// e-process per rollout and metric (see rolloutSequential).
 	evidence map[string]*sequential
-	closed   bool
+	// saved is what Options.Evidence kept of the rollouts in flight when the process last stopped,
+	// by service, until their runs resume it.
+	saved  map[string]savedRollout
+	closed bool
+	// saveMu orders the writes of evidence to the store, so that an older state never replaces a
+	// newer one, nor outlives its rollout's end.
+	saveMu sync.Mutex
 }
 
 type active struct {
@@ -70,7 +79,9 @@ func New(o Options) *Analyzer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Providers.Metrics = o.Metrics
-	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{}}
+	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{},
+		saved: map[string]savedRollout{}}
+	a.loadEvidence()
 	a.SetTemplates(o.Templates)
 	return a
 }
@@ -119,6 +130,7 @@ func (a *Analyzer) Forget(id string) {
 	}
 	act.stop()
 	<-act.wait
+	act.r.persist()
 	_, rep := act.r.latest()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -159,4 +171,5 @@ func (a *Analyzer) Close() {
 		act.stop()
 		<-act.wait
 	}
+	a.persistAll() // what the runs saw last, for the process that takes over
 }

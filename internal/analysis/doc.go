@@ -13,5 +13,14 @@
 // pass; a canary with weight that gets no requests while the baseline does is a routing failure;
 // every verdict carries its evidence, metric by metric, in numbers and in words.
 //
+// The builtin metrics of a rollout are judged by one test per metric for the whole rollout, shared
+// by its runs (rolloutSequential), and kept across restarts of the process: with an EvidenceStore
+// (internal/store, in the bbolt file beside the rollout state), each run keeps its rollout's tests
+// once per batch, on Forget and on Close, and the next process resumes them when the same rollout
+// attempt asks for the same metric with the same alpha (persist.go). What lived only in the old
+// process's metrics (slots read, requests in flight) starts afresh with the new metrics; the
+// latency boundary, the effect counts and the stable's per-cluster counts are kept. The rollout
+// controller says when a rollout ends (rollout.EvidenceKeeper), and its tests are dropped.
+//
 // Verdict never blocks: runs work in the background and Verdict returns their latest state.
 package analysis

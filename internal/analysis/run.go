@@ -23,6 +23,8 @@ type runner struct {
 	seq       []comparative
 	thr       []*threshold
 
+	savedBatch int64 // the batch in which the run last kept its rollout's evidence (see persist)
+
 	weight      atomic.Int64 // the canary's weight now; it moves with the steps
 	weightSince atomic.Int64 // unix ns when the weight last changed
 	shadow      atomic.Bool  // the canary is measured by its mirrored copies
@@ -146,8 +148,8 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 }
 
 // rolloutSequential is the sequential test of a builtin metric for the rollout r belongs to: the
-// one an earlier run of the same rollout (same attempt, versions, template and metric) began, or a
-// new one. Called with a.mu held. Tests of the service's earlier attempts are dropped.
+// one an earlier run of the same rollout (same attempt, versions, template and metric) began, the
+// one the store kept of it before a restart (see persist), or a new one. Called with a.mu held. Tests of the service's earlier attempts are dropped.
 func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) *sequential {
 	attempt := rolloutOf(r.ID)
 	key := strings.Join([]string{attempt, r.Stable, r.Canary, template, m.Name}, "|")
@@ -160,7 +162,10 @@ func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.An
 			delete(a.evidence, k)
 		}
 	}
-	q := newSequential(template, m, alpha, a.o.History)
+	q := a.restored(r.Service, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
+	if q == nil {
+		q = newSequential(template, m, alpha, a.o.History)
+	}
 	a.evidence[key] = q
 	return q
 }
@@ -207,6 +212,12 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 	for _, q := range rn.seq {
 		q.look(rn, now)
 	}
+	if b := rn.batch(now); b != rn.savedBatch {
+		// A batch closed: keep the rollout's evidence as it stands (once per batch, the tests'
+		// unit; a crash loses at most the batch in progress).
+		rn.savedBatch = b
+		rn.persist()
+	}
 	for _, t := range rn.thr {
 		if t.due(now) {
 			t.measure(ctx, provider.Query{Service: rn.run.Service, Stable: rn.run.Stable, Canary: rn.run.Canary,
@@ -214,6 +225,17 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 		}
 	}
 	rn.judge(now)
+}
+
+// persist keeps the evidence of the rollout the run belongs to, when it judges any builtin metric
+// by a rollout's shared test.
+func (rn *runner) persist() {
+	for _, q := range rn.seq {
+		if _, ok := q.(*sequential); ok {
+			rn.a.persist(rolloutOf(rn.run.ID))
+			return
+		}
+	}
 }
 
 // exposure is what the canary has had so far: time since the run started, and requests (within

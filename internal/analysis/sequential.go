@@ -26,6 +26,7 @@ type sequential struct {
 	effect  [2]int64 // latency with a slowdown effect: the canary's requests and those slower than the effect's boundary
 
 	unitBase *[2][metrics.NumUnits]int64 // errors: the stable's per-cluster counts when the test began
+	units    [2][metrics.NumUnits]int64  // errors: the stable's per-cluster counts since the test began, at the last look
 
 	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
 	dispFed int64             // unix ns of the last stable slot fed to disp
@@ -100,7 +101,7 @@ func (q *sequential) feedUnits(r *runner) {
 	if q.unitBase == nil {
 		q.unitBase = &[2][metrics.NumUnits]int64{n, e}
 	}
-	var dn, de [metrics.NumUnits]int64
+	dn, de := &q.units[0], &q.units[1]
 	for i := range n {
 		dn[i], de[i] = n[i]-q.unitBase[0][i], e[i]-q.unitBase[1][i]
 	}

@@ -52,6 +52,7 @@ type Server struct {
 	Config   Config
 	Rollouts Rollouts
 	Analyses Analyses
+	Windows  Windows // nil: no /series endpoint
 	Feedback Feedback
 	// Flags is the flag set (nil: no flag routes); OFREP serves its evaluation endpoints under
 	// OFREPPrefix, outside /api: it checks its own keys, and the tokens above may evaluate too.
@@ -64,6 +65,9 @@ type Server struct {
 	Browser     BrowserGuard
 	Gatherer    prometheus.Gatherer
 	Ready       func() bool
+	// UI, when set, is the dashboard (internal/web), served at /ui/ without a token: its pages
+	// sign in to /api/v1 themselves.
+	UI http.Handler
 }
 
 // Handler routes the admin endpoints.
@@ -73,6 +77,10 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/services/{name}", s.service)
 	api.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Config.Status()) })
 	api.HandleFunc("POST /api/v1/config/reload", s.reload)
+	api.HandleFunc("GET /api/v1/whoami", s.whoami)
+	if s.Windows != nil {
+		api.HandleFunc("GET /api/v1/services/{name}/series", s.series)
+	}
 	if s.Rollouts != nil {
 		s.rolloutRoutes(api)
 	}
@@ -103,6 +111,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.UI != nil {
+		mux.Handle("/ui/", s.UI)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	return s.Browser.Wrap(mux)
 }

@@ -43,7 +43,8 @@ func (k *Checks) Verdicts(service string, st State) map[string]Verdict {
 	return out
 }
 
-// Settle tells the judges about the checks of service that st no longer runs.
+// Settle tells the judges about the checks of service that st no longer runs, and, once st is no
+// longer in flight, that its rollout has ended.
 func (k *Checks) Settle(service string, st State) {
 	prefix := service + "/"
 	for _, id := range slices.Collect(maps.Keys(k.asked)) {
@@ -51,14 +52,30 @@ func (k *Checks) Settle(service string, st State) {
 			k.forget(id)
 		}
 	}
+	if !st.InFlight() {
+		k.ended(service)
+	}
 }
 
-// Keep forgets every check whose service keep does not want.
+// Keep forgets every check whose service keep does not want, and ends those services' rollouts.
 func (k *Checks) Keep(keep func(service string) bool) {
+	gone := map[string]bool{}
 	for _, id := range slices.Collect(maps.Keys(k.asked)) {
 		if svc, _, _ := strings.Cut(id, "/"); !keep(svc) {
 			k.forget(id)
+			gone[svc] = true
 		}
+	}
+	for svc := range gone {
+		k.ended(svc)
+	}
+}
+
+// ended tells the analysis judge, when it keeps evidence across checks, that service's rollout
+// is over.
+func (k *Checks) ended(service string) {
+	if e, ok := k.Analysis.(EvidenceKeeper); ok {
+		e.RolloutEnded(service)
 	}
 }
 

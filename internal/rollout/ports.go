@@ -53,3 +53,10 @@ type Judge interface {
 	Verdict(r Run) Verdict
 	Forget(id string)
 }
+
+// EvidenceKeeper is a Judge that keeps evidence across the checks of a rollout (its steps, its
+// background analysis, and restarts of the process): RolloutEnded tells it that service's rollout
+// is over (its state is no longer in flight), so that it drops what it keeps for it.
+type EvidenceKeeper interface {
+	RolloutEnded(service string)
+}

@@ -34,6 +34,7 @@ type core struct {
 	store *store.Store
 	gw    *gateway.Gateway
 	prom  *prometheus.Registry
+	reg   *metrics.Registry // the gateway's per-version windows
 	hub   *api.Hub
 	hooks *notify.Webhooks
 	gates *notify.Gates
@@ -73,6 +74,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		return err
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
+	c.reg = reg
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
@@ -89,7 +91,8 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.hub = api.NewHub()
 	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
-	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log})
+	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log,
+		Evidence: c.store}) // the rollouts' tests resume after a restart
 	publish := func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) }
 	if c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log, OnEvents: publish}); err != nil {
 		return err

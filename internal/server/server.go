@@ -20,6 +20,7 @@ import (
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/web"
 )
 
 // Options configures Run.
@@ -127,7 +128,8 @@ func readConfig(path string) (*config.Config, []byte, error) {
 func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *slog.Logger) (adminSrv, gwSrv *http.Server) {
 	ofrepGW, ofrepAdmin := ofrepHandlers(cfg, c, t.Admin, t.Read, log)
 	adminSrv = &http.Server{
-		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
+		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(),
+			Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store,
 			Ready: ready.ready, Tokens: t,
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),

@@ -1,7 +1,9 @@
 // Package store is Aviary's embedded durable store: each service's rollout state, the event log
 // that explains it, the rollout history that `aviary rollout history` and undo read, the specs
-// applied through the API, and the feature flags set through the API with their kill-switch
-// states (flags.go). It satisfies rollout.Store.
+// applied through the API, the feature flags set through the API with their kill-switch states
+// (flags.go) and the flags' exposures (exposures.go), and the evidence of the rollout in flight
+// (the analysis's sequential tests, so that a restart resumes them instead of starting afresh). It
+// satisfies rollout.Store and analysis.EvidenceStore.
 //
 // It uses bbolt (a single file, one writer, fsync on every commit, an exclusive file lock) because
 // a rollout that a restart forgets or half-remembers routes users to the wrong version: a commit
@@ -51,6 +53,10 @@ var (
 	historyBucket = []byte("history")
 	metaBucket    = []byte("meta")
 	schemaKey     = []byte("schema")
+	// evidenceBucket holds, per service, the analysis's tests of the rollout in flight (opaque to
+	// the store; see PutEvidence). A file written before it existed gains it on open: an older
+	// aviary ignores it, so the schema version stays.
+	evidenceBucket = []byte("evidence")
 )
 
 // Store is an open store file. It is safe for concurrent use.
@@ -62,7 +68,7 @@ type Store struct {
 
 // initialize creates the buckets of a new file and checks the schema of an old one.
 func (s *Store) initialize(tx *bolt.Tx) error {
-	for _, name := range [][]byte{statesBucket, eventsBucket, specsBucket, historyBucket, metaBucket, flagsBucket, flagStatesBucket} {
+	for _, name := range [][]byte{statesBucket, eventsBucket, specsBucket, historyBucket, metaBucket, flagsBucket, flagStatesBucket, evidenceBucket} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s in store %s: %w", name, s.path, err)
 		}

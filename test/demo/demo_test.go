@@ -17,12 +17,12 @@ import (
 
 func TestDemoPromotesOneRolloutAndRollsBackTheOther(t *testing.T) {
 	t.Parallel()
-	runDemo(t, []string{"=> promoted: v2 is stable", "=> rolled back by itself", "evidence", "v2 serves everyone"}, "demo")
+	runDemo(t, []string{"dashboard: http://127.0.0.1:", "/ui/", "=> promoted: v2 is stable", "=> rolled back by itself", "evidence", "v2 serves everyone"}, "demo")
 }
 
 func TestLLMDemoPromotesOneModelAndRollsBackTheOther(t *testing.T) {
 	t.Parallel()
-	runDemo(t, []string{"=> promoted: v2 is stable", "=> rolled back by itself", "first tokens slower than", "evaluation quality"}, "demo", "llm")
+	runDemo(t, []string{"dashboard: http://127.0.0.1:", "=> promoted: v2 is stable", "=> rolled back by itself", "first tokens slower than", "evaluation quality"}, "demo", "llm")
 }
 
 func TestFlagsDemoReleasesByFlagRollsBackAndKills(t *testing.T) {

@@ -11,7 +11,9 @@
 // baseline's", a mixture of likelihood ratios over larger ratios is a non-negative supermartingale,
 // so by Ville's inequality it exceeds 1/alpha with probability at most alpha, however often it is
 // looked at. Traffic that drifts between looks cancels out, because each look is conditioned on its
-// own shares.
+// own shares. The mixture is over a grid of ratios with a prior that weighs most a canary 3 to 5
+// times past the margin (ratioWeights); the weights move power between alternatives and, summing
+// to 1, leave the guarantee as it is.
 //
 // That guarantee assumes independent requests. Real traffic is not: errors come in bursts (a retry
 // storm, a bad batch), an endpoint has a bad ten seconds, a stall slows half its requests, sticky
@@ -41,6 +43,21 @@
 //     (2022), with weights that sum to one instead of a growing threshold.
 //   - Randomized traffic only, and one process per rollout (in package analysis): requests placed
 //     by a route are measured apart and never compared, and the runs of a rollout share one test.
+//
+// # One e-process per rollout, across restarts
+//
+// CountTest.State and RestoreCountTest carry a test's whole state (the mixture's members and the
+// open batch, the dispersion, the counts) through JSON, whose float64 encoding is exact, so a
+// restored test decides bit for bit as the saved one would have. Package analysis saves the state
+// at every batch boundary and on shutdown. After a crash the test resumes from an earlier batch
+// than the last it saw: it goes on as if the looks since had not happened. That keeps the
+// guarantee, because which looks are dropped depends on when the process stopped, not on what the
+// looks held: each batch's capped, tempered likelihood ratio still has conditional expectation at
+// most 1 under H0 given all that came before, kept or not, so the product over the kept batches is
+// a test supermartingale, and Ville's inequality bounds it over the whole rollout, restarts
+// included (Ramdas, Grünwald, Vovk & Shafer, "Game-theoretic statistics and safe anytime-valid
+// inference", Statist. Sci. 2023, on optional continuation). The open batch saved mid-way is
+// closed by the first look after the restart, as a short batch; a short batch is a batch.
 //
 // # A pass is evidence of safety
 //
