@@ -153,7 +153,8 @@ func newFlagGet(o *clientOptions) *cobra.Command {
 func printFlag(w io.Writer, v source.View) error {
 	fmt.Fprintf(w, "Flag:     %s\nState:    %s\nSource:   %s\nDefault:  %s\n", v.Key, v.State, v.Source, firstSet(v.DefaultVariant, "- (the code default)"))
 	if v.KillSwitch != nil {
-		fmt.Fprintf(w, "Switched: %s by %s at %s\n", v.KillSwitch.State, v.KillSwitch.By, v.KillSwitch.At.Format("2006-01-02 15:04:05Z07:00"))
+		fmt.Fprintf(w, "Switched: %s by %s at %s%s\n", v.KillSwitch.State, v.KillSwitch.By, v.KillSwitch.At.Format("2006-01-02 15:04:05Z07:00"),
+			reasonSuffix(v.KillSwitch.Reason))
 	}
 	if v.SetBy != "" && v.SetAt != nil {
 		fmt.Fprintf(w, "Set:      by %s at %s\n", v.SetBy, v.SetAt.Format("2006-01-02 15:04:05Z07:00"))
@@ -340,4 +341,11 @@ source says until changed again, and is recorded as an event with who did it.`,
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the event")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
 }

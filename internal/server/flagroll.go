@@ -81,9 +81,8 @@ func overlayOf(served config.Service, def string) *flags.Rollout {
 // flagRouter is the controller's router: services go to the gateway, flag rollouts to the flags'
 // overlays.
 type flagRouter struct {
-	gw  *gateway.Gateway
-	fr  *flagRollouts
-	log *slog.Logger
+	gw *gateway.Gateway
+	fr *flagRollouts
 }
 
 func (r flagRouter) Apply(services []config.Service) {

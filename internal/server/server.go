@@ -142,6 +142,7 @@ func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext:       c.gw.ConnContext,
 	}
+	gwSrv.RegisterOnShutdown(ofrepGW.Shutdown) // browsers' change streams must not hold the drain
 	return adminSrv, gwSrv
 }
 

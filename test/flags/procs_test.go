@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -29,6 +30,20 @@ const (
 type served struct {
 	gw, admin string // base URLs
 	dir       string
+	bin       string // the aviary binary
+	proc      *proc  // the running aviary
+}
+
+// proc is a child process and the news of its end.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has ended (its Wait returned)
+}
+
+// kill ends the process with SIGKILL, by its own PID, and waits for its end.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // needNode fails the test unless node and npm are on PATH; AVIARY_SKIP_NODE=1 skips it instead.
@@ -75,10 +90,17 @@ flags:
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "aviary.log")
-	startProcess(t, "aviary", logPath, bin, "serve", "-c", config, "--log-level", "warn")
-	waitReady(t, "http://"+admin+"/readyz", logPath)
-	return &served{gw: "http://" + gw, admin: "http://" + admin, dir: dir}
+	s := &served{gw: "http://" + gw, admin: "http://" + admin, dir: dir, bin: bin}
+	s.start(t)
+	return s
+}
+
+// start runs aviary on the suite's config in s.dir and waits until it is ready.
+func (s *served) start(t *testing.T) {
+	t.Helper()
+	logPath := filepath.Join(s.dir, "aviary.log")
+	s.proc = startProcess(t, "aviary", logPath, s.bin, "serve", "-c", filepath.Join(s.dir, "aviary.yaml"), "--log-level", "warn")
+	waitReady(t, s.admin+"/readyz", logPath)
 }
 
 // adminAPI sends a change to the admin API as the CLI does, and fails the test unless it is 200.
@@ -120,9 +142,15 @@ func (s *served) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
+// npmMu serialises npmCI: the suites run in parallel, and two npm ci in one directory remove each
+// other's files (ENOTEMPTY on a fresh clone).
+var npmMu sync.Mutex
+
 // npmCI installs the SDKs from the lockfile unless they are installed already.
 func npmCI(t *testing.T, dir string) {
 	t.Helper()
+	npmMu.Lock()
+	defer npmMu.Unlock()
 	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
 		t.Fatalf("the SDK suite's lockfile: %v", err)
@@ -149,11 +177,11 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(mod)
 }
 
-// startProcess starts a child whose output goes to logPath; it is ended by its own PID when the
-// test ends.
-func startProcess(t *testing.T, name, logPath, bin string, args ...string) {
+// startProcess starts a child whose output goes to logPath (appended); it is ended by its own PID
+// when the test ends.
+func startProcess(t *testing.T, name, logPath, bin string, args ...string) *proc {
 	t.Helper()
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +202,7 @@ func startProcess(t *testing.T, name, logPath, bin string, args ...string) {
 			<-done
 		}
 	})
+	return &proc{cmd: cmd, done: done}
 }
 
 func waitReady(t *testing.T, url, logPath string) {
