@@ -17,7 +17,7 @@ func TestKillSwitchSurvivesKill9(t *testing.T) {
 	s := serve(t)
 	s.adminAPI(t, "PUT", "/api/v1/flags/string-flag", `{"state":"ENABLED","variants":{"hi":"hello","bye":"goodbye"},"defaultVariant":"hi"}`)
 	s.adminAPI(t, "POST", "/api/v1/flags/bool-flag/disable", `{"reason": "kill -9 test"}`)
-	s.proc.kill() // SIGKILL, by the child's own PID, the moment the API answered
+	s.proc.Kill() // SIGKILL, by the child's own PID, the moment the API answered
 	s.start(t)
 	for flag, want := range map[string]string{"bool-flag": `"reason":"DISABLED"`, "string-flag": `"value":"hello"`} {
 		req, _ := http.NewRequest("POST", s.gw+"/ofrep/v1/evaluate/flags/"+flag, strings.NewReader(`{"context": {}}`))
