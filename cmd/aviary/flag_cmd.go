@@ -69,16 +69,7 @@ variants. Flag files that were refused are listed after the flags, with the reas
 			if err != nil {
 				return err
 			}
-			var list api.FlagList
-			raw, err := c.call(cmd.Context(), "list flags", http.MethodGet, "/api/v1/flags", nil, &list)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
-			}
-			return printFlags(cmd.OutOrStdout(), list)
+			return getAndPrint(cmd, c, "list flags", "/api/v1/flags", output, printFlags)
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -134,16 +125,7 @@ func newFlagGet(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v source.View
-			raw, err := c.call(cmd.Context(), "read flag "+args[0], http.MethodGet, flagPath(args[0], ""), nil, &v)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
-			}
-			return printFlag(cmd.OutOrStdout(), v)
+			return getAndPrint(cmd, c, "read flag "+args[0], flagPath(args[0], ""), output, printFlag)
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -348,4 +330,19 @@ func reasonSuffix(reason string) string {
 		return ""
 	}
 	return ": " + reason
+}
+
+// getAndPrint reads path from the API and prints it: the API's own JSON with -o json, else print's
+// text.
+func getAndPrint[T any](cmd *cobra.Command, c *apiClient, op, path, output string, print func(io.Writer, T) error) error {
+	var v T
+	raw, err := c.call(cmd.Context(), op, http.MethodGet, path, nil, &v)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		_, err := cmd.OutOrStdout().Write(raw)
+		return err
+	}
+	return print(cmd.OutOrStdout(), v)
 }
