@@ -171,14 +171,7 @@ invalid definition changes nothing; the error names the JSON path.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("-f: name the file with the flag's definition, or - for stdin")
-			}
-			body, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			body, c, err := inputAndClient(cmd, o, file, "the file with the flag's definition")
 			if err != nil {
 				return err
 			}
@@ -234,14 +227,7 @@ which flags changed and which were unchanged.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("-f: name the flagd JSON file to apply, or - for stdin")
-			}
-			body, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			body, c, err := inputAndClient(cmd, o, file, "the flagd JSON file to apply")
 			if err != nil {
 				return err
 			}
