@@ -25,9 +25,19 @@ go vet -tags e2e ./test/...
 
 step "go test -tags e2e ./test/... (kills: ${AVIARY_CRASH_KILLS:-25}, seconds: ${AVIARY_CRASH_SECONDS:-60})"
 start=$(date +%s)
-# -v streams each kill's outcome and the summary as they happen.
-if ! go test -tags e2e -race=false -count=1 -parallel 4 -timeout 10m -v ./test/...; then
+# The demos (test/demo) run after the other suites, on their own: they are timed stories of a
+# judge on live latency, and the browsers, the crash test's fsync storms and the load suites
+# running beside them on two cores made their healthy canaries' latency too noisy to pass a step
+# within the demo's minutes. -v streams each kill's outcome and the summary as they happen.
+others=$(go list -tags e2e ./test/... | grep -v '/test/demo$')
+# shellcheck disable=SC2086
+if ! go test -tags e2e -race=false -count=1 -parallel 4 -timeout 10m -v $others; then
 	step "end-to-end tests FAILED after $(( $(date +%s) - start ))s"
+	exit 1
+fi
+step "the demos, on their own"
+if ! go test -tags e2e -race=false -count=1 -timeout 10m -v ./test/demo/; then
+	step "end-to-end tests FAILED (the demos) after $(( $(date +%s) - start ))s"
 	exit 1
 fi
 step "end-to-end tests passed in $(( $(date +%s) - start ))s"
