@@ -44,7 +44,8 @@ func Adjust(p []float64, a Adjustment) []float64 {
 		// Step-up: p_(i)·m/i, then the running minimum from the largest down.
 		run := 1.0
 		for k := len(idx) - 1; k >= 0; k-- {
-			run = math.Min(run, p[idx[k]]*m/float64(k+1))
+			// max with p: p·m/m can round below p.
+			run = math.Min(run, math.Max(p[idx[k]], p[idx[k]]*m/float64(k+1)))
 			out[idx[k]] = run
 		}
 	default:
