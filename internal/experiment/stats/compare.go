@@ -75,7 +75,7 @@ type Comparison struct {
 	ControlMean  float64 `json:"controlMean"` // CUPED-adjusted when CUPED applies
 	ArmMean      float64 `json:"armMean"`
 	Absolute     Effect  `json:"absolute"`
-	Relative     Effect  `json:"relative"`
+	Relative     *Effect `json:"relative,omitempty"` // nil when control's mean is 0
 	StdErr       float64 `json:"stdErr"` // of the absolute difference
 	DF           float64 `json:"df"`     // Welch–Satterthwaite
 	// PSequential and PFixed are two-sided and unadjusted; Adjust fills the adjusted ones.
@@ -83,8 +83,8 @@ type Comparison struct {
 	PFixed      float64 `json:"pFixed"`
 	CUPED       *CUPED  `json:"cuped,omitempty"`
 	// UnitsNeeded is the total units (both arms) at which the MDE would be detected with the
-	// requested power, at today's variances; +Inf when control's mean is 0.
-	UnitsNeeded float64 `json:"unitsNeeded"`
+	// requested power, at today's variances; 0 when unknown (control's mean is 0, or never).
+	UnitsNeeded float64 `json:"unitsNeeded,omitempty"`
 }
 
 // ErrTooFewUnits is returned when an arm has fewer than two units.
@@ -181,15 +181,14 @@ func finish(p pair, o Options, cuped *CUPED) Comparison {
 	c.Absolute = effect(d, se, df, t, b, o.Alpha)
 	c.PSequential = b.pValue(d, se, t)
 	c.PFixed = welchP(d, se, df)
-	c.UnitsNeeded = math.Inf(1)
 	if p.yc != 0 {
 		r := p.ya / p.yc
 		rse := math.Sqrt(p.va/p.na+r*r*p.vc/p.nc) / math.Abs(p.yc)
-		c.Relative = effect(r-1, rse, df, t, b, o.Alpha)
-		c.UnitsNeeded = b.unitsNeeded(o.MDE*math.Abs(p.yc), se*math.Sqrt(t), o.Power)
-	} else {
-		nan := math.NaN()
-		c.Relative = Effect{nan, Interval{nan, nan}, Interval{nan, nan}}
+		rel := effect(r-1, rse, df, t, b, o.Alpha)
+		c.Relative = &rel
+		if n := b.unitsNeeded(o.MDE*math.Abs(p.yc), se*math.Sqrt(t), o.Power); !math.IsInf(n, 1) {
+			c.UnitsNeeded = n
+		}
 	}
 	return c
 }

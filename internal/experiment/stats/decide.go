@@ -88,8 +88,8 @@ type Decision struct {
 	Winner  string  `json:"winner,omitempty"`
 	// Harmed are the arms a guardrail moved the wrong way (anytime-valid, adjusted).
 	Harmed []string `json:"harmed,omitempty"`
-	// DaysNeeded is the time still needed for the MDE at today's rate; +Inf when unknown.
-	DaysNeeded float64 `json:"daysNeeded"`
+	// DaysNeeded is the time still needed for the MDE at today's rate; nil when unknown.
+	DaysNeeded *float64 `json:"daysNeeded,omitempty"`
 	Text       string  `json:"text"`
 }
 
@@ -98,7 +98,7 @@ type Decision struct {
 // with an adjusted always-valid p under alpha (the best of them); "stop" when every arm's
 // anytime-valid interval of the relative effect lies within ±MDE; otherwise keep running.
 func Decide(in DecisionInput) Decision {
-	d := Decision{Verdict: KeepRunning, DaysNeeded: math.Inf(1)}
+	d := Decision{Verdict: KeepRunning}
 	harmed := map[string]bool{}
 	var primary *MetricResult
 	for i := range in.Metrics {
@@ -143,20 +143,26 @@ func Decide(in DecisionInput) Decision {
 	if win != nil {
 		d.Verdict, d.Winner = Ship, win.Arm
 		verb := "beats"
+		e, f := win.Absolute, num
+		if win.Relative != nil {
+			e, f = *win.Relative, pct
+		}
 		d.Text = fmt.Sprintf("%s %s %s on %s by %s (%s to %s, %s); %s; ship %s",
-			win.Arm, verb, in.Control, primary.Metric, pct(win.Relative.Estimate),
-			pct(win.Relative.Sequential.Lo), pct(win.Relative.Sequential.Hi), conf, guard, win.Arm)
+			win.Arm, verb, in.Control, primary.Metric, f(e.Estimate),
+			f(e.Sequential.Lo), f(e.Sequential.Hi), conf, guard, win.Arm)
 		return d
 	}
 	needed := 0.0
 	within := true
 	for _, r := range primary.Arms {
-		s := r.Relative.Sequential
 		if harmed[r.Arm] {
 			continue
 		}
-		if !(s.Lo > -in.MDE && s.Hi < in.MDE) {
+		if r.Relative == nil || !(r.Relative.Sequential.Lo > -in.MDE && r.Relative.Sequential.Hi < in.MDE) {
 			within = false
+		}
+		if r.UnitsNeeded == 0 {
+			needed = math.Inf(1)
 		}
 		needed = math.Max(needed, r.UnitsNeeded)
 	}
@@ -166,8 +172,9 @@ func Decide(in DecisionInput) Decision {
 		return d
 	}
 	if in.UnitsPerDay > 0 && !math.IsInf(needed, 1) {
-		d.DaysNeeded = math.Max(0, needed-in.Units) / in.UnitsPerDay
-		d.Text = fmt.Sprintf("keep running: about %s more for a %s effect on %s; %s", days(d.DaysNeeded), pctAbs(in.MDE), primary.Metric, guard)
+		days := math.Max(0, needed-in.Units) / in.UnitsPerDay
+		d.DaysNeeded = &days
+		d.Text = fmt.Sprintf("keep running: about %s more for a %s effect on %s; %s", daysText(days), pctAbs(in.MDE), primary.Metric, guard)
 		return d
 	}
 	d.Text = fmt.Sprintf("keep running: not enough data yet to say how long a %s effect on %s needs; %s", pctAbs(in.MDE), primary.Metric, guard)
@@ -175,16 +182,22 @@ func Decide(in DecisionInput) Decision {
 }
 
 func gain(r ArmResult, g Goal) float64 {
-	if g == Decrease {
-		return -r.Relative.Estimate
+	v := r.Absolute.Estimate
+	if r.Relative != nil {
+		v = r.Relative.Estimate
 	}
-	return r.Relative.Estimate
+	if g == Decrease {
+		return -v
+	}
+	return v
 }
+
+func num(v float64) string { return fmt.Sprintf("%+.4g", v) }
 
 func pct(v float64) string    { return fmt.Sprintf("%+.1f%%", 100*v) }
 func pctAbs(v float64) string { return fmt.Sprintf("%g%%", 100*v) }
 
-func days(d float64) string {
+func daysText(d float64) string {
 	switch {
 	case d < 1.0/24:
 		return "an hour or less"
