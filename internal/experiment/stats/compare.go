@@ -76,8 +76,8 @@ type Comparison struct {
 	ArmMean      float64 `json:"armMean"`
 	Absolute     Effect  `json:"absolute"`
 	Relative     *Effect `json:"relative,omitempty"` // nil when control's mean is 0
-	StdErr       float64 `json:"stdErr"` // of the absolute difference
-	DF           float64 `json:"df"`     // Welch–Satterthwaite
+	StdErr       float64 `json:"stdErr"`             // of the absolute difference
+	DF           float64 `json:"df"`                 // Welch–Satterthwaite
 	// PSequential and PFixed are two-sided and unadjusted; Adjust fills the adjusted ones.
 	PSequential float64 `json:"pSequential"`
 	PFixed      float64 `json:"pFixed"`

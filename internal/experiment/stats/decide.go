@@ -90,7 +90,7 @@ type Decision struct {
 	Harmed []string `json:"harmed,omitempty"`
 	// DaysNeeded is the time still needed for the MDE at today's rate; nil when unknown.
 	DaysNeeded *float64 `json:"daysNeeded,omitempty"`
-	Text       string  `json:"text"`
+	Text       string   `json:"text"`
 }
 
 // Decide turns the results into a verdict: a sample ratio mismatch blocks everything; an arm that
