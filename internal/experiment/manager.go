@@ -87,14 +87,15 @@ func (m *Manager) List() ([]Summary, error) {
 func (m *Manager) StartAll() error {
 	var errs []error
 	for _, e := range m.o.Specs() {
-		if _, err := m.Start(e.Name); err != nil && !errors.Is(err, errStopped) {
+		if _, err := m.Start(e.Name); err != nil && !errors.Is(err, ErrStopped) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-var errStopped = errors.New("a stopped experiment stays stopped, so its results stay what they were; copy it under a new name to run it again")
+// ErrStopped is returned when starting a stopped experiment.
+var ErrStopped = errors.New("a stopped experiment stays stopped, so its results stay what they were; copy it under a new name to run it again")
 
 // Start starts an experiment; starting one that runs is a no-op.
 func (m *Manager) Start(name string) (store.ExperimentState, error) {
@@ -110,7 +111,7 @@ func (m *Manager) Start(name string) (store.ExperimentState, error) {
 	case ok && st.Phase == store.ExperimentRunning:
 		return st, nil
 	case ok:
-		return st, fmt.Errorf("start experiment %q: it was %s at %s: %w", name, st.Phase, st.Stopped.Format(time.RFC3339), errStopped)
+		return st, fmt.Errorf("start experiment %q: it was %s at %s: %w", name, st.Phase, st.Stopped.Format(time.RFC3339), ErrStopped)
 	}
 	st = store.ExperimentState{Name: name, Phase: store.ExperimentRunning, Started: m.o.Now().UTC()}
 	return st, m.o.Store.PutExperiment(st)
@@ -172,11 +173,14 @@ const (
 	maxNameLen    = 256
 )
 
+// ErrInvalidBatch marks the errors of a batch of events that Track refused.
+var ErrInvalidBatch = errors.New("the batch of events was refused, none stored")
+
 // Track checks a batch of events and stores the new ones. An event without time gets now. It
 // returns every bad event's error at once, storing nothing then.
 func (m *Manager) Track(es []store.TrackedEvent) (added, dropped int, err error) {
 	if len(es) == 0 || len(es) > MaxTrackBatch {
-		return 0, 0, fmt.Errorf("%d events: send 1 to %d events per batch", len(es), MaxTrackBatch)
+		return 0, 0, fmt.Errorf("%w: %d events: send 1 to %d events per batch", ErrInvalidBatch, len(es), MaxTrackBatch)
 	}
 	now := m.o.Now().UTC()
 	var errs []error
@@ -191,8 +195,8 @@ func (m *Manager) Track(es []store.TrackedEvent) (added, dropped int, err error)
 			e.Time = now
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return 0, 0, err
+	if len(errs) > 0 {
+		return 0, 0, errors.Join(append([]error{ErrInvalidBatch}, errs...)...)
 	}
 	return m.o.Store.AddTracked(es)
 }
