@@ -30,6 +30,9 @@ type Experiment struct {
 	// PlannedUnits tunes the confidence sequence to be tightest near this many units, all arms
 	// (default 20000); it never makes it invalid.
 	PlannedUnits int `yaml:"plannedUnits" json:"plannedUnits,omitempty"`
+	// MinUnitsPerArm is the fewest units each arm needs before its results are computed (default
+	// 100): the confidence sequence is asymptotic.
+	MinUnitsPerArm int `yaml:"minUnitsPerArm" json:"minUnitsPerArm,omitempty"`
 	// Adjustment of p-values across metrics × arms: holm (default) or bh.
 	Adjustment string `yaml:"adjustment" json:"adjustment,omitempty"`
 }
@@ -90,6 +93,7 @@ const (
 	DefaultExperimentPower        = 0.8
 	DefaultExperimentPlannedUnits = 20000
 	DefaultExperimentAdjustment   = "holm"
+	DefaultExperimentMinUnits     = 100
 )
 
 // ApplyDefaults fills an experiment's unset fields; the API calls it for an experiment it is given.
@@ -111,6 +115,7 @@ func (e *Experiment) ApplyDefaults() {
 	}
 	setInt(&e.PlannedUnits, DefaultExperimentPlannedUnits)
 	setString(&e.Adjustment, DefaultExperimentAdjustment)
+	setInt(&e.MinUnitsPerArm, DefaultExperimentMinUnits)
 	for i := range e.Arms {
 		if e.Arms[i].Weight == 0 {
 			e.Arms[i].Weight = 1
@@ -169,6 +174,9 @@ func (v *validator) experiments(es []Experiment, services []Service) {
 		}
 		if e.PlannedUnits < 2 {
 			v.addf(p+".plannedUnits", "%d: must be at least 2 (the units you expect in all arms)", e.PlannedUnits)
+		}
+		if e.MinUnitsPerArm < 2 {
+			v.addf(p+".minUnitsPerArm", "%d: must be at least 2 (100, the default, is safe)", e.MinUnitsPerArm)
 		}
 		if e.Adjustment != "holm" && e.Adjustment != "bh" {
 			v.addf(p+".adjustment", "%q: use holm (family-wise error) or bh (false discovery rate)", e.Adjustment)

@@ -60,7 +60,7 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	if srm, err := stats.SampleRatio(counts, weights, srmConcentration); err == nil {
 		r.SRM = &srm
 	}
-	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect}
+	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect, MinUnits: e.MinUnitsPerArm}
 	for m, spec := range e.Metrics {
 		if !ok[m] {
 			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is not computed for experiments yet", spec.Name, spec.Builtin))

@@ -62,7 +62,15 @@
 // mismatch in online controlled experiments", KDD 2019, recommend), and the sequential
 // Dirichlet-multinomial test of Lindon & Malek, "Anytime-valid inference for multinomial count
 // data" (NeurIPS 2022): the Bayes factor of a Dirichlet(c·p₀) mixture against p₀ is a test
-// martingale under p₀, so 1/BF is an always-valid p-value. A mismatch blocks any winner.
+// martingale under p₀, so 1/BF is an always-valid p-value. The sequential test's mismatch blocks
+// any winner; χ² is reported beside it, valid for one planned read (peeked every minute it raises
+// false alarms, see bench/experiment).
+//
+// # Too few units
+//
+// The confidence sequence is asymptotic; with a handful of units the plug-in variance can be near
+// 0 (no conversion yet in an arm) and the sequence far too narrow. No arm is compared before it has
+// Options.MinUnits units (config default 100).
 //
 // # Power and time to detect
 //

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func opts() Options { return Options{Alpha: 0.05, PlannedUnits: 20000, Power: 0.8, MDE: 0.02} }
+func opts() Options { return Options{Alpha: 0.05, PlannedUnits: 20000, Power: 0.8, MDE: 0.02, MinUnits: 2} }
 
 func moments(ys ...float64) Moments {
 	var m Moments
@@ -173,10 +173,44 @@ func TestTooFewUnitsAndBadOptions(t *testing.T) {
 	if _, err := Compare(moments(1), moments(1, 2), opts()); err != ErrTooFewUnits {
 		t.Errorf("got %v, want ErrTooFewUnits", err)
 	}
+	o := opts()
+	o.MinUnits = 100
+	if _, err := Compare(moments(make([]float64, 99)...), moments(make([]float64, 100)...), o); err != ErrTooFewUnits {
+		t.Errorf("99 units against a minimum of 100: got %v, want ErrTooFewUnits", err)
+	}
 	err := Options{Alpha: 2}.Validate()
-	for _, w := range []string{"alpha", "planned units", "power", "minimum detectable effect"} {
+	for _, w := range []string{"alpha", "planned units", "power", "minimum detectable effect", "minimum units"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("validation should name %q, got %v", w, err)
 		}
+	}
+}
+
+func TestPValuesAreCompares(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	c, a := arm(r, 500, 0.2), arm(r, 500, 0.25)
+	cmp, err := Compare(c, a, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, fixed, err := PValues(c, a, opts())
+	if err != nil || seq != cmp.PSequential || fixed != cmp.PFixed {
+		t.Errorf("PValues %v %v %v, Compare %v %v", seq, fixed, err, cmp.PSequential, cmp.PFixed)
+	}
+}
+
+func BenchmarkCompare(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	c, a := arm(r, 5000, 0.2), arm(r, 5000, 0.21)
+	for b.Loop() {
+		_, _ = Compare(c, a, opts())
+	}
+}
+
+func BenchmarkPValues(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	c, a := arm(r, 5000, 0.2), arm(r, 5000, 0.21)
+	for b.Loop() {
+		_, _, _ = PValues(c, a, opts())
 	}
 }
