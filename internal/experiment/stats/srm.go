@@ -19,7 +19,7 @@ type SRM struct {
 	PSequential float64 `json:"pSequential"` // 1/Bayes factor of the Dirichlet-multinomial mixture
 	// Mismatch is the sequential test's verdict, the one that blocks a winner: it may be read
 	// every minute. χ² is valid read once; read every minute for two weeks it raised a false alarm
-	// in about one even split in eight (bench/experiment), so it is reported, not acted on.
+	// in about 4% of even splits (bench/experiment, 1000 runs), so it is reported, not acted on.
 	Mismatch bool `json:"mismatch"`
 	// ChiSquareMismatch is χ² under SRMThreshold: a mismatch if this is a single planned read.
 	ChiSquareMismatch bool `json:"chiSquareMismatch"`
