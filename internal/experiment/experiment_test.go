@@ -118,6 +118,14 @@ func TestFlagExperimentFindsTheWinner(t *testing.T) {
 		t.Errorf("CSV head %v, first row %v, %d rows", rows[0], rows[1], len(rows))
 	}
 
+	// A unit later given the other variant stays in its first arm, counted as crossed over.
+	if _, _, err := s.AddExposures([]store.Exposure{{Flag: "new-checkout", Variant: "on", Key: "user-00000", Time: c.t}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := m.Results("checkout"); res.Crossovers != 1 || res.Arms[0].Units != 10000 {
+		t.Errorf("crossovers %d, arms %+v", res.Crossovers, res.Arms)
+	}
+
 	// Stopped: later units and events no longer count, and it stays stopped.
 	if _, err := m.Stop("checkout"); err != nil {
 		t.Fatal(err)

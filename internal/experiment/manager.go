@@ -164,7 +164,7 @@ func (m *Manager) Units(name string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return WriteUnits(w, e, st, m.o.Store, m.o.Now().UTC())
+	return WriteUnits(w, e, st, m.o.Store)
 }
 
 // Limits of POST /api/v1/track.

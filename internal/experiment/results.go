@@ -44,10 +44,11 @@ type Results struct {
 // Compute reads the units and events of experiment e in state st and computes its results at now.
 func Compute(e config.Experiment, st store.ExperimentState, src Source, now time.Time) (Results, error) {
 	r := Results{Experiment: e.Name, Phase: st.Phase, Started: st.Started, At: now}
-	units, ok, pre, err := load(e, st, src, now)
+	units, ok, pre, crossed, err := load(e, st, src)
 	if err != nil {
 		return r, err
 	}
+	r.Crossovers = crossed
 	counts := make([]float64, len(e.Arms))
 	weights := make([]float64, len(e.Arms))
 	for _, u := range units {
@@ -97,15 +98,15 @@ func endOf(st store.ExperimentState, now time.Time) time.Time {
 	return now
 }
 
-func load(e config.Experiment, st store.ExperimentState, src Source, now time.Time) ([]*unit, []bool, []bool, error) {
+func load(e config.Experiment, st store.ExperimentState, src Source) (units []*unit, ok, pre []bool, crossed int, err error) {
 	w := window{start: st.Started, end: st.Stopped}
-	units, byKey, _, err := assign(e, w, src)
+	units, byKey, crossed, err := assign(e, w, src)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, 0, err
 	}
 	sort.Slice(units, func(i, j int) bool { return units[i].key < units[j].key })
-	ok, pre, err := measure(e, w, units, byKey, src)
-	return units, ok, pre, err
+	ok, pre, err = measure(e, w, units, byKey, src)
+	return units, ok, pre, crossed, err
 }
 
 func metric(e config.Experiment, m int, spec config.ExperimentMetric, units []*unit, pre bool, o stats.Options) (stats.MetricResult, error) {
@@ -130,8 +131,8 @@ func metric(e config.Experiment, m int, spec config.ExperimentMetric, units []*u
 
 // WriteUnits writes one CSV row per unit: its key, arm, exposure time, and for every event metric
 // its value and pre-experiment value, so that an analyst can check every figure.
-func WriteUnits(w io.Writer, e config.Experiment, st store.ExperimentState, src Source, now time.Time) error {
-	units, ok, _, err := load(e, st, src, now)
+func WriteUnits(w io.Writer, e config.Experiment, st store.ExperimentState, src Source) error {
+	units, ok, _, _, err := load(e, st, src)
 	if err != nil {
 		return err
 	}

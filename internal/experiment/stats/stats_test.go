@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func opts() Options { return Options{Alpha: 0.05, PlannedUnits: 20000, Power: 0.8, MDE: 0.02, MinUnits: 2} }
+func opts() Options {
+	return Options{Alpha: 0.05, PlannedUnits: 20000, Power: 0.8, MDE: 0.02, MinUnits: 2}
+}
 
 func moments(ys ...float64) Moments {
 	var m Moments
