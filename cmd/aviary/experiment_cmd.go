@@ -33,9 +33,9 @@ func newExperiment(o *clientOptions) *cobra.Command {
 		Use:   "experiment",
 		Short: "List, start and stop the experiments of a running aviary, and read their results",
 		Long: `The experiments of a running aviary's config (experiments:): A/B tests whose arms are variants
-of a flag. A unit is counted in an arm at its first exposure; apps send outcome events to
-POST /api/v1/track. Results are anytime-valid: read them as often as you like. See
-docs/experiments.md.`,
+of a flag or versions of a service. A unit is counted in an arm at its first exposure; apps send
+outcome events to POST /api/v1/track. Results are anytime-valid: read them as often as you like.
+See docs/experiments.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}

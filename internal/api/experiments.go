@@ -98,7 +98,7 @@ func experimentReply(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, experiment.ErrInvalidBatch):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrVersionArms), errors.Is(err, experiment.ErrStopped):
+	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error()+"; check the store's file and the server's log")

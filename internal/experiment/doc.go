@@ -9,6 +9,10 @@
 // (proportion: sent the event at least once; mean: the sum of the event's values), so a unit with
 // many requests weighs what one unit weighs.
 //
+// Arms that are versions read the exposures the gateway reports for each request it places by
+// weight with a sticky key (gateway.Options.Placed), which the server records through the flags'
+// exposure recorder under VersionExposures(service).
+//
 // It never writes exposures or events and never changes traffic: guardrails that stop an arm and
 // concluding into a rollout belong to the server, not here.
 package experiment

@@ -159,11 +159,21 @@ func TestTrackRefusesBadEventsAllAtOnce(t *testing.T) {
 	}
 }
 
-func TestVersionArmsSayWhatToDo(t *testing.T) {
+// Arms that are versions read the exposures the gateway reported under VersionExposures.
+func TestVersionArmsReadTheGatewaysExposures(t *testing.T) {
+	_, s, _ := setup(t)
 	e := spec()
 	e.Flag, e.Service = "", "shop"
-	_, err := Compute(e, store.ExperimentState{Started: t0}, nil, t0)
-	if !errors.Is(err, ErrVersionArms) {
-		t.Errorf("got %v", err)
+	e.Arms = []config.ExperimentArm{{Name: "control", Version: "v1", Weight: 1}, {Name: "green", Version: "v2", Weight: 1}}
+	var exps []store.Exposure
+	for i := 0; i < 300; i++ {
+		exps = append(exps, store.Exposure{Flag: VersionExposures("shop"), Variant: []string{"v1", "v2"}[i%2], Key: fmt.Sprint(i), Time: t0})
+	}
+	if _, _, err := s.AddExposures(exps); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Compute(e, store.ExperimentState{Started: t0}, s, t0.Add(time.Hour))
+	if err != nil || res.Arms[0].Units != 150 || res.Arms[1].Units != 150 {
+		t.Errorf("arms %+v, %v", res.Arms, err)
 	}
 }

@@ -1,7 +1,6 @@
 package experiment
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,8 +14,9 @@ type Source interface {
 	EachTracked(event string, fn func(store.TrackedEvent) error) error
 }
 
-// ErrVersionArms is returned for an experiment whose arms are versions of a service.
-var ErrVersionArms = errors.New("the gateway does not record exposures per service version yet, so an experiment over versions has no units; put the change behind a flag and make the arms its variants")
+// VersionExposures is the name under which the exposures of a service's versions are recorded,
+// beside the flags' (the gateway reports each sticky unit's version; the server records it).
+func VersionExposures(service string) string { return "service:" + service }
 
 // unit is one exposed unit: its arm, when it entered, and its values per metric.
 type unit struct {
@@ -37,17 +37,20 @@ func (w window) in(t time.Time) bool {
 // window; a unit exposed earlier enters at the start. It returns the units in order of key and
 // the number exposed to more than one arm (they stay in their first).
 func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*unit, int, error) {
-	if e.Service != "" {
-		return nil, nil, 0, ErrVersionArms
-	}
-	arm := map[string]int{}
+	source, arm := e.Flag, map[string]int{}
 	for i, a := range e.Arms {
 		arm[a.Variant] = i
+	}
+	if e.Service != "" {
+		source, arm = VersionExposures(e.Service), map[string]int{}
+		for i, a := range e.Arms {
+			arm[a.Version] = i
+		}
 	}
 	byKey := map[string]*unit{}
 	var order []*unit
 	crossed := map[string]bool{}
-	err := src.EachExposure(e.Flag, func(x store.Exposure) error {
+	err := src.EachExposure(source, func(x store.Exposure) error {
 		i, ok := arm[x.Variant]
 		if !ok || (!w.end.IsZero() && x.Time.After(w.end)) {
 			return nil
@@ -72,7 +75,7 @@ func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*uni
 		return nil
 	})
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("read the exposures of flag %q: %w", e.Flag, err)
+		return nil, nil, 0, fmt.Errorf("read the exposures %q: %w", source, err)
 	}
 	return order, byKey, len(crossed), nil
 }

@@ -86,7 +86,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
-		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}})
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
@@ -131,6 +131,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	stopFlags := c.followFlags()
 	c.stopCtrl = func() { stopFlags(); cancel(); <-done }
 	return nil
+}
+
+// versionExposed records a sticky unit's first request on a version, for experiments over
+// versions. The recorder exists before any listener accepts a request.
+func (c *core) versionExposed(service, version, key string) {
+	if c.exposures != nil {
+		c.exposures.Exposed(experiment.VersionExposures(service), key, version)
+	}
 }
 
 // close stops the parts in the reverse order of their start.

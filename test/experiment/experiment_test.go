@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,4 +153,67 @@ func post(t *testing.T, url string, body []byte) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("POST %s: %s %s", url, resp.Status, b)
 	}
+}
+
+// Arms that are versions of a service: the gateway places each sticky user on a version and
+// records it; the version that sells more wins.
+func TestVersionExperimentOnTheGateway(t *testing.T) {
+	var ups [2]*httptest.Server
+	for i, name := range []string{"v1", "v2"} {
+		ups[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(ups[i].Close)
+	}
+	dir := t.TempDir()
+	a := e2e.Start(t, fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+storage: {path: %q}
+services:
+  - name: shop
+    match: {pathPrefix: /}
+    versions: [{name: v1, endpoints: [%q]}, {name: v2, endpoints: [%q]}]
+    traffic: [{version: v1, weight: 50}, {version: v2, weight: 50}]
+    stickiness: {header: X-User}
+experiments:
+  - name: checkout-button
+    service: shop
+    arms: [{name: control, version: v1}, {name: green, version: v2}]
+    metrics: [{name: conversion, event: purchase}]
+    plannedUnits: 1000
+`, filepath.Join(dir, "aviary.db"), ups[0].URL, ups[1].URL))
+
+	var events []store.TrackedEvent
+	seen := map[string]int{}
+	for i := 0; i < users; i++ {
+		user := fmt.Sprintf("user-%d", i)
+		req, _ := http.NewRequest(http.MethodGet, a.GW+"/checkout", nil)
+		req.Header.Set("X-User", user)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		version := string(b)
+		rate := 3 // in 20: 15% on v1, 30% on v2
+		if version == "v2" {
+			rate = 6
+		}
+		if seen[version]%20 < rate {
+			events = append(events, store.TrackedEvent{ID: "order-" + user, Unit: user, Event: "purchase"})
+		}
+		seen[version]++
+	}
+	polltest.Wait(t, 10*time.Second, "every user exposed to a version", func() bool {
+		var c store.ExposureCounts
+		get(t, a.Admin+"/api/v1/flags/"+experiment.VersionExposures("shop")+"/exposures?recent=0", &c)
+		return c.Units == users
+	})
+	body, _ := json.Marshal(map[string]any{"events": events})
+	post(t, a.Admin+"/api/v1/track", body)
+	var res experiment.Results
+	get(t, a.Admin+"/api/v1/experiments/checkout-button/results", &res)
+	if res.Decision.Winner != "green" || res.Arms[0].Units != seen["v1"] || res.Arms[1].Units != seen["v2"] {
+		t.Errorf("decision %+v, arms %+v, served %v", res.Decision, res.Arms, seen)
+	}
+	t.Logf("checkout-button: %s", res.Decision.Text)
 }
