@@ -152,6 +152,11 @@ func Decide(in DecisionInput) Decision {
 			f(e.Sequential.Lo), f(e.Sequential.Hi), conf, guard, win.Arm)
 		return d
 	}
+	if len(d.Harmed) == len(primary.Arms) {
+		d.Verdict = StopNoDiff
+		d.Text = fmt.Sprintf("%s; no arm can win over %s — stop", guard, in.Control)
+		return d
+	}
 	needed := 0.0
 	within := true
 	for _, r := range primary.Arms {

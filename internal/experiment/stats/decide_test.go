@@ -68,6 +68,11 @@ func TestDecide(t *testing.T) {
 		t.Errorf("an arm that doubles errors cannot win: %+v", d)
 	}
 
+	d = decide(t, ctl, map[string]Moments{"green": arm(r, 200000, 0.10)}, errs, SRM{})
+	if d.Verdict != StopNoDiff || !strings.Contains(d.Text, "guardrails moved for green; no arm can win over control — stop") {
+		t.Errorf("the only arm broke a guardrail: %+v", d)
+	}
+
 	same := arm(r, 200000, 0.10)
 	big := arm(r, 3000000, 0.5)
 	bigB := arm(r, 3000000, 0.5)
