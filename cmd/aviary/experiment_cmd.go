@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/experiment"
 	"aviary.dev/aviary/internal/store"
 )
@@ -41,6 +42,7 @@ See docs/experiments.md.`,
 	}
 	cmd.AddCommand(newExperimentList(o), newExperimentChange(o, "start", "Start an experiment (one in the config file starts with the server)"),
 		newExperimentChange(o, "stop", "Stop an experiment: later units and events no longer count, and it stays stopped"),
+		newExperimentConclude(o),
 		newExperimentResults(o, "status", "Show an experiment's phase, units per arm and decision"),
 		newExperimentResults(o, "results", "Show an experiment's results: every metric and arm against control"))
 	return cmd
@@ -121,6 +123,46 @@ func newExperimentChange(o *clientOptions, action, short string) *cobra.Command 
 					_, err := fmt.Fprintf(w, "%s: %s\n", st.Name, st.Phase)
 					return err
 				})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func newExperimentConclude(o *clientOptions) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "conclude NAME ARM",
+		Short: "Conclude an experiment over versions by shipping one arm: a rollout of its version, judged like any other",
+		Long: `Conclude an experiment whose arms are versions of a service: the experiment ends and a rollout
+of the arm's version starts, with the service's strategy and analysis. Shipping control starts
+nothing. A flag experiment is concluded by setting the flag (aviary flag set) and stopping it.`,
+		Example: "  aviary experiment conclude checkout-button green",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return fmt.Errorf("%s takes two arguments, the experiment and the arm to ship (got %d)", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var st store.ExperimentState
+			raw, err := c.call(cmd.Context(), "conclude experiment "+args[0], http.MethodPost, experimentPath(args[0], "/conclude"), api.ConcludeRequest{Arm: args[1]}, &st)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, shipping %s\n", st.Name, st.Phase, st.Shipped)
+			return err
 		},
 	}
 	addOutputFlag(cmd, &output)

@@ -71,6 +71,8 @@ func TestExperimentCommands(t *testing.T) {
 	}
 	_, err = run(t, "--server", srv.URL, "experiment", "results", "nope")
 	wantError(t, "results of an unknown experiment", err, "no such experiment")
+	_, err = run(t, "--server", srv.URL, "experiment", "conclude", "checkout", "on")
+	wantError(t, "conclude a flag experiment", err, "aviary flag set")
 	if out, err := run(t, "--server", srv.URL, "experiment", "stop", "checkout"); err != nil || out != "checkout: stopped\n" {
 		t.Errorf("stop: %v %q", err, out)
 	}

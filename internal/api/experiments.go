@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"aviary.dev/aviary/internal/experiment"
+	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
 
@@ -15,6 +16,7 @@ type Experiments interface {
 	List() ([]experiment.Summary, error)
 	Start(name string) (store.ExperimentState, error)
 	Stop(name string) (store.ExperimentState, error)
+	Conclude(name, arm string) (store.ExperimentState, error)
 	Results(name string) (experiment.Results, error)
 	Units(name string, w io.Writer) error
 	Track([]store.TrackedEvent) (added, dropped int, err error)
@@ -23,6 +25,11 @@ type Experiments interface {
 // TrackBatch is the body of POST /api/v1/track.
 type TrackBatch struct {
 	Events []store.TrackedEvent `json:"events"`
+}
+
+// ConcludeRequest is the body of POST /api/v1/experiments/{name}/conclude.
+type ConcludeRequest struct {
+	Arm string `json:"arm"`
 }
 
 // TrackResult is its answer.
@@ -47,6 +54,15 @@ func (s *Server) experimentRoutes(api *http.ServeMux) {
 	})
 	api.HandleFunc("POST /api/v1/experiments/{name}/stop", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.Experiments.Stop(r.PathValue("name"))
+		experimentReply(w, st, err)
+	})
+	api.HandleFunc("POST /api/v1/experiments/{name}/conclude", func(w http.ResponseWriter, r *http.Request) {
+		var req ConcludeRequest
+		if err := decode(w, r, &req); err != nil {
+			writeBodyError(w, err)
+			return
+		}
+		st, err := s.Experiments.Conclude(r.PathValue("name"), req.Arm)
 		experimentReply(w, st, err)
 	})
 	api.HandleFunc("GET /api/v1/experiments/{name}/units.csv", s.unitsCSV)
@@ -91,6 +107,7 @@ func (l *lazyCSV) Write(p []byte) (int, error) {
 }
 
 func experimentReply(w http.ResponseWriter, v any, err error) {
+	var conflict *rollout.ConflictError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
@@ -98,7 +115,9 @@ func experimentReply(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, experiment.ErrInvalidBatch):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped):
+	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped), errors.Is(err, experiment.ErrCannotConclude):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.As(err, &conflict): // conclude found a rollout in flight
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error()+"; check the store's file and the server's log")

@@ -177,3 +177,38 @@ func TestVersionArmsReadTheGatewaysExposures(t *testing.T) {
 		t.Errorf("arms %+v, %v", res.Arms, err)
 	}
 }
+
+// Conclude ships a version arm through the rollout API (a recording Ship here; the e2e test uses
+// the server's), refuses flag arms with what to do, and happens once.
+func TestConcludeShipsTheVersion(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "aviary.db"), store.Options{MaxEvents: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	svc := spec()
+	svc.Name, svc.Flag, svc.Service = "button", "", "shop"
+	svc.Arms = []config.ExperimentArm{{Name: "control", Version: "v1", Weight: 1}, {Name: "green", Version: "v2", Weight: 1}}
+	var shipped []string
+	m := New(Options{Store: s, Specs: func() []config.Experiment { return []config.Experiment{spec(), svc} }, Now: func() time.Time { return t0 },
+		Ship: func(service, version, by string) error {
+			shipped = append(shipped, service+"/"+version+" by "+by)
+			return nil
+		}})
+	if err := m.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Conclude("checkout", "on"); !errors.Is(err, ErrCannotConclude) || !strings.Contains(err.Error(), "aviary flag set") {
+		t.Errorf("concluding a flag experiment: %v", err)
+	}
+	if _, err := m.Conclude("button", "blue"); !errors.Is(err, ErrCannotConclude) {
+		t.Errorf("concluding with an unknown arm: %v", err)
+	}
+	st, err := m.Conclude("button", "green")
+	if err != nil || st.Phase != store.ExperimentConcluded || st.Shipped != "green" || len(shipped) != 1 || shipped[0] != "shop/v2 by experiment button" {
+		t.Errorf("conclude: %+v %v, shipped %v", st, err, shipped)
+	}
+	if _, err := m.Conclude("button", "green"); !errors.Is(err, ErrCannotConclude) || len(shipped) != 1 {
+		t.Errorf("a second conclude: %v, shipped %v", err, shipped)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type Options struct {
 	// Specs are the experiments of the config in force.
 	Specs func() []config.Experiment
 	Now   func() time.Time
+	// Ship starts the rollout of a service's version, judged like any other (the server's rollout
+	// API); by names who asked. nil: experiments cannot be concluded.
+	Ship func(service, version, by string) error
 }
 
 // Manager starts and stops experiments, takes tracked events, and computes results.
@@ -134,6 +138,49 @@ func (m *Manager) Stop(name string) (store.ExperimentState, error) {
 		return st, nil
 	}
 	st.Phase, st.Stopped = store.ExperimentStopped, m.o.Now().UTC()
+	return st, m.o.Store.PutExperiment(st)
+}
+
+// ErrCannotConclude is returned when conclude cannot ship the arm it is asked to.
+var ErrCannotConclude = errors.New("cannot conclude")
+
+// Conclude ends an experiment by shipping one arm: for arms that are versions, a rollout of that
+// version to 100% starts, judged like any other; shipping control starts nothing. Flag
+// experiments are concluded by setting the flag (aviary flag set), not here.
+func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
+	e, err := m.spec(name)
+	if err != nil {
+		return store.ExperimentState{}, err
+	}
+	i := slices.IndexFunc(e.Arms, func(a config.ExperimentArm) bool { return a.Name == arm })
+	switch {
+	case i < 0:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q with arm %q: it has no such arm; name one of its arms", ErrCannotConclude, name, arm)
+	case e.Service == "" && i > 0:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: its arms are variants of flag %q; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Flag, e.Arms[i].Variant)
+	case m.o.Ship == nil:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start rollouts", ErrCannotConclude, name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok, err := m.o.Store.Experiment(name)
+	switch {
+	case err != nil:
+		return st, err
+	case !ok:
+		return st, fmt.Errorf("conclude experiment %q: %w", name, ErrNotStarted)
+	case st.Phase == store.ExperimentConcluded:
+		return st, fmt.Errorf("%w experiment %q: it was concluded already, shipping %q", ErrCannotConclude, name, st.Shipped)
+	}
+	if i > 0 {
+		if err := m.o.Ship(e.Service, e.Arms[i].Version, "experiment "+name); err != nil {
+			return st, fmt.Errorf("conclude experiment %q: start the rollout of %s to version %s: %w", name, e.Service, e.Arms[i].Version, err)
+		}
+	}
+	if st.Stopped.IsZero() {
+		st.Stopped = m.o.Now().UTC()
+	}
+	st.Phase, st.Shipped = store.ExperimentConcluded, arm
 	return st, m.o.Store.PutExperiment(st)
 }
 

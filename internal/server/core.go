@@ -115,7 +115,11 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, flags: c.flags, current: cfg}
 	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, flags: c.flags, seen: data, loadedAt: time.Now().UTC()}
 	c.specs = &specs{live: c.live, file: o.ConfigPath}
-	c.exps = experiment.New(experiment.Options{Store: c.store, Specs: c.live.experiments, Now: time.Now})
+	c.exps = experiment.New(experiment.Options{Store: c.store, Specs: c.live.experiments, Now: time.Now,
+		Ship: func(service, version, by string) error {
+			_, err := c.specs.Start(service, api.StartRequest{Version: version}, by)
+			return err
+		}})
 	if err := c.exps.StartAll(); err != nil { // the config's experiments run from the first start that reads them
 		return fmt.Errorf("start the config's experiments: %w", err)
 	}

@@ -216,4 +216,11 @@ experiments:
 		t.Errorf("decision %+v, arms %+v, served %v", res.Decision, res.Arms, seen)
 	}
 	t.Logf("checkout-button: %s", res.Decision.Text)
+
+	// Concluding ships green: a rollout of v2, judged like any other.
+	post(t, a.Admin+"/api/v1/experiments/checkout-button/conclude", []byte(`{"arm": "green"}`))
+	st := a.Status("shop")
+	if st.CanaryVersion != "v2" && st.StableVersion != "v2" {
+		t.Errorf("after conclude, the rollout of shop is %+v; want v2 on its way", st)
+	}
 }
