@@ -9,7 +9,10 @@
 #   DURATION=10        seconds measured per proxy and load shape
 #   WARMUP=2           seconds of load per proxy before measuring (not counted)
 #   CONNS="64 1"       load shapes: wrk connection counts
-#   PROXIES="nginx haproxy plain aviary"   which peers to run, in this order
+#   PROXIES="nginx haproxy plain aviary"   which peers to run, in this order; aviary-flags is
+#                      aviary with three gateway-evaluated flags per request (a static flag, a
+#                      fractional split, a flag rollout at 30%), each passed upstream in a header
+#                      (compare its CPU µs/req with aviary's: what the flags cost)
 #   BODY_BYTES=64      size of the upstream response body
 #   OUT=bench/results/proxy-latest.md      where the table is written
 #   AVIARY_BIN=path    benchmark this aviary binary instead of building ./cmd/aviary
@@ -184,6 +187,48 @@ EOF
 	wait_ready "$PEER_PID" port_open "$port" || { tail -20 "$d/stdout.log" >&2; return 1; }
 }
 
+# aviary-flags: aviary's config plus stickiness and three flags evaluated for every request; wrk
+# sends each request as one of 10,000 users (X-User).
+start_aviary-flags() {
+	local port=$1 admin d="$TMP/aviary-flags"
+	[[ -x $BIN/aviary ]] || { log "aviary was not built (see the build error above)"; return 1; }
+	admin=$(free_port)
+	mkdir -p "$d"
+	cat >"$d/flags.json" <<'EOF'
+{"flags": {
+  "static": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"},
+  "split": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+    "targeting": {"fractional": [["on", 20], ["off", 80]]}},
+  "rolled": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}
+EOF
+	cat >"$d/aviary.yaml" <<EOF
+gateway: {listen: "127.0.0.1:$port"}
+admin: {listen: "127.0.0.1:$admin"}
+flags: {files: [flags.json]}
+services:
+  - name: bench
+    match: {pathPrefix: "/"}
+    stickiness: {header: X-User}
+    versions:
+      - {name: v1, endpoints: ["http://$UP_v1"]}
+      - {name: v2, endpoints: ["http://$UP_v2"]}
+    traffic: [{version: v1, weight: 90}, {version: v2, weight: 10}]
+    flags:
+      - {key: static, header: X-Flag-Static}
+      - {key: split, header: X-Flag-Split}
+      - key: rolled
+        header: X-Flag-Rolled
+        release: "on"
+        strategy: {defaultAnalysis: false, canary: {steps: [{setWeight: 30}, {pause: {}}]}}
+EOF
+	(cd "$d" && GOMAXPROCS=1 exec taskset -c "$PROXY_CPU" "$BIN/aviary" serve --config "$d/aviary.yaml") \
+		>"$d/stdout.log" 2>&1 &
+	PEER_PID=$!
+	PIDS+=("$PEER_PID")
+	wait_ready "$PEER_PID" http_ok "http://127.0.0.1:$admin/readyz" || { tail -20 "$d/stdout.log" >&2; return 1; }
+	wait_ready "$PEER_PID" port_open "$port" || { tail -20 "$d/stdout.log" >&2; return 1; }
+}
+
 # ---------------------------------------------------------------- load
 
 # wrk's done hook prints exact figures (latencies in microseconds) on one line.
@@ -196,13 +241,24 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 EOF
+	# The same report, each request from one of 10,000 users (for aviary and aviary-flags, measured
+	# alike).
+	{ cat "$TMP/report.lua"; cat <<'EOF'; } >"$TMP/users.lua"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, {["X-User"] = "user-" .. (n % 10000)})
+end
+EOF
 }
 
 # run_wrk PORT CONNS SECONDS -> the AVIARY_WRK line
 run_wrk() {
 	local out
+	local script="$TMP/report.lua"
+	[[ ${CUR_PEER:-} == aviary* ]] && script="$TMP/users.lua"
 	out=$(taskset -c "$LOAD_CPU" timeout $(($3 + 30)) wrk -t1 -c"$2" -d"$3s" --timeout 2s \
-		-s "$TMP/report.lua" "http://127.0.0.1:$1/" 2>&1) || { log "wrk failed: $out"; return 1; }
+		-s "$script" "http://127.0.0.1:$1/" 2>&1) || { log "wrk failed: $out"; return 1; }
 	grep '^AVIARY_WRK ' <<<"$out" || { log "wrk printed no report: $out"; return 1; }
 }
 
@@ -247,6 +303,7 @@ measure() { # PEER PORT CONNS
 
 bench_peer() { # PEER
 	local peer=$1 port c
+	CUR_PEER=$peer
 	port=$(free_port)
 	log "== $peer"
 	if ! "start_$peer" "$port"; then
@@ -319,7 +376,7 @@ main() {
 	build plainproxy ./bench/plainproxy || true
 	if [[ -n ${AVIARY_BIN:-} ]]; then
 		cp "$AVIARY_BIN" "$BIN/aviary" || die "AVIARY_BIN=$AVIARY_BIN: cannot copy it"
-	elif [[ " $PROXIES " == *" aviary "* ]]; then
+	elif [[ " $PROXIES " == *" aviary"* ]]; then
 		build aviary ./cmd/aviary || true
 	fi
 	write_wrk_script
@@ -330,7 +387,7 @@ main() {
 
 	local peer
 	for peer in $PROXIES; do
-		declare -F "start_$peer" >/dev/null || die "unknown proxy $peer in PROXIES (known: nginx haproxy plain aviary)"
+		declare -F "start_$peer" >/dev/null || die "unknown proxy $peer in PROXIES (known: nginx haproxy plain aviary aviary-flags)"
 		bench_peer "$peer"
 	done
 

@@ -26,6 +26,9 @@ aviary demo
 say "aviary demo llm: a model rollout judged on time to first token, stream errors, cost and evaluation scores"
 aviary demo llm
 
+say "aviary demo flags: deploy dark, on for employees, a judged flag rollout, a failing variant rolled back, the kill switch"
+aviary demo flags
+
 say "and now the same by hand, with the CLI, over real processes"
 
 "$work/upstream" --name v1 --port-file "$work/v1.addr" & pids+=($!)

@@ -122,6 +122,9 @@ func newCounts(errMargin, latMargin float64) counts {
 			margin = errMargin
 		}
 		c.tests[i] = aviaryjudge.NewCountTest(margin, alpha*share[i])
+		if i == testErrors {
+			c.tests[i].SetPrior(aviaryjudge.Moderate) // as internal/analysis gives the error rate
+		}
 		c.disp[i] = &aviaryjudge.Dispersion{}
 		c.tests[i].Dispersion = c.disp[i]
 	}

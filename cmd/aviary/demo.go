@@ -289,10 +289,11 @@ func serveDemoVersion(v demoVersion) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// demoLoad sends steady traffic through the gateway.
+// demoLoad sends steady traffic through the gateway; with users, each request comes from one of
+// that many users (X-User), as a sticky service's flags need.
 type demoLoad struct {
 	url          string
-	rps          int
+	rps, users   int
 	sent, failed atomic.Int64
 }
 
@@ -300,10 +301,9 @@ func (l *demoLoad) run(ctx context.Context) {
 	const workers = 8
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			tick := time.NewTicker(time.Second * workers / time.Duration(max(1, l.rps)))
 			defer tick.Stop()
 			for {
@@ -312,21 +312,29 @@ func (l *demoLoad) run(ctx context.Context) {
 					return
 				case <-tick.C:
 				}
-				resp, err := client.Get(l.url)
-				l.sent.Add(1)
-				if err != nil {
-					l.failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode >= 500 {
-					l.failed.Add(1)
-				}
+				l.send(ctx, client, rng)
 			}
-		}()
+		})
 	}
 	wg.Wait()
+}
+
+func (l *demoLoad) send(ctx context.Context, client *http.Client, rng *rand.Rand) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
+	if l.users > 0 {
+		req.Header.Set("X-User", fmt.Sprintf("user-%d", rng.IntN(l.users)))
+	}
+	resp, err := client.Do(req)
+	l.sent.Add(1)
+	if err != nil {
+		l.failed.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		l.failed.Add(1)
+	}
 }
 
 // signalCtx ends on SIGINT or SIGTERM.

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -106,7 +105,7 @@ func runDemoFlags(ctx context.Context, out io.Writer, rps int) error {
 	say("shop on %s; aviary: gateway %s, admin API %s, OFREP %s/ofrep/v1", shop, av.gw, av.admin, av.gw)
 	c := &apiClient{base: av.admin, http: &http.Client{}}
 	d := &flagsDemo{c: c, gw: av.gw, say: say}
-	go (&userLoad{url: av.gw + "/", rps: rps, users: 3000}).run(av.ctx)
+	go (&demoLoad{url: av.gw + "/", rps: rps, users: 3000}).run(av.ctx)
 
 	say("\n== deploy dark: new-checkout and new-search are defined, off for everyone")
 	for _, key := range []string{"new-checkout", "new-search"} {
@@ -187,37 +186,4 @@ func (d *flagsDemo) show(ctx context.Context, key string, evalCtx map[string]str
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	d.say("   OFREP %s for %s: %s", key, evalCtx["email"], bytes.TrimSpace(raw))
-}
-
-// userLoad sends traffic from users (X-User) through the gateway.
-type userLoad struct {
-	url        string
-	rps, users int
-}
-
-func (l *userLoad) run(ctx context.Context) {
-	const workers = 8
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 5 * time.Second}
-	for w := range workers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			tick := time.NewTicker(time.Second * workers / time.Duration(max(1, l.rps)))
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
-				req.Header.Set("X-User", fmt.Sprintf("user-%d", rng.IntN(l.users)))
-				if resp, err := client.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
-	}
-	wg.Wait()
 }

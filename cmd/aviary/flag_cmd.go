@@ -69,16 +69,7 @@ variants. Flag files that were refused are listed after the flags, with the reas
 			if err != nil {
 				return err
 			}
-			var list api.FlagList
-			raw, err := c.call(cmd.Context(), "list flags", http.MethodGet, "/api/v1/flags", nil, &list)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
-			}
-			return printFlags(cmd.OutOrStdout(), list)
+			return getAndPrint(cmd, c, "list flags", "/api/v1/flags", output, printFlags)
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -134,16 +125,7 @@ func newFlagGet(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v source.View
-			raw, err := c.call(cmd.Context(), "read flag "+args[0], http.MethodGet, flagPath(args[0], ""), nil, &v)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
-			}
-			return printFlag(cmd.OutOrStdout(), v)
+			return getAndPrint(cmd, c, "read flag "+args[0], flagPath(args[0], ""), output, printFlag)
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -153,7 +135,8 @@ func newFlagGet(o *clientOptions) *cobra.Command {
 func printFlag(w io.Writer, v source.View) error {
 	fmt.Fprintf(w, "Flag:     %s\nState:    %s\nSource:   %s\nDefault:  %s\n", v.Key, v.State, v.Source, firstSet(v.DefaultVariant, "- (the code default)"))
 	if v.KillSwitch != nil {
-		fmt.Fprintf(w, "Switched: %s by %s at %s\n", v.KillSwitch.State, v.KillSwitch.By, v.KillSwitch.At.Format("2006-01-02 15:04:05Z07:00"))
+		fmt.Fprintf(w, "Switched: %s by %s at %s%s\n", v.KillSwitch.State, v.KillSwitch.By, v.KillSwitch.At.Format("2006-01-02 15:04:05Z07:00"),
+			reasonSuffix(v.KillSwitch.Reason))
 	}
 	if v.SetBy != "" && v.SetAt != nil {
 		fmt.Fprintf(w, "Set:      by %s at %s\n", v.SetBy, v.SetAt.Format("2006-01-02 15:04:05Z07:00"))
@@ -188,14 +171,7 @@ invalid definition changes nothing; the error names the JSON path.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("-f: name the file with the flag's definition, or - for stdin")
-			}
-			body, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			body, c, err := inputAndClient(cmd, o, file, "the file with the flag's definition")
 			if err != nil {
 				return err
 			}
@@ -251,14 +227,7 @@ which flags changed and which were unchanged.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("-f: name the flagd JSON file to apply, or - for stdin")
-			}
-			body, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			body, c, err := inputAndClient(cmd, o, file, "the flagd JSON file to apply")
 			if err != nil {
 				return err
 			}
@@ -340,4 +309,26 @@ source says until changed again, and is recorded as an event with who did it.`,
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the event")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+// getAndPrint reads path from the API and prints it: the API's own JSON with -o json, else print's
+// text.
+func getAndPrint[T any](cmd *cobra.Command, c *apiClient, op, path, output string, print func(io.Writer, T) error) error {
+	var v T
+	raw, err := c.call(cmd.Context(), op, http.MethodGet, path, nil, &v)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		_, err := cmd.OutOrStdout().Write(raw)
+		return err
+	}
+	return print(cmd.OutOrStdout(), v)
 }

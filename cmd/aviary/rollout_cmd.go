@@ -409,14 +409,7 @@ nothing: every error is printed with its field path and the command exits with s
 			if err := o.refuseInKube(func(k *kubeOptions) error { return kubeApplyRefused(k, firstSet(file, "FILE")) }); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("-f: name the file to apply, or - for stdin")
-			}
-			body, err := readInput(cmd.InOrStdin(), file)
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
+			body, c, err := inputAndClient(cmd, o, file, "the file to apply")
 			if err != nil {
 				return err
 			}
@@ -438,6 +431,19 @@ nothing: every error is printed with its field path and the command exits with s
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML file to apply; - reads stdin")
 	addKubeFlags(cmd, false, &o.kube, nsUsage) // only to refuse: Rollouts are applied with kubectl
 	return cmd
+}
+
+// inputAndClient reads -f FILE (- for stdin; what says what the file is) and makes the API client.
+func inputAndClient(cmd *cobra.Command, o *clientOptions, file, what string) ([]byte, *apiClient, error) {
+	if file == "" {
+		return nil, nil, fmt.Errorf("-f: name %s, or - for stdin", what)
+	}
+	body, err := readInput(cmd.InOrStdin(), file)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := o.client()
+	return body, c, err
 }
 
 func readInput(stdin io.Reader, file string) ([]byte, error) {

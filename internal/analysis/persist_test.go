@@ -70,7 +70,7 @@ func TestACrashResumesTheRolloutsTestsFromTheLastBatch(t *testing.T) {
 	run := rollout.Run{ID: "shop/1/1/analysis", Kind: rollout.StepAnalysis, Service: "shop", Stable: "v1", Canary: "v2",
 		Templates: []string{"default"}, StartedAt: tr.now, Weight: 10}
 	start := func(tr *traffic) (*Analyzer, *runner) {
-		a := New(Options{Metrics: tr.reg, Now: func() time.Time { return tr.now }, Evidence: store})
+		a := New(Options{Metrics: tr.reg, History: configHistory(t), Now: func() time.Time { return tr.now }, Evidence: store})
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a, newRunner(a, run, a.templates)
@@ -124,7 +124,7 @@ func TestACrashResumesTheRolloutsTestsFromTheLastBatch(t *testing.T) {
 	// for a new attempt.
 	_ = store.PutEvidence("shop", []byte(mustJSON(t, savedRollout{Rollout: "shop/1", Tests: map[string]savedTest{
 		"v1|v2|default|errors": {Spec: specOf(q2.metric, q2.test.Alpha), Test: kept}}})))
-	a3 := New(Options{Metrics: tr2.reg, Now: func() time.Time { return tr2.now }, Evidence: store})
+	a3 := New(Options{Metrics: tr2.reg, History: configHistory(t), Now: func() time.Time { return tr2.now }, Evidence: store})
 	a3.mu.Lock()
 	fresh := a3.rolloutSequential(rollout.Run{ID: "shop/2/1/analysis", Service: "shop", Stable: "v1", Canary: "v2"}, "default", q2.metric, q2.test.Alpha)
 	a3.mu.Unlock()
@@ -147,7 +147,7 @@ func TestAChangedMetricIsNotResumed(t *testing.T) {
 		}
 		return cfg.Analysis.Templates[0]
 	}
-	a := New(Options{Metrics: tr.reg, Now: func() time.Time { return tr.now }, Evidence: store, Templates: []config.AnalysisTemplate{tmpl("1.2")}})
+	a := New(Options{Metrics: tr.reg, History: configHistory(t), Now: func() time.Time { return tr.now }, Evidence: store, Templates: []config.AnalysisTemplate{tmpl("1.2")}})
 	a.mu.Lock()
 	rn := newRunner(a, run, a.templates)
 	a.mu.Unlock()
@@ -161,7 +161,7 @@ func TestAChangedMetricIsNotResumed(t *testing.T) {
 	if store.puts == 0 {
 		t.Fatal("nothing was kept")
 	}
-	b := New(Options{Metrics: tr.reg, Now: func() time.Time { return tr.now }, Evidence: store, Templates: []config.AnalysisTemplate{tmpl("1.5")}})
+	b := New(Options{Metrics: tr.reg, History: configHistory(t), Now: func() time.Time { return tr.now }, Evidence: store, Templates: []config.AnalysisTemplate{tmpl("1.5")}})
 	b.mu.Lock()
 	rn = newRunner(b, run, b.templates)
 	b.mu.Unlock()

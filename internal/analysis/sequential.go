@@ -54,6 +54,9 @@ func newSequential(template string, m config.AnalysisMetric, alpha float64, limi
 	q := &sequential{template: template, metric: m, test: judge.NewCountTest(m.Margin, alpha),
 		seen: map[slotKey]counts{}, limit: limit, disp: &judge.Dispersion{}}
 	q.test.Dispersion = q.disp
+	if m.Builtin == config.BuiltinErrorRate {
+		q.test.SetPrior(judge.Moderate) // see judge.ratioWeights
+	}
 	return q
 }
 

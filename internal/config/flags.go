@@ -26,8 +26,8 @@ type OFREP struct {
 type EvaluationKey struct {
 	// Name says whose key it is (an application, a team); it labels nothing a client sends.
 	Name string `yaml:"name" json:"name,omitempty"`
-	// Key is the key itself; KeyEnv names an environment variable that holds it (read at start and at
-	// each reload), so that the file need not hold the secret.
+	// Key is the key itself; KeyEnv names an environment variable that holds it (read at start), so
+	// that the file need not hold the secret.
 	Key    string `yaml:"key" json:"-"`
 	KeyEnv string `yaml:"keyEnv" json:"keyEnv,omitempty"`
 }

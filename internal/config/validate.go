@@ -39,28 +39,7 @@ func (c *Config) Validate() Errors {
 			v.addf(fmt.Sprintf("admin.allowedHosts[%d]", i), "%q is not a host name: give the name alone, e.g. aviary.example.com", h)
 		}
 	}
-	if t := c.Gateway.TLS; t != nil {
-		v.file("gateway.tls.certFile", t.CertFile)
-		v.file("gateway.tls.keyFile", t.KeyFile)
-	}
-	if c.Gateway.MaxMirrorsInFlight < 0 {
-		v.addf("gateway.maxMirrorsInFlight", "%d must be positive", c.Gateway.MaxMirrorsInFlight)
-	}
-	if c.Gateway.MaxConnections < 0 {
-		v.addf("gateway.maxConnections", "%d must be positive", c.Gateway.MaxConnections)
-	}
-	if c.Gateway.MinBodyRate < -1 {
-		v.addf("gateway.minBodyRate", "%d must be a number of bytes per second, or -1 to turn it off", c.Gateway.MinBodyRate)
-	}
-	t := &c.Gateway.Timeouts
-	for _, d := range []struct {
-		name string
-		d    Duration
-	}{{"connect", t.Connect}, {"responseHeader", t.ResponseHeader}, {"upstreamIdle", t.UpstreamIdle},
-		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"bodyIdle", t.BodyIdle}, {"bodyGrace", t.BodyGrace},
-		{"shutdown", t.Shutdown}} {
-		v.positive("gateway.timeouts."+d.name, d.d)
-	}
+	v.gateway(&c.Gateway)
 	if c.Storage.MaxEvents < 0 {
 		v.addf("storage.maxEvents", "%d must be positive", c.Storage.MaxEvents)
 	}
@@ -89,6 +68,32 @@ func (c *Config) Validate() Errors {
 		v.serviceFlags(p, s, flags)
 	}
 	return v.errs
+}
+
+// gateway checks the gateway's settings but its listen address.
+func (v *validator) gateway(g *Gateway) {
+	if t := g.TLS; t != nil {
+		v.file("gateway.tls.certFile", t.CertFile)
+		v.file("gateway.tls.keyFile", t.KeyFile)
+	}
+	if g.MaxMirrorsInFlight < 0 {
+		v.addf("gateway.maxMirrorsInFlight", "%d must be positive", g.MaxMirrorsInFlight)
+	}
+	if g.MaxConnections < 0 {
+		v.addf("gateway.maxConnections", "%d must be positive", g.MaxConnections)
+	}
+	if g.MinBodyRate < -1 {
+		v.addf("gateway.minBodyRate", "%d must be a number of bytes per second, or -1 to turn it off", g.MinBodyRate)
+	}
+	t := &g.Timeouts
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"connect", t.Connect}, {"responseHeader", t.ResponseHeader}, {"upstreamIdle", t.UpstreamIdle},
+		{"readHeader", t.ReadHeader}, {"clientIdle", t.ClientIdle}, {"bodyIdle", t.BodyIdle}, {"bodyGrace", t.BodyGrace},
+		{"shutdown", t.Shutdown}} {
+		v.positive("gateway.timeouts."+d.name, d.d)
+	}
 }
 
 func (v *validator) service(p string, s *Service) {

@@ -70,17 +70,63 @@ func (s *Set) WithOverlays(o map[string]Overlay) *Set {
 // Rollout returns the flag's rollout, or nil.
 func (f *Flag) Rollout() *Rollout { return f.rollout }
 
-// rolled is the flag rollout's answer for a targeting key, if the user is in its share.
+// rolled is the flag rollout's answer for the context's targeting key, if the user is in its share.
 func (f *Flag) rolled(ctx Context) (Result, bool) {
+	if f.rollout == nil {
+		return Result{}, false
+	}
+	tk, _ := ctx[TargetingKey].(string)
+	return f.rolledFor(tk)
+}
+
+// rolledFor is the flag rollout's answer for a targeting key ("" none), if the user is in its share.
+func (f *Flag) rolledFor(tk string) (Result, bool) {
 	r := f.rollout
 	if r == nil || f.State == StateDisabled {
 		return Result{}, false
 	}
 	if r.Percent < 100 {
-		tk, _ := ctx[TargetingKey].(string)
 		if tk == "" || bucket.Of(RolloutSalt+f.Key, tk) < uint32((100-r.Percent)*bucket.N/100) {
 			return Result{}, false
 		}
 	}
 	return Result{Key: f.Key, Value: f.Variants[r.Variant], Variant: r.Variant, Reason: ReasonSplit, Metadata: f.resultMeta}, true
+}
+
+// EvaluateKey resolves a flag for a targeting key ("" for none) with attrs as the rest of the
+// context (nil for none): the gateway's per-request flags. A static flag, a flag rollout's share
+// and a plain fractional split are resolved without building a context, so they cost no
+// allocation; other targeting gets the whole context, as Evaluate would.
+func (e *Evaluator) EvaluateKey(s *Set, key, tk string, attrs Context) Result {
+	r := e.resolveKey(s, key, tk, attrs)
+	if e.Exposed != nil && tk != "" && r.Variant != "" {
+		e.Exposed(r.Key, tk, r.Variant)
+	}
+	return r
+}
+
+func (e *Evaluator) resolveKey(s *Set, key, tk string, attrs Context) Result {
+	f, ok := s.Flag(key)
+	if !ok {
+		return e.resolve(s, key, nil) // FLAG_NOT_FOUND, with its message
+	}
+	if r, ok := f.rolledFor(tk); ok {
+		return r
+	}
+	switch {
+	case f.State == StateDisabled || (f.rule == nil && f.ruleErr == nil):
+		return f.static()
+	case f.ruleErr != nil:
+		return f.parseError()
+	case f.split != nil:
+		return e.evaluateSplit(f, tk, tk != "")
+	}
+	ctx := make(Context, len(attrs)+1)
+	for k, v := range attrs {
+		ctx[k] = v
+	}
+	if tk != "" {
+		ctx[TargetingKey] = tk
+	}
+	return e.resolve(s, key, ctx)
 }

@@ -87,3 +87,43 @@ func TestRolloutShareIsMonotonic(t *testing.T) {
 		}
 	})
 }
+
+// EvaluateKey answers as Evaluate with the same context, for every kind of flag, and the fast kinds
+// (static, a rollout's share, a plain fractional split) cost no allocation.
+func TestEvaluateKeyAgreesWithEvaluate(t *testing.T) {
+	s := rolledOut(mustParse(t, `{"flags": {
+  "checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+    "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", null]}},
+  "banner": {"state": "DISABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a"},
+  "split": {"state": "ENABLED", "variants": {"x": 1, "y": 2}, "defaultVariant": "x",
+    "targeting": {"fractional": [["x", 30], ["y", 70]]}},
+  "static": {"state": "ENABLED", "variants": {"s": "S"}, "defaultVariant": "s"}}}`), 40)
+	var e Evaluator
+	rapid.Check(t, func(t *rapid.T) {
+		tk := rapid.StringMatching(`[a-z0-9@.]{0,12}`).Draw(t, "tk")
+		email := rapid.SampledFrom([]string{"", "a@example.com", "b@gmail.com"}).Draw(t, "email")
+		key := rapid.SampledFrom([]string{"checkout", "banner", "split", "static", "missing"}).Draw(t, "key")
+		ctx, attrs := Context{}, Context{}
+		if tk != "" {
+			ctx[TargetingKey] = tk
+		}
+		if email != "" {
+			ctx["email"], attrs["email"] = email, email
+		}
+		want, got := e.Evaluate(s, key, ctx), e.EvaluateKey(s, key, tk, attrs)
+		if got.Variant != want.Variant || got.Reason != want.Reason || got.ErrorCode != want.ErrorCode || !sameValue(got.Value, want.Value) {
+			t.Fatalf("%s for %q %v: EvaluateKey %+v, Evaluate %+v", key, tk, attrs, got, want)
+		}
+	})
+	inShare := ""
+	for i := 0; inShare == ""; i++ {
+		if tk := fmt.Sprintf("user-%d", i); e.Evaluate(s, "checkout", Context{TargetingKey: tk}).Reason == ReasonSplit {
+			inShare = tk
+		}
+	}
+	for _, c := range [][2]string{{"static", "user-42"}, {"split", "user-42"}, {"checkout", inShare}} {
+		if n := testing.AllocsPerRun(100, func() { e.EvaluateKey(s, c[0], c[1], nil) }); n != 0 {
+			t.Errorf("EvaluateKey(%s, %s): %v allocations, want none", c[0], c[1], n)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/textproto"
 
+	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -98,7 +99,10 @@ func (g *Gateway) evalFlags(ex *exchange, r *http.Request, svc *service, key str
 			}
 		}
 		if ok && f.series != nil && key != "" {
-			ex.flagSeries[i] = f.series[variant] // nil for a variant the flag did not list
+			if ex.flagSeries[i] = f.series[variant]; ex.flagSeries[i] != nil { // nil for a variant the flag did not list
+				ex.flags[ex.nflags] = llm.FlagVariant{Flag: f.Key, Variant: variant}
+				ex.nflags++
+			}
 		}
 	}
 }

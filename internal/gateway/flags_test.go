@@ -2,10 +2,17 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/fakellm"
+	"aviary.dev/aviary/internal/llm"
+	"aviary.dev/aviary/internal/metrics"
 )
 
 const flagService = `
@@ -65,5 +72,44 @@ func TestRequestFlagsHeaderAndMeasurement(t *testing.T) {
 	if sOn.Requests != 10 || sOn.Errors != 10 || sOff.Requests != 90 || sOff.Errors != 0 {
 		t.Fatalf("measured per variant: on %d requests %d errors, off %d requests %d errors; want 10/10 and 90/0",
 			sOn.Requests, sOn.Errors, sOff.Requests, sOff.Errors)
+	}
+}
+
+// An LLM exchange carries the variants its user had, so that a flag rollout of an LLM service is
+// judged on time to first token, tokens and cost per variant.
+func TestLLMRecordsCarryTheUsersFlagVariants(t *testing.T) {
+	up := httptest.NewServer(fakellm.New(fakellm.Options{OutputTokens: 5}))
+	t.Cleanup(up.Close)
+	cfg, err := config.Parse([]byte(`
+services:
+  - name: chat
+    llm: {api: openai}
+    stickiness: {header: X-User}
+    versions: [{name: v1, endpoints: ["` + up.URL + `"]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{got: make(chan struct{}, 16)}
+	gw := New(Options{Gateway: defaultGateway(t), Metrics: metrics.NewRegistry(metrics.Options{}), LLM: rec})
+	t.Cleanup(gw.Close)
+	gw.Apply(cfg.Services)
+	gw.SetFlags(map[string][]RequestFlag{"chat": {{Key: "prompt-v2", Measured: true, Variants: []string{"a", "b"},
+		Variant: func(string, *http.Request) (string, bool) { return "b", true }}}})
+	front := httptest.NewServer(gw)
+	t.Cleanup(front.Close)
+	req, _ := http.NewRequest(http.MethodPost, front.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-User", "u1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	r := rec.wait(t)
+	if len(r.Flags) != 1 || r.Flags[0] != (llm.FlagVariant{Flag: "prompt-v2", Variant: "b"}) {
+		t.Fatalf("the LLM record's flags: %+v", r.Flags)
 	}
 }

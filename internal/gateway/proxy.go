@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"aviary.dev/aviary/internal/llm"
 	"aviary.dev/aviary/internal/metrics"
 )
 
@@ -42,6 +43,9 @@ type exchange struct {
 	// flagSeries are the series of the variants the request's user has of its service's measured
 	// flags (gateway flags); a nil entry: no variant.
 	flagSeries [maxRequestFlags]*metrics.Series
+	// flags are the variants behind flagSeries, for LLM records; nflags of them are set.
+	flags  [maxRequestFlags]llm.FlagVariant
+	nflags int
 }
 
 type exchangeKey struct{}

@@ -84,22 +84,10 @@ func (f *UsageChunkFilter) Write(b []byte) (int, error) {
 				f.tail = tailWrite
 			}
 		}
-		keep := f.through || size > f.limit || !f.usageOnly(b[evStart:end])
-		if f.tail != tailNone && !keep {
-			f.tail = tailDrop
+		var err error
+		if run, err = f.endEvent(b, run, evStart, end, size); err != nil {
+			return run, err
 		}
-		if !keep {
-			if err := f.out(b[run:evStart]); err != nil {
-				return run, err
-			}
-			run = end
-		} else if len(f.held) > 0 {
-			// The held start of this event goes out before the rest of it, which is in the run.
-			if err := f.out(f.held); err != nil {
-				return 0, err
-			}
-		}
-		f.held, f.heldLen, f.through = f.held[:0], 0, false
 		i, evStart = end, end
 	}
 	if err := f.out(b[run:evStart]); err != nil {
@@ -109,6 +97,31 @@ func (f *UsageChunkFilter) Write(b []byte) (int, error) {
 		return evStart, err
 	}
 	return len(b), nil
+}
+
+// endEvent deals with the event that has just ended at b[end] and began at b[evStart] (or, with
+// a held start, in an earlier Write), size bytes in all: a usage chunk is dropped (the run that
+// passes before it is written, and the next run starts after it); any other event passes, its held
+// start written first. It returns where the run that passes starts now, or, on a write error, how
+// much of b the Write reports written.
+func (f *UsageChunkFilter) endEvent(b []byte, run, evStart, end, size int) (int, error) {
+	keep := f.through || size > f.limit || !f.usageOnly(b[evStart:end])
+	if f.tail != tailNone && !keep {
+		f.tail = tailDrop
+	}
+	if !keep {
+		if err := f.out(b[run:evStart]); err != nil {
+			return run, err
+		}
+		run = end
+	} else if len(f.held) > 0 {
+		// The held start of this event goes out before the rest of it, which is in the run.
+		if err := f.out(f.held); err != nil {
+			return 0, err
+		}
+	}
+	f.held, f.heldLen, f.through = f.held[:0], 0, false
+	return run, nil
 }
 
 // resume starts a Write after one that ended an event on '\r': a '\n' first completes that "\r\n"

@@ -20,4 +20,10 @@ type Record struct {
 	// TraceParent and TraceState are the client's W3C trace context headers, if it sent them, so
 	// that the exchange's span can join the client's trace.
 	TraceParent, TraceState string
+	// Flags are the variants of the service's measured flags that the request's user had, so that
+	// the exchange is also measured under each variant (a flag rollout of an LLM service).
+	Flags []FlagVariant
 }
+
+// FlagVariant is the variant of one flag a request's user had.
+type FlagVariant struct{ Flag, Variant string }

@@ -189,6 +189,11 @@ type llmSink struct {
 
 func (s llmSink) Served(rec gateway.LLMRecord) {
 	s.stats.Record(rec)
+	for _, f := range rec.Flags { // measured under each flag variant the user had too
+		byVariant := rec
+		byVariant.Service, byVariant.Version, byVariant.Flags = flags.RolloutSalt+f.Flag, f.Variant, nil
+		s.stats.Record(byVariant)
+	}
 	cost, priced := s.stats.Cost(rec.Exchange)
 	request, response := s.stats.ModelLabels(rec.Exchange)
 	s.tel.Exchange(rec, telemetry.Cost{Value: cost, Priced: priced, RequestModel: request, ResponseModel: response})

@@ -81,9 +81,8 @@ func overlayOf(served config.Service, def string) *flags.Rollout {
 // flagRouter is the controller's router: services go to the gateway, flag rollouts to the flags'
 // overlays.
 type flagRouter struct {
-	gw  *gateway.Gateway
-	fr  *flagRollouts
-	log *slog.Logger
+	gw *gateway.Gateway
+	fr *flagRollouts
 }
 
 func (r flagRouter) Apply(services []config.Service) {
@@ -185,27 +184,22 @@ func (fr *flagRollouts) variant(sf config.ServiceFlag) func(string, *http.Reques
 	return requestVariant(fr.ev, fr.src.Current, sf)
 }
 
-// contexts recycles the evaluation contexts of the request path.
-var contexts = sync.Pool{New: func() any { return flags.Context{} }}
-
 // requestVariant evaluates a flag for a request: the targeting key is the service's sticky key, and
-// the flag's context headers add attributes. The context is pooled (the evaluator copies what it
-// keeps), so a static flag, a flag rollout's share or a plain fractional split costs no allocation.
+// the flag's context headers add attributes. A flag without context headers that is static, in a
+// flag rollout's share or a plain fractional split costs no allocation (flags.EvaluateKey).
 func requestVariant(ev *flags.Evaluator, current func() *flags.Set, sf config.ServiceFlag) func(string, *http.Request) (string, bool) {
 	key, attrs := sf.Key, sf.Context
 	return func(tk string, r *http.Request) (string, bool) {
-		ctx := contexts.Get().(flags.Context)
-		if tk != "" {
-			ctx[flags.TargetingKey] = tk
-		}
+		var ctx flags.Context
 		for attr, h := range attrs {
 			if v := r.Header.Get(h); v != "" {
+				if ctx == nil {
+					ctx = flags.Context{}
+				}
 				ctx[attr] = v
 			}
 		}
-		res := ev.Evaluate(current(), key, ctx)
-		clear(ctx)
-		contexts.Put(ctx)
+		res := ev.EvaluateKey(current(), key, tk, ctx)
 		return res.Variant, res.Variant != ""
 	}
 }

@@ -1,11 +1,18 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/flags"
+	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/llm"
+	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/quality"
+	"aviary.dev/aviary/internal/telemetry"
 )
 
 func flagSet(t *testing.T) *flags.Set {
@@ -66,5 +73,30 @@ func TestOverlayOfPlan(t *testing.T) {
 		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
 			t.Errorf("traffic %+v: overlay %+v, want %+v", c.traffic, got, c.want)
 		}
+	}
+}
+
+// An LLM exchange is measured under its version and under each flag variant its user had.
+func TestLLMExchangesAreMeasuredPerFlagVariant(t *testing.T) {
+	stats := llmstats.New(nil)
+	tel, err := telemetry.New(context.Background(), telemetry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("{}")) // the feedback settings as config defaults them
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores})
+	t.Cleanup(q.Close)
+	sink := llmSink{stats: stats, quality: q, tel: tel}
+	sink.Served(gateway.LLMRecord{Service: "chat", Version: "v1", Status: 200, Start: time.Now(),
+		Exchange: llm.Exchange{Usage: llm.Usage{Known: true, Input: 3, Output: 7}, Complete: true},
+		Flags:    []llm.FlagVariant{{Flag: "prompt-v2", Variant: "b"}}})
+	if got := stats.Totals("chat", "v1", false); got.Requests != 1 {
+		t.Errorf("the version's totals %+v", got)
+	}
+	if got := stats.Totals("flag:prompt-v2", "b", false); got.Requests != 1 {
+		t.Errorf("the variant's totals %+v; want the exchange counted", got)
 	}
 }

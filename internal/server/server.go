@@ -55,11 +55,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer c.close()
-	gw := c.gw
 
-	ready := &readiness{gw: gw}
+	ready := &readiness{gw: c.gw}
 	adminSrv, gwSrv := c.servers(cfg, api.Tokens{Admin: adminToken, Read: readToken}, ready, log)
-	gwLn, adminLn, err := listen(cfg, gw)
+	gwLn, adminLn, err := listen(cfg, c.gw)
 	if err != nil {
 		return err
 	}
@@ -71,16 +70,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// Reload triggers are in place before anyone learns that Aviary has started: a SIGHUP sent the
 	// moment after would otherwise kill the process, and a file renamed into place would be missed.
-	stopWatch := c.file.watch(o.WatchFile)
-	defer stopWatch()
-	if o.WatchFile {
-		stopFlags, err := c.flags.Watch()
-		if err != nil {
-			log.Warn("cannot watch the flag files; reload the config (SIGHUP) to read them again", "err", err)
-		} else {
-			defer stopFlags()
-		}
-	}
+	defer c.watch(o.WatchFile, log)()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -104,6 +94,21 @@ func Run(ctx context.Context, o Options) error {
 			return shutdown(log, c.live.shutdownTimeout(), gwSrv, adminSrv)
 		}
 	}
+}
+
+// watch watches the config file and, with watchFile, the flag files too; the function it returns
+// stops both.
+func (c *core) watch(watchFile bool, log *slog.Logger) (stop func()) {
+	stopWatch := c.file.watch(watchFile)
+	if !watchFile {
+		return stopWatch
+	}
+	stopFlags, err := c.flags.Watch()
+	if err != nil {
+		log.Warn("cannot watch the flag files; reload the config (SIGHUP) to read them again", "err", err)
+		return stopWatch
+	}
+	return func() { stopFlags(); stopWatch() }
 }
 
 // readConfig reads and parses the config file, defaults applied; data is the file as read.
@@ -137,6 +142,7 @@ func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext:       c.gw.ConnContext,
 	}
+	gwSrv.RegisterOnShutdown(ofrepGW.Shutdown) // browsers' change streams must not hold the drain
 	return adminSrv, gwSrv
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,6 +24,31 @@ func BenchmarkCommit(b *testing.B) {
 		st.Generation++
 		if _, err := s.Commit("shop", st, ev); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLastEventsOfOneService reads one service's last 100 events among 10,000 of 50 services
+// (the dashboard's first read of a rollout page).
+func BenchmarkLastEventsOfOneService(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "aviary.db"), Options{MaxEvents: 20000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 200 {
+		for svc := range 50 {
+			name := fmt.Sprintf("svc-%d", svc)
+			ev := rollout.Event{Service: name, Kind: "StepStarted", Time: time.Now(), Reason: fmt.Sprintf("step %d of %s", i, name)}
+			if _, err := s.Commit(name, rollout.State{Service: name, Generation: int64(i + 1)}, []rollout.Event{ev}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for b.Loop() {
+		evs, err := s.LastEvents("svc-7", 100)
+		if err != nil || len(evs) != 100 {
+			b.Fatalf("%d events, %v", len(evs), err)
 		}
 	}
 }

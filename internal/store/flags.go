@@ -35,6 +35,8 @@ type FlagState struct {
 	State flags.State `json:"state"`
 	At    time.Time   `json:"at"`
 	By    string      `json:"by"`
+	// Reason is what the person who switched it said ("" when nothing).
+	Reason string `json:"reason,omitempty"`
 }
 
 // FlagChange is one change of the stored flags, written in one durable transaction with the events

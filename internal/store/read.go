@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -97,9 +99,18 @@ func (s *Store) LastEvents(service string, n int) ([]rollout.Event, error) {
 	if n <= 0 {
 		return out, nil
 	}
+	// An event of another service is skipped without decoding it when its JSON cannot hold this
+	// service's name (a service's events among many: the dashboard's first read of a rollout).
+	var mark []byte
+	if service != "" {
+		mark, _ = json.Marshal(service)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(eventsBucket).Cursor()
 		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			if mark != nil && !bytes.Contains(v, mark) {
+				continue
+			}
 			ev, err := s.event(k, v)
 			if err != nil {
 				return err

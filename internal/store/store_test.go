@@ -413,3 +413,23 @@ func TestCorruptValueIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// One service's last events are its own, whatever the other services are called (a name that
+// another's starts with; a reason that quotes another's name).
+func TestLastEventsOfOneServiceAmongSimilarNames(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "aviary.db"), Options{MaxEvents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, name := range []string{"svc-1", "svc-10", "svc-1", "svc-10"} {
+		ev := rollout.Event{Service: name, Kind: "StepStarted", Time: time.Now(), Reason: `like "svc-1"`}
+		if _, err := s.Commit(name, rollout.State{Service: name, Generation: int64(i + 1)}, []rollout.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.LastEvents("svc-1", 10)
+	if err != nil || len(evs) != 2 || evs[0].Service != "svc-1" || evs[1].Service != "svc-1" || evs[0].Seq >= evs[1].Seq {
+		t.Fatalf("svc-1's last events: %+v, %v", evs, err)
+	}
+}

@@ -7,17 +7,16 @@
 package flags_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 const (
@@ -29,6 +28,8 @@ const (
 type served struct {
 	gw, admin string // base URLs
 	dir       string
+	bin       string    // the aviary binary
+	proc      *e2e.Proc // the running aviary
 }
 
 // needNode fails the test unless node and npm are on PATH; AVIARY_SKIP_NODE=1 skips it instead.
@@ -47,7 +48,7 @@ func needNode(t *testing.T) {
 // serve builds aviary and runs it with the suite's flags, an evaluation key and an admin token.
 func serve(t *testing.T) *served {
 	t.Helper()
-	root := moduleRoot(t)
+	root := e2e.ModuleRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "aviary")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/aviary")
@@ -62,7 +63,7 @@ func serve(t *testing.T) *served {
 	if err := os.WriteFile(filepath.Join(dir, "flags.json"), flags, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gw, admin := freeAddr(t), freeAddr(t)
+	gw, admin := e2e.FreeAddr(t), e2e.FreeAddr(t)
 	cfg := fmt.Sprintf(`gateway: {listen: %q}
 admin: {listen: %q, token: %q}
 storage: {path: %q}
@@ -75,10 +76,17 @@ flags:
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "aviary.log")
-	startProcess(t, "aviary", logPath, bin, "serve", "-c", config, "--log-level", "warn")
-	waitReady(t, "http://"+admin+"/readyz", logPath)
-	return &served{gw: "http://" + gw, admin: "http://" + admin, dir: dir}
+	s := &served{gw: "http://" + gw, admin: "http://" + admin, dir: dir, bin: bin}
+	s.start(t)
+	return s
+}
+
+// start runs aviary on the suite's config in s.dir and waits until it is ready.
+func (s *served) start(t *testing.T) {
+	t.Helper()
+	logPath := filepath.Join(s.dir, "aviary.log")
+	s.proc = e2e.StartProcess(t, "aviary", logPath, s.bin, "serve", "-c", filepath.Join(s.dir, "aviary.yaml"), "--log-level", "warn")
+	e2e.WaitReady(t, s.admin+"/readyz", logPath)
 }
 
 // adminAPI sends a change to the admin API as the CLI does, and fails the test unless it is 200.
@@ -118,85 +126,4 @@ func (s *served) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
-}
-
-// npmCI installs the SDKs from the lockfile unless they are installed already.
-func npmCI(t *testing.T, dir string) {
-	t.Helper()
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("the SDK suite's lockfile: %v", err)
-	}
-	if inst, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && inst.ModTime().After(lock.ModTime()) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	mod := strings.TrimSpace(string(out))
-	if err != nil || mod == "" || mod == os.DevNull {
-		t.Fatalf("find the module root with `go env GOMOD`: %v %q", err, mod)
-	}
-	return filepath.Dir(mod)
-}
-
-// startProcess starts a child whose output goes to logPath; it is ended by its own PID when the
-// test ends.
-func startProcess(t *testing.T, name, logPath, bin string, args ...string) {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-}
-
-func waitReady(t *testing.T, url, logPath string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-	}
-	log, _ := os.ReadFile(logPath)
-	t.Fatalf("aviary was not ready at %s within 30 s\n%s", url, log)
-}
-
-// freeAddr picks a loopback port that is free now, for a config that must name its ports.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

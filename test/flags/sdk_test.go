@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 // TestNodeServerSDK runs server.test.mjs (node's test runner) against a running aviary: every
@@ -17,8 +19,8 @@ import (
 func TestNodeServerSDK(t *testing.T) {
 	needNode(t)
 	t.Parallel()
-	sdk := filepath.Join(moduleRoot(t), "test", "flags", "sdk")
-	npmCI(t, sdk)
+	sdk := filepath.Join(e2e.ModuleRoot(t), "test", "flags", "sdk")
+	e2e.NpmCI(t, sdk)
 	s := serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

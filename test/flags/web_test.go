@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 // detail is what web.mjs reports of one flag's resolution.
@@ -38,8 +40,8 @@ func TestWebSDKInChromium(t *testing.T) {
 		t.Fatal("chromium is not on PATH: run scripts/chromium.sh (it installs Debian's chromium)")
 	}
 	t.Parallel()
-	sdk := filepath.Join(moduleRoot(t), "test", "flags", "sdk")
-	npmCI(t, sdk)
+	sdk := filepath.Join(e2e.ModuleRoot(t), "test", "flags", "sdk")
+	e2e.NpmCI(t, sdk)
 	bundle := filepath.Join(t.TempDir(), "web.js")
 	esbuild := exec.Command(filepath.Join(sdk, "node_modules", ".bin", "esbuild"), "web.mjs", "--bundle", "--format=iife", "--outfile="+bundle)
 	esbuild.Dir = sdk

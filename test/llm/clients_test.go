@@ -5,8 +5,6 @@ package llm_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/polltest"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 // The official OpenAI and Anthropic Node SDKs (test/llm/clients, installed here with npm ci from
@@ -35,9 +35,9 @@ func TestTheOfficialSDKsThroughTheGateway(t *testing.T) {
 		}
 	}
 	t.Parallel()
-	root := moduleRoot(t)
+	root := e2e.ModuleRoot(t)
 	clients := filepath.Join(root, "test", "llm", "clients")
-	npmCI(t, clients)
+	e2e.NpmCI(t, clients)
 	dir := t.TempDir()
 	aviaryBin, fakeBin := build(t, root, dir, "./cmd/aviary"), build(t, root, dir, "./cmd/aviary-fakellm")
 
@@ -46,7 +46,7 @@ func TestTheOfficialSDKsThroughTheGateway(t *testing.T) {
 	packed := startFake(t, fakeBin, dir, "packed", append(fast, "--compress", "gzip")...)
 	slow := startFake(t, fakeBin, dir, "slow", "--ttft", "5ms", "--token-every", "20ms", "--output-tokens", "200")
 
-	gw, admin := freeAddr(t), freeAddr(t)
+	gw, admin := e2e.FreeAddr(t), e2e.FreeAddr(t)
 	cfg := fmt.Sprintf(`gateway: {listen: %q}
 admin: {listen: %q}
 storage: {path: %q}
@@ -70,8 +70,8 @@ services:
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "aviary.log")
-	stop := startProcess(t, "aviary", logPath, aviaryBin, "serve", "-c", config, "--log-level", "warn")
-	waitReady(t, "http://"+admin+"/readyz", logPath)
+	av := e2e.StartProcess(t, "aviary", logPath, aviaryBin, "serve", "-c", config, "--log-level", "warn")
+	e2e.WaitReady(t, "http://"+admin+"/readyz", logPath)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -81,39 +81,10 @@ services:
 	out, err := node.CombinedOutput()
 	t.Logf("node --test sdk.test.mjs:\n%s", out)
 	if err != nil {
-		stop()
+		av.Stop()
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("the SDK suite failed: %v\naviary's log:\n%s", err, log)
 	}
-}
-
-// npmCI installs the SDKs from the lockfile, unless node_modules already holds that install.
-func npmCI(t *testing.T, dir string) {
-	t.Helper()
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("the SDK suite's lockfile: %v", err)
-	}
-	if inst, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && inst.ModTime().After(lock.ModTime()) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	mod := strings.TrimSpace(string(out))
-	if err != nil || mod == "" || mod == os.DevNull {
-		t.Fatalf("find the module root with `go env GOMOD`: %v %q", err, mod)
-	}
-	return filepath.Dir(mod)
 }
 
 // build builds a command of the module into dir: the test runs what users run.
@@ -128,45 +99,11 @@ func build(t *testing.T, root, dir, pkg string) string {
 	return out
 }
 
-// startProcess starts a child whose output goes to logPath; the returned stop (also run when the
-// test ends) ends it by its own PID and waits for it.
-func startProcess(t *testing.T, name, logPath, bin string, args ...string) (stop func()) {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // startFake runs aviary-fakellm and returns its host:port.
 func startFake(t *testing.T, bin, dir, name string, args ...string) string {
 	t.Helper()
 	portFile := filepath.Join(dir, name+".addr")
-	startProcess(t, "fakellm "+name, filepath.Join(dir, "fakellm-"+name+".log"), bin,
+	e2e.StartProcess(t, "fakellm "+name, filepath.Join(dir, "fakellm-"+name+".log"), bin,
 		append([]string{"--listen", "127.0.0.1:0", "--name", name, "--port-file", portFile}, args...)...)
 	var addr string
 	if polltest.Until(20*time.Second, polltest.Every, func() bool {
@@ -179,31 +116,4 @@ func startFake(t *testing.T, bin, dir, name string, args ...string) string {
 	log, _ := os.ReadFile(filepath.Join(dir, "fakellm-"+name+".log"))
 	t.Fatalf("fakellm %s wrote no address to %s\n%s", name, portFile, log)
 	return ""
-}
-
-func waitReady(t *testing.T, url, logPath string) {
-	t.Helper()
-	if polltest.Until(30*time.Second, 20*time.Millisecond, func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}) {
-		return
-	}
-	log, _ := os.ReadFile(logPath)
-	t.Fatalf("aviary was not ready at %s within 30 s\n%s", url, log)
-}
-
-// freeAddr picks a loopback port that is free now, for a config that must name its ports.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

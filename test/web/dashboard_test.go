@@ -168,6 +168,8 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 			.every((el) => f.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING); })()`) {
 		t.Error("the failing metric is not above the steps, charts and controls")
 	}
+	waitJS(t, ctx, 10*time.Second, "every event of the rollout listed, those before the page's read too",
+		`['RolloutStarted', 'StepStarted', 'AnalysisFailed'].every((k) => document.querySelector('#events li[data-kind="' + k + '"]'))`)
 	waitJS(t, ctx, 30*time.Second, "the error-rate chart with data",
 		`Number(document.querySelector('#chart-err-errors')?.dataset.points) > 0`)
 	screenshot(t, ctx, "rollout-rolled-back")
@@ -239,4 +241,27 @@ func TestPhoneAndDark(t *testing.T) {
 		t.Error("40 presses of Tab did not reach the abort button")
 	}
 	screenshot(t, ctx, "rollout-phone-dark")
+}
+
+// TestWallDisplay: on a 4K wall display the rollout page uses the width (charts side by side,
+// larger type) without sideways scrolling.
+func TestWallDisplay(t *testing.T) {
+	a := serve(t, services(t, 0, holdAtHalf), "")
+	a.load(t, 20)
+	a.startRollout("shop", "v2")
+	ctx := browser(t, 3840, 2160)
+	signIn(t, ctx, a, readToken)
+	run(t, ctx, 10*time.Second, "open shop's rollout", navigateHash(a, "#/services/shop"))
+	waitJS(t, ctx, 30*time.Second, "two charts", `document.querySelectorAll('#charts .chart canvas').length >= 2`)
+	if !eval[bool](t, ctx, `document.documentElement.scrollWidth <= window.innerWidth + 1`) {
+		t.Error("the page scrolls sideways on a wall display")
+	}
+	if !eval[bool](t, ctx, `(() => { const c = [...document.querySelectorAll('#charts .chart')];
+		return c.length >= 2 && c[0].getBoundingClientRect().top === c[1].getBoundingClientRect().top; })()`) {
+		t.Error("the charts are not side by side on a wall display")
+	}
+	if fs := eval[string](t, ctx, `getComputedStyle(document.documentElement).fontSize`); fs != "19px" {
+		t.Errorf("font size %s on a wall display, want the larger 19px", fs)
+	}
+	screenshot(t, ctx, "rollout-wall")
 }

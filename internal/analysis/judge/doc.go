@@ -11,9 +11,9 @@
 // baseline's", a mixture of likelihood ratios over larger ratios is a non-negative supermartingale,
 // so by Ville's inequality it exceeds 1/alpha with probability at most alpha, however often it is
 // looked at. Traffic that drifts between looks cancels out, because each look is conditioned on its
-// own shares. The mixture is over a grid of ratios with a prior that weighs most a canary 3 to 5
-// times past the margin (ratioWeights); the weights move power between alternatives and, summing
-// to 1, leave the guarantee as it is.
+// own shares. The mixture is over a grid of ratios, weighed alike, or for the gateway's error rate
+// with a prior that weighs most a canary 3 to 5 times past the margin (Moderate, ratioWeights); the
+// weights move power between alternatives and, summing to 1, leave the guarantee as it is.
 //
 // That guarantee assumes independent requests. Real traffic is not: errors come in bursts (a retry
 // storm, a bad batch), an endpoint has a bad ten seconds, a stall slows half its requests, sticky

@@ -15,6 +15,7 @@ import (
 type CountState struct {
 	Margin float64          `json:"margin"`
 	Alpha  float64          `json:"alpha"`
+	Prior  Prior            `json:"prior,omitempty"`
 	Comps  []ComponentState `json:"comps,omitempty"`
 	Open   []float64        `json:"open"`
 	Batch  int64            `json:"batch"`
@@ -51,7 +52,7 @@ type DispersionState struct {
 
 // State is a copy of the test's state now, the open batch included.
 func (t *CountTest) State() CountState {
-	s := CountState{Margin: t.Margin, Alpha: t.Alpha, Open: slices.Clone(t.open), Batch: t.batch, Phi: t.phi,
+	s := CountState{Margin: t.Margin, Alpha: t.Alpha, Prior: t.prior, Open: slices.Clone(t.open), Batch: t.batch, Phi: t.phi,
 		Begun: t.begun, Closed: t.closed, CanaryN: t.CanaryN, CanaryEvents: t.CanaryEvents, BaseN: t.BaseN,
 		BaseEvents: t.BaseEvents, BeforeN: t.beforeN, BeforeEvents: t.beforeEvents}
 	for _, c := range t.comps {
@@ -73,6 +74,10 @@ func RestoreCountTest(s CountState) (*CountTest, error) {
 		return nil, fmt.Errorf("count test state: alpha %g and margin %g are out of range", s.Alpha, s.Margin)
 	}
 	t := NewCountTest(s.Margin, s.Alpha)
+	if s.Prior != Uniform && s.Prior != Moderate {
+		return nil, fmt.Errorf("count test state: prior %d is not one this aviary knows", s.Prior)
+	}
+	t.prior = s.Prior
 	if len(s.Open) != len(t.grid) {
 		return nil, fmt.Errorf("count test state: %d open log likelihood ratios, and the grid of margin %g has %d", len(s.Open), s.Margin, len(t.grid))
 	}

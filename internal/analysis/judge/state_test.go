@@ -15,6 +15,9 @@ func TestARestoredCountTestDecidesBitForBitAsTheOriginal(t *testing.T) {
 	for _, margin := range []float64{1, 1.2} {
 		r := rand.New(rand.NewPCG(7, uint64(margin*10)))
 		orig := NewCountTest(margin, 0.005)
+		if margin > 1 {
+			orig.SetPrior(Moderate) // the prior is part of the state
+		}
 		orig.Dispersion = &Dispersion{}
 		orig.SetBaselineBefore(30000, 150)
 		look := func(ct *CountTest, s int, nc, ce, nb, be int64) {
@@ -84,6 +87,7 @@ func TestACountStateThatCannotBeATestIsRefused(t *testing.T) {
 		"infinite":         func(s *CountState) { s.Comps[0].LogLR[2] = math.Inf(1) },
 		"events>requests":  func(s *CountState) { s.CanaryEvents = s.CanaryN + 1 },
 		"dispersion below": func(s *CountState) { s.Phi = 0.5 },
+		"prior":            func(s *CountState) { s.Prior = 7 },
 	} {
 		s := good()
 		spoil(&s)

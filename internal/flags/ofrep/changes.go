@@ -30,6 +30,8 @@ func (h *Handler) changes(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 				return
+			case <-h.stop:
+				return
 			case <-changed:
 				break wait
 			case <-ping.C:

@@ -1,6 +1,7 @@
 package ofrep
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"aviary.dev/aviary/internal/flags"
@@ -52,8 +54,10 @@ type Auth struct {
 
 // Handler serves the OFREP endpoints under a prefix.
 type Handler struct {
-	o   Options
-	mux *http.ServeMux
+	o    Options
+	mux  *http.ServeMux
+	stop chan struct{} // closed by Shutdown: change streams end
+	once sync.Once
 }
 
 // maxBody bounds a request's body: an evaluation context, not a document.
@@ -70,7 +74,7 @@ func New(o Options) *Handler {
 	if o.Evaluator == nil {
 		o.Evaluator = &flags.Evaluator{}
 	}
-	h := &Handler{o: o, mux: http.NewServeMux()}
+	h := &Handler{o: o, mux: http.NewServeMux(), stop: make(chan struct{})}
 	p := o.Prefix
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags/{key}", h.authed(endpointFlag, h.evaluate))
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags", h.authed(endpointBulk, h.bulk))
@@ -91,6 +95,10 @@ func New(o Options) *Handler {
 	})
 	return h
 }
+
+// Shutdown ends the change streams, which would otherwise hold a graceful shutdown of the server
+// until its timeout (register it with http.Server.RegisterOnShutdown). Evaluations go on.
+func (h *Handler) Shutdown() { h.once.Do(func() { close(h.stop) }) }
 
 // Prefix is the path the handler serves under.
 func (h *Handler) Prefix() string { return h.o.Prefix }
@@ -166,8 +174,8 @@ type request struct {
 	Context flags.Context `json:"context"`
 }
 
-// readContext reads an evaluation request's context; an empty body is an empty context.
-func readContext(w http.ResponseWriter, r *http.Request) (flags.Context, error) {
+// readBody reads an evaluation request's body, bounded.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, fmt.Errorf("the body is over %d KiB; send only the evaluation context", maxBody>>10)
@@ -175,7 +183,12 @@ func readContext(w http.ResponseWriter, r *http.Request) (flags.Context, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read the body: %w", err)
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	return data, nil
+}
+
+// decodeContext reads an evaluation request's context; an empty body is an empty context.
+func decodeContext(data []byte) (flags.Context, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return flags.Context{}, nil
 	}
 	var req request
@@ -191,6 +204,15 @@ func readContext(w http.ResponseWriter, r *http.Request) (flags.Context, error) 
 		}
 	}
 	return req.Context, nil
+}
+
+// readContext reads and decodes an evaluation request's context.
+func readContext(w http.ResponseWriter, r *http.Request) (flags.Context, error) {
+	data, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeContext(data)
 }
 
 // The shapes of answers (openapi.yaml components.schemas).
@@ -272,17 +294,23 @@ type streamEndpoint struct {
 }
 
 func (h *Handler) bulk(w http.ResponseWriter, r *http.Request) int {
-	ctx, err := readContext(w, r)
+	data, err := readBody(w, r)
 	if err != nil {
 		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	set := h.o.Flags.Current()
-	etag := bulkETag(set, ctx)
+	etag := bulkETag(set, data)
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if matches(r.Header.Get("If-None-Match"), etag) {
+		// Only a body that was answered with 200 before got this ETag, so it decodes.
 		w.WriteHeader(http.StatusNotModified)
 		return http.StatusNotModified
+	}
+	ctx, err := decodeContext(data)
+	if err != nil {
+		w.Header().Del("ETag")
+		return writeJSON(w, http.StatusBadRequest, failure{ErrorCode: string(flags.ErrorInvalidCtx), Details: err.Error()})
 	}
 	results := h.o.Evaluator.EvaluateAll(set, ctx)
 	out := bulkAnswer{Flags: make([]any, len(results)),
@@ -294,11 +322,13 @@ func (h *Handler) bulk(w http.ResponseWriter, r *http.Request) int {
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// bulkETag names the answer to a bulk request: the set's content and the context, since the same
-// set evaluates to other values for another user.
-func bulkETag(set *flags.Set, ctx flags.Context) string {
+// bulkETag names the answer to a bulk request: the set's content and the request's body (its
+// context), since the same set evaluates to other values for another user. The body is hashed as
+// sent: a client polls with the same bytes, so a poll while nothing changed is answered 304 without
+// decoding it; another spelling of the same context only costs one 200.
+func bulkETag(set *flags.Set, body []byte) string {
 	hash := fnv.New64a()
-	_ = json.NewEncoder(hash).Encode(ctx) // maps encode with sorted keys: equal contexts hash equal
+	_, _ = hash.Write(bytes.TrimSpace(body))
 	return fmt.Sprintf(`"%s-%016x"`, strings.Trim(set.ETag(), `"`), hash.Sum64())
 }
 

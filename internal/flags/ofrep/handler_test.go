@@ -2,6 +2,7 @@ package ofrep
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -290,5 +291,30 @@ func TestChangeStream(t *testing.T) {
 	if second["type"] != "refetchEvaluation" || second["etag"] == first["etag"] {
 		t.Errorf("after a change: %v, want refetchEvaluation with a new ETag", second)
 	}
-	_ = io.Discard
+}
+
+// TestShutdownEndsChangeStreams: a server's graceful shutdown is not held by browsers' streams.
+func TestShutdownEndsChangeStreams(t *testing.T) {
+	t.Parallel()
+	h, _ := newHandler(t, Options{})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.RegisterOnShutdown(h.Shutdown)
+	srv.Start()
+	resp, err := http.Get(srv.URL + "/ofrep/v1/changes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a change stream open: %v", err)
+	}
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		t.Fatal("the stream did not end with the shutdown")
+	}
 }

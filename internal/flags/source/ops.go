@@ -232,7 +232,7 @@ func (s *Source) switchState(key string, state flags.State, reason, by string) (
 		return View{}, NotFound(key)
 	}
 	old, had := s.states[key]
-	st := store.FlagState{Key: key, State: state, At: s.now().UTC(), By: by}
+	st := store.FlagState{Key: key, State: state, At: s.now().UTC(), By: by, Reason: reason}
 	if f.State == state {
 		st.State = "" // the definition says so already: no switch to keep
 	}

@@ -40,7 +40,7 @@ export class Chart {
     this.opts = {
       title,
       width: this.width(),
-      height: 200,
+      height: this.height(),
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: yRange ? { range: yRange } : {} },
@@ -52,7 +52,10 @@ export class Chart {
     this.plot = null;
   }
 
-  width() { return Math.max(260, this.el.clientWidth || 600); }
+  width() { return Math.max(260, (this.el.clientWidth || 600) - 16); }
+
+  // height grows with the width, so that a wall display's charts are not thin strips.
+  height() { return Math.round(Math.min(480, Math.max(200, this.width() * 0.4))); }
 
   set(data, marks) {
     this.marks = marks || [];
@@ -60,7 +63,7 @@ export class Chart {
     else this.plot.setData(data);
   }
 
-  resize() { if (this.plot) this.plot.setSize({ width: this.width(), height: 200 }); }
+  resize() { if (this.plot) this.plot.setSize({ width: this.width(), height: this.height() }); }
 
   destroy() { if (this.plot) this.plot.destroy(); this.plot = null; }
 }

@@ -78,8 +78,12 @@ export class RolloutPage {
     // Marks read by bench/dashboard: the page's top (status, steps, charts, evidence, history)
     // is drawn; then the event list below it too.
     performance.mark('aviary:rollout-rendered');
-    this.events = (await events).events.slice().reverse();
+    // Live events may have come in while the stored ones were read: keep both, once each.
+    const seen = new Set(this.events.map((e) => e.seq));
+    const stored = (await events).events.filter((e) => !seen.has(e.seq));
+    this.events = this.events.concat(stored.reverse()).sort((x, y) => y.seq - x.seq).slice(0, MAX_EVENTS);
     this.renderEvents();
+    this.renderCharts(); // the planned weight comes from the events
     performance.mark('aviary:rollout-complete');
   }
 
