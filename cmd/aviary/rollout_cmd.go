@@ -36,7 +36,7 @@ func addClientCommandsWith(root *cobra.Command, o *clientOptions) {
 	f := root.PersistentFlags()
 	f.StringVar(&o.server, "server", "", "admin API URL (default $AVIARY_SERVER, else "+defaultServer+")")
 	f.StringVar(&o.token, "token", "", "admin API bearer token (default $AVIARY_TOKEN)")
-	root.AddCommand(newGet(o), newRollout(o), newApply(o), newDelete(o), newFlag(o))
+	root.AddCommand(newGet(o), newRollout(o), newApply(o), newDelete(o), newFlag(o), newExperiment(o))
 }
 
 const nsUsage = `Kubernetes mode: the Rollout's namespace (default the kubeconfig context's, else "default")`

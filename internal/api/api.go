@@ -59,7 +59,8 @@ type Server struct {
 	Flags       Flags
 	OFREP       http.Handler
 	OFREPPrefix string
-	Exposures   Exposures // nil: no exposure route
+	Exposures   Exposures   // nil: no exposure route
+	Experiments Experiments // nil: no experiment or track routes
 	Hub         *Hub
 	Tokens      Tokens
 	Browser     BrowserGuard
@@ -89,6 +90,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Flags != nil {
 		s.flagRoutes(api)
+	}
+	if s.Experiments != nil {
+		s.experimentRoutes(api)
 	}
 	if s.Exposures != nil {
 		api.HandleFunc("GET /api/v1/flags/{key}/exposures", s.exposures)

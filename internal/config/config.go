@@ -26,6 +26,8 @@ type Config struct {
 	Reload Reload `yaml:"reload" json:"reload,omitempty"`
 	// Flags are the feature flags served over OFREP.
 	Flags Flags `yaml:"flags" json:"flags,omitempty"`
+	// Experiments are A/B tests over versions or flag variants (docs/experiments.md).
+	Experiments []Experiment `yaml:"experiments" json:"experiments,omitempty"`
 }
 
 // Reload holds the guards of a reload. A reload that would remove every service of the file, or

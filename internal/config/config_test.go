@@ -115,7 +115,7 @@ services:
 		t.Fatal("typos accepted")
 	}
 	for _, w := range []string{
-		"gatway: unknown field; valid fields here are admin, analysis, flags, gateway, llm, notifications, reload, services, storage, telemetry (line 2)",
+		"gatway: unknown field; valid fields here are admin, analysis, experiments, flags, gateway, llm, notifications, reload, services, storage, telemetry (line 2)",
 		"services[0].versions[0].weigth: unknown field; valid fields here are endpoints, llm, name (line 5)",
 		"services[0].stickyness: unknown field",
 		"services[0].traffic[0].weight: 140 is not in 0..100 (line 7)", // reported with the typos, not after them

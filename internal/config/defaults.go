@@ -251,6 +251,9 @@ func (c *Config) applyDefaults() {
 	for i := range c.Services {
 		c.Services[i].applyDefaults()
 	}
+	for i := range c.Experiments {
+		c.Experiments[i].ApplyDefaults()
+	}
 }
 
 // StorePath is storage.path, or DefaultStoreFile beside the config file at configPath (the

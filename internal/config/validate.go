@@ -48,6 +48,7 @@ func (c *Config) Validate() Errors {
 	v.llmSettings(&c.LLM)
 	v.telemetry(&c.Telemetry)
 	v.flags(&c.Flags, c.Services)
+	v.experiments(c.Experiments, c.Services)
 	names := map[string]int{}
 	matches := map[string]int{}
 	flags := map[string]string{}

@@ -42,6 +42,10 @@ type Options struct {
 	LLM LLMSink
 	// Now is the clock of endpoint health (ejections, their ends); nil: time.Now. Tests drive it.
 	Now func() time.Time
+	// Placed hears of every request placed by weight that has a sticky key: the unit's exposure to
+	// a version, which experiments count. It runs on the request path: it must be cheap and never
+	// block. nil: nobody.
+	Placed func(service, version, key string)
 }
 
 // Gateway is an http.Handler that proxies to service versions.
@@ -58,7 +62,8 @@ type Gateway struct {
 	pace      bodyPace      // how slowly a request body may come
 	llmSink   LLMSink
 	now       func() time.Time // the clock of endpoint health
-	pool      sync.Pool        // *exchange
+	placed    func(service, version, key string)
+	pool      sync.Pool // *exchange
 	flags     atomic.Pointer[flagTable]
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
@@ -95,6 +100,7 @@ func New(o Options) *Gateway {
 		maxConns:  o.Gateway.MaxConnections,
 		llmSink:   o.LLM,
 		now:       o.Now,
+		placed:    o.Placed,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
 	}

@@ -96,6 +96,9 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	var key string
 	if !routed {
 		chosen, unit, key = svc.placed(w, r)
+		if key != "" && g.placed != nil {
+			g.placed(svc.name, chosen.name, key)
+		}
 	} else if svc.sticky != nil {
 		key = svc.sticky.key(r)
 	}

@@ -14,6 +14,7 @@ import (
 	"aviary.dev/aviary/internal/analysis"
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/experiment"
 	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/flags/exposure"
 	"aviary.dev/aviary/internal/flags/ofrep"
@@ -51,7 +52,8 @@ type core struct {
 	eval  *flags.Evaluator // every evaluation's: OFREP and the gateway's per-request flags
 	// flagRolls binds the services' flags to the gateway and the flag rollouts to the flags.
 	flagRolls *flagRollouts
-	exposures *exposure.Recorder // who was given which variant first
+	exposures *exposure.Recorder  // who was given which variant first
+	exps      *experiment.Manager // experiments: state, tracked events, results
 
 	stopCtrl func()
 }
@@ -84,7 +86,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
-		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}})
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
@@ -113,6 +115,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.live = &live{log: log, ctrl: c.ctrl, store: c.store, judge: c.judge, flags: c.flags, current: cfg}
 	c.file = &configFile{live: c.live, path: o.ConfigPath, llm: c.llm, quality: c.qual, flags: c.flags, seen: data, loadedAt: time.Now().UTC()}
 	c.specs = &specs{live: c.live, file: o.ConfigPath}
+	c.exps = experiment.New(experiment.Options{Store: c.store, Specs: c.live.experiments, Now: time.Now,
+		Ship: func(service, version, by string) error {
+			_, err := c.specs.Start(service, api.StartRequest{Version: version}, by)
+			return err
+		}})
+	if err := c.exps.StartAll(); err != nil { // the config's experiments run from the first start that reads them
+		return fmt.Errorf("start the config's experiments: %w", err)
+	}
 	c.live.mu.Lock()
 	errs := c.live.apply(cfg, nil, "config")
 	c.live.mu.Unlock()
@@ -125,6 +135,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	stopFlags := c.followFlags()
 	c.stopCtrl = func() { stopFlags(); cancel(); <-done }
 	return nil
+}
+
+// versionExposed records a sticky unit's first request on a version, for experiments over
+// versions. The recorder exists before any listener accepts a request.
+func (c *core) versionExposed(service, version, key string) {
+	if c.exposures != nil {
+		c.exposures.Exposed(experiment.VersionExposures(service), key, version)
+	}
 }
 
 // close stops the parts in the reverse order of their start.

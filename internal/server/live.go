@@ -83,3 +83,10 @@ func (l *live) shutdownTimeout() time.Duration {
 	defer l.mu.Unlock()
 	return l.current.Gateway.Timeouts.Shutdown.Duration
 }
+
+// experiments are the experiments of the config in force.
+func (l *live) experiments() []config.Experiment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current.Experiments
+}

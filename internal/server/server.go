@@ -130,7 +130,7 @@ func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *
 	adminSrv = &http.Server{
 		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(),
 			Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
-			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store,
+			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store, Experiments: c.exps,
 			Ready: ready.ready, Tokens: t,
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,125 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"aviary.dev/aviary/internal/experiment"
+	"aviary.dev/aviary/internal/rollout"
+	"aviary.dev/aviary/internal/store"
+)
+
+// Experiments runs the experiments: *experiment.Manager.
+type Experiments interface {
+	List() ([]experiment.Summary, error)
+	Start(name string) (store.ExperimentState, error)
+	Stop(name string) (store.ExperimentState, error)
+	Conclude(name, arm string) (store.ExperimentState, error)
+	Results(name string) (experiment.Results, error)
+	Units(name string, w io.Writer) error
+	Track([]store.TrackedEvent) (added, dropped int, err error)
+}
+
+// TrackBatch is the body of POST /api/v1/track.
+type TrackBatch struct {
+	Events []store.TrackedEvent `json:"events"`
+}
+
+// ConcludeRequest is the body of POST /api/v1/experiments/{name}/conclude.
+type ConcludeRequest struct {
+	Arm string `json:"arm"`
+}
+
+// TrackResult is its answer.
+type TrackResult struct {
+	Added   int `json:"added"`   // new events
+	Dropped int `json:"dropped"` // refused because the store holds store.MaxTrackedEvents
+}
+
+func (s *Server) experimentRoutes(api *http.ServeMux) {
+	api.HandleFunc("POST /api/v1/track", s.track)
+	api.HandleFunc("GET /api/v1/experiments", func(w http.ResponseWriter, _ *http.Request) {
+		list, err := s.Experiments.List()
+		experimentReply(w, map[string]any{"experiments": list}, err)
+	})
+	api.HandleFunc("GET /api/v1/experiments/{name}/results", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.Experiments.Results(r.PathValue("name"))
+		experimentReply(w, res, err)
+	})
+	api.HandleFunc("POST /api/v1/experiments/{name}/start", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Experiments.Start(r.PathValue("name"))
+		experimentReply(w, st, err)
+	})
+	api.HandleFunc("POST /api/v1/experiments/{name}/stop", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Experiments.Stop(r.PathValue("name"))
+		experimentReply(w, st, err)
+	})
+	api.HandleFunc("POST /api/v1/experiments/{name}/conclude", func(w http.ResponseWriter, r *http.Request) {
+		var req ConcludeRequest
+		if err := decode(w, r, &req); err != nil {
+			writeBodyError(w, err)
+			return
+		}
+		st, err := s.Experiments.Conclude(r.PathValue("name"), req.Arm)
+		experimentReply(w, st, err)
+	})
+	api.HandleFunc("GET /api/v1/experiments/{name}/units.csv", s.unitsCSV)
+}
+
+// track serves POST /api/v1/track {events: [{id, unit, event, value, time}]}.
+func (s *Server) track(w http.ResponseWriter, r *http.Request) {
+	var b TrackBatch
+	if err := decode(w, r, &b); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	added, dropped, err := s.Experiments.Track(b.Events)
+	experimentReply(w, TrackResult{Added: added, Dropped: dropped}, err)
+}
+
+// unitsCSV writes the unit-level figures; an error found before the first row is a JSON error.
+func (s *Server) unitsCSV(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	cw := &lazyCSV{w: w, name: name}
+	if err := s.Experiments.Units(name, cw); err != nil {
+		if !cw.started {
+			experimentReply(w, nil, err)
+		}
+		return // mid-stream: the connection is cut short, which a CSV reader notices
+	}
+}
+
+type lazyCSV struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (l *lazyCSV) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		l.w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", l.name+"-units.csv"))
+	}
+	return l.w.Write(p)
+}
+
+func experimentReply(w http.ResponseWriter, v any, err error) {
+	var conflict *rollout.ConflictError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, v)
+	case errors.Is(err, experiment.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, experiment.ErrInvalidBatch):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped), errors.Is(err, experiment.ErrCannotConclude):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.As(err, &conflict): // conclude found a rollout in flight
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error()+"; check the store's file and the server's log")
+	}
+}

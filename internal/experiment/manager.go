@@ -1,0 +1,249 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/store"
+)
+
+// Store is what the Manager keeps its state and events in: *store.Store.
+type Store interface {
+	Source
+	PutExperiment(store.ExperimentState) error
+	Experiment(name string) (store.ExperimentState, bool, error)
+	AddTracked([]store.TrackedEvent) (added, dropped int, err error)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Store Store
+	// Specs are the experiments of the config in force.
+	Specs func() []config.Experiment
+	Now   func() time.Time
+	// Ship starts the rollout of a service's version, judged like any other (the server's rollout
+	// API); by names who asked. nil: experiments cannot be concluded.
+	Ship func(service, version, by string) error
+}
+
+// Manager starts and stops experiments, takes tracked events, and computes results.
+type Manager struct {
+	o  Options
+	mu sync.Mutex // one state change at a time: start and stop read, then write
+}
+
+// New returns a Manager.
+func New(o Options) *Manager { return &Manager{o: o} }
+
+// ErrNotFound is returned for a name that is not an experiment of the config.
+var ErrNotFound = errors.New("no such experiment in the config: GET /api/v1/experiments lists them")
+
+// ErrNotStarted is returned for the results of an experiment that has not started.
+var ErrNotStarted = errors.New("the experiment has not started: start it with aviary experiment start NAME")
+
+// Summary is one experiment in a list.
+type Summary struct {
+	Name    string                `json:"name"`
+	Service string                `json:"service,omitempty"`
+	Flag    string                `json:"flag,omitempty"`
+	Arms    []string              `json:"arms"`
+	Phase   store.ExperimentPhase `json:"phase,omitempty"` // empty: not started
+	Started time.Time             `json:"started,omitzero"`
+	Stopped time.Time             `json:"stopped,omitzero"`
+}
+
+func (m *Manager) spec(name string) (config.Experiment, error) {
+	for _, e := range m.o.Specs() {
+		if e.Name == name {
+			return e, nil
+		}
+	}
+	return config.Experiment{}, fmt.Errorf("experiment %q: %w", name, ErrNotFound)
+}
+
+// List lists the config's experiments with their phases.
+func (m *Manager) List() ([]Summary, error) {
+	out := []Summary{}
+	for _, e := range m.o.Specs() {
+		s := Summary{Name: e.Name, Service: e.Service, Flag: e.Flag}
+		for _, a := range e.Arms {
+			s.Arms = append(s.Arms, a.Name)
+		}
+		st, ok, err := m.o.Store.Experiment(e.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s.Phase, s.Started, s.Stopped = st.Phase, st.Started, st.Stopped
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// StartAll starts every experiment of the config that never started: an experiment in the config
+// file runs from the moment the server first reads it.
+func (m *Manager) StartAll() error {
+	var errs []error
+	for _, e := range m.o.Specs() {
+		if _, err := m.Start(e.Name); err != nil && !errors.Is(err, ErrStopped) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrStopped is returned when starting a stopped experiment.
+var ErrStopped = errors.New("a stopped experiment stays stopped, so its results stay what they were; copy it under a new name to run it again")
+
+// Start starts an experiment; starting one that runs is a no-op.
+func (m *Manager) Start(name string) (store.ExperimentState, error) {
+	if _, err := m.spec(name); err != nil {
+		return store.ExperimentState{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok, err := m.o.Store.Experiment(name)
+	switch {
+	case err != nil:
+		return st, err
+	case ok && st.Phase == store.ExperimentRunning:
+		return st, nil
+	case ok:
+		return st, fmt.Errorf("start experiment %q: it was %s at %s: %w", name, st.Phase, st.Stopped.Format(time.RFC3339), ErrStopped)
+	}
+	st = store.ExperimentState{Name: name, Phase: store.ExperimentRunning, Started: m.o.Now().UTC()}
+	return st, m.o.Store.PutExperiment(st)
+}
+
+// Stop stops a running experiment: units and events after now no longer count.
+func (m *Manager) Stop(name string) (store.ExperimentState, error) {
+	if _, err := m.spec(name); err != nil {
+		return store.ExperimentState{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok, err := m.o.Store.Experiment(name)
+	switch {
+	case err != nil:
+		return st, err
+	case !ok:
+		return st, fmt.Errorf("stop experiment %q: %w", name, ErrNotStarted)
+	case st.Phase != store.ExperimentRunning:
+		return st, nil
+	}
+	st.Phase, st.Stopped = store.ExperimentStopped, m.o.Now().UTC()
+	return st, m.o.Store.PutExperiment(st)
+}
+
+// ErrCannotConclude is returned when conclude cannot ship the arm it is asked to.
+var ErrCannotConclude = errors.New("cannot conclude")
+
+// Conclude ends an experiment by shipping one arm: for arms that are versions, a rollout of that
+// version to 100% starts, judged like any other; shipping control starts nothing. Flag
+// experiments are concluded by setting the flag (aviary flag set), not here.
+func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
+	e, err := m.spec(name)
+	if err != nil {
+		return store.ExperimentState{}, err
+	}
+	i := slices.IndexFunc(e.Arms, func(a config.ExperimentArm) bool { return a.Name == arm })
+	switch {
+	case i < 0:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q with arm %q: it has no such arm; name one of its arms", ErrCannotConclude, name, arm)
+	case e.Service == "" && i > 0:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: its arms are variants of flag %q; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Flag, e.Arms[i].Variant)
+	case m.o.Ship == nil:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start rollouts", ErrCannotConclude, name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok, err := m.o.Store.Experiment(name)
+	switch {
+	case err != nil:
+		return st, err
+	case !ok:
+		return st, fmt.Errorf("conclude experiment %q: %w", name, ErrNotStarted)
+	case st.Phase == store.ExperimentConcluded:
+		return st, fmt.Errorf("%w experiment %q: it was concluded already, shipping %q", ErrCannotConclude, name, st.Shipped)
+	}
+	if i > 0 {
+		if err := m.o.Ship(e.Service, e.Arms[i].Version, "experiment "+name); err != nil {
+			return st, fmt.Errorf("conclude experiment %q: start the rollout of %s to version %s: %w", name, e.Service, e.Arms[i].Version, err)
+		}
+	}
+	if st.Stopped.IsZero() {
+		st.Stopped = m.o.Now().UTC()
+	}
+	st.Phase, st.Shipped = store.ExperimentConcluded, arm
+	return st, m.o.Store.PutExperiment(st)
+}
+
+func (m *Manager) started(name string) (config.Experiment, store.ExperimentState, error) {
+	e, err := m.spec(name)
+	if err != nil {
+		return e, store.ExperimentState{}, err
+	}
+	st, ok, err := m.o.Store.Experiment(name)
+	if err == nil && !ok {
+		err = fmt.Errorf("experiment %q: %w", name, ErrNotStarted)
+	}
+	return e, st, err
+}
+
+// Results computes an experiment's results now.
+func (m *Manager) Results(name string) (Results, error) {
+	e, st, err := m.started(name)
+	if err != nil {
+		return Results{}, err
+	}
+	return Compute(e, st, m.o.Store, m.o.Now().UTC())
+}
+
+// Units writes an experiment's unit-level CSV to w.
+func (m *Manager) Units(name string, w io.Writer) error {
+	e, st, err := m.started(name)
+	if err != nil {
+		return err
+	}
+	return WriteUnits(w, e, st, m.o.Store)
+}
+
+// Limits of POST /api/v1/track.
+const (
+	MaxTrackBatch = 1000
+	maxNameLen    = 256
+)
+
+// ErrInvalidBatch marks the errors of a batch of events that Track refused.
+var ErrInvalidBatch = errors.New("the batch of events was refused, none stored")
+
+// Track checks a batch of events and stores the new ones. An event without time gets now. It
+// returns every bad event's error at once, storing nothing then.
+func (m *Manager) Track(es []store.TrackedEvent) (added, dropped int, err error) {
+	if len(es) == 0 || len(es) > MaxTrackBatch {
+		return 0, 0, fmt.Errorf("%w: %d events: send 1 to %d events per batch", ErrInvalidBatch, len(es), MaxTrackBatch)
+	}
+	now := m.o.Now().UTC()
+	var errs []error
+	for i := range es {
+		e := &es[i]
+		for _, f := range []struct{ name, v string }{{"id", e.ID}, {"unit", e.Unit}, {"event", e.Event}} {
+			if f.v == "" || len(f.v) > maxNameLen {
+				errs = append(errs, fmt.Errorf("events[%d].%s: %d characters; give 1 to %d (the id makes a retried batch count once)", i, f.name, len(f.v), maxNameLen))
+			}
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+	}
+	if len(errs) > 0 {
+		return 0, 0, errors.Join(append([]error{ErrInvalidBatch}, errs...)...)
+	}
+	return m.o.Store.AddTracked(es)
+}

@@ -1,0 +1,132 @@
+package experiment
+
+import (
+	"fmt"
+	"time"
+
+	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/store"
+)
+
+// Source is what the results are read from: the store.
+type Source interface {
+	EachExposure(flag string, fn func(store.Exposure) error) error
+	EachTracked(event string, fn func(store.TrackedEvent) error) error
+}
+
+// VersionExposures is the name under which the exposures of a service's versions are recorded,
+// beside the flags' (the gateway reports each sticky unit's version; the server records it).
+func VersionExposures(service string) string { return "service:" + service }
+
+// unit is one exposed unit: its arm, when it entered, and its values per metric.
+type unit struct {
+	key     string
+	arm     int
+	exposed time.Time
+	y, x    []float64 // per metric: value after exposure, value before it
+}
+
+// window is the time in which an experiment counts: from its start to its stop (zero: now).
+type window struct{ start, end time.Time }
+
+func (w window) in(t time.Time) bool {
+	return !t.Before(w.start) && (w.end.IsZero() || !t.After(w.end))
+}
+
+// assign reads a flag's exposures and puts each unit in the arm of its first exposure within the
+// window; a unit exposed earlier enters at the start. It returns the units in order of key and
+// the number exposed to more than one arm (they stay in their first).
+func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*unit, int, error) {
+	source, arm := e.Flag, map[string]int{}
+	for i, a := range e.Arms {
+		arm[a.Variant] = i
+	}
+	if e.Service != "" {
+		source, arm = VersionExposures(e.Service), map[string]int{}
+		for i, a := range e.Arms {
+			arm[a.Version] = i
+		}
+	}
+	byKey := map[string]*unit{}
+	var order []*unit
+	crossed := map[string]bool{}
+	err := src.EachExposure(source, func(x store.Exposure) error {
+		i, ok := arm[x.Variant]
+		if !ok || (!w.end.IsZero() && x.Time.After(w.end)) {
+			return nil
+		}
+		at := x.Time
+		if at.Before(w.start) {
+			at = w.start
+		}
+		u := byKey[x.Key]
+		if u == nil {
+			u = &unit{key: x.Key, arm: i, exposed: at}
+			byKey[x.Key] = u
+			order = append(order, u)
+			return nil
+		}
+		if u.arm != i {
+			crossed[x.Key] = true
+			if x.Time.Before(u.exposed) {
+				u.arm, u.exposed = i, at
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("read the exposures %q: %w", source, err)
+	}
+	return order, byKey, len(crossed), nil
+}
+
+// measure fills each unit's value of every event metric (builtins are skipped: ok[m] false) and
+// says, per metric, whether any unit had a value before its exposure (CUPED's covariate).
+func measure(e config.Experiment, w window, units []*unit, byKey map[string]*unit, src Source) (ok, pre []bool, err error) {
+	ok, pre = make([]bool, len(e.Metrics)), make([]bool, len(e.Metrics))
+	for _, u := range units {
+		u.y, u.x = make([]float64, len(e.Metrics)), make([]float64, len(e.Metrics))
+	}
+	read := map[string][]store.TrackedEvent{} // each event name read once, for all its metrics
+	for m, spec := range e.Metrics {
+		if spec.Event == "" {
+			continue
+		}
+		ok[m] = true
+		evs, seen := read[spec.Event]
+		if !seen {
+			err := src.EachTracked(spec.Event, func(t store.TrackedEvent) error {
+				if byKey[t.Unit] != nil {
+					evs = append(evs, t)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("read the tracked events %q: %w", spec.Event, err)
+			}
+			read[spec.Event] = evs
+		}
+		for _, t := range evs {
+			u := byKey[t.Unit]
+			v := t.Value
+			if spec.Kind == config.KindProportion {
+				v = 1
+			}
+			switch {
+			case t.Time.Before(u.exposed):
+				pre[m] = true
+				u.x[m] = accumulate(spec.Kind, u.x[m], v)
+			case w.in(t.Time):
+				u.y[m] = accumulate(spec.Kind, u.y[m], v)
+			}
+		}
+	}
+	return ok, pre, nil
+}
+
+func accumulate(k config.MetricKind, acc, v float64) float64 {
+	if k == config.KindProportion {
+		return 1
+	}
+	return acc + v
+}
