@@ -189,15 +189,7 @@ func printFlagAnswer(cmd *cobra.Command, raw []byte, err error, output string) e
 	if err := validationErrors(cmd, err); err != nil {
 		return err
 	}
-	if output == "json" {
-		_, err := cmd.OutOrStdout().Write(raw)
-		return err
-	}
-	var v source.View
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Errorf("the answer is not a flag (%w); is the server the same version as the CLI?", err)
-	}
-	return printFlag(cmd.OutOrStdout(), v)
+	return printAnswer(cmd, raw, output, "a flag", printFlag)
 }
 
 // validationErrors prints a 422's errors and turns it into exit status 1; other errors pass.
@@ -235,21 +227,7 @@ which flags changed and which were unchanged.`,
 			if err := validationErrors(cmd, err); err != nil {
 				return err
 			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(raw)
-				return err
-			}
-			var res source.ApplyResult
-			if err := json.Unmarshal(raw, &res); err != nil {
-				return fmt.Errorf("the answer is not an apply result (%w); is the server the same version as the CLI?", err)
-			}
-			for _, k := range res.Applied {
-				fmt.Fprintln(cmd.OutOrStdout(), k+": applied")
-			}
-			for _, k := range res.Unchanged {
-				fmt.Fprintln(cmd.OutOrStdout(), k+": unchanged")
-			}
-			return nil
+			return printAnswer(cmd, raw, output, "an apply result", printApplyResult)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the flagd JSON file to apply; - reads stdin")
@@ -321,14 +299,34 @@ func reasonSuffix(reason string) string {
 // getAndPrint reads path from the API and prints it: the API's own JSON with -o json, else print's
 // text.
 func getAndPrint[T any](cmd *cobra.Command, c *apiClient, op, path, output string, print func(io.Writer, T) error) error {
-	var v T
-	raw, err := c.call(cmd.Context(), op, http.MethodGet, path, nil, &v)
+	raw, err := c.send(cmd.Context(), op, http.MethodGet, path, "", nil)
 	if err != nil {
 		return err
 	}
+	return printAnswer(cmd, raw, output, op+"'s answer", print)
+}
+
+// printAnswer prints an API answer: its own JSON with -o json, else print's text of it decoded
+// (what names what it should be, for the error of an answer that is not).
+func printAnswer[T any](cmd *cobra.Command, raw []byte, output, what string, print func(io.Writer, T) error) error {
 	if output == "json" {
 		_, err := cmd.OutOrStdout().Write(raw)
 		return err
 	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("the answer is not %s (%w); is the server the same version as the CLI?", what, err)
+	}
 	return print(cmd.OutOrStdout(), v)
+}
+
+// printApplyResult says which flags a document changed.
+func printApplyResult(w io.Writer, res source.ApplyResult) error {
+	for _, k := range res.Applied {
+		fmt.Fprintln(w, k+": applied")
+	}
+	for _, k := range res.Unchanged {
+		fmt.Fprintln(w, k+": unchanged")
+	}
+	return nil
 }
