@@ -1,9 +1,10 @@
 // The dashboard's shell: sign-in, the live event stream, the confirmation dialog and the routes
-// (#/ the overview, #/services/NAME a rollout).
+// (#/ the overview, #/services/NAME a rollout, #/flags the flags).
 import { get, post, token, Stream, APIError } from './api.js';
 import { h } from './dom.js';
 import { Overview } from './overview.js';
 import { RolloutPage } from './rollout.js';
+import { FlagsPage } from './flags.js';
 
 const main = document.getElementById('main');
 const live = document.getElementById('live');
@@ -74,7 +75,9 @@ function route(early) {
   if (!session.who && !early) return;
   if (page) page.close();
   const m = location.hash.match(/^#\/services\/([^/]+)$/);
-  page = m ? new RolloutPage(main, decodeURIComponent(m[1]), session) : new Overview(main, session);
+  if (m) page = new RolloutPage(main, decodeURIComponent(m[1]), session);
+  else if (location.hash === '#/flags') page = new FlagsPage(main, session);
+  else page = new Overview(main, session);
   page.open();
 }
 
