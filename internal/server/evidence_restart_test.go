@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/analysis"
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -72,9 +73,9 @@ func TestStoryARestartResumesTheAnalysisEvidence(t *testing.T) {
 // returns that metric; it fails the story after a while with what it saw last.
 func (s *scenario) waitEvidence(service string, ok func(analysis.MetricResult) bool) analysis.MetricResult {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second) // the load needs a few seconds to show evidence
 	var last any
-	for time.Now().Before(deadline) {
+	var found analysis.MetricResult
+	if polltest.Until(30*time.Second, pollEach, func() bool { // the load needs a few seconds to show evidence
 		var out struct {
 			Runs []analysis.RunReport `json:"runs"`
 		}
@@ -82,10 +83,13 @@ func (s *scenario) waitEvidence(service string, ok func(analysis.MetricResult) b
 		last = out
 		for _, r := range out.Runs {
 			if r.Kind == string(rollout.StepAnalysis) && r.Verdict == string(rollout.Running) && len(r.Metrics) > 0 && r.Metrics[0].Canary != nil && ok(r.Metrics[0]) {
-				return r.Metrics[0]
+				found = r.Metrics[0]
+				return true
 			}
 		}
-		time.Sleep(pollEach)
+		return false
+	}) {
+		return found
 	}
 	s.t.Fatalf("the analysis of %s never showed what was awaited; last: %s", service, pretty(last))
 	return analysis.MetricResult{}

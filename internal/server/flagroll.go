@@ -234,15 +234,21 @@ func (c *core) followFlags() (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		last := definitions(c.flags.Current())
 		for {
 			select {
 			case <-quit:
 				return
 			case <-c.flags.Changed():
 			}
-			c.flagRolls.rebind()
-			c.live.reapply("flags")
-			c.killSwitchAborts()
+			// A flag rollout's step changes only its share (an overlay), which evaluations read
+			// from the set in force: nothing to bind or apply again.
+			if d := definitions(c.flags.Current()); d != last {
+				last = d
+				c.flagRolls.rebind()
+				c.live.reapply("flags")
+				c.killSwitchAborts()
+			}
 		}
 	}()
 	return func() { close(quit); <-done }
@@ -283,4 +289,16 @@ func (c *core) trackOf(flag, key string) string {
 		return string(track)
 	}
 	return ""
+}
+
+// definitions is what the services' flags and the flag rollouts take from the flags in force: each
+// flag's key, state, default variant and variants (not targeting, which evaluations read from the
+// set in force, nor a rollout's share).
+func definitions(set *flags.Set) string {
+	var b strings.Builder
+	for _, k := range set.Keys() {
+		f, _ := set.Flag(k)
+		fmt.Fprintf(&b, "%s|%s|%s|%s\n", k, f.State, f.DefaultVariant, strings.Join(slices.Sorted(maps.Keys(f.Variants)), ","))
+	}
+	return b.String()
 }

@@ -22,22 +22,6 @@ import (
 	"aviary.dev/aviary/test/e2e"
 )
 
-// upstream answers 200 with its name, or 500 for errPercent of its requests (evenly spread).
-func upstream(t *testing.T, name string, errPercent int) string {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			return
-		}
-		if k := n.Add(1); errPercent > 0 && k%int64(100/errPercent) == 0 {
-			w.WriteHeader(http.StatusInternalServerError)
-		}
-		_, _ = io.WriteString(w, name)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 type aviary struct {
 	*e2e.Aviary
 	requests, ok atomic.Int64
@@ -125,7 +109,7 @@ func (a *aviary) loadSegment(ctx context.Context, rps, segmentEvery int) {
 
 func TestAnErroringCanaryIsRolledBackWithinAMinute(t *testing.T) {
 	t.Parallel()
-	a := start(t, upstream(t, "v1", 0), upstream(t, "v2", 10))
+	a := start(t, e2e.Upstream(t, "v1", 0), e2e.Upstream(t, "v2", 10))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.load(ctx, 100)
@@ -147,7 +131,7 @@ func TestAHealthyCanaryIsPromotedRunAfterRun(t *testing.T) {
 	for run := range 3 {
 		t.Run(fmt.Sprint("run", run), func(t *testing.T) {
 			t.Parallel()
-			a := startWith(t, upstream(t, "v1", 0), upstream(t, "v2", 0), errorsOnly, "[errors-only]")
+			a := startWith(t, e2e.Upstream(t, "v1", 0), e2e.Upstream(t, "v2", 0), errorsOnly, "[errors-only]")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go a.load(ctx, 100)
@@ -221,7 +205,7 @@ func hangingUpstream(t *testing.T, name string) string {
 // the gateway five (its response-header timeout), so no hung request has ended by the rollback.
 func TestACanaryWithHangingRequestsIsRolledBackWhileTheyHang(t *testing.T) {
 	t.Parallel()
-	a := start(t, upstream(t, "v1", 0), hangingUpstream(t, "v2"))
+	a := start(t, e2e.Upstream(t, "v1", 0), hangingUpstream(t, "v2"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Minute}

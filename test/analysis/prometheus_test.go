@@ -21,7 +21,7 @@ import (
 func TestAPrometheusMetricGatesARollout(t *testing.T) {
 	t.Parallel()
 	promAddr := promtest.FreeAddress(t)
-	a := startWith(t, upstream(t, "v1", 0), upstream(t, "v2", 0), fmt.Sprintf(`
+	a := startWith(t, e2e.Upstream(t, "v1", 0), e2e.Upstream(t, "v2", 0), fmt.Sprintf(`
 analysis:
   templates:
     - name: serving

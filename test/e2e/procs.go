@@ -4,13 +4,16 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +132,21 @@ func NpmCI(t testing.TB, dir string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 	}
+}
+
+// Upstream is a real HTTP server standing for a version: it answers 200 with its name, or 500 for
+// errPercent of its requests (evenly spread); /healthz is always 200. It stops when the test ends.
+func Upstream(t testing.TB, name string, errPercent int) string {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		if k := n.Add(1); errPercent > 0 && k%int64(100/errPercent) == 0 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		_, _ = io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/test/e2e"
 )
 
@@ -86,14 +87,10 @@ func TestWebSDKInChromium(t *testing.T) {
 	waitFor := func(domain, what string, cond func(map[string]detail) bool) time.Duration {
 		t.Helper()
 		start := time.Now()
-		for deadline := start.Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if cond(values(domain)) {
-				return time.Since(start)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s not seen within 20s; values %+v", domain, what, values(domain))
-			}
+		if !polltest.Until(20*time.Second, polltest.Every, func() bool { return cond(values(domain)) }) {
+			t.Fatalf("%s: %s not seen within 20s; values %+v", domain, what, values(domain))
 		}
+		return time.Since(start)
 	}
 
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(page.URL)); err != nil {
@@ -116,10 +113,8 @@ func TestWebSDKInChromium(t *testing.T) {
 	// The polling provider asks with If-None-Match every 200 ms: unchanged flags are 304s.
 	const notModified = `aviary_ofrep_requests_total{code="304",endpoint="bulk"}`
 	before := s.metric(t, notModified)
-	for deadline := time.Now().Add(20 * time.Second); s.metric(t, notModified) < before+3; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the polling provider got %v bulk 304s in 20s, want 3 or more", s.metric(t, notModified)-before)
-		}
+	if !polltest.Until(20*time.Second, 50*time.Millisecond, func() bool { return s.metric(t, notModified) >= before+3 }) {
+		t.Fatalf("the polling provider got %v bulk 304s in 20s, want 3 or more", s.metric(t, notModified)-before)
 	}
 
 	s.adminAPI(t, "PUT", "/api/v1/flags/string-flag", `{"state":"ENABLED","variants":{"hi":"hello","bye":"goodbye"},"defaultVariant":"hi"}`)

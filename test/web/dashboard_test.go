@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 // services is a config's services list: shop and cart, each rolling out v1 → v2 in the steps
@@ -33,7 +35,7 @@ func services(t *testing.T, shopV2ErrPercent int, steps string) string {
     strategy:
       canary:
         steps:
-%s`, name, map[string]string{"shop": "", "cart": "cart"}[name], upstream(t, "v1", 0), upstream(t, "v2", errs), steps)
+%s`, name, map[string]string{"shop": "", "cart": "cart"}[name], e2e.Upstream(t, "v1", 0), e2e.Upstream(t, "v2", errs), steps)
 	}
 	return b.String()
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 // flagsAviary serves a shop whose checkout flag is being rolled out (20%, then a pause) and a
@@ -28,7 +30,7 @@ func flagsAviary(t *testing.T) *aviary {
       - key: checkout
         release: "on"
         strategy: {defaultAnalysis: false, canary: {steps: [{setWeight: 20}, {pause: {}}]}}
-`, upstream(t, "v1", 0))
+`, e2e.Upstream(t, "v1", 0))
 	return serve(t, services, fmt.Sprintf("flags: {files: [%q]}", file))
 }
 

@@ -14,19 +14,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/polltest"
 	"github.com/chromedp/chromedp"
+
+	"aviary.dev/aviary/test/e2e"
 )
 
 const (
@@ -67,32 +67,6 @@ func binary(t *testing.T) string {
 	return aviaryBin
 }
 
-// upstream is a real HTTP server answering its name, with 500 for errPercent of its requests.
-func upstream(t *testing.T, name string, errPercent int) string {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			return
-		}
-		if k := n.Add(1); errPercent > 0 && k%int64(100/errPercent) == 0 {
-			w.WriteHeader(http.StatusInternalServerError)
-		}
-		_, _ = io.WriteString(w, name)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // aviary is one `aviary serve` process with an admin and a read token.
 type aviary struct {
 	t         *testing.T
@@ -104,7 +78,7 @@ type aviary struct {
 func serve(t *testing.T, services, extra string) *aviary {
 	t.Helper()
 	dir := t.TempDir()
-	a := &aviary{t: t, gw: "http://" + freeAddr(t), admin: "http://" + freeAddr(t)}
+	a := &aviary{t: t, gw: "http://" + e2e.FreeAddr(t), admin: "http://" + e2e.FreeAddr(t)}
 	cfg := fmt.Sprintf("%s\ngateway: {listen: %q}\nadmin: {listen: %q, token: %s, readToken: %s}\nstorage: {path: %q}\nservices:\n%s",
 		extra, strings.TrimPrefix(a.gw, "http://"), strings.TrimPrefix(a.admin, "http://"), adminToken, readToken,
 		filepath.Join(dir, "aviary.db"), services)
@@ -259,12 +233,8 @@ func get(ctx context.Context, url string) (string, bool) {
 // waitFor polls cond until it holds, or fails the test after limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %s", what, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !polltest.Until(limit, 50*time.Millisecond, cond) {
+		t.Fatalf("gave up waiting for %s after %s", what, limit)
 	}
 }
 
@@ -388,15 +358,11 @@ func waitJS(t *testing.T, ctx context.Context, limit time.Duration, what, expr s
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	for {
+	if !polltest.Until(limit, 50*time.Millisecond, func() bool {
 		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+expr+")"))
-		if err == nil && ok {
-			return
-		}
-		if c.Err() != nil {
-			t.Fatalf("gave up waiting for %s after %s (%s)\nthe page's main:\n%s", what, limit, expr, mainHTML(ctx))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && ok
+	}) {
+		t.Fatalf("gave up waiting for %s after %s (%s)\nthe page's main:\n%s", what, limit, expr, mainHTML(ctx))
 	}
 }
 
