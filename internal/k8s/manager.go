@@ -66,6 +66,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Elected, when set, is called once this replica leads (or at once without leader election).
 	Elected func()
+	// Extra, when set, adds more to the manager before it starts: `aviary controller` adds its
+	// admin listener (internal/k8s/admin), which this package cannot import.
+	Extra func(ctrl.Manager) error
 }
 
 // Run runs the controller until ctx is done.
@@ -106,6 +109,11 @@ func Run(ctx context.Context, o Options) error {
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("set up the rollout controller: %w", err)
+	}
+	if o.Extra != nil {
+		if err := o.Extra(mgr); err != nil {
+			return err
+		}
 	}
 	if o.Elected != nil {
 		go func() {
