@@ -137,7 +137,7 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 20, 30
 	}
-	extra, err := f.admin.extra(log)
+	extra, err := f.admin.extra(log, f.kube.namespace)
 	if err != nil {
 		return k8s.Options{}, err
 	}

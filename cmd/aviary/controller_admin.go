@@ -35,7 +35,7 @@ func (a *adminFlags) add(cmd *cobra.Command) {
 
 // extra is what adds the admin listener to the controller's manager (nil when it is off). The
 // tokens come from the files, else the environment; they are never logged.
-func (a *adminFlags) extra(log *slog.Logger) (func(ctrl.Manager) error, error) {
+func (a *adminFlags) extra(log *slog.Logger, namespace string) (func(ctrl.Manager) error, error) {
 	if a.addr == "0" {
 		return nil, nil
 	}
@@ -50,7 +50,7 @@ func (a *adminFlags) extra(log *slog.Logger) (func(ctrl.Manager) error, error) {
 	if adminTok != "" && adminTok == readTok {
 		return nil, fmt.Errorf("the admin and the read token are the same: give the read token a value of its own")
 	}
-	o := admin.Options{Addr: a.addr, Tokens: api.Tokens{Admin: adminTok, Read: readTok}, AllowedHosts: a.allowedHosts,
+	o := admin.Options{Addr: a.addr, Namespace: namespace, Tokens: api.Tokens{Admin: adminTok, Read: readTok}, AllowedHosts: a.allowedHosts,
 		Logger: log.With("component", "admin")}
 	if err := admin.CheckExposure(o.Addr, o.Tokens); err != nil {
 		return nil, err

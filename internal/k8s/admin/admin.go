@@ -38,6 +38,8 @@ const DefaultCommandTimeout = 30 * time.Second
 type Options struct {
 	// Addr is host:port to listen on.
 	Addr string
+	// Namespace is the one the controller watches ("" all): the past events are read from it.
+	Namespace string
 	// Tokens guard the API as in `aviary serve`: the admin token may change, the read token only
 	// read; with neither, Addr must be a loopback address (CheckExposure).
 	Tokens api.Tokens
@@ -82,7 +84,7 @@ func Add(o Options) func(ctrl.Manager) error {
 			return fmt.Errorf("admin listener on %s: %w; choose a free address with --admin-bind-address, or 0 to turn it off", o.Addr, err)
 		}
 		srv := newServer(mgr, o)
-		if err := mgr.Add(&runner{srv: srv, ln: ln, mgr: mgr}); err != nil {
+		if err := mgr.Add(&runner{srv: srv, ln: ln, mgr: mgr, namespace: o.Namespace}); err != nil {
 			ln.Close()
 			return err
 		}
@@ -136,17 +138,25 @@ func (s *server) publish(evs []rollout.Event) {
 
 // runner serves the admin listener as one of the manager's runnables, on every replica.
 type runner struct {
-	srv *server
-	ln  net.Listener
-	mgr ctrl.Manager
+	srv       *server
+	ln        net.Listener
+	mgr       ctrl.Manager
+	namespace string
 }
 
 // NeedLeaderElection: every replica serves the dashboard.
 func (r *runner) NeedLeaderElection() bool { return false }
 
-// Start watches Rollouts for events, then serves until ctx ends.
+// Start reads the past events, watches Rollouts for new ones, then serves until ctx ends.
 func (r *runner) Start(ctx context.Context) error {
 	defer r.ln.Close()
+	// Without them the pages still work, from the events to come: a refusal is logged, not fatal.
+	if past, err := pastEvents(ctx, r.mgr.GetAPIReader(), r.namespace); err != nil {
+		r.srv.log.Warn("the dashboard starts without the past events; give the controller list on events.k8s.io events "+
+			"(deploy/rbac.yaml)", "err", err)
+	} else {
+		r.srv.src.log.add(past)
+	}
 	inf, err := r.mgr.GetCache().GetInformer(ctx, &v1alpha1.Rollout{})
 	if err != nil {
 		return fmt.Errorf("watch Rollouts for the admin listener: %w", err)

@@ -397,7 +397,8 @@ func TestAnAdminTokensAbortReachesTheRolloutAndTheStreamShowsIt(t *testing.T) {
 		t.Errorf("Aborted: %+v, want phase Degraded at 0%% by api, after the start (seq %d)", aborted, started.Seq)
 	}
 	var ro v1alpha1.Rollout
-	if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, &ro); err != nil {
+	err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, &ro)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if ro.Status.Phase != "Degraded" || ro.Status.LastCommand == nil || ro.Status.LastCommand.Kind != "abort" ||
@@ -426,5 +427,17 @@ func TestAnAdminTokensAbortReachesTheRolloutAndTheStreamShowsIt(t *testing.T) {
 	call(t, "GET", "/api/v1/events?last=10&service="+url.QueryEscape(svc), readToken, nil, &list)
 	if n := len(list.Events); n < 2 || list.Events[n-1].Kind != "Aborted" {
 		t.Errorf("GET /api/v1/events?last=10: %+v, want the start and the abort", list.Events)
+	}
+	// A replica that starts later reads them from the Rollout's Kubernetes Events (recorded a
+	// moment after the status).
+	var past []rollout.Event
+	if !polltest.Until(30*time.Second, 50*time.Millisecond, func() bool {
+		past, err = pastEvents(ctx, cl, ns)
+		return err == nil && len(past) > 0 && past[len(past)-1].Kind == "Aborted"
+	}) {
+		t.Fatalf("the Kubernetes Events of %s: %+v (%v), want the abort last", svc, past, err)
+	}
+	if past[0].Service != svc || past[0].Kind != "RolloutStarted" || !strings.Contains(past[len(past)-1].Reason, "error budget") {
+		t.Errorf("the Kubernetes Events of %s: %+v, want from RolloutStarted to the abort with its reason", svc, past)
 	}
 }
