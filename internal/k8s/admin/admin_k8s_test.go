@@ -27,9 +27,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -49,13 +51,16 @@ const (
 )
 
 var (
+	cfg      *rest.Config
 	cl       client.Client
 	adminURL string // the controller's admin listener
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse() // for testing.Verbose
-	cfg, stop, err := k8stest.Start()
+	var stop func() error
+	var err error
+	cfg, stop, err = k8stest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -176,12 +181,18 @@ func setImage(t *testing.T, ctx context.Context, ns, image string) {
 // call sends a request to the admin API with token, and decodes a 200 answer into out.
 func call(t *testing.T, method, path, token string, body, out any) (int, string) {
 	t.Helper()
+	return callAt(t, adminURL, method, path, token, body, out)
+}
+
+// callAt is call to the admin listener at base.
+func callAt(t *testing.T, base, method, path, token string, body, out any) (int, string) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, adminURL+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -439,5 +450,70 @@ func TestAnAdminTokensAbortReachesTheRolloutAndTheStreamShowsIt(t *testing.T) {
 	}
 	if past[0].Service != svc || past[0].Kind != "RolloutStarted" || !strings.Contains(past[len(past)-1].Reason, "error budget") {
 		t.Errorf("the Kubernetes Events of %s: %+v, want from RolloutStarted to the abort with its reason", svc, past)
+	}
+}
+
+// TestAReplicaThatDoesNotLeadServesTheDashboardAndItsCommands: a second controller that waits
+// for a Lease someone else holds never reconciles, yet its admin listener lists the Rollouts from
+// its own cache, and a promote sent to it is carried out by the controller that acts.
+func TestAReplicaThatDoesNotLeadServesTheDashboardAndItsCommands(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := app(t, ctx, "standby")
+	waitStatus(t, ns, "the first version to be stable", func(st rollout.Status) bool { return st.Phase == rollout.Healthy })
+	setImage(t, ctx, ns, "web:2")
+	waitStatus(t, ns, "the canary at 30%", func(st rollout.Status) bool { return st.Phase == rollout.Paused && st.CanaryWeight == 30 })
+
+	// The Lease is held by another replica for an hour.
+	holder, now := "another-replica", metav1.NewMicroTime(time.Now())
+	create(t, ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: ns + "-lease", Namespace: ns},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: ptr.To[int32](3600), AcquireTime: &now, RenewTime: &now}})
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	elected := make(chan struct{})
+	go func() {
+		done <- k8s.Run(rctx, k8s.Options{Config: cfg, MetricsAddr: "0", ProbeAddr: "0", LeaderElection: true,
+			LeaderElectionID: ns + "-lease", LeaderElectionNamespace: ns, Logger: slog.New(slog.DiscardHandler),
+			Elected: func() { close(elected) },
+			Extra:   Add(Options{Addr: addr, Tokens: api.Tokens{Admin: adminToken, Read: readToken}, Logger: slog.New(slog.DiscardHandler)})})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("the standby controller: %v", err)
+		}
+	}()
+	standby := "http://" + addr
+	if !polltest.Until(60*time.Second, 50*time.Millisecond, func() bool {
+		resp, err := http.Get(standby + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatal("the standby's admin listener did not come up")
+	}
+	var st rollout.Status
+	if !polltest.Until(60*time.Second, 50*time.Millisecond, func() bool {
+		st = rollout.Status{}
+		code, _ := callAt(t, standby, "GET", rolloutPath(ns)+"/rollout", readToken, nil, &st)
+		return code == http.StatusOK && st.Phase == rollout.Paused
+	}) {
+		t.Fatalf("the standby's API: %+v, want the Rollout paused at 30%%", st)
+	}
+	code, body := callAt(t, standby, "POST", rolloutPath(ns)+"/rollout/promote", adminToken, map[string]any{"full": true, "reason": "looks good"}, &st)
+	if code != http.StatusOK {
+		t.Fatalf("promote through the standby: %d %s", code, body)
+	}
+	waitStatus(t, ns, "the promotion", func(st rollout.Status) bool { return st.Phase == rollout.Healthy && st.CanaryVersion == "" })
+	select {
+	case <-elected:
+		t.Error("the standby was elected: the test did not test a replica that does not lead")
+	default:
 	}
 }
