@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/admin"
 )
 
@@ -35,7 +36,7 @@ func (a *adminFlags) add(cmd *cobra.Command) {
 
 // extra is what adds the admin listener to the controller's manager (nil when it is off). The
 // tokens come from the files, else the environment; they are never logged.
-func (a *adminFlags) extra(log *slog.Logger, namespace string) (func(ctrl.Manager) error, error) {
+func (a *adminFlags) extra(log *slog.Logger, namespace string) (func(ctrl.Manager, k8s.Reports) error, error) {
 	if a.addr == "0" {
 		return nil, nil
 	}

@@ -26,6 +26,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"aviary.dev/aviary/internal/api"
+	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/web"
@@ -72,10 +73,11 @@ func CheckExposure(addr string, t api.Tokens) error {
 		"and reach it with kubectl port-forward, or turn it off with 0", addr)
 }
 
-// Add returns what adds the admin listener to a controller manager (k8s.Options.Extra). It
-// listens at once, so that a taken address is an error before the manager starts.
-func Add(o Options) func(ctrl.Manager) error {
-	return func(mgr ctrl.Manager) error {
+// Add returns what adds the admin listener to a controller manager (k8s.Options.Extra); reports
+// are the analysis runs the process judges, shown with their evidence while it leads. It listens
+// at once, so that a taken address is an error before the manager starts.
+func Add(o Options) func(ctrl.Manager, k8s.Reports) error {
+	return func(mgr ctrl.Manager, reports k8s.Reports) error {
 		if err := CheckExposure(o.Addr, o.Tokens); err != nil {
 			return err
 		}
@@ -83,7 +85,7 @@ func Add(o Options) func(ctrl.Manager) error {
 		if err != nil {
 			return fmt.Errorf("admin listener on %s: %w; choose a free address with --admin-bind-address, or 0 to turn it off", o.Addr, err)
 		}
-		srv := newServer(mgr, o)
+		srv := newServer(mgr, reports, o)
 		if err := mgr.Add(&runner{srv: srv, ln: ln, mgr: mgr, namespace: o.Namespace}); err != nil {
 			ln.Close()
 			return err
@@ -103,7 +105,7 @@ type server struct {
 	tokens string
 }
 
-func newServer(mgr ctrl.Manager, o Options) *server {
+func newServer(mgr ctrl.Manager, reports k8s.Reports, o Options) *server {
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -120,7 +122,7 @@ func newServer(mgr ctrl.Manager, o Options) *server {
 	if g == nil {
 		g = ctrlmetrics.Registry
 	}
-	src := &source{c: mgr.GetClient(), log: &eventLog{}, now: now, timeout: timeout}
+	src := &source{c: mgr.GetClient(), local: reports, log: &eventLog{}, now: now, timeout: timeout}
 	hub := api.NewHub()
 	h := (&api.Server{Services: src, Config: kubeConfig{started: now(), now: now}, Rollouts: src, Analyses: src, Hub: hub,
 		Tokens: o.Tokens, Browser: api.BrowserGuard{Listen: o.Addr, AllowedHosts: o.AllowedHosts}, Gatherer: g,

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -129,6 +130,14 @@ var spaces atomic.Int32
 // the namespace.
 func app(t *testing.T, ctx context.Context, prefix string) string {
 	t.Helper()
+	w30 := int32(30)
+	return appWith(t, ctx, prefix, v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
+		{SetWeight: &w30}, {Pause: &v1alpha1.PauseStep{}}}}}, nil)
+}
+
+// appWith is app whose Rollout has this strategy and analysis.
+func appWith(t *testing.T, ctx context.Context, prefix string, strategy v1alpha1.Strategy, analysis *v1alpha1.Analysis) string {
+	t.Helper()
 	ns := fmt.Sprintf("%s-%d", prefix, spaces.Add(1))
 	create(t, ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	go k8stest.StandInKubelet(ctx, cl, ns)
@@ -146,12 +155,10 @@ func app(t *testing.T, ctx context.Context, prefix string) string {
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "gateway"}}},
 			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
 				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "web-stable", Port: ptr.To[gatewayv1.PortNumber](80)}}}}}}}})
-	w30 := int32(30)
 	create(t, ctx, &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{Name: "web"}, StableService: "web-stable", CanaryService: "web-canary",
 			TrafficRouting: &v1alpha1.TrafficRouting{GatewayAPI: &v1alpha1.GatewayAPIRouting{HTTPRoute: "web"}},
-			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
-				{SetWeight: &w30}, {Pause: &v1alpha1.PauseStep{}}}}}}})
+			Strategy:       strategy, Analysis: analysis}})
 	return ns
 }
 
@@ -515,5 +522,56 @@ func TestAReplicaThatDoesNotLeadServesTheDashboardAndItsCommands(t *testing.T) {
 	case <-elected:
 		t.Error("the standby was elected: the test did not test a replica that does not lead")
 	default:
+	}
+}
+
+// TestTheLeadersAPIShowsTheFailingMetricOfARollback: a canary whose web metric (a real HTTP
+// endpoint answering a 30% error ratio) fails its analysis is rolled back; the admin API of the
+// controller that judged it gives the run with the failing metric, its measurements and the
+// judge's words, and its status the verdict.
+func TestTheLeadersAPIShowsTheFailingMetricOfARollback(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	metric := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ratio": 0.3}`)
+	}))
+	defer metric.Close()
+	w30, w100 := int32(30), int32(100)
+	ns := appWith(t, ctx, "judged", v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
+		{SetWeight: &w30}, {Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors"}}}, {SetWeight: &w100}}}},
+		&v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{Name: "errors", Metrics: []v1alpha1.AnalysisMetric{{
+			Name: "error-ratio", Web: &v1alpha1.WebMetric{URL: metric.URL, JSONPath: "$.ratio"},
+			Interval: &metav1.Duration{Duration: time.Second}, Count: 5, SuccessCondition: "result < 0.05", FailureLimit: 1}}}}})
+	waitStatus(t, ns, "the first version to be stable", func(st rollout.Status) bool { return st.Phase == rollout.Healthy })
+	setImage(t, ctx, ns, "web:2")
+	waitStatus(t, ns, "the rollback", func(st rollout.Status) bool { return st.Phase == rollout.Degraded })
+
+	var an struct {
+		Runs []struct {
+			Service string `json:"service"`
+			Verdict string `json:"verdict"`
+			Metrics []struct {
+				Metric       string `json:"metric"`
+				Phase        string `json:"phase"`
+				Text         string `json:"text"`
+				Measurements []struct {
+					Value *float64 `json:"value"`
+				} `json:"measurements"`
+			} `json:"metrics"`
+		} `json:"runs"`
+	}
+	if code, body := call(t, "GET", rolloutPath(ns)+"/analysis", readToken, nil, &an); code != http.StatusOK || len(an.Runs) == 0 {
+		t.Fatalf("analysis: %d %s, want the run", code, body)
+	}
+	run := an.Runs[len(an.Runs)-1]
+	if run.Service != ns+"/web" || run.Verdict != "Fail" || len(run.Metrics) != 1 {
+		t.Fatalf("the run: %+v, want %s/web failed on one metric", run, ns)
+	}
+	m := run.Metrics[0]
+	if m.Metric != "error-ratio" || m.Phase != "Failed" || len(m.Measurements) < 2 || m.Measurements[0].Value == nil ||
+		*m.Measurements[0].Value != 0.3 || m.Text == "" {
+		t.Errorf("the failing metric: %+v, want error-ratio Failed with its 0.3 measurements and the judge's words", m)
 	}
 }

@@ -31,6 +31,7 @@ import (
 // Rollout's aviary.dev/command annotation, where the leading controller takes it.
 type source struct {
 	c       client.Client
+	local   k8s.Reports // the analysis runs this process judges (nil: none)
 	log     *eventLog
 	now     func() time.Time
 	timeout time.Duration // how long a command waits for the controller to take it
@@ -252,13 +253,22 @@ func (s *source) LastEvents(service string, n int) ([]rollout.Event, error) {
 	return s.log.last(service, n), nil
 }
 
-// Reports are the Rollout's checks with their latest verdicts, from its status. The measurements
-// behind them live in the leading controller's memory and are not in the status: a report here
-// has the verdict and its message, no per-metric evidence.
+// Reports are the Rollout's analysis runs. The measurements and per-metric evidence live in the
+// memory of the controller that judges them, the leader: there they come whole. Elsewhere (a
+// replica that does not lead) they are the checks of the status, each with its latest verdict
+// and message, and no per-metric evidence.
 func (s *source) Reports(service string) []analysis.RunReport {
 	ro, err := s.get(service)
 	if err != nil {
 		return nil
+	}
+	if s.local != nil {
+		if reps := s.local(types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}); len(reps) > 0 {
+			for i := range reps {
+				reps[i].Service = nameOf(ro)
+			}
+			return reps
+		}
 	}
 	st, ok, err := k8s.StateOf(ro)
 	if err != nil || !ok {
