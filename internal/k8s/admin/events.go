@@ -97,9 +97,9 @@ func transitions(old, cur *v1alpha1.Rollout, at time.Time) []rollout.Event {
 	if !okOld || !okNew || errOld != nil || errNew != nil {
 		return nil // a new Rollout's first status, or one this controller did not write
 	}
-	by := "controller"
+	by, cmd := "controller", rollout.CommandKind("")
 	if c := cur.Status.LastCommand; c != nil && c.Error == "" && (old.Status.LastCommand == nil || old.Status.LastCommand.ID != c.ID) {
-		by = c.By
+		by, cmd = c.By, rollout.CommandKind(c.Kind)
 	}
 	if !now.UpdatedAt.IsZero() {
 		at = now.UpdatedAt
@@ -122,7 +122,7 @@ func transitions(old, cur *v1alpha1.Rollout, at time.Time) []rollout.Event {
 	if was.Generation == now.Generation {
 		return out
 	}
-	if kind := stateKind(was, now); kind != "" {
+	if kind := stateKind(was, now, cmd); kind != "" {
 		e := base
 		e.Kind, e.Reason = kind, now.Message
 		out = append(out, e)
@@ -150,9 +150,19 @@ func verdictKind(c v1alpha1.CheckStatus) config.EventKind {
 	return ""
 }
 
-// stateKind names the change of the core's state from was to now ("" for one that is none of
-// these, such as a message or a weight held back while pods start).
-func stateKind(was, now rollout.State) config.EventKind {
+// byCommand is the event of a command the controller took, when the state changed with it.
+var byCommand = map[rollout.CommandKind]config.EventKind{
+	rollout.Abort: config.EventAborted, rollout.Undo: config.EventUndone, rollout.Retry: config.EventRetried,
+	rollout.Restart: config.EventRestarted, rollout.PauseCmd: config.EventPaused, rollout.Resume: config.EventResumed,
+}
+
+// stateKind names the change of the core's state from was to now, taken with the command cmd
+// ("" for none), as the core named it: "" for a change that is none of these, such as a message
+// or a weight held back while pods start.
+func stateKind(was, now rollout.State, cmd rollout.CommandKind) config.EventKind {
+	if k, ok := byCommand[cmd]; ok {
+		return k
+	}
 	switch {
 	case !was.InFlight() && now.InFlight():
 		if was.Phase == rollout.Degraded && was.Canary == now.Canary {
@@ -163,11 +173,17 @@ func stateKind(was, now rollout.State) config.EventKind {
 		return config.EventRestarted
 	case was.InFlight() && now.Phase == rollout.Degraded:
 		return config.EventAborted
-	case was.InFlight() && now.Phase == rollout.Healthy:
-		return config.EventCompleted
-	case !now.InFlight() && now.Stable != was.Stable:
+	case now.Phase == rollout.Healthy && now.Stable != was.Stable:
+		if was.InFlight() && now.Stable == was.Canary {
+			return config.EventCompleted
+		}
 		return config.EventUndone
+	case now.Phase == rollout.Healthy && (was.InFlight() || was.Phase == rollout.Degraded):
+		return config.EventAborted // the release set back to the stable: the rollout is cancelled
 	case now.InFlight() && now.StepIndex != was.StepIndex:
+		if cmd == rollout.Promote {
+			return config.EventPromoted
+		}
 		return config.EventStepStarted
 	case was.Phase == rollout.Progressing && now.Phase == rollout.Paused:
 		return config.EventPaused

@@ -50,6 +50,9 @@ func TestAStatusChangeBecomesTheEventOfWhatTheCoreDid(t *testing.T) {
 		{"the end", started, rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 9}, config.EventCompleted},
 		{"an undo", rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 9},
 			rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 10}, config.EventUndone},
+		{"the release set back", started, rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 9}, config.EventAborted},
+		{"the release set back after an abort", at(func(s *rollout.State) { s.Phase = rollout.Degraded }),
+			rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 9}, config.EventAborted},
 		{"only the message", started, at(func(s *rollout.State) { s.Message = "waiting for pods" }), ""},
 	} {
 		evs := transitions(withState(t, tc.was), withState(t, tc.now), time.Unix(100, 0))
@@ -124,6 +127,29 @@ func TestAServiceNameIsNamespaceSlashName(t *testing.T) {
 	for _, bad := range []string{"web", "/web", "shop/", "a/b/c"} {
 		if _, err := keyOf(bad); err == nil {
 			t.Errorf("%q was taken", bad)
+		}
+	}
+}
+
+func TestACommandNamesTheEventOfWhatItDid(t *testing.T) {
+	inFlight := rollout.State{Phase: rollout.Paused, Stable: "a", Canary: "b", Weight: 20, Generation: 2}
+	for _, tc := range []struct {
+		cmd      rollout.CommandKind
+		was, now rollout.State
+		want     config.EventKind
+	}{
+		{rollout.Promote, inFlight, rollout.State{Phase: rollout.Progressing, Stable: "a", Canary: "b", Weight: 50, StepIndex: 1, Generation: 3}, config.EventPromoted},
+		{rollout.Promote, inFlight, rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 3}, config.EventCompleted},
+		// An undo whose old stable is no longer warm rolls it out again: the core's event is Undone.
+		{rollout.Undo, rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 5},
+			rollout.State{Phase: rollout.Progressing, Stable: "b", Canary: "a", Generation: 6}, config.EventUndone},
+		{rollout.PauseCmd, inFlight, rollout.State{Phase: rollout.Paused, Stable: "a", Canary: "b", Weight: 20, Generation: 3}, config.EventPaused},
+	} {
+		was, now := withState(t, tc.was), withState(t, tc.now)
+		now.Status.LastCommand = &v1alpha1.CommandStatus{ID: "c", Kind: string(tc.cmd), By: "cli:ana"}
+		evs := transitions(was, now, time.Unix(100, 0))
+		if len(evs) != 1 || evs[0].Kind != tc.want || evs[0].By != "cli:ana" {
+			t.Errorf("%s: events %+v, want one %s by cli:ana", tc.cmd, evs, tc.want)
 		}
 	}
 }
