@@ -125,6 +125,9 @@ func transitions(old, cur *v1alpha1.Rollout, at time.Time) []rollout.Event {
 	if kind := stateKind(was, now, cmd); kind != "" {
 		e := base
 		e.Kind, e.Reason = kind, now.Message
+		if cmd == "" && now.SpecRelease != was.SpecRelease {
+			e.By = "deployment" // a new template, or one set back, as the core says
+		}
 		out = append(out, e)
 	}
 	return out

@@ -27,8 +27,8 @@ func withState(t *testing.T, st rollout.State) *v1alpha1.Rollout {
 }
 
 func TestAStatusChangeBecomesTheEventOfWhatTheCoreDid(t *testing.T) {
-	healthy := rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 1}
-	started := rollout.State{Phase: rollout.Paused, Stable: "a", Canary: "b", Weight: 20, Attempt: 1, Generation: 2}
+	healthy := rollout.State{Phase: rollout.Healthy, Stable: "a", SpecRelease: "a", Generation: 1}
+	started := rollout.State{Phase: rollout.Paused, Stable: "a", Canary: "b", SpecRelease: "b", Weight: 20, Attempt: 1, Generation: 2}
 	at := func(mod func(*rollout.State)) rollout.State {
 		s := started
 		s.Generation++
@@ -50,9 +50,9 @@ func TestAStatusChangeBecomesTheEventOfWhatTheCoreDid(t *testing.T) {
 		{"the end", started, rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 9}, config.EventCompleted},
 		{"an undo", rollout.State{Phase: rollout.Healthy, Stable: "b", Previous: "a", Generation: 9},
 			rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 10}, config.EventUndone},
-		{"the release set back", started, rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 9}, config.EventAborted},
+		{"the release set back", started, rollout.State{Phase: rollout.Healthy, Stable: "a", SpecRelease: "a", Generation: 9}, config.EventAborted},
 		{"the release set back after an abort", at(func(s *rollout.State) { s.Phase = rollout.Degraded }),
-			rollout.State{Phase: rollout.Healthy, Stable: "a", Generation: 9}, config.EventAborted},
+			rollout.State{Phase: rollout.Healthy, Stable: "a", SpecRelease: "a", Generation: 9}, config.EventAborted},
 		{"only the message", started, at(func(s *rollout.State) { s.Message = "waiting for pods" }), ""},
 	} {
 		evs := transitions(withState(t, tc.was), withState(t, tc.now), time.Unix(100, 0))
@@ -67,9 +67,13 @@ func TestAStatusChangeBecomesTheEventOfWhatTheCoreDid(t *testing.T) {
 			continue
 		}
 		e := evs[0]
+		by := "controller"
+		if tc.now.SpecRelease != tc.was.SpecRelease {
+			by = "deployment"
+		}
 		if e.Service != "shop/web" || e.Phase != tc.now.Phase || e.Stable != tc.now.Stable || e.Canary != tc.now.Canary ||
-			e.Weight != tc.now.Weight || e.By != "controller" {
-			t.Errorf("%s: event %+v, want service shop/web with the new state, by the controller", tc.name, e)
+			e.Weight != tc.now.Weight || e.By != by {
+			t.Errorf("%s: event %+v, want service shop/web with the new state, by %s", tc.name, e, by)
 		}
 	}
 }
