@@ -13,14 +13,19 @@ package replica_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -420,4 +425,318 @@ func TestTwoReplicasRouteACanaryAlike(t *testing.T) {
 			ro.Status.StableVersion != ""
 	})
 	f.waitServes("v2", nil, a, b)
+}
+
+// servedEndpoints are the endpoints a replica's admin API says it serves for a version.
+func servedEndpoints(t *testing.T, r *fleettest.Replica, service, version string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + r.Admin + "/api/v1/services/" + service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var svc struct {
+		Versions []struct {
+			Name      string `json:"name"`
+			Endpoints []struct {
+				URL string `json:"url"`
+			} `json:"endpoints"`
+		} `json:"versions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&svc); err != nil {
+		t.Fatalf("GET /api/v1/services/%s: %v", service, err)
+	}
+	var out []string
+	for _, v := range svc.Versions {
+		if v.Name == version {
+			for _, e := range v.Endpoints {
+				out = append(out, e.URL)
+			}
+		}
+	}
+	return out
+}
+
+func TestAnEndpointThatTurnsNotReadyLeavesTheSnapshot(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	pods := f.version("shop:1", "v1", 2)
+	f.app("shop:1")
+	f.rollout(steps(weight(50), pauseStep()), `{"match": {"pathPrefix": "/"}}`)
+	f.controller()
+	stable := f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" }).Status.StableVersion
+	r := f.replica("a")
+	service := k8s.GatewayServiceName(f.ns, "shop")
+	both := []string{"http://" + pods[0].IP + ":8080", "http://" + pods[1].IP + ":8080"}
+	polltest.Wait(t, 30*time.Second, "both pods in the snapshot", func() bool {
+		return slices.Equal(servedEndpoints(t, r, service, stable), both)
+	})
+
+	f.setReady(pods[1], false)
+	polltest.Wait(t, 30*time.Second, "the not-ready pod out of the snapshot", func() bool {
+		return slices.Equal(servedEndpoints(t, r, service, stable), both[:1])
+	})
+	for range 20 {
+		if got, err := ask(r, nil); err != nil || got != "v1-1" {
+			t.Fatalf("a request went to %q (err %v) with v1-2 not ready", got, err)
+		}
+	}
+	f.setReady(pods[1], true)
+	polltest.Wait(t, 30*time.Second, "the pod back once ready", func() bool {
+		return slices.Equal(servedEndpoints(t, r, service, stable), both)
+	})
+}
+
+// cuttable is a TCP proxy to the API server that the test can cut and mend: the replica's only
+// way to its cluster.
+type cuttable struct {
+	t      *testing.T
+	addr   string // host:port it listens on, the same after a mend
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newCuttable(t *testing.T, target string) *cuttable {
+	c := &cuttable{t: t, addr: "127.0.0.1:0", target: target, conns: map[net.Conn]bool{}}
+	c.mend()
+	t.Cleanup(c.cut)
+	return c
+}
+
+// mend listens again (on the same port) and forwards every connection.
+func (c *cuttable) mend() {
+	c.t.Helper()
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		c.t.Fatalf("listen again on %s: %v", c.addr, err)
+	}
+	c.mu.Lock()
+	c.ln, c.addr = ln, ln.Addr().String()
+	c.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", c.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns[in], c.conns[out] = true, true
+			c.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection through it.
+func (c *cuttable) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ln != nil {
+		c.ln.Close()
+		c.ln = nil
+	}
+	for conn := range c.conns {
+		conn.Close()
+	}
+	clear(c.conns)
+}
+
+// metric reads a gauge without labels from a replica's /metrics.
+func metric(t *testing.T, r *fleettest.Replica, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + r.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestAReplicaCutOffFromTheAPIServerKeepsServingAndSaysSo(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.version("shop:1", "v1", 1)
+	f.version("shop:2", "v2", 1)
+	f.app("shop:1")
+	f.rollout(steps(headerRoute("X-Beta", "1"), pauseStep()), stickyByUser)
+	f.controller()
+	f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" })
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCuttable(t, u.Host)
+	viaProxy := rest.CopyConfig(cfg)
+	viaProxy.Host = "https://" + proxy.addr
+	dir := t.TempDir()
+	kubeconfig, err := k8stest.WriteKubeconfig(viaProxy, f.ns, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.replicaWith("a", kubeconfig, "--probe-interval", "200ms")
+	f.waitServes("v1", nil, r)
+	if got := metric(t, r, "aviary_source_connected"); got != "1" {
+		t.Errorf("aviary_source_connected is %q while connected", got)
+	}
+
+	proxy.cut()
+	var rz readyz
+	var code int
+	polltest.Wait(t, 30*time.Second, "/readyz to say the replica is cut off", func() bool {
+		rz, code, err = readyzOf(r)
+		return err == nil && !rz.Source.Connected
+	})
+	if code != http.StatusOK || rz.Status != "ready" || !strings.Contains(rz.Source.Note, "cut off") {
+		t.Errorf("/readyz while cut off: %d %+v", code, rz)
+	}
+	if got := metric(t, r, "aviary_source_connected"); got != "0" {
+		t.Errorf("aviary_source_connected is %q while cut off", got)
+	}
+	t.Logf("/readyz while cut off: %d, %s", code, rz.Source.Note)
+	// The controller moves on meanwhile; the replica serves its last snapshot: v1 to everyone.
+	f.setImage("shop:2")
+	f.waitFor("the canary's header route", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Routing != nil && ro.Status.Routing.Route != nil
+	})
+	beta := http.Header{"X-Beta": {"1"}}
+	for range 20 {
+		if got, err := ask(r, beta); err != nil || version(got) != "v1" {
+			t.Fatalf("cut off, a request got %q (err %v), want the last snapshot's v1", got, err)
+		}
+	}
+
+	proxy.mend()
+	polltest.Wait(t, 60*time.Second, "the replica to reconnect", func() bool {
+		rz, _, err = readyzOf(r)
+		return err == nil && rz.Source.Connected
+	})
+	f.waitServes("v2", beta, r)
+	if got := metric(t, r, "aviary_source_connected"); got != "1" {
+		t.Errorf("aviary_source_connected is %q once back", got)
+	}
+}
+
+// balancer is a client that spreads requests over the replicas and, as a load balancer does,
+// retries a request that failed on one replica on another, and sends no more to a replica that
+// failed (each worker for itself).
+type balancer struct {
+	replicas []*fleettest.Replica
+	ok       atomic.Int64 // requests answered 200
+	firstTry atomic.Int64 // attempts that failed and were tried again on another replica
+	refused  atomic.Int64 // of which refused a connection (sent after the kill, never in flight)
+	failed   atomic.Int64 // requests that failed on every replica
+	versions sync.Map     // version -> *atomic.Int64
+}
+
+// run sends requests from workers until ctx ends.
+func (b *balancer) run(ctx context.Context, workers int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			down := map[int]bool{}
+			for i := w; ctx.Err() == nil; i++ {
+				b.one(i, down)
+			}
+		}()
+	}
+	return &wg
+}
+
+func (b *balancer) one(i int, down map[int]bool) {
+	for try := range len(b.replicas) {
+		k := (i + try) % len(b.replicas)
+		if down[k] {
+			continue
+		}
+		got, err := ask(b.replicas[k], nil)
+		if err == nil {
+			b.ok.Add(1)
+			n, _ := b.versions.LoadOrStore(version(got), new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+			return
+		}
+		down[k] = true
+		b.firstTry.Add(1)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			b.refused.Add(1)
+		}
+	}
+	b.failed.Add(1)
+}
+
+func TestAReplicaKilledMidRolloutLosesNoRequestBeyondItsOwnInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.version("shop:1", "v1", 2)
+	f.version("shop:2", "v2", 1)
+	f.app("shop:1")
+	f.rollout(steps(weight(30), pauseStep(), weight(60), pauseStep()), `{"match": {"pathPrefix": "/"}}`)
+	f.controller()
+	f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" })
+	a, b := f.replica("a"), f.replica("b")
+	f.waitServes("v1", nil, a, b)
+
+	ctx, stop := context.WithCancel(f.ctx)
+	defer stop()
+	lb := &balancer{replicas: []*fleettest.Replica{a, b}}
+	const workers = 4
+	done := lb.run(ctx, workers)
+	f.setImage("shop:2")
+	f.waitFor("the canary paused at 30%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Paused" && ro.Status.Routing != nil && ro.Status.Routing.Weight == 30
+	})
+	before := lb.ok.Load()
+	polltest.Wait(t, 30*time.Second, "traffic through both replicas at 30%", func() bool { return lb.ok.Load() > before+200 })
+
+	a.Kill() // SIGKILL: no drain
+	killedAt := lb.ok.Load()
+	polltest.Wait(t, 30*time.Second, "traffic on the survivor", func() bool { return lb.ok.Load() > killedAt+200 })
+	f.command(rollout.Promote)
+	f.waitFor("the canary at 60%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Routing != nil && ro.Status.Routing.Weight == 60
+	})
+	f.command(rollout.Promote)
+	f.waitFor("the canary promoted", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Healthy" && ro.Status.Routing != nil && ro.Status.Routing.Canary == ""
+	})
+	f.waitServes("v2", nil, b)
+	stop()
+	done.Wait()
+
+	var v1, v2 int64
+	if n, ok := lb.versions.Load("v1"); ok {
+		v1 = n.(*atomic.Int64).Load()
+	}
+	if n, ok := lb.versions.Load("v2"); ok {
+		v2 = n.(*atomic.Int64).Load()
+	}
+	t.Logf("%d requests answered (v1 %d, v2 %d); %d attempts failed on the killed replica and were retried on the other (%d of them in flight, %d refused a connection); %d failed on both",
+		lb.ok.Load(), v1, v2, lb.firstTry.Load(), lb.firstTry.Load()-lb.refused.Load(), lb.refused.Load(), lb.failed.Load())
+	if lb.failed.Load() != 0 {
+		t.Errorf("%d requests failed on every replica", lb.failed.Load())
+	}
+	// Each worker has at most one request in flight, and after a failure sends no more to the
+	// replica that failed it: at most one lost attempt per worker.
+	if n := lb.firstTry.Load(); n > workers {
+		t.Errorf("%d attempts failed, more than the %d that can be in flight on the killed replica", n, workers)
+	}
+	if v2 == 0 || v1 == 0 {
+		t.Errorf("the rollout served v1 %d and v2 %d times", v1, v2)
+	}
 }

@@ -11,10 +11,10 @@
 // function of the service name and the key alone, so a user gets the same version whichever
 // replica serves it.
 //
-// Cut off from the API server, a replica keeps serving the last services it built: routing that
-// is a little stale is far better than none, and the controller (which cannot move the weights
-// either while the API server is away) changes nothing meanwhile. Status says so, and the
-// metrics aviary_source_connected and aviary_source_last_sync_timestamp_seconds too.
+// Cut off from the API server, a replica keeps serving the last services it built, and stays
+// ready: routing that may be a little stale is far better than none, and when the API server
+// itself is away, nobody moves the weights meanwhile anyway. Status says so, and the metrics
+// aviary_source_connected and aviary_source_last_sync_timestamp_seconds too.
 package replica
 
 import (
@@ -397,7 +397,7 @@ func (s *Source) Status() Status {
 	case !s.synced:
 		st.Note = "reading the cluster; no snapshot yet"
 	case !s.conn:
-		st.Note = fmt.Sprintf("cut off from the API server since after %s; serving the last snapshot (still ready: routing a little stale beats none, and nothing moves the weights meanwhile)",
+		st.Note = fmt.Sprintf("cut off from the API server since after %s; serving the last snapshot (still ready: routing that may be a little stale beats no routing)",
 			s.lastSync.UTC().Format(time.RFC3339))
 	}
 	return st
