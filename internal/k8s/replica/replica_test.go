@@ -22,7 +22,7 @@ func TestReadyEndpointsAreTheReadyAddressesOnTheHTTPPort(t *testing.T) {
 		slice([]discoveryv1.EndpointPort{port("metrics", 9090), port("http", 8080)},
 			ep(ptr.To(true), "10.0.0.2"),
 			ep(ptr.To(false), "10.0.0.3"), // not ready: left out
-			ep(nil, "10.0.0.4")),         // unknown: ready, as the API asks
+			ep(nil, "10.0.0.4")),          // unknown: ready, as the API asks
 		slice([]discoveryv1.EndpointPort{port("web", 80)}, ep(ptr.To(true), "fd00::5"), ep(ptr.To(true), "10.0.0.2")),
 		slice(nil, ep(ptr.To(true), "10.0.0.9")), // no port: nothing to send to
 	})
