@@ -105,7 +105,8 @@ func TestGatewayServiceIsThePlanOverTheServicesEndpoints(t *testing.T) {
 	ro := aviaryRollout(`{"match": {"pathPrefix": "/"}, "stickiness": {"header": "X-User"}}`)
 	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "aaa", Canary: "bbb", Weight: 30, Mirror: 5,
 		Route: &v1alpha1.Match{Header: &v1alpha1.KeyMatch{Name: "X-Beta", StringMatch: v1alpha1.StringMatch{Value: "1"}}}}
-	eps := map[string][]string{"shop-stable": {"http://10.0.0.1:8080", "http://10.0.0.2:8080"}, "shop-canary": {"http://10.0.0.3:8080"}}
+	stable, canary := []string{"http://10.0.0.1:8080", "http://10.0.0.2:8080"}, []string{"http://10.0.0.3:8080"}
+	eps := map[string][]Endpoint{"shop-stable": {{URL: stable[0]}, {URL: stable[1], Pod: "shop-aaa-x1"}}, "shop-canary": {{URL: canary[0]}}}
 	svc, err := GatewayService(ro, eps)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func TestGatewayServiceIsThePlanOverTheServicesEndpoints(t *testing.T) {
 	if svc.Name != "shop.prod" || svc.Release != "" || svc.Strategy != nil || svc.Stickiness == nil {
 		t.Errorf("service %+v", svc)
 	}
-	if len(svc.Versions) != 2 || !slices.Equal(svc.Versions[0].Endpoints, eps["shop-stable"]) || !slices.Equal(svc.Versions[1].Endpoints, eps["shop-canary"]) {
+	if len(svc.Versions) != 2 || !slices.Equal(svc.Versions[0].Endpoints, stable) || !slices.Equal(svc.Versions[1].Endpoints, canary) {
 		t.Errorf("versions %+v", svc.Versions)
 	}
 	if !slices.Equal(svc.Traffic, []config.Traffic{{Version: "aaa", Weight: 70}, {Version: "bbb", Weight: 30}}) {
@@ -147,5 +148,33 @@ func TestGatewayServiceIsThePlanOverTheServicesEndpoints(t *testing.T) {
 	ro.Status.Routing = nil
 	if _, err := GatewayService(ro, eps); err == nil || !strings.Contains(err.Error(), "aviary controller writes it") {
 		t.Errorf("no routing: %v", err)
+	}
+}
+
+// A Service's EndpointSlice follows its selector with a lag: pods known to be another version's
+// are not served as this one's.
+func TestGatewayServiceLeavesOutAnotherVersionsPods(t *testing.T) {
+	ro := aviaryRollout(`{"match": {"pathPrefix": "/"}}`)
+	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "bbb", Canary: "", Weight: 0}
+	// Just promoted: the stable Service still holds the old stable's pods and one of the new.
+	eps := map[string][]Endpoint{"shop-stable": {{URL: "http://10.0.0.1:8080", Pod: "shop-aaa-1"}, {URL: "http://10.0.0.3:8080", Pod: "shop-bbb-1"}}}
+	svc, err := GatewayService(ro, eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.Versions[0].Endpoints; !slices.Equal(got, []string{"http://10.0.0.3:8080"}) {
+		t.Errorf("stable endpoints %v, want the new stable's pod only", got)
+	}
+	// None of the stable's pods yet (a Deployment adopted): what the Service holds serves.
+	eps["shop-stable"] = []Endpoint{{URL: "http://10.0.0.7:8080", Pod: "shop-5d8f-xyz"}}
+	if svc, err = GatewayService(ro, eps); err != nil || !slices.Equal(svc.Versions[0].Endpoints, []string{"http://10.0.0.7:8080"}) {
+		t.Errorf("adopting: %v, %+v", err, svc.Versions)
+	}
+	// A canary Service that still holds the stable's pods gives the canary nothing.
+	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "bbb", Canary: "ccc", Weight: 20}
+	eps = map[string][]Endpoint{"shop-stable": {{URL: "http://10.0.0.3:8080", Pod: "shop-bbb-1"}},
+		"shop-canary": {{URL: "http://10.0.0.3:8080", Pod: "shop-bbb-1"}}}
+	if svc, err = GatewayService(ro, eps); err != nil || len(svc.Versions) != 1 || svc.Traffic[0].Weight != 100 {
+		t.Errorf("a canary Service still on the stable's pods: %v, %+v", err, svc)
 	}
 }

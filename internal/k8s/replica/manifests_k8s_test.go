@@ -216,7 +216,7 @@ func TestTheFleetExampleIsValid(t *testing.T) {
 	typed(t, ros[0], &ro)
 	ro.Namespace = f.ns
 	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "aaa", Canary: "bbb", Weight: 10}
-	svc, err := k8s.GatewayService(&ro, map[string][]string{"shop-stable": {"http://10.0.0.1:8080"}, "shop-canary": {"http://10.0.0.2:8080"}})
+	svc, err := k8s.GatewayService(&ro, map[string][]k8s.Endpoint{"shop-stable": {{URL: "http://10.0.0.1:8080"}}, "shop-canary": {{URL: "http://10.0.0.2:8080"}}})
 	if err != nil {
 		t.Fatalf("a replica refuses the example Rollout: %v", err)
 	}

@@ -320,7 +320,7 @@ func (s *Source) check(services []config.Service) error {
 
 // serviceOf is the service of one Rollout, with its Services' ready endpoints.
 func (s *Source) serviceOf(ctx context.Context, ro *v1alpha1.Rollout) (config.Service, error) {
-	eps := map[string][]string{}
+	eps := map[string][]k8s.Endpoint{}
 	for _, name := range []string{ro.Spec.StableService, ro.Spec.CanaryService} {
 		if name == "" {
 			continue
@@ -335,11 +335,11 @@ func (s *Source) serviceOf(ctx context.Context, ro *v1alpha1.Rollout) (config.Se
 	return k8s.GatewayService(ro, eps)
 }
 
-// ReadyEndpoints are the URLs of the ready endpoints of a Service's EndpointSlices, sorted and
-// without duplicates. A slice's port is the one named http, else its first; an endpoint whose
-// ready condition is unknown counts as ready, as the EndpointSlice API asks of consumers.
-func ReadyEndpoints(list []discoveryv1.EndpointSlice) []string {
-	var out []string
+// ReadyEndpoints are the ready endpoints of a Service's EndpointSlices (URL and pod), sorted by
+// URL and without duplicates. A slice's port is the one named http, else its first; an endpoint
+// whose ready condition is unknown counts as ready, as the EndpointSlice API asks of consumers.
+func ReadyEndpoints(list []discoveryv1.EndpointSlice) []k8s.Endpoint {
+	var out []k8s.Endpoint
 	for _, sl := range list {
 		port := slicePort(sl)
 		if port == 0 {
@@ -349,15 +349,20 @@ func ReadyEndpoints(list []discoveryv1.EndpointSlice) []string {
 			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 				continue
 			}
-			for _, addr := range ep.Addresses {
-				u := url.URL{Scheme: "http", Host: net.JoinHostPort(addr, strconv.Itoa(int(port)))}
-				out = append(out, u.String())
-				break // the addresses of one endpoint are one pod
+			if len(ep.Addresses) == 0 {
+				continue
 			}
+			// The addresses of one endpoint are one pod: its first is enough.
+			u := url.URL{Scheme: "http", Host: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))}
+			e := k8s.Endpoint{URL: u.String()}
+			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" {
+				e.Pod = ref.Name
+			}
+			out = append(out, e)
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.SortFunc(out, func(a, b k8s.Endpoint) int { return cmp.Compare(a.URL, b.URL) })
+	return slices.CompactFunc(out, func(a, b k8s.Endpoint) bool { return a.URL == b.URL })
 }
 
 func slicePort(sl discoveryv1.EndpointSlice) int32 {
