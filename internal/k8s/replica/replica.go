@@ -219,7 +219,7 @@ func (s *Source) probeLoop(ctx context.Context) {
 // contact records a contact with the API server: err nil, it answered.
 func (s *Source) contact(err error) {
 	s.mu.Lock()
-	was := s.conn
+	was, hadErr := s.conn, s.lastErr != ""
 	if err == nil {
 		s.conn, s.lastSync, s.lastErr = true, s.o.Now(), ""
 	} else {
@@ -231,6 +231,8 @@ func (s *Source) contact(err error) {
 	switch {
 	case was && !conn:
 		s.log.Warn("cut off from the API server; serving the last snapshot until it is back", "err", err)
+	case !conn && last.IsZero() && !hadErr:
+		s.log.Warn("cannot reach the API server yet; not ready until the first read of the cluster (check --kubeconfig, the network, and the RBAC of the replica's ServiceAccount)", "err", err)
 	case !was && conn && !last.IsZero():
 		s.log.Info("connected to the API server")
 	}
