@@ -105,6 +105,7 @@ type Source struct {
 	lastSync time.Time
 	lastErr  string
 	good     map[string]config.Service // by Rollout namespace/name: the last service that validated
+	logged   map[string]string         // by Rollout namespace/name: the error last logged
 	rollouts []RolloutStatus
 	applied  []config.Service
 }
@@ -303,11 +304,26 @@ func (s *Source) build(ctx context.Context) {
 		s.o.Apply(services)
 		s.log.Info("snapshot applied", "services", len(services))
 	}
+	s.logChanges(states)
+}
+
+// logChanges logs a Rollout's refusal when it starts or changes, and its end: a rebuild follows
+// every EndpointSlice change in the namespaces watched, too often to log each time.
+func (s *Source) logChanges(states []RolloutStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := map[string]string{}
 	for _, st := range states {
-		if st.Error != "" {
-			s.log.Warn("rollout not served as the cluster says", "rollout", st.Namespace+"/"+st.Name, "served", st.Served, "err", st.Error)
+		key := st.Namespace + "/" + st.Name
+		now[key] = st.Error
+		switch before := s.logged[key]; {
+		case st.Error != "" && st.Error != before:
+			s.log.Warn("rollout not served as the cluster says", "rollout", key, "servedAsLastGood", st.Served, "err", st.Error)
+		case st.Error == "" && before != "":
+			s.log.Info("rollout served as the cluster says again", "rollout", key)
 		}
 	}
+	s.logged = now
 }
 
 // check validates services as the gateway requires, under the replica's own config.
