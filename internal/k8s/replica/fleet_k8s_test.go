@@ -280,8 +280,10 @@ func (f *fleet) command(kind rollout.CommandKind) {
 }
 
 // ask sends one request to a replica and returns the upstream that answered ("": it failed).
-func ask(r *fleettest.Replica, header http.Header) (string, error) {
-	req, _ := http.NewRequest(http.MethodGet, "http://"+r.Gateway+"/", nil)
+func ask(r *fleettest.Replica, header http.Header) (string, error) { return askPath(r, "/", header) }
+
+func askPath(r *fleettest.Replica, path string, header http.Header) (string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.Gateway+path, nil)
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -741,5 +743,64 @@ func TestAReplicaKilledMidRolloutLosesNoRequestBeyondItsOwnInFlight(t *testing.T
 	}
 	if v2 == 0 || v1 == 0 {
 		t.Errorf("the rollout served v1 %d and v2 %d times", v1, v2)
+	}
+}
+
+func (f *fleet) updateRollout(mod func(ro *v1alpha1.Rollout)) {
+	f.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var ro v1alpha1.Rollout
+		f.get("shop", &ro)
+		mod(&ro)
+		return cl.Update(f.ctx, &ro)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// rolloutState is a replica's aviary_source_rollouts{state} for state.
+func rolloutState(t *testing.T, r *fleettest.Replica, state string) string {
+	return metric(t, r, `aviary_source_rollouts{state="`+state+`"}`)
+}
+
+func TestASpecTheReplicaRefusesLeavesTheRolloutServedAsItLastWas(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.version("shop:1", "v1", 1)
+	f.app("shop:1")
+	f.rollout(steps(weight(50), pauseStep()), `{"match": {"pathPrefix": "/"}}`)
+	f.controller()
+	f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" })
+	r := f.replica("a")
+	f.waitServes("v1", nil, r)
+
+	// The API server takes spec.gateway as any object; the config's validation refuses it.
+	f.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Gateway = &apiextensionsv1.JSON{Raw: []byte(`{"match": {"pathPrefix": "shop"}}`)}
+	})
+	var rz readyz
+	polltest.Wait(t, 30*time.Second, "the replica to refuse the new spec", func() bool {
+		var err error
+		rz, _, err = readyzOf(r)
+		return err == nil && len(rz.Source.Rollouts) == 1 && rz.Source.Rollouts[0].Error != ""
+	})
+	if ro := rz.Source.Rollouts[0]; !ro.Served || !strings.Contains(ro.Error, "spec.gateway.match.pathPrefix") {
+		t.Errorf("/readyz says %+v; want it served as it last was, with the field", ro)
+	}
+	if got := rolloutState(t, r, "last_good"); got != "1" {
+		t.Errorf(`aviary_source_rollouts{state="last_good"} is %q`, got)
+	}
+	f.waitServes("v1", nil, r)
+
+	f.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Gateway = &apiextensionsv1.JSON{Raw: []byte(`{"match": {"pathPrefix": "/shop"}}`)}
+	})
+	polltest.Wait(t, 30*time.Second, "the fixed spec served", func() bool { return rolloutState(t, r, "current") == "1" })
+	if got, err := askPath(r, "/shop/cart", nil); err != nil || version(got) != "v1" {
+		t.Errorf("/shop/cart went to %q (err %v), want v1", got, err)
+	}
+	if _, err := askPath(r, "/elsewhere", nil); err == nil || !strings.Contains(err.Error(), "status 404") {
+		t.Errorf("a request outside the new match: %v, want a 404", err)
 	}
 }
