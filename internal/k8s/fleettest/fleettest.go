@@ -87,8 +87,19 @@ func NewNetns() (*Netns, error) {
 	}
 	n := int(netnsCount.Add(1))
 	pid := os.Getpid()
-	ns := &Netns{Name: fmt.Sprintf("aviary-fleet-%d-%d", pid, n), veth: fmt.Sprintf("avf%d%d", pid%100000, n),
-		prefix: fmt.Sprintf("10.%d.%d.", 100+pid%100, (pid/100+n)%250)}
+	ns := &Netns{Name: fmt.Sprintf("aviary-fleet-%d-%d", pid, n), veth: fmt.Sprintf("avf%d%d", pid%100000, n)}
+	// A /24 that no interface of the host has an address in (another suite's namespace, say).
+	for try := range 100 {
+		prefix := fmt.Sprintf("10.%d.%d.", 100+pid%100, (pid/100+n+try)%250)
+		out, err := exec.Command("ip", "-4", "-o", "addr", "show", "to", prefix+"0/24").Output()
+		if err == nil && len(strings.TrimSpace(string(out))) == 0 {
+			ns.prefix = prefix
+			break
+		}
+	}
+	if ns.prefix == "" {
+		return nil, errors.New("no free 10.x.y.0/24 for the fleet tests' network namespace; delete stale ones (ip netns list)")
+	}
 	ns.next.Store(1)
 	peer := ns.veth + "p"
 	steps := [][]string{
