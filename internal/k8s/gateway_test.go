@@ -178,3 +178,18 @@ func TestGatewayServiceLeavesOutAnotherVersionsPods(t *testing.T) {
 		t.Errorf("a canary Service still on the stable's pods: %v, %+v", err, svc)
 	}
 }
+
+// BenchmarkGatewayService is a replica's cost per Rollout per rebuild (a rebuild follows a burst
+// of changes to Rollouts or EndpointSlices): the spec through the config's parser, and the plan.
+func BenchmarkGatewayService(b *testing.B) {
+	ro := aviaryRollout(`{"match": {"pathPrefix": "/"}, "stickiness": {"header": "X-User"}}`)
+	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "aaa", Canary: "bbb", Weight: 30}
+	eps := map[string][]Endpoint{"shop-stable": {{URL: "http://10.0.0.1:8080"}, {URL: "http://10.0.0.2:8080"}},
+		"shop-canary": {{URL: "http://10.0.0.3:8080"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := GatewayService(ro, eps); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,6 +20,7 @@ package replica
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -106,6 +107,7 @@ type Source struct {
 	lastErr  string
 	good     map[string]config.Service // by Rollout namespace/name: the last service that validated
 	logged   map[string]string         // by Rollout namespace/name: the error last logged
+	memo     map[string]memo           // by Rollout namespace/name; build's goroutine only
 	rollouts []RolloutStatus
 	applied  []config.Service
 }
@@ -125,7 +127,7 @@ func New(o Options) (*Source, error) {
 		o.Now = time.Now
 	}
 	s := &Source{o: o, log: o.Logger.With("source", "kubernetes", "gateway", o.Gateway), kick: make(chan struct{}, 1),
-		good: map[string]config.Service{}}
+		good: map[string]config.Service{}, memo: map[string]memo{}}
 	co := cache.Options{Scheme: k8s.Scheme(), DefaultWatchErrorHandler: s.watchError}
 	if o.Namespace != "" {
 		co.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
@@ -293,6 +295,11 @@ func (s *Source) build(ctx context.Context) {
 			delete(s.good, k) // a Rollout deleted, or moved to another gateway
 		}
 	}
+	for k := range s.memo {
+		if !seen[k] {
+			delete(s.memo, k)
+		}
+	}
 	s.rollouts = states
 	changed := !reflect.DeepEqual(services, s.applied)
 	if changed {
@@ -350,7 +357,26 @@ func (s *Source) serviceOf(ctx context.Context, ro *v1alpha1.Rollout) (config.Se
 		}
 		eps[name] = ReadyEndpoints(list.Items)
 	}
-	return k8s.GatewayService(ro, eps)
+	// A rebuild follows any change to the EndpointSlices of the namespaces watched; a Rollout
+	// whose spec, routing and endpoints are as they were is not converted again (the config's
+	// parser is most of a rebuild's cost: BenchmarkGatewayService).
+	routing, _ := json.Marshal(ro.Status.Routing)
+	endpoints, _ := json.Marshal(eps)
+	key := fmt.Sprintf("%s/%d/%s/%s", ro.UID, ro.Generation, routing, endpoints)
+	id := ro.Namespace + "/" + ro.Name
+	if m, ok := s.memo[id]; ok && m.key == key {
+		return m.svc, m.err
+	}
+	svc, err := k8s.GatewayService(ro, eps)
+	s.memo[id] = memo{key: key, svc: svc, err: err}
+	return svc, err
+}
+
+// memo is a Rollout's last conversion, and what it was made from.
+type memo struct {
+	key string
+	svc config.Service
+	err error
 }
 
 // ReadyEndpoints are the ready endpoints of a Service's EndpointSlices (URL and pod), sorted by
