@@ -12,6 +12,7 @@ package replica_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -297,5 +298,75 @@ func TestASpecTheReplicaRefusesLeavesTheRolloutServedAsItLastWas(t *testing.T) {
 	}
 	if _, err := askPath(r, "/elsewhere", nil); err == nil || !strings.Contains(err.Error(), "status 404") {
 		t.Errorf("a request outside the new match: %v, want a 404", err)
+	}
+}
+
+// served is how many requests an upstream has answered.
+func served(t *testing.T, u *fleettest.Upstream) int64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/__stats", u.IP, u.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Requests int64 `json:"requests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Requests
+}
+
+// Blue-green and mirroring need a router; the fleet is one.
+func TestBlueGreenAndAMirrorThroughTheFleet(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.version("shop:1", "v1", 1)
+	green := f.version("shop:2", "v2", 1)[0]
+	f.version("shop:3", "v3", 1)
+	f.app("shop:1")
+	f.rollout(v1alpha1.Strategy{BlueGreen: &v1alpha1.BlueGreenStrategy{PreviewRoute: &v1alpha1.Match{
+		Header: &v1alpha1.KeyMatch{Name: "X-Preview", StringMatch: v1alpha1.StringMatch{Value: "1"}}}}}, `{"match": {"pathPrefix": "/"}}`)
+	f.controller()
+	f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" })
+	r := f.replica("a")
+	f.waitServes("v1", nil, r)
+
+	f.setImage("shop:2")
+	f.waitFor("the preview", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Paused" && ro.Status.Routing != nil && ro.Status.Routing.Route != nil
+	})
+	f.waitServes("v2", http.Header{"X-Preview": {"1"}}, r)
+	for range 20 {
+		if got, err := ask(r, nil); err != nil || version(got) != "v1" {
+			t.Fatalf("during the preview a request got %q (err %v), want v1", got, err)
+		}
+	}
+	f.command(rollout.Promote)
+	f.waitFor("the switch", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Healthy" && ro.Status.Routing != nil && ro.Status.Routing.Canary == ""
+	})
+	f.waitServes("v2", nil, r)
+
+	// A shadow step through the same fleet: v3 gets a copy of every request, answers discarded.
+	f.updateRollout(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Strategy = steps(v1alpha1.CanaryStep{SetMirror: &v1alpha1.MirrorStep{Percent: 100}}, pauseStep())
+	})
+	f.setImage("shop:3")
+	f.waitFor("the mirror at 100%", func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.Phase == "Paused" && ro.Status.Routing != nil && ro.Status.Routing.Mirror == 100
+	})
+	mirror := f.pods["shop:3"][0]
+	before, greenBefore := served(t, mirror), served(t, green)
+	polltest.Wait(t, 30*time.Second, "copies of the requests on v3", func() bool {
+		got, err := ask(r, nil)
+		if err != nil || version(got) != "v2" {
+			t.Fatalf("with v3 mirrored a request got %q (err %v), want v2", got, err)
+		}
+		return served(t, mirror) >= before+10
+	})
+	if served(t, green) <= greenBefore {
+		t.Errorf("the stable v2 answered nothing while v3 was mirrored")
 	}
 }
