@@ -50,7 +50,8 @@ func TestTwoReplicasRouteACanaryAlike(t *testing.T) {
 		r := ro.Status.Routing
 		return ro.Status.Phase == "Paused" && r != nil && r.Weight == 30 && r.Route != nil && r.Canary != ""
 	})
-	t.Logf("status.routing: %+v", *ro.Status.Routing)
+	routing, _ := json.Marshal(ro.Status.Routing)
+	t.Logf("status.routing: %s", routing)
 	beta := http.Header{"X-Beta": {"1"}}
 	f.waitServes("v2", beta, a, b)
 
