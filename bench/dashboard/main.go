@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,95 +36,150 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdpperf "github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 )
 
 const services = 50
 
+// options are the bench's flags.
+type options struct {
+	bin, compare, out     string
+	events, updates, runs int
+	traces                int
+}
+
 func main() {
-	updates := flag.Int("updates", 3600, "live events sent while the page's memory is sampled")
-	events := flag.Int("events", 10000, "events stored before the first render")
-	out := flag.String("out", "bench/results/dashboard.md", "where the report is written (empty: nowhere)")
-	bin := flag.String("aviary", "", "the aviary binary (default: go build ./cmd/aviary)")
+	var o options
+	flag.IntVar(&o.updates, "updates", 3600, "live events sent while the page's memory is sampled")
+	flag.IntVar(&o.events, "events", 10000, "events stored before the first render")
+	flag.IntVar(&o.runs, "runs", 15, "warm first renders measured (per binary)")
+	flag.StringVar(&o.out, "out", "bench/results/dashboard.md", "where the report is written (empty: nowhere)")
+	flag.StringVar(&o.bin, "aviary", "", "the aviary binary (default: go build ./cmd/aviary)")
+	flag.StringVar(&o.compare, "compare", "", "another aviary binary (e.g. built from main) whose first renders are measured in the same run, alternating with -aviary's")
+	flag.IntVar(&o.traces, "trace", 0, "also load the rollout page this many times under Chromium's performance trace and print where its main thread spent the time")
 	flag.Parse()
-	if err := run(*bin, *events, *updates, *out); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "dashboard bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, nEvents, updates int, out string) error {
+// renders are the first-render times of one binary, in ms.
+type renders struct {
+	cold float64
+	warm []float64
+}
+
+func run(o options) error {
 	dir, err := os.MkdirTemp("", "aviary-dash-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if bin == "" {
-		bin = filepath.Join(dir, "aviary")
-		if msg, err := exec.Command("go", "build", "-o", bin, "./cmd/aviary").CombinedOutput(); err != nil {
+	if o.bin == "" {
+		o.bin = filepath.Join(dir, "aviary")
+		if msg, err := exec.Command("go", "build", "-o", o.bin, "./cmd/aviary").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/aviary (run from the repository's root): %w\n%s", err, msg)
 		}
 	}
-	av, stop, err := startAviary(bin, dir)
-	if err != nil {
-		return err
-	}
-	defer stop()
-
-	fmt.Fprintf(os.Stderr, "starting %d rollouts and storing %d events…\n", services, nEvents)
-	for i := range services {
-		if err := av.post(fmt.Sprintf("/api/v1/services/svc-%02d/rollout", i), `{"version":"v2"}`); err != nil {
-			return err
-		}
-	}
-	if err := av.churn(nEvents, names(services)); err != nil {
-		return err
-	}
-	stored, err := av.lastSeq()
-	if err != nil {
-		return err
+	bins := []string{o.bin}
+	if o.compare != "" {
+		bins = append(bins, o.compare)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go av.load(ctx, "/svc-00/", 50)
+	var avs []*aviary
+	var stored uint64
+	for i, bin := range bins {
+		sub := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			return err
+		}
+		av, stop, err := startAviary(bin, sub)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if stored, err = av.fill(o.events); err != nil {
+			return err
+		}
+		go av.load(ctx, "/svc-00/", 50)
+		avs = append(avs, av)
+	}
 
 	b, closeBrowser, err := newBrowser()
 	if err != nil {
 		return err
 	}
 	defer closeBrowser()
-	page := av.admin + "/ui/#/services/svc-00"
+	page := func(av *aviary) string { return av.admin + "/ui/#/services/svc-00" }
 	fmt.Fprintln(os.Stderr, "first renders…")
-	cold, weight, err := render(b, page, true)
-	if err != nil {
-		return err
-	}
-	var warm []float64
-	for range 7 {
-		ms, _, err := render(b, page, false)
+	// Each binary has its own origin (port), so its first load is cold: nothing of it cached.
+	res := make([]renders, len(avs))
+	var wt weight
+	for i, av := range avs {
+		ms, w, err := render(b, page(av), i == 0)
 		if err != nil {
 			return err
 		}
-		warm = append(warm, ms)
+		res[i].cold = ms
+		if i == 0 {
+			wt = w
+		}
 	}
-	slices.Sort(warm)
+	// Alternating, so that a busy minute of the machine weighs on both alike.
+	for range o.runs {
+		for i, av := range avs {
+			ms, _, err := render(b, page(av), false)
+			if err != nil {
+				return err
+			}
+			res[i].warm = append(res[i].warm, ms)
+		}
+	}
+	for i := range res {
+		slices.Sort(res[i].warm)
+	}
+	for range o.traces {
+		if err := traceRender(b, page(avs[0]), "aviary:rollout-complete", os.Stderr); err != nil {
+			return err
+		}
+	}
 
-	fmt.Fprintf(os.Stderr, "memory over %d live updates (rollout page)…\n", updates)
-	rolloutHeap, err := memory(b, av, page, "aviary:rollout-rendered", updates, []string{"svc-00"})
+	av := avs[0]
+	fmt.Fprintf(os.Stderr, "memory over %d live updates (rollout page)…\n", o.updates)
+	rolloutHeap, err := memory(b, av, page(av), "aviary:rollout-rendered", o.updates, []string{"svc-00"})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "memory over %d live updates (overview)…\n", updates)
-	overviewHeap, err := memory(b, av, av.admin+"/ui/#/", "aviary:overview-rendered", updates, names(services))
+	fmt.Fprintf(os.Stderr, "memory over %d live updates (overview)…\n", o.updates)
+	overviewHeap, err := memory(b, av, av.admin+"/ui/#/", "aviary:overview-rendered", o.updates, names(services))
 	if err != nil {
 		return err
 	}
-	report := reportOf(stored, weight, cold, warm, updates, rolloutHeap, overviewHeap)
+	report := reportOf(stored, wt, res, o.compare != "", o.updates, rolloutHeap, overviewHeap)
 	fmt.Print(report)
-	if out != "" {
-		return os.WriteFile(out, []byte(report), 0o644)
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(report), 0o644)
 	}
 	return nil
+}
+
+// fill starts a rollout on every service and makes about n events; it returns the last
+// event's sequence number.
+func (a *aviary) fill(n int) (uint64, error) {
+	fmt.Fprintf(os.Stderr, "starting %d rollouts and storing %d events…\n", services, n)
+	for i := range services {
+		if err := a.post(fmt.Sprintf("/api/v1/services/svc-%02d/rollout", i), `{"version":"v2"}`); err != nil {
+			return 0, err
+		}
+	}
+	if err := a.churn(n, names(services)); err != nil {
+		return 0, err
+	}
+	return a.lastSeq()
 }
 
 // aviary is the running binary and its addresses.
@@ -326,15 +382,36 @@ type weight struct {
 func render(ctx context.Context, url string, withWeight bool) (float64, weight, error) {
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := chromedp.Do(c, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
+	debug := os.Getenv("DEBUG_TIMING") != ""
+	if err := chromedp.Do(c, chromedp.Navigate("about:blank")); err != nil {
+		return 0, weight{}, err
+	}
+	var before cdpperf.GetMetricsResult
+	if debug {
+		_, _ = chromedp.Call(c, cdpperf.Enable, cdpperf.EnableParams{})
+		before, _ = chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
+	}
+	if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
 		return 0, weight{}, err
 	}
 	ms, err := waitMark(c, "aviary:rollout-complete")
 	if err != nil {
 		return ms, weight{}, err
 	}
+	if debug {
+		after, _ := chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
+		old := map[string]float64{}
+		for _, x := range before.Metrics {
+			old[x.Name] = x.Value
+		}
+		for _, x := range after.Metrics {
+			if strings.HasSuffix(x.Name, "Duration") {
+				fmt.Fprintf(os.Stderr, "  %s %.1f ms\n", x.Name, (x.Value-old[x.Name])*1000)
+			}
+		}
+	}
 	if os.Getenv("DEBUG_TIMING") != "" {
-		t, _ := chromedp.Run(c, chromedp.Evaluate[string](`performance.getEntriesByType('resource').map((e) => e.name.replace(location.origin, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration)).join('\n')`))
+		t, _ := chromedp.Run(c, chromedp.Evaluate[string](`(() => { const n = performance.getEntriesByType('navigation')[0]; return ['requestStart','responseStart','responseEnd','domInteractive','domContentLoadedEventStart','domContentLoadedEventEnd','loadEventEnd'].map((k) => k + ' ' + Math.round(n[k])).join('\n') + '\n' + performance.getEntriesByType('mark').map((m) => m.name + ' ' + Math.round(m.startTime)).join('\n') + '\n'; })() + performance.getEntriesByType('resource').map((e) => e.name.replace(location.origin, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration) + ' ' + e.decodedBodySize + 'B').join('\n')`))
 		fmt.Fprintf(os.Stderr, "render %.0f ms:\n%s\n", ms, t)
 	}
 	if !withWeight {
@@ -407,7 +484,7 @@ func memory(ctx context.Context, av *aviary, url, mark string, updates int, svcs
 	return samples, nil
 }
 
-func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int, rollout, overview []sample) string {
+func reportOf(stored uint64, w weight, res []renders, compared bool, updates int, rollout, overview []sample) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Dashboard benchmark\n\n")
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -417,8 +494,15 @@ func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int
 		runtime.GOOS+"/"+runtime.GOARCH, services, stored)
 	fmt.Fprintf(&b, "| measure | result | target |\n| --- | --- | --- |\n")
 	fmt.Fprintf(&b, "| page weight of a rollout page (%d files, gzip as sent) | %.1f KB (%.1f KB decoded) | < 300 KB |\n", w.Files, w.Encoded/1024, w.Decoded/1024)
-	fmt.Fprintf(&b, "| first render of a rollout page, cold (new browser) | %.0f ms | < 1 s |\n", cold)
-	fmt.Fprintf(&b, "| first render of a rollout page, warm (median of %d; min %.0f, max %.0f) | %.0f ms | < 1 s |\n", len(warm), warm[0], warm[len(warm)-1], warm[len(warm)/2])
+	for i, r := range res {
+		who := ""
+		if compared {
+			who = [2]string{" (this build)", " (-compare build)"}[min(i, 1)]
+		}
+		fmt.Fprintf(&b, "| first render of a rollout page%s, cold (new origin) | %.0f ms | < 1 s |\n", who, r.cold)
+		fmt.Fprintf(&b, "| first render of a rollout page%s, warm: median (p90; min–max of %d) | %.0f ms (p90 %.0f; %.0f–%.0f) | < 1 s |\n",
+			who, len(r.warm), quantile(r.warm, 0.5), quantile(r.warm, 0.9), r.warm[0], r.warm[len(r.warm)-1])
+	}
 	for _, p := range []struct {
 		name string
 		s    []sample
@@ -440,4 +524,13 @@ func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int
 		fmt.Fprintln(&b)
 	}
 	return b.String()
+}
+
+// quantile of sorted xs (nearest rank).
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(xs)))) - 1
+	return xs[max(0, min(i, len(xs)-1))]
 }
