@@ -22,7 +22,7 @@ const markStyles = {
   pass: { colour: '--good', dash: [4, 3], width: 2, label: '✓' },
   fail: { colour: '--bad', dash: [], width: 2, label: '✗' },
   inconclusive: { colour: '--warn', dash: [4, 3], width: 2, label: '?' },
-  abort: { colour: '--bad', dash: [8, 3], width: 2, label: '⏹' },
+  abort: { colour: '--bad', dash: [8, 3], width: 2, label: '■' },
   step: { colour: '--fg-muted', dash: [2, 4], width: 1, label: '' },
 };
 
@@ -35,10 +35,12 @@ function marksPlugin(getMarks) {
         const { ctx } = u;
         const { top, height, left, width } = u.bbox;
         const px = devicePixelRatio;
+        const drawn = [];
         for (const m of getMarks()) {
           const st = markStyles[m.kind] || markStyles.step;
           const x = Math.round(u.valToPos(m.t, 'x', true));
           if (x < left || x > left + width) continue;
+          drawn.push(m.kind);
           ctx.save();
           ctx.strokeStyle = ctx.fillStyle = css(st.colour);
           ctx.lineWidth = st.width * px;
@@ -54,6 +56,8 @@ function marksPlugin(getMarks) {
           }
           ctx.restore();
         }
+        // What was drawn, for people's tools and the browser tests.
+        u.root.parentElement?.setAttribute('data-drawn', drawn.join(' '));
       }],
     },
   };

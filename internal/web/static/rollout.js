@@ -287,7 +287,7 @@ export class RolloutPage {
     const verdicts = eventMarks(this.events).filter((m) => m.kind !== 'step').slice(-5).reverse();
     this.el.marks.replaceChildren('Marks: ', h('span', { class: 'mark pass', text: '✓ passed' }), ', ',
       h('span', { class: 'mark fail', text: '✗ failed' }), ', ', h('span', { class: 'mark inconclusive', text: '? inconclusive' }), ', ',
-      h('span', { class: 'mark abort', text: '⏹ aborted' }), ', dotted grey: a step began.',
+      h('span', { class: 'mark abort', text: '■ aborted' }), ', dotted grey: a step began.',
       verdicts.length ? h('ul', { id: 'verdicts', class: 'verdicts' }, verdicts.map((m) => h('li', { 'data-kind': m.kind },
         h('time', { datetime: m.at, text: fmtTime(m.at) }), ' ', h('span', { class: 'mark ' + m.kind, text: m.text })))) : null);
   }
