@@ -5,14 +5,20 @@
 //     received them (gzip) and decoded, from the Resource Timing entries;
 //   - first render of a rollout page: from navigation start to the page's
 //     "aviary:rollout-complete" mark (the status, analysis, series, history and the last events
-//     read and drawn), cold (new browser) and warm (median of later loads);
+//     read and drawn), cold (nothing of the origin cached) and warm (median and p90 of -runs
+//     later loads), with the renderer's main-thread work of each warm load (Chromium's
+//     performance metrics: less sensitive to a busy machine than the wall clock);
+//   - with -compare OLD, the same for another build (e.g. main's), served beside this one with
+//     the same data and loaded alternately, so that a busy minute of the machine weighs on both;
+//   - with -trace N, N loads under Chromium's performance trace, and where the main thread spent
+//     the time (by kind of work, and the longest events with the script that caused them);
 //   - memory under live updates: the JS heap after a forced GC while the rollout page and the
 //     overview take -updates events over the live stream (an hour of a busy system at one
 //     event a second is 3,600), sampled as they arrive.
 //
 // It prints a markdown report and writes it to -out.
 //
-// Usage: go run ./bench/dashboard [-updates 3600] [-out bench/results/dashboard.md]
+// Usage: go run ./bench/dashboard [-updates 3600] [-runs 15] [-compare OLD] [-trace N] [-out bench/results/dashboard.md]
 package main
 
 import (
@@ -70,6 +76,7 @@ func main() {
 type renders struct {
 	cold float64
 	warm []float64
+	work []work // of the warm loads
 }
 
 func run(o options) error {
@@ -120,7 +127,7 @@ func run(o options) error {
 	res := make([]renders, len(avs))
 	var wt weight
 	for i, av := range avs {
-		ms, w, err := render(b, page(av), i == 0)
+		ms, _, w, err := render(b, page(av), i == 0)
 		if err != nil {
 			return err
 		}
@@ -132,11 +139,12 @@ func run(o options) error {
 	// Alternating, so that a busy minute of the machine weighs on both alike.
 	for range o.runs {
 		for i, av := range avs {
-			ms, _, err := render(b, page(av), false)
+			ms, wk, _, err := render(b, page(av), false)
 			if err != nil {
 				return err
 			}
 			res[i].warm = append(res[i].warm, ms)
+			res[i].work = append(res[i].work, wk)
 		}
 	}
 	for i := range res {
@@ -379,50 +387,55 @@ type weight struct {
 
 // render loads url in a fresh document and returns the time to the rollout page's mark; with
 // withWeight, also the page weight.
-func render(ctx context.Context, url string, withWeight bool) (float64, weight, error) {
+// work is the main-thread time of the page's renderer, from Chromium's performance metrics: every
+// load of the page gets a new renderer process here, so its totals are this load's.
+type work struct{ Task, Script, Layout, Style float64 } // ms
+
+// render loads url in a fresh document and returns the time to the rollout page's mark and the
+// renderer's work; with withWeight, also the page weight.
+func render(ctx context.Context, url string, withWeight bool) (float64, work, weight, error) {
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	debug := os.Getenv("DEBUG_TIMING") != ""
-	if err := chromedp.Do(c, chromedp.Navigate("about:blank")); err != nil {
-		return 0, weight{}, err
-	}
-	var before cdpperf.GetMetricsResult
-	if debug {
-		_, _ = chromedp.Call(c, cdpperf.Enable, cdpperf.EnableParams{})
-		before, _ = chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
-	}
-	if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
-		return 0, weight{}, err
+	if err := chromedp.Do(c, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
+		return 0, work{}, weight{}, err
 	}
 	ms, err := waitMark(c, "aviary:rollout-complete")
 	if err != nil {
-		return ms, weight{}, err
+		return ms, work{}, weight{}, err
 	}
-	if debug {
-		after, _ := chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
-		old := map[string]float64{}
-		for _, x := range before.Metrics {
-			old[x.Name] = x.Value
-		}
-		for _, x := range after.Metrics {
-			if strings.HasSuffix(x.Name, "Duration") {
-				fmt.Fprintf(os.Stderr, "  %s %.1f ms\n", x.Name, (x.Value-old[x.Name])*1000)
-			}
+	var wk work
+	if _, err := chromedp.Call(c, cdpperf.Enable, cdpperf.EnableParams{}); err != nil {
+		return ms, wk, weight{}, fmt.Errorf("enable the performance metrics: %w", err)
+	}
+	m, err := chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
+	if err != nil {
+		return ms, wk, weight{}, fmt.Errorf("read the performance metrics: %w", err)
+	}
+	for _, x := range m.Metrics {
+		switch x.Name {
+		case "TaskDuration":
+			wk.Task = x.Value * 1000
+		case "ScriptDuration":
+			wk.Script = x.Value * 1000
+		case "LayoutDuration":
+			wk.Layout = x.Value * 1000
+		case "RecalcStyleDuration":
+			wk.Style = x.Value * 1000
 		}
 	}
 	if os.Getenv("DEBUG_TIMING") != "" {
 		t, _ := chromedp.Run(c, chromedp.Evaluate[string](`(() => { const n = performance.getEntriesByType('navigation')[0]; return ['requestStart','responseStart','responseEnd','domInteractive','domContentLoadedEventStart','domContentLoadedEventEnd','loadEventEnd'].map((k) => k + ' ' + Math.round(n[k])).join('\n') + '\n' + performance.getEntriesByType('mark').map((m) => m.name + ' ' + Math.round(m.startTime)).join('\n') + '\n'; })() + performance.getEntriesByType('resource').map((e) => e.name.replace(location.origin, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration) + ' ' + e.decodedBodySize + 'B').join('\n')`))
-		fmt.Fprintf(os.Stderr, "render %.0f ms:\n%s\n", ms, t)
+		fmt.Fprintf(os.Stderr, "render %.0f ms, %+v:\n%s\n", ms, wk, t)
 	}
 	if !withWeight {
-		return ms, weight{}, nil
+		return ms, wk, weight{}, nil
 	}
 	w, err := chromedp.Run(c, chromedp.Evaluate[weight](`(() => {
 		const all = [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
 			.filter((e) => !new URL(e.name).pathname.startsWith('/api/'));
 		return { Files: all.length, Encoded: all.reduce((n, e) => n + e.encodedBodySize, 0), Decoded: all.reduce((n, e) => n + e.decodedBodySize, 0) };
 	})()`))
-	return ms, w, err
+	return ms, wk, w, err
 }
 
 // waitMark waits for a performance mark and returns its time since navigation start, in ms.
@@ -502,6 +515,17 @@ func reportOf(stored uint64, w weight, res []renders, compared bool, updates int
 		fmt.Fprintf(&b, "| first render of a rollout page%s, cold (new origin) | %.0f ms | < 1 s |\n", who, r.cold)
 		fmt.Fprintf(&b, "| first render of a rollout page%s, warm: median (p90; min–max of %d) | %.0f ms (p90 %.0f; %.0f–%.0f) | < 1 s |\n",
 			who, len(r.warm), quantile(r.warm, 0.5), quantile(r.warm, 0.9), r.warm[0], r.warm[len(r.warm)-1])
+		med := func(f func(work) float64) float64 {
+			xs := make([]float64, len(r.work))
+			for i, w := range r.work {
+				xs[i] = f(w)
+			}
+			slices.Sort(xs)
+			return quantile(xs, 0.5)
+		}
+		fmt.Fprintf(&b, "| main-thread work of a warm load%s, median: all tasks (script, layout, style) | %.0f ms (%.0f, %.0f, %.0f) | |\n", who,
+			med(func(w work) float64 { return w.Task }), med(func(w work) float64 { return w.Script }),
+			med(func(w work) float64 { return w.Layout }), med(func(w work) float64 { return w.Style }))
 	}
 	for _, p := range []struct {
 		name string

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/tracing"
@@ -36,30 +37,32 @@ func traceRender(ctx context.Context, url, mark string, w io.Writer) error {
 	if err := chromedp.Do(c, chromedp.Navigate("about:blank")); err != nil {
 		return err
 	}
-	var events []traceEvent
-	done := make(chan error, 1)
-	go func() {
-		for ev, err := range chromedp.Events(c, tracing.DataCollected) {
-			if err != nil {
-				done <- err
-				return
-			}
+	// One listener for both kinds of event: it sees them in the order they came, so every
+	// batch of data is in before the trace's end is seen.
+	var (
+		mu     sync.Mutex
+		events []traceEvent
+	)
+	complete := make(chan struct{})
+	err := chromedp.Listen(c, func(ev any) {
+		switch ev := ev.(type) {
+		case *tracing.EventDataCollected:
+			mu.Lock()
+			defer mu.Unlock()
 			for _, v := range ev.Value {
 				var e traceEvent
 				if json.Unmarshal(v, &e) == nil {
 					events = append(events, e)
 				}
 			}
-		}
-	}()
-	complete := make(chan struct{})
-	go func() {
-		for range chromedp.Events(c, tracing.TracingComplete) {
+		case *tracing.EventTracingComplete:
 			close(complete)
-			return
 		}
-	}()
-	_, err := chromedp.Call(c, tracing.Start, tracing.StartParams{TraceConfig: &tracing.TraceConfig{IncludedCategories: []string{
+	})
+	if err != nil {
+		return err
+	}
+	_, err = chromedp.Call(c, tracing.Start, tracing.StartParams{TraceConfig: &tracing.TraceConfig{IncludedCategories: []string{
 		"devtools.timeline", "disabled-by-default-devtools.timeline", "blink.user_timing", "loading", "v8.execute",
 	}}})
 	if err != nil {
@@ -76,12 +79,12 @@ func traceRender(ctx context.Context, url, mark string, w io.Writer) error {
 	}
 	select {
 	case <-complete:
-	case err := <-done:
-		return err
 	case <-c.Done():
 		return c.Err()
 	}
 	cancel()
+	mu.Lock()
+	defer mu.Unlock()
 	summarize(events, mark, w)
 	return nil
 }
