@@ -176,7 +176,7 @@ export class RolloutPage {
         h('div', {}, h('dt', { text: 'Weight' }), h('dd', { id: 'weight' }, weightBar(s.canaryWeight || 0))),
         h('div', {}, h('dt', { text: 'Strategy' }), h('dd', { text: s.strategy || '—' })),
         s.startedAt ? h('div', {}, h('dt', { text: 'Started' }), h('dd', { text: fmtTime(s.startedAt) })) : null),
-      s.message ? h('p', { id: 'message', class: 'message', text: s.message }) : null);
+      ...(s.message ? [h('p', { id: 'message', class: 'message', text: s.message })] : []));
   }
 
   whoChanged() { if (this.status) this.renderControls(); }
@@ -288,8 +288,8 @@ export class RolloutPage {
     this.el.marks.replaceChildren('Marks: ', h('span', { class: 'mark pass', text: '✓ passed' }), ', ',
       h('span', { class: 'mark fail', text: '✗ failed' }), ', ', h('span', { class: 'mark inconclusive', text: '? inconclusive' }), ', ',
       h('span', { class: 'mark abort', text: '■ aborted' }), ', dotted grey: a step began.',
-      verdicts.length ? h('ul', { id: 'verdicts', class: 'verdicts' }, verdicts.map((m) => h('li', { 'data-kind': m.kind },
-        h('time', { datetime: m.at, text: fmtTime(m.at) }), ' ', h('span', { class: 'mark ' + m.kind, text: m.text })))) : null);
+      ...(verdicts.length ? [h('ul', { id: 'verdicts', class: 'verdicts' }, verdicts.map((m) => h('li', { 'data-kind': m.kind },
+        h('time', { datetime: m.at, text: fmtTime(m.at) }), ' ', h('span', { class: 'mark ' + m.kind, text: m.text }))))] : []));
   }
 
   renderEvents() {
