@@ -86,6 +86,7 @@ const pct = (v) => (v == null || !Number.isFinite(v) ? '—' : signed(v, (a) => 
 const num = (v) => (v == null || !Number.isFinite(v) ? '—' : signed(v, (a) => String(Number(a.toPrecision(3)))));
 const mean = (v) => (v == null || !Number.isFinite(v) ? '—' : String(Number(v.toPrecision(4))));
 const pval = (p) => (p == null || !Number.isFinite(p) ? '—' : p < 0.0001 ? '< 0.0001' : String(Number(p.toPrecision(2))));
+const peq = (p) => (p != null && p < 0.0001 ? 'p < 0.0001' : 'p = ' + pval(p)); // "p = 0.03", "p < 0.0001"
 
 export class ExperimentPage {
   constructor(root, name, session) {
@@ -177,15 +178,17 @@ export class ExperimentPage {
 
   renderSRM(r) {
     const srm = r.srm;
+    // With a broken split the figures below are shown dimmed: they cannot be trusted.
+    this.el.metrics.classList.toggle('untrusted', Boolean(srm && srm.mismatch));
     if (srm && srm.mismatch) {
       this.el.srm.replaceChildren(h('div', { class: 'failing card', role: 'alert', id: 'srm-banner' },
         h('strong', { text: 'Sample ratio mismatch: ' }),
         `the units per arm (${(r.arms || []).map((a) => `${a.name} ${a.units}`).join(', ')}) are not the configured split `,
-        `(${shares(r.arms).map((a) => `${a.name} ${pct(a.expected).replace('+', '')}`).join(', ')}); sequential p = ${pval(srm.pSequential)}, χ² p = ${pval(srm.pChiSquare)}. `,
+        `(${shares(r.arms).map((a) => `${a.name} ${pct(a.expected).replace('+', '')}`).join(', ')}); sequential ${peq(srm.pSequential)}, χ² ${peq(srm.pChiSquare)}. `,
         'No result below can be trusted: find where units are lost or misplaced (redirects, bots, an arm that crashes before its exposure is recorded) before reading any metric.'));
     } else if (srm && srm.chiSquareMismatch) {
       this.el.srm.replaceChildren(h('p', { class: 'muted small', id: 'srm-note',
-        text: `The split passes the sequential check (p = ${pval(srm.pSequential)}); χ² alone (p = ${pval(srm.pChiSquare)}) would flag it, but χ² holds only for one planned look.` }));
+        text: `The split passes the sequential check (${peq(srm.pSequential)}); χ² alone (${peq(srm.pChiSquare)}) would flag it, but χ² holds only for one planned look.` }));
     } else {
       this.el.srm.replaceChildren();
     }
@@ -244,7 +247,7 @@ export class ExperimentPage {
         const bad = harmed.has(a.arm) && tone(m, a) === 'worse';
         return h('li', { 'data-metric': m.metric, 'data-arm': a.arm, 'data-state': bad ? 'broken' : 'holding' },
           h('span', { class: 'badge ' + (bad ? 'verdict-fail' : 'verdict-pass'), text: bad ? 'broken' : 'holding' }),
-          ` ${m.metric} on ${a.arm}: ${pct((a.relative || {}).estimate)} (p = ${pval(a.pSequentialAdjusted)})`);
+          ` ${m.metric} on ${a.arm}: ${pct((a.relative || {}).estimate)} (${peq(a.pSequentialAdjusted)})`);
       })),
       stopped.map((a) => h('li', { 'data-arm': a.name, 'data-state': 'stopped' },
         h('span', { class: 'badge verdict-fail', text: 'arm stopped' }), ` ${a.name} at ${fmtTime(a.stopped.at)}: ${a.stopped.reason || ''} — its users get ${r.arms[0].name}.`))));
