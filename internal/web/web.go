@@ -85,6 +85,9 @@ func handler(static fs.FS) http.Handler {
 		if name == "" || strings.HasSuffix(name, "/") {
 			name += "index.html"
 		}
+		if name == "index.html" {
+			h.Set("Cache-Control", "no-cache") // it names the build's files: always this build's
+		}
 		f, ok := gz[name]
 		if !ok {
 			http.NotFound(w, r)

@@ -122,8 +122,10 @@ func TestVersionedFilesAreCachedForGood(t *testing.T) {
 	if m == nil || strings.Contains(index, "@assets@") {
 		t.Fatalf("index.html does not name its files under a hash: %s", index)
 	}
-	if cc := get(t, srv.URL+"/ui/").Header.Get("Cache-Control"); cc != "no-cache" {
-		t.Errorf("index.html: Cache-Control %q, want no-cache", cc)
+	for _, path := range []string{"/ui/", "/ui/index.html", "/ui/" + m[1], "/ui/" + m[1] + "index.html"} {
+		if cc := get(t, srv.URL+path).Header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, want no-cache", path, cc)
+		}
 	}
 	for _, name := range []string{"app.js", "dom.js", "style.css"} {
 		resp := get(t, srv.URL+"/ui/"+m[1]+name)
