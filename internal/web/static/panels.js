@@ -60,7 +60,7 @@ function draw({ series: sr, status: s = {}, run, metrics, events }) {
   const stable = (run && run.stable) || s.stableVersion;
   const canary = (run && run.canary) || s.canaryVersion;
   const marks = eventMarks(events);
-  if (sr && sr.times && sr.times.length) {
+  if (sr && sr.times && sr.times.length && sr.versions) {
     // From the slot before the first request on: the windows reach 15 minutes back.
     const first = Math.max(0, sr.times.findIndex((_, i) => sr.versions.some((v) => v.requests[i] > 0)) - 1);
     const cut = (a) => a.slice(first);

@@ -228,7 +228,7 @@ export class RolloutPage {
     const run = this.runs && this.runs.length ? this.runs[this.runs.length - 1] : null;
     if (!run) return { run: null, metrics: [] };
     const rank = (m) => (m.phase === 'Failed' ? 0 : m.phase === 'Error' ? 1 : m.critical ? 2 : 3);
-    return { run, metrics: run.metrics.slice().sort((a, b) => rank(a) - rank(b)) };
+    return { run, metrics: (run.metrics || []).slice().sort((a, b) => rank(a) - rank(b)) };
   }
 
   renderEvidence() {
