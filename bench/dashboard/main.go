@@ -5,14 +5,20 @@
 //     received them (gzip) and decoded, from the Resource Timing entries;
 //   - first render of a rollout page: from navigation start to the page's
 //     "aviary:rollout-complete" mark (the status, analysis, series, history and the last events
-//     read and drawn), cold (new browser) and warm (median of later loads);
+//     read and drawn), cold (nothing of the origin cached) and warm (median and p90 of -runs
+//     later loads), with the renderer's main-thread work of each warm load (Chromium's
+//     performance metrics: less sensitive to a busy machine than the wall clock);
+//   - with -compare OLD, the same for another build (e.g. main's), served beside this one with
+//     the same data and loaded alternately, so that a busy minute of the machine weighs on both;
+//   - with -trace N, N loads under Chromium's performance trace, and where the main thread spent
+//     the time (by kind of work, and the longest events with the script that caused them);
 //   - memory under live updates: the JS heap after a forced GC while the rollout page and the
 //     overview take -updates events over the live stream (an hour of a busy system at one
 //     event a second is 3,600), sampled as they arrive.
 //
 // It prints a markdown report and writes it to -out.
 //
-// Usage: go run ./bench/dashboard [-updates 3600] [-out bench/results/dashboard.md]
+// Usage: go run ./bench/dashboard [-updates 3600] [-runs 15] [-compare OLD] [-trace N] [-out bench/results/dashboard.md]
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,95 +42,152 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdpperf "github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 )
 
 const services = 50
 
+// options are the bench's flags.
+type options struct {
+	bin, compare, out     string
+	events, updates, runs int
+	traces                int
+}
+
 func main() {
-	updates := flag.Int("updates", 3600, "live events sent while the page's memory is sampled")
-	events := flag.Int("events", 10000, "events stored before the first render")
-	out := flag.String("out", "bench/results/dashboard.md", "where the report is written (empty: nowhere)")
-	bin := flag.String("aviary", "", "the aviary binary (default: go build ./cmd/aviary)")
+	var o options
+	flag.IntVar(&o.updates, "updates", 3600, "live events sent while the page's memory is sampled")
+	flag.IntVar(&o.events, "events", 10000, "events stored before the first render")
+	flag.IntVar(&o.runs, "runs", 15, "warm first renders measured (per binary)")
+	flag.StringVar(&o.out, "out", "bench/results/dashboard.md", "where the report is written (empty: nowhere)")
+	flag.StringVar(&o.bin, "aviary", "", "the aviary binary (default: go build ./cmd/aviary)")
+	flag.StringVar(&o.compare, "compare", "", "another aviary binary (e.g. built from main) whose first renders are measured in the same run, alternating with -aviary's")
+	flag.IntVar(&o.traces, "trace", 0, "also load the rollout page this many times under Chromium's performance trace and print where its main thread spent the time")
 	flag.Parse()
-	if err := run(*bin, *events, *updates, *out); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "dashboard bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, nEvents, updates int, out string) error {
+// renders are the first-render times of one binary, in ms.
+type renders struct {
+	cold float64
+	warm []float64
+	work []work // of the warm loads
+}
+
+func run(o options) error {
 	dir, err := os.MkdirTemp("", "aviary-dash-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if bin == "" {
-		bin = filepath.Join(dir, "aviary")
-		if msg, err := exec.Command("go", "build", "-o", bin, "./cmd/aviary").CombinedOutput(); err != nil {
+	if o.bin == "" {
+		o.bin = filepath.Join(dir, "aviary")
+		if msg, err := exec.Command("go", "build", "-o", o.bin, "./cmd/aviary").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/aviary (run from the repository's root): %w\n%s", err, msg)
 		}
 	}
-	av, stop, err := startAviary(bin, dir)
-	if err != nil {
-		return err
-	}
-	defer stop()
-
-	fmt.Fprintf(os.Stderr, "starting %d rollouts and storing %d events…\n", services, nEvents)
-	for i := range services {
-		if err := av.post(fmt.Sprintf("/api/v1/services/svc-%02d/rollout", i), `{"version":"v2"}`); err != nil {
-			return err
-		}
-	}
-	if err := av.churn(nEvents, names(services)); err != nil {
-		return err
-	}
-	stored, err := av.lastSeq()
-	if err != nil {
-		return err
+	bins := []string{o.bin}
+	if o.compare != "" {
+		bins = append(bins, o.compare)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go av.load(ctx, "/svc-00/", 50)
+	var avs []*aviary
+	var stored uint64
+	for i, bin := range bins {
+		sub := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			return err
+		}
+		av, stop, err := startAviary(bin, sub)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if stored, err = av.fill(o.events); err != nil {
+			return err
+		}
+		go av.load(ctx, "/svc-00/", 50)
+		avs = append(avs, av)
+	}
 
 	b, closeBrowser, err := newBrowser()
 	if err != nil {
 		return err
 	}
 	defer closeBrowser()
-	page := av.admin + "/ui/#/services/svc-00"
+	page := func(av *aviary) string { return av.admin + "/ui/#/services/svc-00" }
 	fmt.Fprintln(os.Stderr, "first renders…")
-	cold, weight, err := render(b, page, true)
-	if err != nil {
-		return err
-	}
-	var warm []float64
-	for range 7 {
-		ms, _, err := render(b, page, false)
+	// Each binary has its own origin (port), so its first load is cold: nothing of it cached.
+	res := make([]renders, len(avs))
+	var wt weight
+	for i, av := range avs {
+		ms, _, w, err := render(b, page(av), i == 0)
 		if err != nil {
 			return err
 		}
-		warm = append(warm, ms)
+		res[i].cold = ms
+		if i == 0 {
+			wt = w
+		}
 	}
-	slices.Sort(warm)
+	// Alternating, so that a busy minute of the machine weighs on both alike.
+	for range o.runs {
+		for i, av := range avs {
+			ms, wk, _, err := render(b, page(av), false)
+			if err != nil {
+				return err
+			}
+			res[i].warm = append(res[i].warm, ms)
+			res[i].work = append(res[i].work, wk)
+		}
+	}
+	for i := range res {
+		slices.Sort(res[i].warm)
+	}
+	for range o.traces {
+		if err := traceRender(b, page(avs[0]), "aviary:rollout-complete", os.Stderr); err != nil {
+			return err
+		}
+	}
 
-	fmt.Fprintf(os.Stderr, "memory over %d live updates (rollout page)…\n", updates)
-	rolloutHeap, err := memory(b, av, page, "aviary:rollout-rendered", updates, []string{"svc-00"})
+	av := avs[0]
+	fmt.Fprintf(os.Stderr, "memory over %d live updates (rollout page)…\n", o.updates)
+	rolloutHeap, err := memory(b, av, page(av), "aviary:rollout-rendered", o.updates, []string{"svc-00"})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "memory over %d live updates (overview)…\n", updates)
-	overviewHeap, err := memory(b, av, av.admin+"/ui/#/", "aviary:overview-rendered", updates, names(services))
+	fmt.Fprintf(os.Stderr, "memory over %d live updates (overview)…\n", o.updates)
+	overviewHeap, err := memory(b, av, av.admin+"/ui/#/", "aviary:overview-rendered", o.updates, names(services))
 	if err != nil {
 		return err
 	}
-	report := reportOf(stored, weight, cold, warm, updates, rolloutHeap, overviewHeap)
+	report := reportOf(stored, wt, res, o.compare != "", o.updates, rolloutHeap, overviewHeap)
 	fmt.Print(report)
-	if out != "" {
-		return os.WriteFile(out, []byte(report), 0o644)
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(report), 0o644)
 	}
 	return nil
+}
+
+// fill starts a rollout on every service and makes about n events; it returns the last
+// event's sequence number.
+func (a *aviary) fill(n int) (uint64, error) {
+	fmt.Fprintf(os.Stderr, "starting %d rollouts and storing %d events…\n", services, n)
+	for i := range services {
+		if err := a.post(fmt.Sprintf("/api/v1/services/svc-%02d/rollout", i), `{"version":"v2"}`); err != nil {
+			return 0, err
+		}
+	}
+	if err := a.churn(n, names(services)); err != nil {
+		return 0, err
+	}
+	return a.lastSeq()
 }
 
 // aviary is the running binary and its addresses.
@@ -323,29 +387,55 @@ type weight struct {
 
 // render loads url in a fresh document and returns the time to the rollout page's mark; with
 // withWeight, also the page weight.
-func render(ctx context.Context, url string, withWeight bool) (float64, weight, error) {
+// work is the main-thread time of the page's renderer, from Chromium's performance metrics: every
+// load of the page gets a new renderer process here, so its totals are this load's.
+type work struct{ Task, Script, Layout, Style float64 } // ms
+
+// render loads url in a fresh document and returns the time to the rollout page's mark and the
+// renderer's work; with withWeight, also the page weight.
+func render(ctx context.Context, url string, withWeight bool) (float64, work, weight, error) {
 	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(c, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
-		return 0, weight{}, err
+		return 0, work{}, weight{}, err
 	}
 	ms, err := waitMark(c, "aviary:rollout-complete")
 	if err != nil {
-		return ms, weight{}, err
+		return ms, work{}, weight{}, err
+	}
+	var wk work
+	if _, err := chromedp.Call(c, cdpperf.Enable, cdpperf.EnableParams{}); err != nil {
+		return ms, wk, weight{}, fmt.Errorf("enable the performance metrics: %w", err)
+	}
+	m, err := chromedp.Call(c, cdpperf.GetMetrics, cdp.Empty{})
+	if err != nil {
+		return ms, wk, weight{}, fmt.Errorf("read the performance metrics: %w", err)
+	}
+	for _, x := range m.Metrics {
+		switch x.Name {
+		case "TaskDuration":
+			wk.Task = x.Value * 1000
+		case "ScriptDuration":
+			wk.Script = x.Value * 1000
+		case "LayoutDuration":
+			wk.Layout = x.Value * 1000
+		case "RecalcStyleDuration":
+			wk.Style = x.Value * 1000
+		}
 	}
 	if os.Getenv("DEBUG_TIMING") != "" {
-		t, _ := chromedp.Run(c, chromedp.Evaluate[string](`performance.getEntriesByType('resource').map((e) => e.name.replace(location.origin, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration)).join('\n')`))
-		fmt.Fprintf(os.Stderr, "render %.0f ms:\n%s\n", ms, t)
+		t, _ := chromedp.Run(c, chromedp.Evaluate[string](`(() => { const n = performance.getEntriesByType('navigation')[0]; return ['requestStart','responseStart','responseEnd','domInteractive','domContentLoadedEventStart','domContentLoadedEventEnd','loadEventEnd'].map((k) => k + ' ' + Math.round(n[k])).join('\n') + '\n' + performance.getEntriesByType('mark').map((m) => m.name + ' ' + Math.round(m.startTime)).join('\n') + '\n'; })() + performance.getEntriesByType('resource').map((e) => e.name.replace(location.origin, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration) + ' ' + e.decodedBodySize + 'B').join('\n')`))
+		fmt.Fprintf(os.Stderr, "render %.0f ms, %+v:\n%s\n", ms, wk, t)
 	}
 	if !withWeight {
-		return ms, weight{}, nil
+		return ms, wk, weight{}, nil
 	}
 	w, err := chromedp.Run(c, chromedp.Evaluate[weight](`(() => {
 		const all = [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
 			.filter((e) => !new URL(e.name).pathname.startsWith('/api/'));
 		return { Files: all.length, Encoded: all.reduce((n, e) => n + e.encodedBodySize, 0), Decoded: all.reduce((n, e) => n + e.decodedBodySize, 0) };
 	})()`))
-	return ms, w, err
+	return ms, wk, w, err
 }
 
 // waitMark waits for a performance mark and returns its time since navigation start, in ms.
@@ -407,7 +497,7 @@ func memory(ctx context.Context, av *aviary, url, mark string, updates int, svcs
 	return samples, nil
 }
 
-func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int, rollout, overview []sample) string {
+func reportOf(stored uint64, w weight, res []renders, compared bool, updates int, rollout, overview []sample) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Dashboard benchmark\n\n")
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -417,8 +507,26 @@ func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int
 		runtime.GOOS+"/"+runtime.GOARCH, services, stored)
 	fmt.Fprintf(&b, "| measure | result | target |\n| --- | --- | --- |\n")
 	fmt.Fprintf(&b, "| page weight of a rollout page (%d files, gzip as sent) | %.1f KB (%.1f KB decoded) | < 300 KB |\n", w.Files, w.Encoded/1024, w.Decoded/1024)
-	fmt.Fprintf(&b, "| first render of a rollout page, cold (new browser) | %.0f ms | < 1 s |\n", cold)
-	fmt.Fprintf(&b, "| first render of a rollout page, warm (median of %d; min %.0f, max %.0f) | %.0f ms | < 1 s |\n", len(warm), warm[0], warm[len(warm)-1], warm[len(warm)/2])
+	for i, r := range res {
+		who := ""
+		if compared {
+			who = [2]string{" (this build)", " (-compare build)"}[min(i, 1)]
+		}
+		fmt.Fprintf(&b, "| first render of a rollout page%s, cold (new origin) | %.0f ms | < 1 s |\n", who, r.cold)
+		fmt.Fprintf(&b, "| first render of a rollout page%s, warm: median (p90; min–max of %d) | %.0f ms (p90 %.0f; %.0f–%.0f) | < 1 s |\n",
+			who, len(r.warm), quantile(r.warm, 0.5), quantile(r.warm, 0.9), r.warm[0], r.warm[len(r.warm)-1])
+		med := func(f func(work) float64) float64 {
+			xs := make([]float64, len(r.work))
+			for i, w := range r.work {
+				xs[i] = f(w)
+			}
+			slices.Sort(xs)
+			return quantile(xs, 0.5)
+		}
+		fmt.Fprintf(&b, "| main-thread work of a warm load%s, median: all tasks (script, layout, style) | %.0f ms (%.0f, %.0f, %.0f) | |\n", who,
+			med(func(w work) float64 { return w.Task }), med(func(w work) float64 { return w.Script }),
+			med(func(w work) float64 { return w.Layout }), med(func(w work) float64 { return w.Style }))
+	}
 	for _, p := range []struct {
 		name string
 		s    []sample
@@ -440,4 +548,13 @@ func reportOf(stored uint64, w weight, cold float64, warm []float64, updates int
 		fmt.Fprintln(&b)
 	}
 	return b.String()
+}
+
+// quantile of sorted xs (nearest rank).
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(xs)))) - 1
+	return xs[max(0, min(i, len(xs)-1))]
 }

@@ -4,6 +4,7 @@ package api
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -72,6 +73,9 @@ type Server struct {
 	// UI, when set, is the dashboard (internal/web), served at /ui/ without a token: its pages
 	// sign in to /api/v1 themselves.
 	UI http.Handler
+	// Log hears of changes the store does not record with their reason (experiment commands);
+	// nil: slog.Default().
+	Log *slog.Logger
 }
 
 // Handler routes the admin endpoints.

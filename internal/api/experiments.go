@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"aviary.dev/aviary/internal/experiment"
@@ -27,9 +28,17 @@ type TrackBatch struct {
 	Events []store.TrackedEvent `json:"events"`
 }
 
+// ExperimentCommand is the body of POST /api/v1/experiments/{name}/start and /stop; it may be
+// empty.
+type ExperimentCommand struct {
+	// Reason says why, in words; it is logged with the caller (the dashboard asks for one).
+	Reason string `json:"reason"`
+}
+
 // ConcludeRequest is the body of POST /api/v1/experiments/{name}/conclude.
 type ConcludeRequest struct {
-	Arm string `json:"arm"`
+	Arm    string `json:"arm"`
+	Reason string `json:"reason"` // as in ExperimentCommand
 }
 
 // TrackResult is its answer.
@@ -49,12 +58,10 @@ func (s *Server) experimentRoutes(api *http.ServeMux) {
 		experimentReply(w, res, err)
 	})
 	api.HandleFunc("POST /api/v1/experiments/{name}/start", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Experiments.Start(r.PathValue("name"))
-		experimentReply(w, st, err)
+		s.experimentCommand(w, r, "start", s.Experiments.Start)
 	})
 	api.HandleFunc("POST /api/v1/experiments/{name}/stop", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Experiments.Stop(r.PathValue("name"))
-		experimentReply(w, st, err)
+		s.experimentCommand(w, r, "stop", s.Experiments.Stop)
 	})
 	api.HandleFunc("POST /api/v1/experiments/{name}/conclude", func(w http.ResponseWriter, r *http.Request) {
 		var req ConcludeRequest
@@ -63,9 +70,37 @@ func (s *Server) experimentRoutes(api *http.ServeMux) {
 			return
 		}
 		st, err := s.Experiments.Conclude(r.PathValue("name"), req.Arm)
+		s.logExperimentCommand(r, "conclude", req.Reason, err, "arm", req.Arm)
 		experimentReply(w, st, err)
 	})
 	api.HandleFunc("GET /api/v1/experiments/{name}/units.csv", s.unitsCSV)
+}
+
+// experimentCommand serves start and stop: an optional body with a reason.
+func (s *Server) experimentCommand(w http.ResponseWriter, r *http.Request, action string, do func(string) (store.ExperimentState, error)) {
+	var req ExperimentCommand
+	if err := decode(w, r, &req); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	st, err := do(r.PathValue("name"))
+	s.logExperimentCommand(r, action, req.Reason, err)
+	experimentReply(w, st, err)
+}
+
+// logExperimentCommand records who changed an experiment and why (the experiment's state keeps
+// neither).
+func (s *Server) logExperimentCommand(r *http.Request, action, reason string, err error, attrs ...any) {
+	log := s.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	attrs = append([]any{"experiment", r.PathValue("name"), "action", action, "by", caller(r), "reason", reason}, attrs...)
+	if err != nil {
+		log.Info("experiment command refused", append(attrs, "err", err)...)
+		return
+	}
+	log.Info("experiment command", attrs...)
 }
 
 // track serves POST /api/v1/track {events: [{id, unit, event, value, time}]}.

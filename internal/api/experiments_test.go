@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -26,7 +28,8 @@ func TestExperimentRoutes(t *testing.T) {
 	e.ApplyDefaults()
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	m := experiment.New(experiment.Options{Store: st, Specs: func() []config.Experiment { return []config.Experiment{e} }, Now: func() time.Time { return now }})
-	srv, _ := newTestAPI(t, &Server{Experiments: m})
+	var log bytes.Buffer
+	srv, _ := newTestAPI(t, &Server{Experiments: m, Log: slog.New(slog.NewTextHandler(&log, nil))})
 
 	call := func(method, path, body string, want int) string {
 		t.Helper()
@@ -81,6 +84,14 @@ func TestExperimentRoutes(t *testing.T) {
 	if got := call("GET", "/api/v1/experiments", "", http.StatusOK); !strings.Contains(got, `"phase": "running"`) {
 		t.Errorf("list: %s", got)
 	}
-	call("POST", "/api/v1/experiments/checkout/stop", "", http.StatusOK)
+	// The dashboard sends a reason with every command: taken, and logged with the caller.
+	if got := call("POST", "/api/v1/experiments/checkout/conclude", `{"arm": "on", "reason": "on wins"}`, http.StatusConflict); strings.Contains(got, "not valid JSON") {
+		t.Errorf("conclude with a reason: %s", got)
+	}
+	call("POST", "/api/v1/experiments/checkout/stop", `{"reason": "enough data"}`, http.StatusOK)
+	if !strings.Contains(log.String(), `experiment=checkout action=stop by=api reason="enough data"`) {
+		t.Errorf("the stop's reason was not logged:\n%s", log.String())
+	}
+	call("POST", "/api/v1/experiments/checkout/start", `{"reason": "again", "arm": "x"}`, http.StatusBadRequest)
 	call("POST", "/api/v1/experiments/checkout/start", "", http.StatusConflict)
 }

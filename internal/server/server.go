@@ -131,7 +131,7 @@ func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *
 		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(),
 			Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store, Experiments: c.exps,
-			Ready: ready.ready, Tokens: t,
+			Ready: ready.ready, Tokens: t, Log: log,
 			Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // TestServesTheDashboardWithSecurityHeaders: every file comes with a policy that allows nothing
@@ -101,4 +102,62 @@ func TestGzipped(t *testing.T) {
 			t.Errorf("Accept-Encoding %q: Content-Type %q, CSP %q", enc, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
 		}
 	}
+}
+
+// TestVersionedFilesAreCachedForGood: index.html names its files under this build's hash, whose
+// answers may be cached for good (a later load needs no request for them); index.html itself
+// and the plain names are revalidated, so an upgrade is seen at the next load. A change of any
+// file changes the hash.
+func TestVersionedFilesAreCachedForGood(t *testing.T) {
+	static := fstest.MapFS{
+		"index.html": {Data: []byte(`<link rel="stylesheet" href="@assets@/style.css"><script type="module" src="@assets@/app.js"></script>`)},
+		"app.js":     {Data: []byte(`import './dom.js';`)},
+		"dom.js":     {Data: []byte(`export const x = 1;`)},
+		"style.css":  {Data: []byte(`body {}`)},
+	}
+	srv := httptest.NewServer(handler(static))
+	defer srv.Close()
+	index := body(t, srv.URL+"/ui/")
+	m := regexp.MustCompile(`src="(a/[0-9a-f]{12}/)app.js"`).FindStringSubmatch(index)
+	if m == nil || strings.Contains(index, "@assets@") {
+		t.Fatalf("index.html does not name its files under a hash: %s", index)
+	}
+	for _, path := range []string{"/ui/", "/ui/index.html", "/ui/" + m[1], "/ui/" + m[1] + "index.html"} {
+		if cc := get(t, srv.URL+path).Header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, want no-cache", path, cc)
+		}
+	}
+	for _, name := range []string{"app.js", "dom.js", "style.css"} {
+		resp := get(t, srv.URL+"/ui/"+m[1]+name)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("%s under the hash: %d, Cache-Control %q", name, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+		if cc := get(t, srv.URL+"/ui/"+name).Header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, want no-cache", name, cc)
+		}
+	}
+	// A page of another build asks for its hash: it gets this build's file, revalidated.
+	if resp := get(t, srv.URL+"/ui/a/0123456789ab/dom.js"); resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("another build's hash: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if resp := get(t, srv.URL+"/ui/"+m[1]+"nope.js"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a missing file: %d", resp.StatusCode)
+	}
+	static["dom.js"] = &fstest.MapFile{Data: []byte(`export const x = 2;`)}
+	other := httptest.NewServer(handler(static))
+	defer other.Close()
+	if strings.Contains(body(t, other.URL+"/ui/"), m[1]) {
+		t.Errorf("a changed file left the hash as it was (%s)", m[1])
+	}
+}
+
+func body(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

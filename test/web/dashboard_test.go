@@ -174,6 +174,12 @@ func TestJudgeRollbackShowsTheFailingMetricFirst(t *testing.T) {
 		`['RolloutStarted', 'StepStarted', 'AnalysisFailed'].every((k) => document.querySelector('#events li[data-kind="' + k + '"]'))`)
 	waitJS(t, ctx, 30*time.Second, "the error-rate chart with data",
 		`Number(document.querySelector('#chart-err-errors')?.dataset.points) > 0`)
+	// The moment of the verdict is marked on the failing metric's chart, which comes first, and
+	// on the traffic chart — drawn at once, though it falls in the 10 s slot still filling.
+	waitJS(t, ctx, 30*time.Second, "the failed verdict drawn on the charts, the failing metric's first",
+		`document.querySelector('#charts .chart').dataset.metric === 'errors' &&
+		 ['#chart-err-errors', '#chart-traffic'].every((c) => document.querySelector(c)?.dataset.drawn?.split(' ').includes('fail')) &&
+		 document.querySelector('#verdicts li[data-kind="fail"]')?.textContent.includes('AnalysisFailed')`)
 	screenshot(t, ctx, "rollout-rolled-back")
 	if st := a.status("shop"); st.StableVersion != "v1" || st.CanaryWeight != 0 {
 		t.Errorf("after the rollback: %+v, want v1 stable, canary at 0%%", st)

@@ -5,7 +5,7 @@
 // upstream HTTP servers on 127.0.0.1. Every assertion waits for a condition in the page (or at
 // the gateway) with a generous deadline; none measures time. Screenshots of each page go to
 // $AVIARY_SCREENSHOTS (default: aviary-screenshots in the system's temp directory), not to the
-// repository.
+// repository; with AVIARY_DOCS_IMG=docs/img, those the documentation shows go there too, small.
 package web_test
 
 import (
@@ -387,6 +387,11 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+	if doc, err := writeDocShot(name, png); err != nil {
+		t.Fatal(err)
+	} else if doc != "" {
+		t.Logf("screenshot for the docs: %s", doc)
+	}
 }
 
 func chromedpClick(sel string) chromedp.Action[chromedp.Void] {

@@ -1,10 +1,12 @@
 // The dashboard's shell: sign-in, the live event stream, the confirmation dialog and the routes
-// (#/ the overview, #/services/NAME a rollout, #/flags the flags).
+// (#/ the overview, #/services/NAME a rollout, #/flags the flags, #/experiments and
+// #/experiments/NAME the experiments).
 import { get, post, token, Stream, APIError } from './api.js';
 import { h } from './dom.js';
 import { Overview } from './overview.js';
 import { RolloutPage } from './rollout.js';
 import { FlagsPage } from './flags.js';
+import { ExperimentsPage, ExperimentPage } from './experiments.js';
 
 const main = document.getElementById('main');
 const live = document.getElementById('live');
@@ -75,8 +77,11 @@ function route(early) {
   if (!session.who && !early) return;
   if (page) page.close();
   const m = location.hash.match(/^#\/services\/([^/]+)$/);
+  let m2;
   if (m) page = new RolloutPage(main, decodeURIComponent(m[1]), session);
   else if (location.hash === '#/flags') page = new FlagsPage(main, session);
+  else if (location.hash === '#/experiments') page = new ExperimentsPage(main, session);
+  else if ((m2 = location.hash.match(/^#\/experiments\/([^/]+)$/))) page = new ExperimentPage(main, decodeURIComponent(m2[1]), session);
   else page = new Overview(main, session);
   page.open();
 }

@@ -17,10 +17,16 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// One formatter for every time on the page: toLocaleString with options builds a new one at each
+// call, which costs a rollout page's first render a few milliseconds per event listed.
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit', hour12: false,
+});
+
 export function fmtTime(t) {
   if (!t) return '';
   const d = new Date(t);
-  return d.toLocaleString(undefined, { hour12: false });
+  return Number.isNaN(d.getTime()) ? '' : timeFormat.format(d);
 }
 
 export function fmtAgo(t, now = Date.now()) {
@@ -59,4 +65,27 @@ export function phaseBadge(phase) {
 export function verdictBadge(v) {
   if (!v) return h('span', { class: 'muted', text: '—' });
   return h('span', { class: 'badge verdict-' + v.toLowerCase(), text: v });
+}
+
+export function fmt(v, unit) {
+  if (v == null || Number.isNaN(v)) return '—';
+  switch (unit) {
+    case '%': return (Math.round(v * 100) / 100) + '%';
+    case 'ratio': return v.toFixed(2) + '×';
+    case 'ms': return v >= 1000 ? (v / 1000).toFixed(2) + ' s' : (Math.round(v * 10) / 10) + ' ms';
+    default: return String(Math.round(v * 1000) / 1000);
+  }
+}
+
+// durationMs reads a Go duration string ("1.5ms", "250µs", "2s", "1m30s") as milliseconds.
+export function durationMs(s) {
+  if (!s) return null;
+  const units = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  let total = 0;
+  let found = false;
+  for (const m of String(s).matchAll(/([\d.]+)(ns|us|µs|μs|ms|s|m|h)/g)) {
+    total += Number(m[1]) * units[m[2]];
+    found = true;
+  }
+  return found ? total : null;
 }

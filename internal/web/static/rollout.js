@@ -1,11 +1,15 @@
 // A rollout's page: the failing metric first, then the versions and controls, the steps as a
 // timeline, traffic share and canary-versus-baseline charts, the evidence in words, events and
 // history. Updated live from the event stream; the charts' measurements are re-read every slot.
+//
+// The first render is one piece: the reads go out at once (uPlot is imported beside them, not
+// before them), and the page is put into the document once they have answered, so the browser
+// lays it out once instead of a skeleton first and the page again.
 import { get, post } from './api.js';
-import { h, debounce, phaseBadge, verdictBadge, fmtTime, fmtDuration } from './dom.js';
+import { h, debounce, phaseBadge, verdictBadge, fmtTime, fmtDuration, fmt } from './dom.js';
 import { confirmChange } from './confirm.js';
 import { weightBar } from './overview.js';
-import { Chart, fmt, durationMs } from './charts.js';
+import { panels, eventMarks } from './panels.js';
 
 // The commands that fit each phase; the API has the last word and its refusal is shown.
 const controls = {
@@ -36,54 +40,68 @@ export class RolloutPage {
     this.charts = new Map();
     this.refresh = debounce(() => this.loadState(), 150);
     this.listener = (e) => { if (e.service === this.name) { this.addEvent(e); this.refresh(); } };
-    this.onResize = debounce(() => { for (const c of this.charts.values()) c.resize(); }, 200);
+    this.onResize = debounce(() => {
+      const first = this.charts.values().next().value;
+      const width = first ? first.el.clientWidth : 0;
+      for (const c of this.charts.values()) c.resize(width);
+    }, 200);
   }
 
   async open() {
     const base = '/api/v1/services/' + encodeURIComponent(this.name);
     this.base = base;
+    // Everything at once: the first render waits for the slowest answer, not for their sum.
+    const events = get('/api/v1/events?service=' + encodeURIComponent(this.name) + '&last=' + MAX_EVENTS).catch(() => ({ events: [] }));
+    const series = get(this.base + '/series').catch(() => null);
+    const state = this.readState();
+    const charts = import('./charts.js');
     this.el = {
       failing: h('div', { id: 'failing', role: 'alert' }),
       head: h('div', { class: 'rollout-head' }),
       controls: h('div', { id: 'controls', class: 'controls', role: 'group', 'aria-label': 'Rollout controls' }),
       result: h('p', { id: 'result', class: 'error', role: 'alert' }),
       steps: h('ol', { id: 'steps', class: 'steps' }),
+      marks: h('p', { id: 'marks', class: 'muted small' }),
       charts: h('div', { id: 'charts', class: 'charts' }),
       evidence: h('div', { id: 'evidence' }),
       events: h('ol', { id: 'events', class: 'events', reversed: true }),
       history: h('tbody'),
     };
-    this.root.replaceChildren(h('section', { id: 'rollout', 'data-service': this.name },
+    const page = h('section', { id: 'rollout', 'data-service': this.name },
       h('p', { class: 'crumbs' }, h('a', { href: '#/', text: '← Services' })),
       h('h1', { text: this.name }),
       this.el.failing, this.el.head, this.el.controls, this.el.result,
       h('h2', { text: 'Steps' }), this.el.steps,
-      h('h2', { text: 'Charts' }), this.el.charts,
+      h('h2', { text: 'Charts' }), this.el.marks, this.el.charts,
       h('h2', { text: 'Evidence' }), this.el.evidence,
       h('div', { class: 'two' },
         h('div', {}, h('h2', { text: 'Events' }), this.el.events),
         h('div', {}, h('h2', { text: 'History' }), h('div', { class: 'scroll' }, h('table', { id: 'history' },
           h('thead', {}, h('tr', {}, ['#', 'When', 'What', 'Versions', 'Why', 'By'].map((t) => h('th', { scope: 'col', text: t })))),
-          this.el.history))))));
+          this.el.history)))));
     this.session.listeners.add(this.listener);
     window.addEventListener('resize', this.onResize);
     this.tick = setInterval(() => this.countdown(), 1000);
     this.poll = setInterval(() => this.loadMeasurements(), 10000);
-    // Everything at once: the first render waits for the slowest answer, not for their sum.
-    const events = get('/api/v1/events?service=' + encodeURIComponent(this.name) + '&last=' + MAX_EVENTS).catch(() => ({ events: [] }));
-    const series = get(this.base + '/series').catch(() => null);
-    await this.loadState();
-    this.series = await series;
-    this.renderCharts();
-    // Marks read by bench/dashboard: the page's top (status, steps, charts, evidence, history)
-    // is drawn; then the event list below it too.
-    performance.mark('aviary:rollout-rendered');
+    this.showState(await state);
+    if (this.closed) return;
     // Live events may have come in while the stored ones were read: keep both, once each.
     const seen = new Set(this.events.map((e) => e.seq));
     const stored = (await events).events.filter((e) => !seen.has(e.seq));
     this.events = this.events.concat(stored.reverse()).sort((x, y) => y.seq - x.seq).slice(0, MAX_EVENTS);
+    this.series = await series;
+    try {
+      this.Chart = (await charts).Chart;
+    } catch (e) {
+      this.el.charts.replaceChildren(h('p', { class: 'error', text: 'The charts did not load: ' + e.message + '. Reload the page.' }));
+    }
+    if (this.closed) return;
     this.renderEvents();
-    this.renderCharts(); // the planned weight comes from the events
+    this.root.replaceChildren(page);
+    this.renderCharts(); // in the document: a chart takes its panel's width
+    // Marks read by bench/dashboard: the whole page (status, steps, charts, evidence, events,
+    // history) is drawn. (-rendered is kept for the memory measure, which waits for it.)
+    performance.mark('aviary:rollout-rendered');
     performance.mark('aviary:rollout-complete');
   }
 
@@ -104,22 +122,36 @@ export class RolloutPage {
     this.renderEvents();
   }
 
-  async loadState() {
-    if (this.closed) return;
+  // readState reads what the page's top shows; an error is kept to be shown.
+  async readState() {
     try {
       const [st, hist, an] = await Promise.all([get(this.base + '/rollout'), get(this.base + '/history'), get(this.base + '/analysis')]);
-      if (this.closed) return;
-      this.status = st;
-      this.statusAt = Date.now();
-      this.runs = an.runs || [];
-      this.renderHead();
-      this.renderControls();
-      this.renderSteps();
-      this.renderEvidence();
-      this.renderHistory(hist.history || []);
+      return { st, hist, an };
     } catch (e) {
-      this.el.failing.replaceChildren(h('p', { class: 'error', text: 'Could not read the rollout of ' + this.name + ': ' + e.message }));
+      return { error: e };
     }
+  }
+
+  showState({ st, hist, an, error }) {
+    if (this.closed) return;
+    if (error) {
+      this.el.failing.replaceChildren(h('p', { class: 'error', text: 'Could not read the rollout of ' + this.name + ': ' + error.message }));
+      return;
+    }
+    this.status = st;
+    this.statusAt = Date.now();
+    this.runs = an.runs || [];
+    this.renderHead();
+    this.renderControls();
+    this.renderSteps();
+    this.renderEvidence();
+    this.renderHistory(hist.history || []);
+  }
+
+  async loadState() {
+    if (this.closed) return;
+    this.showState(await this.readState());
+    if (this.Chart) this.renderCharts(); // a new verdict or step is marked
   }
 
   async loadMeasurements() {
@@ -144,7 +176,7 @@ export class RolloutPage {
         h('div', {}, h('dt', { text: 'Weight' }), h('dd', { id: 'weight' }, weightBar(s.canaryWeight || 0))),
         h('div', {}, h('dt', { text: 'Strategy' }), h('dd', { text: s.strategy || '—' })),
         s.startedAt ? h('div', {}, h('dt', { text: 'Started' }), h('dd', { text: fmtTime(s.startedAt) })) : null),
-      s.message ? h('p', { id: 'message', class: 'message', text: s.message }) : null);
+      ...(s.message ? [h('p', { id: 'message', class: 'message', text: s.message })] : []));
   }
 
   whoChanged() { if (this.status) this.renderControls(); }
@@ -196,7 +228,7 @@ export class RolloutPage {
     const run = this.runs && this.runs.length ? this.runs[this.runs.length - 1] : null;
     if (!run) return { run: null, metrics: [] };
     const rank = (m) => (m.phase === 'Failed' ? 0 : m.phase === 'Error' ? 1 : m.critical ? 2 : 3);
-    return { run, metrics: run.metrics.slice().sort((a, b) => rank(a) - rank(b)) };
+    return { run, metrics: (run.metrics || []).slice().sort((a, b) => rank(a) - rank(b)) };
   }
 
   renderEvidence() {
@@ -224,94 +256,40 @@ export class RolloutPage {
   }
 
   renderCharts() {
-    const panels = this.panels();
-    const keep = new Set(panels.map((p) => p.key));
-    for (const [k, c] of this.charts) if (!keep.has(k)) { c.destroy(); this.charts.delete(k); document.getElementById('chart-' + k)?.remove(); }
-    this.el.charts.querySelector(':scope > p.muted')?.remove();
-    for (const p of panels) {
-      let c = this.charts.get(p.key);
-      if (!c) {
-        const box = h('figure', { id: 'chart-' + p.key, class: 'chart', 'data-metric': p.metric || '', 'data-points': '0' });
-        this.el.charts.append(box);
-        c = new Chart(box, p);
-        this.charts.set(p.key, c);
-      }
+    if (!this.Chart) return;
+    const { run, metrics } = this.latest();
+    const ps = panels({ series: this.series, status: this.status, run, metrics, events: this.events });
+    this.renderMarks();
+    const keep = new Set(ps.map((p) => p.key));
+    for (const [k, c] of this.charts) if (!keep.has(k)) { c.destroy(); this.charts.delete(k); c.el.remove(); }
+    this.el.charts.querySelector(':scope > p')?.remove();
+    // The new panels' boxes first, then one measure of their width for all of them: a measure
+    // after each chart would make the browser lay the page out once per chart.
+    const fresh = ps.filter((p) => !this.charts.has(p.key));
+    const boxes = fresh.map((p) => h('figure', { id: 'chart-' + p.key, class: 'chart', 'data-metric': p.metric || '', 'data-points': '0' }));
+    this.el.charts.append(...boxes);
+    const width = boxes.length ? boxes[0].clientWidth : 0;
+    fresh.forEach((p, i) => this.charts.set(p.key, new this.Chart(boxes[i], p, width)));
+    // In the failing-first order.
+    ps.forEach((p, i) => { const el = this.charts.get(p.key).el; if (this.el.charts.children[i] !== el) this.el.charts.insertBefore(el, this.el.charts.children[i]); });
+    for (const p of ps) {
+      const c = this.charts.get(p.key);
       c.set(p.data, p.marks);
       const pts = p.data.slice(1).reduce((n, ys) => n + ys.filter((v) => v != null).length, 0);
       c.el.setAttribute('data-points', String(pts));
+      c.el.setAttribute('data-marks', p.marks.filter((m) => m.kind !== 'step').map((m) => m.kind).join(' '));
     }
-    if (!panels.length) this.el.charts.replaceChildren(h('p', { class: 'muted', text: 'No measurements yet.' }));
+    if (!ps.length) this.el.charts.replaceChildren(h('p', { class: 'muted', text: 'No measurements yet.' }));
   }
 
-  // panels turns the series and the analysis into chart panels.
-  panels() {
-    const out = [];
-    const sr = this.series;
-    const s = this.status || {};
-    const { run, metrics } = this.latest();
-    const stable = (run && run.stable) || s.stableVersion;
-    const canary = (run && run.canary) || s.canaryVersion;
-    const marks = [];
-    for (const m of metrics) for (const p of m.measurements || []) if (p.phase !== 'Running') marks.push({ t: Date.parse(p.at) / 1000, fail: p.phase === 'Failed' });
-    if (sr && sr.times.length) {
-      // From the slot before the first request on: the windows reach 15 minutes back.
-      const first = Math.max(0, sr.times.findIndex((_, i) => sr.versions.some((v) => v.requests[i] > 0)) - 1);
-      const cut = (a) => a.slice(first);
-      const xs = cut(sr.times);
-      const by = Object.fromEntries(sr.versions.map((v) => [v.version, Object.fromEntries(Object.entries(v).map(([k, a]) => [k, Array.isArray(a) ? cut(a) : a]))]));
-      const c = by[canary];
-      if (c) {
-        const share = xs.map((_, i) => {
-          const total = Object.values(by).reduce((n, v) => n + v.requests[i], 0);
-          return total ? (100 * c.requests[i]) / total : null;
-        });
-        out.push({ key: 'traffic', title: `Traffic share of ${canary}`, unit: '%', yRange: [0, 100],
-          series: [{ label: 'measured', color: '--canary' }, { label: 'planned weight', color: '--fg-muted', dash: [6, 4] }],
-          data: [xs, share, this.plannedWeight(xs)], marks });
-      }
-      const b = by[stable];
-      for (const m of metrics) {
-        if (m.kind !== 'sequential' || !c || !b) continue;
-        const bound = durationMs(m.boundary);
-        if (m.boundary && bound > 0) {
-          const q = ((m.text || '').match(/\bp(50|90|95|99)\b/) || [null, '95'])[1];
-          out.push({ key: 'lat-' + slug(m.metric), metric: m.metric, title: `${m.metric}: p${q} latency, canary vs baseline (boundary ${fmt(bound, 'ms')})`, unit: 'ms',
-            series: [{ label: canary, color: '--canary' }, { label: stable, color: '--stable' }, { label: 'boundary', color: '--bad', dash: [4, 4] }],
-            data: [xs, c[`p${q}Ms`], b[`p${q}Ms`], xs.map(() => bound)], marks });
-        } else if (/error/i.test(m.metric) || /error/i.test(m.text)) {
-          const pct = (v) => v.errorRate.map((r) => (r == null ? null : r * 100));
-          out.push({ key: 'err-' + slug(m.metric), metric: m.metric, title: `${m.metric}: error rate, canary vs baseline`, unit: '%',
-            series: [{ label: canary, color: '--canary' }, { label: stable, color: '--stable' }],
-            data: [xs, pct(c), pct(b)], marks });
-        }
-      }
-    }
-    for (const m of metrics) {
-      const pts = (m.measurements || []).filter((p) => typeof p.value === 'number');
-      if (pts.length < 2) continue; // a line needs two points
-      const xs = pts.map((p) => Date.parse(p.at) / 1000);
-      const own = pts.filter((p) => p.phase !== 'Running').map((p) => ({ t: Date.parse(p.at) / 1000, fail: p.phase === 'Failed' }));
-      if (m.kind === 'sequential') {
-        out.push({ key: 'eff-' + slug(m.metric), metric: m.metric, title: `${m.metric}: effect (canary ÷ baseline) against the margin`, unit: 'ratio',
-          series: [{ label: 'effect', color: '--canary' }, { label: 'margin', color: '--bad', dash: [4, 4] }],
-          data: [xs, pts.map((p) => p.value), xs.map(() => m.margin || null)], marks: own });
-      } else {
-        out.push({ key: 'val-' + slug(m.metric), metric: m.metric, title: `${m.metric}: measured value`, unit: '',
-          series: [{ label: m.metric, color: '--canary' }], data: [xs, pts.map((p) => p.value)], marks: own });
-      }
-    }
-    return out;
-  }
-
-  // plannedWeight is the canary weight the events set, at each slot.
-  plannedWeight(xs) {
-    const evs = this.events.slice().reverse(); // oldest first
-    let i = 0;
-    let w = null;
-    return xs.map((t) => {
-      while (i < evs.length && Date.parse(evs[i].time) / 1000 <= t + 10) { w = evs[i].canaryWeight; i++; }
-      return w;
-    });
+  // renderMarks says what the marks on the charts are, and lists the latest verdicts.
+  renderMarks() {
+    const verdicts = eventMarks(this.events).filter((m) => m.kind !== 'step').slice(-5).reverse();
+    this.el.marks.replaceChildren('Marks: ', h('span', { class: 'mark pass', text: '✓ passed' }), ', ',
+      h('span', { class: 'mark fail', text: '✗ failed' }), ', ', h('span', { class: 'mark inconclusive', text: '? inconclusive' }), ', ',
+      h('span', { class: 'mark abort', text: '■ aborted' }), ', dotted grey: a step began.',
+      ...(verdicts.length ? [h('ul', { id: 'verdicts', class: 'verdicts' }, verdicts.map((m) => h('li', { 'data-kind': m.kind },
+        h('time', { datetime: m.at, text: fmtTime(m.at) }), ' ', h('span', { class: 'mark ' + m.kind, text: m.text }))))] : []));
   }
 
   renderEvents() {
@@ -330,5 +308,3 @@ export class RolloutPage {
       h('td', { text: r.reason }), h('td', { text: r.by }))));
   }
 }
-
-function slug(s) { return String(s).toLowerCase().replace(/[^a-z0-9]+/g, '-'); }
