@@ -44,6 +44,17 @@
 //   - Randomized traffic only, and one process per rollout (in package analysis): requests placed
 //     by a route are measured apart and never compared, and the runs of a rollout share one test.
 //
+// # The far tail of a latency metric
+//
+// A latency metric's count test sits at the stable's quantile, where the stable has its 1% too; a
+// canary whose requests hang is caught there only slowly. A second count test on a far boundary
+// (FarFactor × the boundary, where the stable has almost no mass; requests in flight past it
+// counted as they pass it) has its own grid and a clump dispersion from the stable's own far
+// counts (NewClumpDispersion), and the metric's evidence is the average of the two, weighed
+// FarWeight and 1 − FarWeight: a convex combination of test supermartingales on one filtration,
+// so alpha holds under both nulls at once (Vovk & Wang, "E-values: calibration, combination and
+// applications", Ann. Statist. 2021). See far.go.
+//
 // # One e-process per rollout, across restarts
 //
 // CountTest.State and RestoreCountTest carry a test's whole state (the mixture's members and the
