@@ -142,7 +142,7 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 	case spec.Test == config.CountTest || m.Label != "":
 		return a.newLLMCount(template, m, alpha)
 	default:
-		return a.newLLMMean(template, m, alpha)
+		return a.newLLMMean(r.Service, template, m, alpha)
 	}
 	return a.rolloutSequential(r, template, m, alpha)
 }
