@@ -69,8 +69,8 @@ func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 			scores = e.Scores
 		}
 		next[svc] = &evaluator{
-			scores:      *scores,
-			url: e.URL, shownURL: redact.URL(e.URL),
+			scores: *scores,
+			url:    e.URL, shownURL: redact.URL(e.URL),
 			share:       uint64(max(1, min(shareUnit, math.Round(e.Percent*shareUnit/100)))),
 			maxBytes:    e.MaxBytes,
 			maxInFlight: int64(e.MaxInFlight),
