@@ -216,6 +216,7 @@ func (a *Analyzer) RolloutEnded(service string) {
 	for k := range a.evidence {
 		if strings.HasPrefix(k, prefix) {
 			delete(a.evidence, k)
+			delete(a.proms, k)
 			had = true
 		}
 	}

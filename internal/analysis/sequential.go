@@ -77,6 +77,14 @@ func newSequential(template string, m config.AnalysisMetric, alpha float64, limi
 	return q
 }
 
+// canaryN is the canary's requests the test has counted (runs of the rollout share it: read
+// under its lock).
+func (q *sequential) canaryN() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.test.CanaryN
+}
+
 // look adds what both versions served since the last look.
 func (q *sequential) look(r *runner, now time.Time) {
 	q.mu.Lock()
