@@ -51,8 +51,11 @@ import (
 // runs each; alpha 1%, margin 0.95). At the edge of H0 with such scores, 2,000 runs at alpha 5%
 // gave 1.2% false rejections, 95% interval [0.8%, 1.8%].
 //
-// Values outside [Lo, Hi] break the guarantee; the caller must drop them before they are summed
-// (package quality drops scores outside the configured range).
+// Assumptions: values outside [Lo, Hi] break the guarantee, so the caller must drop them before
+// they are summed (package quality drops scores outside the configured range); and when a value
+// arrives must not depend on the value itself beyond what the version and the time explain (a
+// thumbs-down that reliably comes sooner than a thumbs-up would tilt every block the same way),
+// as which requests go to which version must not.
 type BoundedMeanTest struct {
 	// Worse, Margin, Lo and Hi are set by NewBoundedMeanTest and must not change once values are
 	// observed.
