@@ -106,6 +106,7 @@ type hWorld struct {
 	// (the judge before)
 	base, canary, canaryOld [numTests]float64
 	canaryEff               [numTests]float64 // the canary's against the pass's boundaries ((1 + effect) × the stable's quantiles)
+	baseFar, canaryFar      [numTests]float64 // past the far boundaries (judge.FarFactor × each version's boundary)
 	hungAt                  []int             // seconds at which hung canary requests began
 }
 
@@ -128,6 +129,9 @@ func newHWorld(h hostile, r *rand.Rand) *hWorld {
 		w.canary[i] = normalSF(z + (shift-math.Log(slower))/sigma)
 		w.canaryOld[i] = normalSF(z - math.Log(slower)/sigma)
 		w.canaryEff[i] = normalSF(z + (math.Log(1+hSlowEffect)-math.Log(slower))/sigma)
+		far := math.Log(aviaryjudge.FarFactor)
+		w.baseFar[i] = normalSF(z + far/sigma)
+		w.canaryFar[i] = normalSF(z + (far+shift-math.Log(slower))/sigma)
 	}
 	if h.atMargin {
 		w.canaryErr = hErr * 1.2
@@ -152,12 +156,14 @@ func newHWorld(h hostile, r *rand.Rand) *hWorld {
 type hTick struct {
 	cn     int64           // canary, by weight
 	ce     [numTests]int64 // its errors and slow requests against the shipped boundaries
+	cf     [numTests]int64 // its requests past the far boundaries
 	cold   int64           // its requests above the stable's p99 itself (the judge before)
 	ceff   [numTests]int64 // its requests above the pass's boundaries (latency tests)
 	errOld int64           // its errors as the judge before sees them (hung requests only at their timeout)
 	rn, re int64           // canary, by a route
 	bn     int64           // stable
 	be     [numTests]int64
+	bf     [numTests]int64 // past the far boundaries
 }
 
 // errorsOf draws the errors of n requests at rate p, in bursts when the cell says so.
@@ -177,9 +183,9 @@ func (w *hWorld) errorsOf(n int64, p float64) int64 {
 	return min(e, n)
 }
 
-// endpoint draws one endpoint's second: requests at rate, errors at p, and requests above each
-// boundary with the probabilities slow.
-func (w *hWorld) endpoint(i int, rate, p float64, slow [numTests]float64) (n int64, ev [numTests]int64) {
+// endpoint draws one endpoint's second: requests at rate, errors at p, requests above each
+// boundary with the probabilities slow, and those above the far boundaries (far) among them.
+func (w *hWorld) endpoint(i int, rate, p float64, slow, far [numTests]float64) (n int64, ev, evFar [numTests]int64) {
 	if w.h.episodes && w.episode[i] == 0 && w.r.Float64() < 1.0/3600 {
 		w.episode[i] = hEpisode
 	}
@@ -198,13 +204,14 @@ func (w *hWorld) endpoint(i int, rate, p float64, slow [numTests]float64) (n int
 	n = poisson(w.r, rate)
 	ev[testErrors] = w.errorsOf(n, p)
 	for t := testSlow99; t < numTests; t++ {
-		q := slow[t]
+		q, qf := slow[t], far[t]
 		if stalled {
-			q = 0.5 + 0.5*q // half the requests stall: slower than any boundary
+			q, qf = 0.5+0.5*q, 0.5+0.5*qf // half the requests stall: slower than any boundary
 		}
 		ev[t] = binomial(w.r, n, q)
+		evFar[t] = binomial(w.r, ev[t], qf/max(q, 1e-300)) // the far ones among the slow
 	}
-	return n, ev
+	return n, ev, evFar
 }
 
 func (w *hWorld) tick(k *hTick) {
@@ -231,13 +238,14 @@ func (w *hWorld) tick(k *hTick) {
 		k.re = w.errorsOf(k.rn, hSegErr)
 	}
 	for i := range hBaseEPs {
-		n, ev := w.endpoint(i, weighted*(1-hShare)/hBaseEPs, stableErr, w.base)
+		n, ev, evFar := w.endpoint(i, weighted*(1-hShare)/hBaseEPs, stableErr, w.base, w.baseFar)
 		k.bn += n
 		for t := range numTests {
 			k.be[t] += ev[t]
+			k.bf[t] += evFar[t]
 		}
 	}
-	k.cn, k.ce = w.endpoint(hBaseEPs, weighted*hShare, canaryErr, w.canary)
+	k.cn, k.ce, k.cf = w.endpoint(hBaseEPs, weighted*hShare, canaryErr, w.canary, w.canaryFar)
 	// The judge before counted the canary's slow requests against the stable's p99 itself: the
 	// same requests, so drawn as those above the shipped boundary plus those in between.
 	between := max(0, w.canaryOld[testSlow99]-w.canary[testSlow99]) / max(1e-12, 1-w.canary[testSlow99])
@@ -263,11 +271,12 @@ func (w *hWorld) hangs(k *hTick) {
 	}
 	for _, at := range w.hungAt {
 		switch w.second - at {
-		case batchSeconds: // counted as in flight past the boundary
+		case batchSeconds: // counted as in flight past the boundary, and past the far one
 			k.cn++
 			for t := testSlow99; t < numTests; t++ {
 				k.ce[t]++
 				k.ceff[t]++
+				k.cf[t]++
 			}
 		case hTimeout: // the judge before: ends as a 504
 			k.errOld++
@@ -287,6 +296,7 @@ func (w *hWorld) stickyTick(k *hTick, stableErr, canaryErr float64) {
 	for t := testSlow99; t < numTests; t++ {
 		k.ce[t] = binomial(w.r, k.cn, w.canary[t])
 		k.ceff[t] = binomial(w.r, k.ce[t], w.canaryEff[t]/max(1e-12, w.canary[t]))
+		k.cf[t] = binomial(w.r, k.ce[t], w.canaryFar[t]/max(1e-300, w.canary[t]))
 	}
 	k.cold, k.errOld = k.ce[testSlow99], k.ce[testErrors]
 	perCluster := float64(hUsers) * (1 - hShare) / hClusters
@@ -300,6 +310,7 @@ func (w *hWorld) stickyTick(k *hTick, stableErr, canaryErr float64) {
 	}
 	for t := testSlow99; t < numTests; t++ {
 		k.be[t] = binomial(w.r, k.bn, w.base[t])
+		k.bf[t] = binomial(w.r, k.be[t], w.baseFar[t]/w.base[t])
 	}
 }
 
@@ -309,24 +320,31 @@ func (w *hWorld) warmup(c *counts) {
 	saved, hang := w.second, w.h.hang
 	w.second, w.h.hang = -hSeconds, 0 // before any incident, regression or hang
 	var k hTick
-	var tn, te [numTests]int64
+	var tn, te, tf [numTests]int64
 	for range 30 {
 		var n int64
-		var e [numTests]int64
+		var e, f [numTests]int64
 		for range batchSeconds {
 			w.tick(&k)
 			n += k.bn
 			for t := range numTests {
 				e[t] += k.be[t]
+				f[t] += k.bf[t]
 			}
 		}
 		for t := range numTests {
 			c.disp[t].ObserveBatch(n, e[t])
-			tn[t], te[t] = tn[t]+n, te[t]+e[t]
+			tn[t], te[t], tf[t] = tn[t]+n, te[t]+e[t], tf[t]+f[t]
+			if c.far[t] != nil {
+				c.far[t].Dispersion.ObserveBatch(n, f[t])
+			}
 		}
 	}
 	for t := range numTests {
 		c.tests[t].SetBaselineBefore(tn[t], te[t])
+		if c.far[t] != nil {
+			c.far[t].SetBaselineBefore(tn[t], tf[t])
+		}
 	}
 	w.second, w.h.hang = saved, hang
 	w.episode, w.stall = [5]int{}, [5]int{}
@@ -394,7 +412,7 @@ func hostileRun(h hostile, m model, seed [2]uint64) hRun {
 			b.reset()
 			c.restart()
 		}
-		c.look(t, k.cn, k.ce, k.bn, k.be)
+		c.look(t, k.cn, k.ce, k.cf, k.bn, k.be, k.bf)
 		effN += k.cn
 		for i := range numTests {
 			effE[i] += k.ceff[i]

@@ -261,8 +261,8 @@ func TestEvidencePathIsTheJudgeAtEveryAlpha(t *testing.T) {
 			a.observe(&k, nil)
 			for i := range tests {
 				ts := &tests[i]
-				ts.look(k.second, k.canaryN, [numTests]int64{k.canaryErr, k.canarySlow, k.canarySlow90},
-					k.baseN, [numTests]int64{k.baseErr, k.baseSlow, k.baseSlow90})
+				ts.look(k.second, k.canaryN, [numTests]int64{k.canaryErr, k.canarySlow, k.canarySlow90}, [numTests]int64{},
+					k.baseN, [numTests]int64{k.baseErr, k.baseSlow, k.baseSlow90}, [numTests]int64{})
 				if want[i] < 0 && ts.rejected() {
 					want[i] = int32(s)
 				}

@@ -48,6 +48,9 @@ type Analyzer struct {
 	// evidence holds the sequential tests of the rollouts in flight, shared by their runs: one
 	// e-process per rollout and metric (see rolloutSequential).
 	evidence map[string]*sequential
+	// proms are the Prometheus count tests among them, by the same key: the reader of the
+	// counters around the shared test (see rolloutPromCount).
+	proms map[string]*promCount
 	// saved is what Options.Evidence kept of the rollouts in flight when the process last stopped,
 	// by service, until their runs resume it.
 	saved  map[string]savedRollout
@@ -79,7 +82,7 @@ func New(o Options) *Analyzer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Providers.Metrics = o.Metrics
-	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{},
+	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{}, proms: map[string]*promCount{},
 		saved: map[string]savedRollout{}}
 	a.loadEvidence()
 	a.SetTemplates(o.Templates)

@@ -351,10 +351,12 @@ func TestDefaultAnalysisSeesHangingRequestsBeforeTheyEnd(t *testing.T) {
 		}
 	})
 	// At 10 canary requests a second, 2% hanging is 0.2 slow requests a second more than the
-	// stable's 1%: about 60 s of evidence at best (see bench/results/judge-hostile.md). Before
-	// in-flight requests counted, the verdict never came (they never ended).
-	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "latency") || at > 150 {
-		t.Fatalf("a canary whose requests hang: verdict %s at second %d, want Fail on latency within 150 s: %s", v.Phase, at, v.Message)
+	// stable's 1% at the boundary: about two minutes of evidence for the quantile test alone (see
+	// bench/results/judge-hostile.md). Past the far boundary the stable has none, and the far-tail
+	// test has the hung requests within a minute. Before in-flight requests counted, the verdict
+	// never came (they never ended).
+	if v.Phase != rollout.Fail || !strings.Contains(v.Message, "far tail") || at > 60 {
+		t.Fatalf("a canary whose requests hang: verdict %s at second %d, want Fail on the latency's far tail within 60 s: %s", v.Phase, at, v.Message)
 	}
 }
 

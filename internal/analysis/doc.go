@@ -13,8 +13,9 @@
 // pass; a canary with weight that gets no requests while the baseline does is a routing failure;
 // every verdict carries its evidence, metric by metric, in numbers and in words.
 //
-// The builtin metrics of a rollout are judged by one test per metric for the whole rollout, shared
-// by its runs (rolloutSequential), and kept across restarts of the process: with an EvidenceStore
+// The builtin metrics of a rollout, and its comparative Prometheus metrics, are judged by one test
+// per metric for the whole rollout, shared by its runs (rolloutSequential, rolloutPromCount), and
+// kept across restarts of the process: with an EvidenceStore
 // (internal/store, in the bbolt file beside the rollout state), each run keeps its rollout's tests
 // once per batch, on Forget and on Close, and the next process resumes them when the same rollout
 // attempt asks for the same metric with the same alpha (persist.go). What lived only in the old

@@ -15,6 +15,24 @@ type QualitySource interface {
 	Totals(service, version string) map[string]quality.Totals
 }
 
+// scoreRanger is a QualitySource that knows the range its scores fall in (quality.Quality: it
+// drops every score outside it), so that their means can be judged with finite-sample validity.
+type scoreRanger interface {
+	ScoreRange(service, key string) (config.ScoreRange, bool)
+}
+
+// meanJudge is judge.MeanTest (asymptotic) or judge.BoundedMeanTest (bounded scores).
+type meanJudge interface {
+	Observe(canaryN int64, canarySum, canarySumSq float64, baseN int64, baseSum, baseSumSq float64)
+	Evidence() float64
+	Needed() float64
+	Rejected() bool
+	Means() (canary, base float64)
+	Effect() float64
+	Describe() string
+	Counts() (canary, base int64)
+}
+
 // moments are cumulative count, sum and sum of squares.
 type moments struct {
 	n       int64
@@ -26,18 +44,43 @@ type llmMean struct {
 	template string
 	metric   config.AnalysisMetric
 	a        *Analyzer
-	test     *judge.MeanTest
+	test     meanJudge
 	prev     map[string]moments
 	history  []Point
 }
 
-// newLLMMean judges a mean builtin (higher is worse) or a score builtin's mean (lower is worse).
-func (a *Analyzer) newLLMMean(template string, m config.AnalysisMetric, alpha float64) *llmMean {
-	worse := judge.Higher
-	if m.BuiltinSpec().Test == config.ScoreTest {
-		worse = judge.Lower
+// newLLMMean judges a mean builtin (higher is worse) or a score builtin's mean (lower is worse):
+// a score whose range is known (every score outside it dropped) by the betting test, valid for
+// any number of values; any other mean by the asymptotic one. The range is read once, when the
+// test begins: a reload that widens it mid-rollout lets scores in that the test's bounds do not
+// cover (docs/llm.md says so).
+func (a *Analyzer) newLLMMean(service, template string, m config.AnalysisMetric, alpha float64) *llmMean {
+	q := &llmMean{template: template, metric: m, a: a, prev: map[string]moments{}}
+	if m.BuiltinSpec().Test != config.ScoreTest {
+		q.test = judge.NewMeanTest(judge.Higher, m.Margin, alpha)
+		return q
 	}
-	return &llmMean{template: template, metric: m, a: a, test: judge.NewMeanTest(worse, m.Margin, alpha), prev: map[string]moments{}}
+	if rs, ok := a.o.Quality.(scoreRanger); ok {
+		if r, ok := rs.ScoreRange(service, q.key(false)); ok {
+			q.test = judge.NewBoundedMeanTest(judge.Lower, m.Margin, alpha, r.Min, r.Max)
+			return q
+		}
+	}
+	q.test = judge.NewMeanTest(judge.Lower, m.Margin, alpha)
+	return q
+}
+
+// key is the quality totals' key of a score metric: its evaluation score or the feedback score,
+// a mirror's when mirror.
+func (q *llmMean) key(mirror bool) string {
+	key := quality.KeyFeedbackScore
+	if q.metric.BuiltinSpec().NamedScore {
+		key = quality.EvaluationKey(q.metric.Score)
+	}
+	if mirror {
+		key = quality.MirrorPrefix + key
+	}
+	return key
 }
 
 func (q *llmMean) id() (string, string) { return q.template, q.metric.Name }
@@ -69,14 +112,7 @@ func (q *llmMean) totals(r *runner, version string) moments {
 	if q.a.o.Quality == nil {
 		return moments{}
 	}
-	key := quality.KeyFeedbackScore
-	if q.metric.BuiltinSpec().NamedScore {
-		key = quality.EvaluationKey(q.metric.Score)
-	}
-	if mirror {
-		key = quality.MirrorPrefix + key
-	}
-	t := q.a.o.Quality.Totals(r.run.Service, version)[key]
+	t := q.a.o.Quality.Totals(r.run.Service, version)[q.key(mirror)]
 	return moments{t.N, t.Sum, t.SumSq}
 }
 

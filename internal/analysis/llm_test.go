@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -114,5 +115,65 @@ func TestAHigherRateOfABadLabelIsRolledBack(t *testing.T) {
 	}
 	if v.Phase != rollout.Fail || !strings.Contains(v.Message, `labelled "bad"`) {
 		t.Fatalf("a third of answers labelled bad against 5%%: %s: %s", v.Phase, v.Message)
+	}
+}
+
+// Feedback scores have a declared range (llm.feedbackScores), so their mean is judged by the
+// betting test, valid for any number of values however skewed: thumbs-up (1) or down (0),
+// joined to the version that served the request by the real quality package. A canary liked 70%
+// of the time against the stable's 90% is rolled back; one liked as often is left alone.
+func TestFeedbackIsJudgedByTheBoundedTest(t *testing.T) {
+	for _, c := range []struct {
+		canaryLiked float64
+		want        rollout.VerdictPhase
+	}{{0.7, rollout.Fail}, {0.9, rollout.Running}} {
+		tr := newTraffic(t)
+		cfg, err := config.Parse([]byte("analysis:\n  templates:\n    - name: q\n      metrics: [{name: thumbs, builtin: feedback, critical: true}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		qual := quality.New(quality.Options{Window: time.Hour, MaxEntries: 100000, Scores: cfg.LLM.FeedbackScores,
+			Now: func() time.Time { return tr.now }})
+		t.Cleanup(qual.Close)
+		a := New(Options{Metrics: tr.reg, Quality: qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Now: func() time.Time { return tr.now }})
+		rn := newRunner(a, rollout.Run{ID: "x", Kind: rollout.BackgroundAnalysis, Service: "chat", Stable: "v1", Canary: "v2",
+			Templates: []string{"q"}, StartedAt: tr.now}, a.templates)
+		rnd := rand.New(rand.NewPCG(3, 4))
+		id := 0
+		feedback := func(version string, liked float64) {
+			id++
+			rid := fmt.Sprint("r", id)
+			qual.Served(quality.Served{RequestID: rid, Service: "chat", Version: version, At: tr.now})
+			score := 0.0
+			if rnd.Float64() < liked {
+				score = 1
+			}
+			if _, _, err := qual.Feedback(quality.Feedback{RequestID: rid, Score: &score}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var v rollout.Verdict
+		at := -1
+		for sec := range 600 {
+			for range 9 {
+				feedback("v1", 0.9)
+			}
+			feedback("v2", c.canaryLiked)
+			tr.now = tr.now.Add(time.Second)
+			rn.look(context.Background(), tr.now)
+			if v, _ = rn.latest(); v.Phase != rollout.Running {
+				at = sec
+				break
+			}
+		}
+		_, rep := rn.latest()
+		text := ""
+		if len(rep.Metrics) > 0 {
+			text = rep.Metrics[0].Text
+		}
+		if v.Phase != c.want || !strings.Contains(text, "finite-sample") {
+			t.Fatalf("canary liked %g%% against 90%%: %s at second %d, want %s by the bounded test: %s", 100*c.canaryLiked, v.Phase, at, c.want, text)
+		}
+		t.Logf("canary liked %g%%: %s at second %d: %s", 100*c.canaryLiked, v.Phase, at, text)
 	}
 }

@@ -44,6 +44,9 @@ type savedTest struct {
 	Effect   [2]int64         `json:"effect"`
 	Units    *[2][]int64      `json:"units,omitempty"` // errors: the stable's requests and errors per cluster since the test began
 	Test     judge.CountState `json:"test"`
+	// Far is a latency metric's far-tail test (absent from what an older aviary kept: the resumed
+	// test then starts its far test afresh, a later start, which keeps the average valid).
+	Far *judge.CountState `json:"far,omitempty"`
 }
 
 // specOf fingerprints what a sequential test tests.
@@ -62,6 +65,10 @@ func specOf(m config.AnalysisMetric, alpha float64) string {
 // state is what is kept of q. Called with q.mu held.
 func (q *sequential) state(alpha float64) savedTest {
 	s := savedTest{Spec: specOf(q.metric, alpha), Start: q.start, Boundary: q.boundary, Effect: q.effect, Test: q.test.State()}
+	if q.far != nil {
+		f := q.far.State()
+		s.Far = &f
+	}
 	if q.unitBase != nil {
 		s.Units = &[2][]int64{slices.Clone(q.units[0][:]), slices.Clone(q.units[1][:])} // encoded after q.mu is let go
 	}
@@ -86,6 +93,16 @@ func restoreSequential(template string, m config.AnalysisMetric, alpha float64, 
 		t.Dispersion = &judge.Dispersion{}
 	}
 	q.disp = t.Dispersion
+	if s.Far != nil && q.far != nil {
+		f, err := judge.RestoreCountTest(*s.Far)
+		if err != nil {
+			return nil, fmt.Errorf("its far-tail test: %w", err)
+		}
+		if f.Dispersion == nil {
+			f.Dispersion = judge.NewClumpDispersion()
+		}
+		q.far = f
+	}
 	// The stable's slots before now are gone with the process that counted them: the dispersion
 	// goes on from the first slot of the new one, and is not warmed again.
 	q.dispFed = now.Truncate(slot).Add(-slot).UnixNano()
@@ -199,6 +216,7 @@ func (a *Analyzer) RolloutEnded(service string) {
 	for k := range a.evidence {
 		if strings.HasPrefix(k, prefix) {
 			delete(a.evidence, k)
+			delete(a.proms, k)
 			had = true
 		}
 	}

@@ -90,6 +90,10 @@ func TestACrashResumesTheRolloutsTestsFromTheLastBatch(t *testing.T) {
 	kept := q1.test.State()
 	boundary := latencyBoundary(t, first)
 	q1.mu.Unlock()
+	farKept := latencyTest(t, first).far.State()
+	if farKept.CanaryN < 800 || farKept.Dispersion == nil || farKept.Dispersion.Clumps == nil {
+		t.Fatalf("before the crash the latency's far-tail test counted %d canary requests (dispersion %+v): too little to mean anything", farKept.CanaryN, farKept.Dispersion)
+	}
 	if kept.CanaryN < 800 || kept.CanaryEvents == 0 {
 		t.Fatalf("before the crash the errors test counted %d canary requests, %d errors: too little to mean anything", kept.CanaryN, kept.CanaryEvents)
 	}
@@ -106,6 +110,10 @@ func TestACrashResumesTheRolloutsTestsFromTheLastBatch(t *testing.T) {
 	if resumed.CanaryN < 800 || resumed.CanaryN > kept.CanaryN || resumed.Closed < 8 {
 		t.Fatalf("after the crash the errors test has %d canary requests over %d batches; before it %d: want it resumed from the last closed batch",
 			resumed.CanaryN, resumed.Closed, kept.CanaryN)
+	}
+	if far := latencyTest(t, second).far.State(); far.CanaryN < 800 || far.CanaryN > farKept.CanaryN || far.Closed != resumed.Closed {
+		t.Fatalf("after the crash the far-tail test has %d canary requests over %d batches; before it %d: want it resumed with the latency test",
+			far.CanaryN, far.Closed, farKept.CanaryN)
 	}
 	if got := latencyBoundary(t, second); got != boundary {
 		t.Fatalf("after the crash the latency boundary is %s, before it %s: the stable's history before the rollout is gone with the process, and must come from the store", got, boundary)
@@ -172,13 +180,19 @@ func TestAChangedMetricIsNotResumed(t *testing.T) {
 
 func latencyBoundary(t *testing.T, rn *runner) time.Duration {
 	t.Helper()
+	return latencyTest(t, rn).boundary
+}
+
+// latencyTest is the latency metric's shared test of a run.
+func latencyTest(t *testing.T, rn *runner) *sequential {
+	t.Helper()
 	for _, q := range rn.seq {
 		if sq, ok := q.(*sequential); ok && sq.metric.Name == "latency" {
-			return sq.boundary
+			return sq
 		}
 	}
 	t.Fatal("the run judges no latency metric")
-	return 0
+	return nil
 }
 
 func mustJSON(t *testing.T, v any) string {

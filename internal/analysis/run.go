@@ -133,7 +133,7 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 	spec, builtin := m.Builtin.Spec()
 	switch {
 	case !builtin: // a prometheus metric with requests and errors counters
-		c, err := newPromCount(template, m, alpha, a.o.History, a.o.Providers)
+		c, err := a.rolloutPromCount(r, template, m, alpha)
 		if err == nil {
 			return c
 		}
@@ -142,7 +142,7 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 	case spec.Test == config.CountTest || m.Label != "":
 		return a.newLLMCount(template, m, alpha)
 	default:
-		return a.newLLMMean(template, m, alpha)
+		return a.newLLMMean(r.Service, template, m, alpha)
 	}
 	return a.rolloutSequential(r, template, m, alpha)
 }
@@ -151,8 +151,7 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 // one an earlier run of the same rollout (same attempt, versions, template and metric) began, the
 // one the store kept of it before a restart (see persist), or a new one. Called with a.mu held. Tests of the service's earlier attempts are dropped.
 func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) *sequential {
-	attempt := rolloutOf(r.ID)
-	key := strings.Join([]string{attempt, r.Stable, r.Canary, template, m.Name}, "|")
+	attempt, key := evidenceKey(r, template, m)
 	if q, ok := a.evidence[key]; ok && q.metric == m && q.test.Alpha == alpha {
 		return q
 	}
@@ -160,6 +159,7 @@ func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.An
 	for k := range a.evidence {
 		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
 			delete(a.evidence, k)
+			delete(a.proms, k)
 		}
 	}
 	q := a.restored(r.Service, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
@@ -168,6 +168,13 @@ func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.An
 	}
 	a.evidence[key] = q
 	return q
+}
+
+// evidenceKey is the rollout attempt r belongs to, and the key of its test of template's metric m
+// in Analyzer.evidence: the attempt, the versions, the template and the metric.
+func evidenceKey(r rollout.Run, template string, m config.AnalysisMetric) (attempt, key string) {
+	attempt = rolloutOf(r.ID)
+	return attempt, strings.Join([]string{attempt, r.Stable, r.Canary, template, m.Name}, "|")
 }
 
 // rolloutOf is the rollout a check belongs to: its ID without the step and the kind
@@ -231,7 +238,8 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 // by a rollout's shared test.
 func (rn *runner) persist() {
 	for _, q := range rn.seq {
-		if _, ok := q.(*sequential); ok {
+		switch q.(type) {
+		case *sequential, *promCount:
 			rn.a.persist(rolloutOf(rn.run.ID))
 			return
 		}
@@ -249,10 +257,10 @@ func (rn *runner) exposure(now time.Time) (time.Duration, uint64) {
 		switch sq := q.(type) {
 		case *sequential:
 			if !sq.metric.BuiltinSpec().Quantiled { // errors count every request
-				n = max(n, uint64(sq.test.CanaryN))
+				n = max(n, uint64(sq.canaryN()))
 			}
 		case *promCount:
-			n = max(n, uint64(sq.test.CanaryN))
+			n = max(n, uint64(sq.canaryN()))
 		}
 	}
 	return now.Sub(rn.run.StartedAt), n

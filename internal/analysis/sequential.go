@@ -22,7 +22,7 @@ type sequential struct {
 	history  []Point
 	limit    int
 
-	pending [3]int64 // latency: canary's and stable's requests in flight past the boundary, counted as slow; and the canary's past the effect's
+	pending [5]int64 // latency: requests in flight counted as slow (see the pend* indices)
 	effect  [2]int64 // latency with a slowdown effect: the canary's requests and those slower than the effect's boundary
 
 	unitBase *[2][metrics.NumUnits]int64 // errors: the stable's per-cluster counts when the test began
@@ -30,6 +30,11 @@ type sequential struct {
 
 	disp    *judge.Dispersion // the stable's own clumping, from its closed slots
 	dispFed int64             // unix ns of the last stable slot fed to disp
+
+	// far is a latency metric's far-tail test: requests past judge.FarFactor × the boundary (in
+	// flight or ended), where the stable has almost no mass, so that hung requests are caught in
+	// seconds; its evidence is averaged with test's (judge.LatencyEvidence). Nil for other metrics.
+	far *judge.CountTest
 
 	// A sequential is shared by every run of a rollout that judges the same template's metric
 	// (its analysis steps and its background analysis): one e-process per rollout, so that a new
@@ -47,6 +52,15 @@ type slotKey struct {
 
 type counts struct{ requests, events uint64 }
 
+// Indices of sequential.pending: requests in flight past a boundary, counted as slow already.
+const (
+	pendCanary    = iota // the canary's, past its boundary
+	pendStable           // the stable's, past the boundary
+	pendEffect           // the canary's, past the detectable effect's boundary
+	pendFarCanary        // the canary's, past its far boundary
+	pendFarStable        // the stable's, past the far boundary
+)
+
 // boundarySamples is how many stable requests a latency boundary needs before it is trusted.
 const boundarySamples = 500
 
@@ -57,7 +71,18 @@ func newSequential(template string, m config.AnalysisMetric, alpha float64, limi
 	if m.Builtin == config.BuiltinErrorRate {
 		q.test.SetPrior(judge.Moderate) // see judge.ratioWeights
 	}
+	if m.Builtin == config.BuiltinLatency {
+		q.far = judge.NewFarTest(alpha)
+	}
 	return q
+}
+
+// canaryN is the canary's requests the test has counted (runs of the rollout share it: read
+// under its lock).
+func (q *sequential) canaryN() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.test.CanaryN
 }
 
 // look adds what both versions served since the last look.
@@ -79,15 +104,16 @@ func (q *sequential) look(r *runner, now time.Time) {
 	if q.metric.BuiltinSpec().Quantiled {
 		// A request still in flight past the boundary is slow already: count it now, not when
 		// it ends (a canary whose requests hang would otherwise look healthy until they time out).
-		reg := r.a.o.Metrics
-		c = pendingSlow(c, reg.Pending(r.run.Service, r.run.Canary, r.canaryRole(), now.Add(-q.boundaryOf(r, r.run.Canary))), &q.pending[0])
-		b = pendingSlow(b, reg.Pending(r.run.Service, r.run.Stable, metrics.Primary, now.Add(-q.boundary)), &q.pending[1])
+		c = q.pendingSlow(r, r.run.Canary, c, q.boundaryOf(r, r.run.Canary), now, pendCanary)
+		b = q.pendingSlow(r, r.run.Stable, b, q.boundary, now, pendStable)
 	}
 	q.test.Observe(r.batch(now), c[0], c[1], b[0], b[1])
+	if q.far != nil {
+		q.lookFar(r, now)
+	}
 	if eb := q.effectBoundary(); eb > 0 {
 		en, ee := q.deltaAt(r, r.run.Canary, now, eb, effectTag)
-		e := pendingSlow([2]int64{int64(en), int64(ee)},
-			r.a.o.Metrics.Pending(r.run.Service, r.run.Canary, r.canaryRole(), now.Add(-eb)), &q.pending[2])
+		e := q.pendingSlow(r, r.run.Canary, [2]int64{int64(en), int64(ee)}, eb, now, pendEffect)
 		q.effect[0], q.effect[1] = q.effect[0]+e[0], q.effect[1]+e[1]
 	}
 	q.feedDispersion(r, now)
@@ -111,6 +137,33 @@ func (q *sequential) feedUnits(r *runner) {
 	q.disp.SetUnits(dn[:], de[:])
 }
 
+// lookFar feeds the far-tail test what both versions served since the last look, counted past
+// the far boundaries, and the requests in flight past them: read at every look, so that a hung
+// request counts as soon as it has been in flight past the far boundary (give or take a slot of
+// the metrics, see metrics.Series.Pending), not when it times out.
+func (q *sequential) lookFar(r *runner, now time.Time) {
+	cb, bb := q.farBoundary(r, r.run.Canary), q.farBoundary(r, r.run.Stable)
+	cn, ce := q.deltaAt(r, r.run.Canary, now, cb, farTag)
+	bn, be := q.deltaAt(r, r.run.Stable, now, bb, farTag)
+	c := q.pendingSlow(r, r.run.Canary, [2]int64{int64(cn), int64(ce)}, cb, now, pendFarCanary)
+	b := q.pendingSlow(r, r.run.Stable, [2]int64{int64(bn), int64(be)}, bb, now, pendFarStable)
+	q.far.Observe(r.batch(now), c[0], c[1], b[0], b[1])
+}
+
+// farBoundary is a version's far boundary: judge.FarFactor × its boundary.
+func (q *sequential) farBoundary(r *runner, version string) time.Duration {
+	return judge.FarFactor * q.boundaryOf(r, version)
+}
+
+// farTag keeps the slots read at the far boundaries apart.
+const farTag = "#far"
+
+// pendingSlow is the package's pendingSlow for version's requests in flight past boundary, with
+// q.pending[i] as what is counted of them so far.
+func (q *sequential) pendingSlow(r *runner, version string, look [2]int64, boundary time.Duration, now time.Time, i int) [2]int64 {
+	return pendingSlow(look, r.a.o.Metrics.Pending(r.run.Service, version, roleOf(r, version), now.Add(-boundary)), &q.pending[i])
+}
+
 // pendingSlow adds to a look's (requests, slow requests) the requests now in flight past the
 // boundary that were not counted yet, and takes out those counted before that have ended since
 // (they are in the look's ended requests, as slow ones). counted is how many are counted now.
@@ -131,12 +184,17 @@ func (q *sequential) warmDispersion(r *runner) {
 	w := r.a.o.Metrics.Slot()
 	start := q.start.Truncate(w)
 	var n, e int64
+	var fe int64
 	for t := start.Add(-5 * time.Minute); t.Before(start); t = t.Add(w) {
 		c := q.read(r, r.run.Stable, t)
 		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
 		n, e = n+int64(c.requests), e+int64(c.events)
+		fe += q.feedFar(r, t, c)
 	}
 	q.test.SetBaselineBefore(n, e)
+	if q.far != nil {
+		q.far.SetBaselineBefore(n, fe)
+	}
 	q.dispFed = start.Add(-w).UnixNano()
 }
 
@@ -151,8 +209,24 @@ func (q *sequential) feedDispersion(r *runner, now time.Time) {
 	for t := from; !t.After(now.Add(-2 * w)); t = t.Add(w) {
 		c := q.read(r, r.run.Stable, t)
 		q.disp.ObserveBatch(int64(c.requests), int64(c.events))
+		q.feedFar(r, t, c)
 		q.dispFed = t.UnixNano()
 	}
+}
+
+// feedFar gives the far test's dispersion the stable's slot at t (c: its counts at the
+// boundary), counted past the far boundary, and returns those events. Only slow requests can be
+// far ones: a slot without any is read no further.
+func (q *sequential) feedFar(r *runner, t time.Time, c counts) int64 {
+	if q.far == nil || q.boundary == 0 {
+		return 0
+	}
+	var e uint64
+	if c.events > 0 {
+		e = q.readAt(r, r.run.Stable, t, q.farBoundary(r, r.run.Stable)).events
+	}
+	q.far.Dispersion.ObserveBatch(int64(c.requests), int64(e))
+	return int64(e)
 }
 
 // findBoundary sets the latency boundary: the stable's quantile before the run (when it had
@@ -259,6 +333,9 @@ func (q *sequential) markSeen(r *runner, version string, now time.Time) {
 		if b := q.effectBoundary(); b > 0 && version == r.run.Canary {
 			q.seen[slotKey{version + effectTag, roleOf(r, version), t.UnixNano()}] = q.readAt(r, version, t, b)
 		}
+		if q.far != nil {
+			q.seen[slotKey{version + farTag, roleOf(r, version), t.UnixNano()}] = q.readAt(r, version, t, q.farBoundary(r, version))
+		}
 	}
 }
 
@@ -294,8 +371,9 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 			return res
 		}
 	}
-	decision := decide(&res, t.Rejected(), q.metric, minimumMet)
-	res.Text = fmt.Sprintf("%s: %s%s (margin %g×); %s", q.metric.Name, what, t.Describe(), q.metric.Margin, decision)
+	res.Evidence = judge.LatencyEvidence(t, q.far)
+	decision := decide(&res, res.Evidence >= t.Needed(), q.metric, minimumMet)
+	res.Text = fmt.Sprintf("%s: %s%s (margin %g×)%s; %s", q.metric.Name, what, t.Describe(), q.metric.Margin, q.describeFar(r), decision)
 	if e := q.metric.DetectableEffect; e != nil && e.Slowdown > 0 && q.metric.Builtin == "latency" {
 		s := t.RuledOutAgainst(q.effect[0], q.effect[1], t.Alpha)
 		res.Safe = &s.Safe
@@ -310,6 +388,27 @@ func (q *sequential) result(r *runner, minimumMet bool, now time.Time) MetricRes
 	}
 	q.history = recordPoint(q.history, q.limit, now, res)
 	return res
+}
+
+// describeFar says what the far-tail test shows (nothing for a metric without one): "; far tail
+// (past 1.2s, 10× the boundary, in flight included): canary 14 of 610 requests, stable 0 of
+// 5,480; evidence of the two averaged 31 < 400 needed".
+func (q *sequential) describeFar(r *runner) string {
+	f := q.far
+	if f == nil {
+		return ""
+	}
+	op := "<"
+	e := judge.LatencyEvidence(q.test, f)
+	if e >= q.test.Needed() {
+		op = "≥"
+	}
+	s := fmt.Sprintf("; far tail (past %s, %d× the boundary, in flight included): canary %d of %d requests, stable %d of %d; evidence of the two averaged %.3g %s %.3g needed",
+		q.farBoundary(r, r.run.Stable).Round(time.Microsecond), judge.FarFactor, f.CanaryEvents, f.CanaryN, f.BaseEvents, f.BaseN, e, op, q.test.Needed())
+	if phi := f.Phi(); phi > 1.05 {
+		s += fmt.Sprintf(" (stable's far-tail clumping %.2g× applied)", phi)
+	}
+	return s
 }
 
 // countResult is a sequential count metric's result before its words: both versions' counts

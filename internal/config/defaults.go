@@ -167,6 +167,9 @@ func (e Evaluator) WithDefaults() Evaluator {
 	setDur(&e.Timeout, DefaultEvaluatorTimeout)
 	setInt(&e.MaxBytes, DefaultEvaluatorMaxBytes)
 	setInt(&e.MaxInFlight, DefaultEvaluatorMaxInFlight)
+	if e.Scores == nil {
+		e.Scores = DefaultEvaluatorScores()
+	}
 	return e
 }
 

@@ -23,6 +23,10 @@ type Evaluator struct {
 	MaxBytes    int      `yaml:"maxBytes" json:"maxBytes,omitempty"` // of input and of output sent
 	Timeout     Duration `yaml:"timeout" json:"timeout,omitempty"`
 	MaxInFlight int      `yaml:"maxInFlight" json:"maxInFlight,omitempty"`
+	// Scores is the range the evaluator's scores fall in (default 0..1): a score outside it is
+	// dropped and logged, so that the judge may rely on the bounds (a bounded mean is judged with
+	// finite-sample validity, see docs/analysis.md).
+	Scores *ScoreRange `yaml:"scores" json:"scores,omitempty"`
 }
 
 // VersionLLM rewrites requests on their way to a version, so that a new model, a new system prompt
@@ -84,6 +88,9 @@ type ScoreRange struct {
 
 // DefaultFeedbackScores is the range of feedback scores when the config sets none.
 func DefaultFeedbackScores() *ScoreRange { return &ScoreRange{Min: 0, Max: 1} }
+
+// DefaultEvaluatorScores is the range of an evaluator's scores when its config sets none.
+func DefaultEvaluatorScores() *ScoreRange { return &ScoreRange{Min: 0, Max: 1} }
 
 // Telemetry exports LLM traffic as OpenTelemetry spans and metrics (GenAI conventions).
 type Telemetry struct {

@@ -39,16 +39,22 @@ func (v *validator) llmSettings(l *LLMSettings) {
 		}
 		known[m] = true
 	}
-	if r := l.FeedbackScores; r != nil {
-		finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-		if !finite(r.Min) || !finite(r.Max) || r.Min < 0 || r.Min >= r.Max {
-			v.addf("llm.feedbackScores", "min %g and max %g must be finite numbers with 0 <= min < max "+
-				"(the judge compares mean scores by their ratio); e.g. {min: 1, max: 5} for five stars", r.Min, r.Max)
-		}
-	}
+	v.scoreRange("llm.feedbackScores", l.FeedbackScores)
 	v.positive("llm.feedbackWindow", l.FeedbackWindow)
 	if l.FeedbackEntries < 1 {
 		v.addf("llm.feedbackEntries", "%d must be at least 1", l.FeedbackEntries)
+	}
+}
+
+// scoreRange checks a range of scores: finite, 0 <= min < max.
+func (v *validator) scoreRange(path string, r *ScoreRange) {
+	if r == nil {
+		return
+	}
+	finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	if !finite(r.Min) || !finite(r.Max) || r.Min < 0 || r.Min >= r.Max {
+		v.addf(path, "min %g and max %g must be finite numbers with 0 <= min < max "+
+			"(the judge compares mean scores by their ratio); e.g. {min: 1, max: 5} for five stars", r.Min, r.Max)
 	}
 }
 
@@ -73,6 +79,7 @@ func (v *validator) llm(p string, s *Service) {
 			if e.MaxBytes < 1 || e.MaxInFlight < 1 {
 				v.addf(ep, "maxBytes and maxInFlight must be at least 1")
 			}
+			v.scoreRange(ep+".scores", e.Scores)
 			if e.MaxBytes > MaxEvaluatorBytes {
 				v.addf(ep+".maxBytes", "%d is more than %d (16 MiB): every exchange of the service keeps this much of its "+
 					"request and answer for the evaluator; send less", e.MaxBytes, MaxEvaluatorBytes)

@@ -76,3 +76,24 @@ services:
     versions: [{name: v1, endpoints: ["http://127.0.0.1:1"], llm: {oversized: drop}}]
 `, `services[0].versions[0].llm.oversized: "drop" must be forward or refuse`)
 }
+
+// An evaluator's scores range is checked like feedback's, and defaults to 0..1 once, where the
+// config enters.
+func TestEvaluatorScoresRangeIsChecked(t *testing.T) {
+	svc := func(scores string) string {
+		return "services:\n  - name: chat\n    llm: {api: openai, evaluator: {url: \"http://127.0.0.1:1\", percent: 10" + scores + "}}\n" +
+			"    versions:\n      - {name: v1, endpoints: [\"http://127.0.0.1:2\"]}\n"
+	}
+	parseErrors(t, svc(", scores: {min: 10, max: 1}"), "services[0].llm.evaluator.scores: min 10 and max 1 must be finite numbers with 0 <= min < max")
+	c, err := Parse([]byte(svc("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Services[0].LLM.Evaluator.Scores; r == nil || *r != (ScoreRange{Min: 0, Max: 1}) {
+		t.Errorf("default evaluator scores: %+v; want 0..1", r)
+	}
+	c, err = Parse([]byte(svc(", scores: {min: 1, max: 10}")))
+	if err != nil || *c.Services[0].LLM.Evaluator.Scores != (ScoreRange{Min: 1, Max: 10}) {
+		t.Errorf("evaluator scores 1..10: %+v, %v", c.Services[0].LLM.Evaluator.Scores, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type evaluator struct {
 	maxBytes      int
 	maxInFlight   int64
 	timeout       time.Duration
+	scores        config.ScoreRange // a score outside it is dropped
 	st            *serviceState
 }
 
@@ -62,8 +64,13 @@ func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 			st = &serviceState{}
 		}
 		states[svc] = st
+		scores := config.DefaultEvaluatorScores()
+		if e.Scores != nil {
+			scores = e.Scores
+		}
 		next[svc] = &evaluator{
-			url: e.URL, shownURL: redact.URL(e.URL),
+			scores: *scores,
+			url:    e.URL, shownURL: redact.URL(e.URL),
 			share:       uint64(max(1, min(shareUnit, math.Round(e.Percent*shareUnit/100)))),
 			maxBytes:    e.MaxBytes,
 			maxInFlight: int64(e.MaxInFlight),
@@ -73,6 +80,24 @@ func (q *Quality) SetEvaluators(byService map[string]config.Evaluator) {
 	}
 	q.states = states
 	q.evaluators.Store(&next)
+}
+
+// ScoreRange is the range the scores kept under key (a Totals key: KeyFeedbackScore or an
+// EvaluationKey, a mirror's too) of service's versions fall in: every score outside it was
+// dropped. False when no range applies (no evaluator for the service, another key).
+func (q *Quality) ScoreRange(service, key string) (config.ScoreRange, bool) {
+	key = strings.TrimPrefix(key, MirrorPrefix)
+	switch {
+	case key == KeyFeedbackScore:
+		if r := q.scores.Load(); r != nil {
+			return *r, true
+		}
+	case strings.HasPrefix(key, KeyEvaluation+":"):
+		if ev := (*q.evaluators.Load())[service]; ev != nil {
+			return ev.scores, true
+		}
+	}
+	return config.ScoreRange{}, false
 }
 
 // take says whether the n-th exchange (from 1) is evaluated: when (n−1)·share mod 100% is less
@@ -218,10 +243,14 @@ func (q *Quality) record(ev *evaluator, s Served, a answer) {
 	for _, l := range q.totals.addLabels(s.Service, s.Version, prefix+KeyEvaluation, a.Labels) {
 		q.metrics.evalLabels.WithLabelValues(s.Service, s.Version, r, l).Inc()
 	}
-	var dropped []string
+	var dropped, outside []string
 	for _, name := range slices.Sorted(maps.Keys(a.Scores)) { // in order, so that which are dropped is stable
 		v := a.Scores[name]
 		if v == nil {
+			continue
+		}
+		if !(*v >= ev.scores.Min && *v <= ev.scores.Max) { // NaN too
+			outside = append(outside, fmt.Sprintf("%.64q = %g", name, *v))
 			continue
 		}
 		if !validName(name) || !q.totals.addScore(s.Service, s.Version, prefix+EvaluationKey(name), *v) {
@@ -232,6 +261,11 @@ func (q *Quality) record(ev *evaluator, s Served, a answer) {
 		if q.onScore != nil {
 			q.onScore(s.Service, s.Version, s.Mirror, name, *v)
 		}
+	}
+	if len(outside) > 0 {
+		q.logFailure(ev, s, "evaluation scores dropped", fmt.Errorf(
+			"%d scores outside %g..%g (llm.evaluator.scores), first %s: answer on that scale, or set the evaluator's scores range",
+			len(outside), ev.scores.Min, ev.scores.Max, outside[0]))
 	}
 	if len(dropped) > 0 {
 		q.logFailure(ev, s, "evaluation scores dropped", fmt.Errorf(

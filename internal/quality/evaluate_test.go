@@ -364,3 +364,42 @@ func TestSetEvaluators(t *testing.T) {
 		t.Errorf("evaluated %v; want %v", ids, want)
 	}
 }
+
+// An evaluator's score outside its declared range is dropped and logged, so that the judge may
+// rely on the range (a bounded mean is judged with finite-sample validity); ScoreRange says which
+// range applies to a key.
+func TestEvaluationScoresOutsideTheirRangeAreDropped(t *testing.T) {
+	t.Parallel()
+	j := newJudge(t, answers(http.StatusOK, `{"scores":{"quality":0.9,"stars":4,"negative":-0.1}}`))
+	ev := evaluatorAt(j.URL, 100)
+	h := newHarness(t, Options{Evaluators: map[string]config.Evaluator{"chat": ev}})
+	h.serve("r1", "chat", "v1")
+	h.settle()
+	got := h.Totals("chat", "v1")
+	if got[EvaluationKey("quality")].N != 1 || got[EvaluationKey("stars")].N != 0 || got[EvaluationKey("negative")].N != 0 {
+		t.Errorf("totals %+v; want quality kept, stars (4) and negative (-0.1) dropped outside 0..1", got)
+	}
+	if !strings.Contains(h.log.String(), "outside 0..1 (llm.evaluator.scores)") {
+		t.Errorf("scores outside the range not logged with what to do:\n%s", h.log)
+	}
+	for key, want := range map[string]config.ScoreRange{
+		EvaluationKey("quality"):                {Min: 0, Max: 1},
+		MirrorPrefix + EvaluationKey("quality"): {Min: 0, Max: 1},
+		KeyFeedbackScore:                        {Min: 0, Max: 1},
+	} {
+		if r, ok := h.ScoreRange("chat", key); !ok || r != want {
+			t.Errorf("ScoreRange(chat, %s) = %+v, %v; want %+v", key, r, ok, want)
+		}
+	}
+	if _, ok := h.ScoreRange("other", EvaluationKey("quality")); ok {
+		t.Error("a service without an evaluator has a range for its evaluation scores")
+	}
+	// A declared range of stars keeps them.
+	ev.Scores = &config.ScoreRange{Min: 1, Max: 5}
+	h.SetEvaluators(map[string]config.Evaluator{"chat": ev})
+	h.serve("r2", "chat", "v1")
+	h.settle()
+	if got := h.Totals("chat", "v1"); got[EvaluationKey("stars")].N != 1 || got[EvaluationKey("quality")].N != 1 {
+		t.Errorf("with scores 1..5: totals %+v; want stars kept and quality (0.9) dropped", got)
+	}
+}

@@ -19,7 +19,16 @@ const (
 	Uniform Prior = iota
 	// Moderate weighs most a canary 3 to 5 times past the margin (ratioWeights), on the coarse grid.
 	Moderate
+	// Far is the far-tail test of a latency metric (see FarTest): its own grid, farRatios,
+	// weighed alike.
+	Far
 )
+
+// farRatios is the grid of the far-tail test: there the stable has almost no mass, so what is
+// worth catching is a canary with many times the stable's share past the far boundary — requests
+// that hang or time out. Ratios past 100 add nothing (with a 10% canary, an event on the canary is
+// worth at most 10× whatever the ratio) and the cap sets the pace anyway.
+var farRatios = []float64{10, 100}
 
 // ratioWeights is the Moderate prior over the coarse grid: most of it on a canary 3 to 5 times
 // past the margin (an error rate 3.6 to 6 times the stable's at margin 1.2: +2 points on 0.5%, a
@@ -216,8 +225,13 @@ func (t *CountTest) gridWeight(i int) float64 {
 }
 
 // SetPrior sets how the mixture weighs the grid's ratios (Uniform unless set); set it before the
-// first observation.
-func (t *CountTest) SetPrior(p Prior) { t.prior = p }
+// first observation. Far also sets the far-tail test's grid.
+func (t *CountTest) SetPrior(p Prior) {
+	t.prior = p
+	if p == Far {
+		t.grid, t.open = farRatios, make([]float64, len(farRatios))
+	}
+}
 
 // Phi is the dispersion the test is applying now (1: none).
 func (t *CountTest) Phi() float64 { return max(t.phi, 1) }

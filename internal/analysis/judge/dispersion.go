@@ -32,7 +32,32 @@ type Dispersion struct {
 	// over units, cumulative: set whole at each look
 	unitChi2 float64
 	unitDF   int
+
+	// clump size, for the far tail (NewClumpDispersion): sums over every batch of the baseline
+	clumps bool
+	sums   ClumpState
 }
+
+// NewClumpDispersion is a Dispersion for counts of rare events — requests past a far latency
+// boundary, where the baseline has almost no mass and what it has comes in clumps (an endpoint
+// that stalls slows dozens of requests at once). The neighbour-pair estimate fails there: a
+// clump is one clipped term among a handful, and shrinkage keeps φ near 1 while a clump of 30
+// is worth one event. This one adds a third estimate, the Pearson statistic of every batch
+// against the pooled rate, summed before it is divided,
+//
+//	φ_clump = (Σ (e_b − n_b·r)² + k) / (Σ n_b·r + k),  r = Σ e_b / Σ n_b,
+//
+// which for independent requests is about 1 whatever the rate (each batch's count is nearly
+// Poisson: its variance is its mean), and for clumps of size c about E[c²]/E[c], the clump size
+// weighted by events — the factor by which a clump is worth less than as many independent
+// events (Cameron & Trivedi, "Regression Analysis of Count Data", 2nd ed., §3.2, the variance
+// of a compound Poisson count). k = priorEvents pseudo-events at φ = 1 keep a baseline that has
+// seen one or two stray events from tempering much. Unclipped: a change of the baseline's level
+// in the far tail raises φ, and a larger φ only makes the test slower, never less valid.
+func NewClumpDispersion() *Dispersion { return &Dispersion{clumps: true} }
+
+// priorEvents is the clump estimate's shrinkage: as if this many events had been seen at φ = 1.
+const priorEvents = 10
 
 // priorDF is the shrinkage: the estimate starts as if it had seen this many degrees of freedom at
 // φ = 1.
@@ -52,6 +77,13 @@ func (d *Dispersion) ObserveBatch(requests, events int64) {
 		return
 	}
 	n, e := float64(requests), float64(min(events, requests))
+	if d.clumps {
+		d.sums.N += n
+		d.sums.E += e
+		d.sums.E2 += e * e
+		d.sums.NE += n * e
+		d.sums.N2 += n * n
+	}
 	if d.prevN > 0 && e+d.prevE > 0 {
 		pi := n / (n + d.prevN)
 		tot := e + d.prevE
@@ -109,6 +141,11 @@ func (d *Dispersion) Phi() float64 {
 	}
 	if d.unitDF > 0 {
 		phi = max(phi, est(d.unitChi2, d.unitDF))
+	}
+	if c := d.sums; d.clumps && c.E > 0 {
+		r := c.E / c.N
+		chi2 := c.E2 - 2*r*c.NE + r*r*c.N2 // Σ (e_b − n_b·r)², expanded
+		phi = max(phi, (max(chi2, 0)+priorEvents)/(c.E+priorEvents))
 	}
 	if math.IsNaN(phi) {
 		return 1

@@ -44,6 +44,17 @@
 //   - Randomized traffic only, and one process per rollout (in package analysis): requests placed
 //     by a route are measured apart and never compared, and the runs of a rollout share one test.
 //
+// # The far tail of a latency metric
+//
+// A latency metric's count test sits at the stable's quantile, where the stable has its 1% too; a
+// canary whose requests hang is caught there only slowly. A second count test on a far boundary
+// (FarFactor × the boundary, where the stable has almost no mass; requests in flight past it
+// counted as they pass it) has its own grid and a clump dispersion from the stable's own far
+// counts (NewClumpDispersion), and the metric's evidence is the average of the two, weighed
+// FarWeight and 1 − FarWeight: a convex combination of test supermartingales on one filtration,
+// so alpha holds under both nulls at once (Vovk & Wang, "E-values: calibration, combination and
+// applications", Ann. Statist. 2021). See far.go.
+//
 // # One e-process per rollout, across restarts
 //
 // CountTest.State and RestoreCountTest carry a test's whole state (the mixture's members and the
@@ -68,12 +79,23 @@
 // the same φ; the canary's upper bound must be below max(ratio × the baseline's lower bound, the
 // baseline's lower bound + points).
 //
-// # The mean test (tokens, cost or a quality score per request)
+// # The mean tests (tokens, cost or a quality score per request)
 //
-// It compares the versions' means under a relative margin with a one-sided normal-mixture
-// martingale on a stratified contrast, with a plug-in variance: an asymptotic confidence sequence
-// (Howard, Ramdas, McAuliffe & Sekhon, Ann. Statist. 2021; Waudby-Smith et al., "Time-uniform
-// central limit theory and asymptotic confidence sequences"). See MeanTest.
+// Bounded scores (a quality score, feedback: every value in a declared range) are judged by
+// BoundedMeanTest, a betting test with finite-sample validity: each block of looks holding a value
+// of each version gives the contrast of the two means, scaled by its range so that it is at least
+// −1, and bettors who stake a predictable fraction of their capital on it hold test
+// supermartingales under H0 (Waudby-Smith & Ramdas, "Estimating means of bounded random variables
+// by betting", J. R. Stat. Soc. B 2023). The capital is exact (a block's means are known from the
+// per-look sums), so it needs no normal approximation and no burn-in.
+//
+// Unbounded means (tokens, cost) are judged by MeanTest: a one-sided normal-mixture martingale on
+// a stratified contrast, with a plug-in variance — an asymptotic confidence sequence (Howard,
+// Ramdas, McAuliffe & Sekhon, Ann. Statist. 2021; Waudby-Smith et al., "Time-uniform central limit
+// theory and asymptotic confidence sequences"). What holds is asymptotic: the false-rollback rate
+// approaches alpha as values accrue (the simulated A/A rates in mean_test.go hold it for lognormal
+// and exponential values); no finite-sample guarantee exists for a mean without a bound, since one
+// value can move it anywhere.
 //
 // This is written by hand: no maintained Go library implements these sequential tests.
 package judge

@@ -74,6 +74,7 @@ const (
 	lognormalKind   = iota // exp(N(0, 1)): sd 1.3× the mean, skewness 6
 	exponentialKind        // sd 1× the mean, skewness 2
 	scoreKind
+	twoPointKind // 1 with probability a, else 0: the most skewed a score in [0, 1] can be
 )
 
 var (
@@ -83,6 +84,9 @@ var (
 
 // score has mean `mean` in [0, 1], the values piled up near 1 like a grader's scores.
 func score(mean float64) dist { return dist{kind: scoreKind, a: mean / (1 - mean), scale: 1} }
+
+// twoPoint is 1 with probability p, else 0 (a thumbs-up, a pass of a grader's check).
+func twoPoint(p float64) dist { return dist{kind: twoPointKind, a: p, scale: 1} }
 
 // times multiplies the values (and so the mean) by k.
 func (d dist) times(k float64) dist { d.scale *= k; return d }
@@ -117,6 +121,12 @@ func (d dist) draw(s *source, n int64, level float64) (sum, sumSq float64) {
 		case exponentialKind:
 			x, u = next(x)
 			v = -math.Log(u)
+		case twoPointKind:
+			x, u = next(x)
+			v = 0
+			if u < d.a {
+				v = 1
+			}
 		default:
 			x, u = next(x)
 			v = math.Exp(math.Log(u) / d.a)
@@ -141,7 +151,7 @@ type rollout struct {
 
 // run feeds one rollout to the tests look by look and returns, for each test and each evidence
 // level, the first second at which its evidence reached the level (-1: never).
-func (o rollout) run(s *source, levels []float64, tests ...*MeanTest) [][]int {
+func (o rollout) run(s *source, levels []float64, tests ...meanTest) [][]int {
 	at := make([][]int, len(tests))
 	for i := range at {
 		at[i] = slices.Repeat([]int{-1}, len(levels))
@@ -174,6 +184,12 @@ func (o rollout) run(s *source, levels []float64, tests ...*MeanTest) [][]int {
 		}
 	}
 	return at
+}
+
+// meanTest is MeanTest or BoundedMeanTest.
+type meanTest interface {
+	Observe(canaryN int64, canarySum, canarySumSq float64, baseN int64, baseSum, baseSumSq float64)
+	Evidence() float64
 }
 
 // simulate runs `runs` rollouts on all CPUs, run i with its own stream (seed, i), and returns

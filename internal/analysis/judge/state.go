@@ -48,6 +48,17 @@ type DispersionState struct {
 	PrevE    float64 `json:"prevE"`
 	UnitChi2 float64 `json:"unitChi2"`
 	UnitDF   int     `json:"unitDF"`
+	// Clumps: the far-tail test's estimate (NewClumpDispersion) and its sums over the stable's batches.
+	Clumps *ClumpState `json:"clumps,omitempty"`
+}
+
+// ClumpState is the sums a clump-size estimate keeps (see NewClumpDispersion).
+type ClumpState struct {
+	N  float64 `json:"n"`
+	E  float64 `json:"e"`
+	E2 float64 `json:"e2"`
+	NE float64 `json:"ne"`
+	N2 float64 `json:"n2"`
 }
 
 // State is a copy of the test's state now, the open batch included.
@@ -61,6 +72,10 @@ func (t *CountTest) State() CountState {
 	if d := t.Dispersion; d != nil {
 		s.Dispersion = &DispersionState{Pairs: d.pairs, TimeChi2: d.timeChi2, PrevN: d.prevN, PrevE: d.prevE,
 			UnitChi2: d.unitChi2, UnitDF: d.unitDF}
+		if d.clumps {
+			c := d.sums
+			s.Dispersion.Clumps = &c
+		}
 	}
 	return s
 }
@@ -74,10 +89,10 @@ func RestoreCountTest(s CountState) (*CountTest, error) {
 		return nil, fmt.Errorf("count test state: alpha %g and margin %g are out of range", s.Alpha, s.Margin)
 	}
 	t := NewCountTest(s.Margin, s.Alpha)
-	if s.Prior != Uniform && s.Prior != Moderate {
+	if s.Prior != Uniform && s.Prior != Moderate && s.Prior != Far {
 		return nil, fmt.Errorf("count test state: prior %d is not one this aviary knows", s.Prior)
 	}
-	t.prior = s.Prior
+	t.SetPrior(s.Prior)
 	if len(s.Open) != len(t.grid) {
 		return nil, fmt.Errorf("count test state: %d open log likelihood ratios, and the grid of margin %g has %d", len(s.Open), s.Margin, len(t.grid))
 	}
@@ -112,6 +127,12 @@ func RestoreCountTest(s CountState) (*CountTest, error) {
 		}
 		t.Dispersion = &Dispersion{pairs: d.Pairs, timeChi2: d.TimeChi2, prevN: d.PrevN, prevE: d.PrevE,
 			unitChi2: d.UnitChi2, unitDF: d.UnitDF}
+		if c := d.Clumps; c != nil {
+			if !finite(c.N, c.E, c.E2, c.NE, c.N2) || c.N < 0 || c.E < 0 || c.E > c.N || c.E2 < 0 || c.NE < 0 || c.N2 < 0 {
+				return nil, errors.New("count test state: its clump sums are negative, not finite, or more events than requests")
+			}
+			t.Dispersion.clumps, t.Dispersion.sums = true, *c
+		}
 	}
 	return t, nil
 }
