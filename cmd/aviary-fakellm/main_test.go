@@ -44,7 +44,7 @@ func TestRunServesAndStops(t *testing.T) {
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("run did not return after its context was done")
 	}
 }

@@ -43,8 +43,8 @@ services:
 		return "http://" + admin
 	case err := <-done:
 		t.Fatalf("serve stopped before it started: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not start within 10s")
+	case <-time.After(time.Minute): // a deadline, not a measure: a loaded machine starts slowly
+		t.Fatal("serve did not start within a minute")
 	}
 	return ""
 }

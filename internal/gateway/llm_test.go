@@ -35,7 +35,7 @@ func (r *records) wait(t *testing.T) LLMRecord {
 	t.Helper()
 	select {
 	case <-r.got:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no LLM record")
 	}
 	r.mu.Lock()

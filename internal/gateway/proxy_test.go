@@ -236,7 +236,7 @@ services:
 		if got != "POST /orders small body 1" {
 			t.Errorf("mirror received %q", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("mirror never received the copy")
 	}
 	// Too large a body is not mirrored, and that is counted.

@@ -175,8 +175,8 @@ func run(t *testing.T, path string, o server.Options) *aviary {
 		a.gateway, a.admin = addrs[0], addrs[1]
 	case <-a.done:
 		t.Fatalf("Run returned before it started: %v", a.err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not start within 5s")
+	case <-time.After(time.Minute): // a deadline, not a measure: a loaded machine starts slowly
+		t.Fatal("Run did not start within a minute")
 	}
 	return a
 }

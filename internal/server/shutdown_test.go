@@ -43,7 +43,7 @@ func TestShutdownDrainsTheRequestInFlight(t *testing.T) {
 	}()
 	select {
 	case <-arrived:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the request did not reach the upstream")
 	}
 
@@ -67,7 +67,7 @@ func TestShutdownDrainsTheRequestInFlight(t *testing.T) {
 			t.Errorf("the request in flight got %d, %d bytes, error %v; want 200 and all %d bytes",
 				r.code, len(r.body), r.err, len(answer))
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the request in flight got no answer")
 	}
 	if err := a.wait(); err != nil {

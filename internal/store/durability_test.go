@@ -71,7 +71,7 @@ func TestKilledWriterLosesNothing(t *testing.T) {
 	}()
 
 	var last int64
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(2 * time.Minute) // a deadline, not a measure: a loaded machine commits slowly
 	killed := false
 	for !killed {
 		select {
@@ -87,7 +87,7 @@ func TestKilledWriterLosesNothing(t *testing.T) {
 				killed = true
 			}
 		case <-timeout:
-			t.Fatalf("child committed only %d states in 10s", last)
+			t.Fatalf("child committed only %d states in 2 minutes", last)
 		}
 	}
 	// The child may have reported more commits before the signal landed; they count too.
