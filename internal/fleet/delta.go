@@ -1,0 +1,170 @@
+package fleet
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"aviary.dev/aviary/internal/llmstats"
+	"aviary.dev/aviary/internal/metrics"
+)
+
+// take adds what a replica counted since its previous answer into the sinks, at now. Called with
+// r.mu held. An error leaves the replica out of the look, its state as it was.
+func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
+	series, llm, pending, err := decode(a)
+	if err != nil {
+		return fmt.Errorf("counts of %s: %w", rep.Name, err)
+	}
+	started := now.Add(-time.Duration(a.UptimeMs) * time.Millisecond)
+	prev := r.replicas[rep.URL]
+	switch {
+	case prev != nil && prev.instance == a.Instance && a.Seq <= prev.seq:
+		return fmt.Errorf("an answer older than the last one taken (sequence %d after %d)", a.Seq, prev.seq)
+	case prev != nil && prev.instance == a.Instance:
+		if prev.gone { // back with the same counters: nothing was lost
+			r.cov.Ended--
+			r.cov.Lost -= prev.lost
+		}
+	case prev != nil: // restarted at the same address
+		if !prev.gone {
+			r.ended(prev, started)
+		}
+		prev = nil
+	}
+	if prev == nil && !started.After(r.start) {
+		// An instance that ran before this reader's first look: what it counted before then is
+		// not this reader's to judge (another leader judged it, or it came before the rollout).
+		// Its first answer is a baseline.
+		r.replicas[rep.URL] = &replica{name: rep.Name, instance: a.Instance, seq: a.Seq, at: now, started: started,
+			series: series, llm: llm, pending: pending, services: servicesOf(a)}
+		return nil
+	}
+	var since time.Time
+	var n uint64
+	if prev == nil {
+		prev = &replica{}
+		since = started
+	} else {
+		since = prev.at
+	}
+	for k, c := range series {
+		if prev.services != nil && !prev.services[k.service] {
+			continue // the service was not asked for last time (its rollout is new here): a baseline
+		}
+		d := c
+		if p, ok := prev.series[k]; ok {
+			if sub, ok := c.Sub(&p); ok {
+				d = sub
+			} // else the series began again on the replica (a version removed and added back)
+		}
+		n += d.Requests()
+		if sink, ok := r.sinks[k.service]; ok {
+			sink.Metrics.Series(k.service, k.version, k.role).Add(now, &d)
+		}
+	}
+	for k, t := range llm {
+		if prev.services != nil && !prev.services[k.service] {
+			continue
+		}
+		d := t
+		if p, ok := prev.llm[k]; ok {
+			if sub, ok := t.Sub(p); ok {
+				d = sub
+			}
+		}
+		if sink, ok := r.sinks[k.service]; ok && sink.LLM != nil {
+			sink.LLM.Add(k.service, k.version, k.mirror, d)
+		}
+	}
+	rate := 0.0
+	if dt := now.Sub(since).Seconds(); dt > 0 {
+		rate = float64(n) / dt
+	}
+	r.replicas[rep.URL] = &replica{name: rep.Name, instance: a.Instance, seq: a.Seq, at: now, started: started,
+		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a)}
+	return nil
+}
+
+// ended counts a replica instance that will answer no more: what it counted between its last
+// answer and until is lost, estimated at its last rate.
+func (r *Reader) ended(rp *replica, until time.Time) {
+	rp.lost = int64(math.Round(rp.rate * max(until.Sub(rp.at), 0).Seconds()))
+	r.cov.Ended++
+	r.cov.Lost += rp.lost
+}
+
+// markGone marks the replicas that are no longer in the fleet, and forgets those gone for longer
+// than the metrics keep windows (an instance back after that is read as new).
+func (r *Reader) markGone(reps []Replica, now time.Time) {
+	in := make(map[string]bool, len(reps))
+	for _, rep := range reps {
+		in[rep.URL] = true
+	}
+	for u, rp := range r.replicas {
+		switch {
+		case in[u]:
+			rp.gone = false
+		case !rp.gone:
+			rp.gone = true
+			r.ended(rp, now)
+		case now.Sub(rp.at) > metrics.DefaultRetention:
+			delete(r.replicas, u)
+		}
+	}
+}
+
+// setPending tells every sink's series the requests in flight on the replicas still in the fleet,
+// as of their last answers: a replica left out of a look keeps its last known count, never zero.
+func (r *Reader) setPending() {
+	sum := map[seriesKey][]metrics.PendingSlot{}
+	for _, rp := range r.replicas {
+		if rp.gone {
+			continue
+		}
+		for k, p := range rp.pending {
+			sum[k] = append(sum[k], p...)
+		}
+	}
+	for service, sink := range r.sinks {
+		sink.Metrics.Each(service, func(version string, role metrics.Role, s *metrics.Series) {
+			s.SetPending(sum[seriesKey{service, version, role}])
+		})
+	}
+}
+
+// decode reads an answer into the reader's own types.
+func decode(a *Answer) (map[seriesKey]metrics.Counts, map[llmKey]llmstats.Totals, map[seriesKey][]metrics.PendingSlot, error) {
+	series := map[seriesKey]metrics.Counts{}
+	llm := map[llmKey]llmstats.Totals{}
+	pending := map[seriesKey][]metrics.PendingSlot{}
+	for _, sc := range a.Services {
+		for i := range sc.Series {
+			role, c, err := sc.Series[i].counts()
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("service %q: %w", sc.Service, err)
+			}
+			k := seriesKey{sc.Service, sc.Series[i].Version, role}
+			series[k] = c
+			for _, p := range sc.Series[i].Pending {
+				pending[k] = append(pending[k], metrics.PendingSlot{Start: time.UnixMilli(p[0]), End: time.UnixMilli(p[1]), N: p[2]})
+			}
+		}
+		for i := range sc.LLM {
+			t, err := sc.LLM[i].totals()
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("service %q: %w", sc.Service, err)
+			}
+			llm[llmKey{sc.Service, sc.LLM[i].Version, sc.LLM[i].Mirror}] = t
+		}
+	}
+	return series, llm, pending, nil
+}
+
+func servicesOf(a *Answer) map[string]bool {
+	m := make(map[string]bool, len(a.Services))
+	for _, sc := range a.Services {
+		m[sc.Service] = true
+	}
+	return m
+}
