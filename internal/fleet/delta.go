@@ -37,16 +37,16 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 		// not this reader's to judge (another leader judged it, or it came before the rollout).
 		// Its first answer is a baseline.
 		r.replicas[rep.URL] = &replica{name: rep.Name, instance: a.Instance, seq: a.Seq, at: now, started: started,
-			series: series, llm: llm, pending: pending, services: servicesOf(a)}
+			series: series, llm: llm, pending: pending, services: servicesOf(a), first: now}
 		return nil
 	}
-	var since time.Time
 	var n uint64
+	first, counted := started, uint64(0) // for the rate: since the reader first heard of this address
+	if old := r.replicas[rep.URL]; old != nil {
+		first, counted = old.first, old.counted
+	}
 	if prev == nil {
 		prev = &replica{}
-		since = started
-	} else {
-		since = prev.at
 	}
 	for k, c := range series {
 		if prev.services != nil && !prev.services[k.service] {
@@ -77,12 +77,13 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 			sink.LLM.Add(k.service, k.version, k.mirror, d)
 		}
 	}
+	counted += n
 	rate := 0.0
-	if dt := now.Sub(since).Seconds(); dt > 0 {
-		rate = float64(n) / dt
+	if dt := now.Sub(first).Seconds(); dt > 0 {
+		rate = float64(counted) / dt
 	}
 	r.replicas[rep.URL] = &replica{name: rep.Name, instance: a.Instance, seq: a.Seq, at: now, started: started,
-		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a)}
+		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a), first: first, counted: counted}
 	return nil
 }
 

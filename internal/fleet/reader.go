@@ -48,8 +48,8 @@ type Coverage struct {
 	// Ended counts replica instances that restarted or went away after they had answered: what
 	// they counted after their last answer is lost.
 	Ended int64 `json:"ended,omitempty"`
-	// Lost estimates the requests lost with them: each one's rate over its last answered looks
-	// times the time from its last answer to its end (or to its absence being seen).
+	// Lost estimates the requests lost with them: each one's mean rate since the reader first read
+	// it, times the time from its last answer to its end (or to its absence being seen).
 	Lost int64 `json:"lost,omitempty"`
 	// Looks counts the looks since the reader began; At is the last one.
 	Looks int64     `json:"looks"`
@@ -87,7 +87,9 @@ type replica struct {
 	series   map[seriesKey]metrics.Counts
 	llm      map[llmKey]llmstats.Totals
 	pending  map[seriesKey][]metrics.PendingSlot
-	rate     float64         // requests per second over its last difference
+	rate     float64         // requests per second it served on average since first (for Coverage.Lost)
+	first    time.Time       // when the reader first read this address
+	counted  uint64          // requests read from it since first
 	services map[string]bool // the services its last answer covered (nil: a new instance, all new)
 	// gone: it was not among the replicas at the last look; lost is what Coverage.Lost counted
 	// for it then, taken back if the same instance comes back.
