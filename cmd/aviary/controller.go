@@ -76,7 +76,10 @@ The cluster is found from --kubeconfig, else $KUBECONFIG, else the in-cluster co
 pod's service account, else ~/.kube/config. Several replicas may run: with
 --leader-elect (the default) one leads through a Lease and the others wait to take over. Metrics
 (Prometheus) are served at --metrics-bind-address/metrics, and the probes /healthz and /readyz at
---health-probe-bind-address; "0" turns either off. SIGINT or SIGTERM gives up the lease and stops.`,
+--health-probe-bind-address; "0" turns either off. SIGINT or SIGTERM gives up the lease and stops.
+
+Rollouts routed through Aviary's gateway fleet (trafficRouting.aviary) are judged on the sum of the
+replicas' counts, read from their admin API with the read token in $AVIARY_GATEWAY_TOKEN.`,
 		Example: `  # In a cluster, as a Deployment's container command:
   aviary controller --log-format json
   # On a laptop, against the current kubeconfig context, one namespace, no leader election:
@@ -137,5 +140,6 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 		LeaderElectionNamespace: firstSet(f.leaderElectionNamespace, f.kube.podNamespace(), "default"),
 		Interval:                f.interval,
 		Logger:                  log,
+		Fleet:                   k8s.FleetOptions{Token: os.Getenv("AVIARY_GATEWAY_TOKEN")},
 	}, nil
 }

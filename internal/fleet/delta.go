@@ -60,7 +60,7 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 		}
 		n += d.Requests()
 		if sink, ok := r.sinks[k.service]; ok {
-			sink.Metrics.Series(k.service, k.version, k.role).Add(now, &d)
+			sink.Metrics.Series(sink.name(k.service), k.version, k.role).Add(now, &d)
 		}
 	}
 	for k, t := range llm {
@@ -74,7 +74,7 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 			}
 		}
 		if sink, ok := r.sinks[k.service]; ok && sink.LLM != nil {
-			sink.LLM.Add(k.service, k.version, k.mirror, d)
+			sink.LLM.Add(sink.name(k.service), k.version, k.mirror, d)
 		}
 	}
 	counted += n
@@ -128,7 +128,7 @@ func (r *Reader) setPending() {
 		}
 	}
 	for service, sink := range r.sinks {
-		sink.Metrics.Each(service, func(version string, role metrics.Role, s *metrics.Series) {
+		sink.Metrics.Each(sink.name(service), func(version string, role metrics.Role, s *metrics.Series) {
 			s.SetPending(sum[seriesKey{service, version, role}])
 		})
 	}

@@ -26,6 +26,16 @@ type Replica struct {
 type Sink struct {
 	Metrics *metrics.Registry
 	LLM     *llmstats.Registry // nil: LLM counts are not kept
+	// As is the service's name in the sink, when the judge knows it by another name than the
+	// replicas do ("": the same).
+	As string
+}
+
+func (s Sink) name(service string) string {
+	if s.As != "" {
+		return s.As
+	}
+	return service
 }
 
 // Options configures a Reader.
@@ -150,11 +160,15 @@ func (r *Reader) Coverage() Coverage {
 func (r *Reader) Run(ctx context.Context, interval time.Duration, find func(context.Context) ([]Replica, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	said := "" // a lasting error is logged once
 	for {
 		reps, err := find(ctx)
-		if err != nil {
-			r.o.Logger.Warn("gateway replicas not found; this look is skipped", "err", err)
-		} else {
+		switch {
+		case err != nil && err.Error() != said && ctx.Err() == nil:
+			said = err.Error()
+			r.o.Logger.Warn("gateway replicas not found; looks are skipped until they are", "err", err)
+		case err == nil:
+			said = ""
 			r.Look(ctx, reps)
 		}
 		select {

@@ -66,6 +66,8 @@ type Options struct {
 	Logger   *slog.Logger
 	// Elected, when set, is called once this replica leads (or at once without leader election).
 	Elected func()
+	// Fleet says how Rollouts routed through Aviary's gateway fleet are read.
+	Fleet FleetOptions
 }
 
 // Run runs the controller until ctx is done.
@@ -93,7 +95,8 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("register the rollout gauges: %w", err)
 		}
 	}
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
+	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval,
+		Fleet: o.Fleet, APIReader: mgr.GetAPIReader()}
 	defer r.Close()
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).

@@ -406,6 +406,10 @@ type RolloutStatus struct {
 	PauseReasons []string `json:"pauseReasons,omitempty"`
 	// Analysis is the evidence of the checks of the rollout in flight (or of the last one).
 	Analysis []CheckStatus `json:"analysis,omitempty"`
+	// Fleet is how much of Aviary's gateway fleet the judge read at its last look
+	// (trafficRouting.aviary only): its builtin metrics are the sum of the replicas that answered.
+	// +optional
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 	// LastCommand is the last command (promote, abort, ...) the controller took from the
 	// aviary.dev/command annotation, and what came of it.
 	LastCommand *CommandStatus `json:"lastCommand,omitempty"`
@@ -442,3 +446,17 @@ type CommandStatus struct {
 // CommandAnnotation carries a command for the controller, as JSON:
 // {"id":"…","kind":"promote|pause|resume|abort|retry|undo|restart","full":false,"by":"…"}.
 const CommandAnnotation = "aviary.dev/command"
+
+// FleetStatus is the coverage of the judge's reads of a gateway fleet: "3 of 4 gateway replicas".
+type FleetStatus struct {
+	// Replicas is the gateway replicas at the last look; Answered, those whose counts it took (a
+	// replica that does not answer in time is left out, never read as zero).
+	Replicas int32 `json:"replicas"`
+	Answered int32 `json:"answered"`
+	// Ended counts replica instances that restarted or went away after they had answered, and
+	// Lost estimates the requests they served after their last answer: not measured.
+	Ended int64 `json:"ended,omitempty"`
+	Lost  int64 `json:"lost,omitempty"`
+	// Message says it in words.
+	Message string `json:"message,omitempty"`
+}
