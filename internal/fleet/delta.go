@@ -12,7 +12,11 @@ import (
 // take adds what a replica counted since its previous answer into the sinks, at now. Called with
 // r.mu held. An error leaves the replica out of the look, its state as it was.
 func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
-	series, llm, pending, err := decode(a)
+	var spare map[seriesKey]*metrics.Counts
+	if old := r.replicas[rep.URL]; old != nil {
+		spare, old.spare = old.spare, nil
+	}
+	series, llm, pending, err := decode(a, spare)
 	if err != nil {
 		return fmt.Errorf("counts of %s: %w", rep.Name, err)
 	}
@@ -52,9 +56,9 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 		if prev.services != nil && !prev.services[k.service] {
 			continue // the service was not asked for last time (its rollout is new here): a baseline
 		}
-		d := c
+		d := *c
 		if p, ok := prev.series[k]; ok {
-			if sub, ok := c.Sub(&p); ok {
+			if sub, ok := c.Sub(p); ok {
 				d = sub
 			} // else the series began again on the replica (a version removed and added back)
 		}
@@ -83,7 +87,8 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 		rate = float64(counted) / dt
 	}
 	r.replicas[rep.URL] = &replica{name: rep.Name, instance: a.Instance, seq: a.Seq, at: now, started: started,
-		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a), first: first, counted: counted}
+		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a), first: first, counted: counted,
+		spare: prev.series}
 	return nil
 }
 
@@ -128,24 +133,34 @@ func (r *Reader) setPending() {
 		}
 	}
 	for service, sink := range r.sinks {
-		sink.Metrics.Each(sink.name(service), func(version string, role metrics.Role, s *metrics.Series) {
-			s.SetPending(sum[seriesKey{service, version, role}])
+		as := sink.name(service)
+		sink.Metrics.Each(func(name, version string, role metrics.Role, s *metrics.Series) {
+			if name == as {
+				s.SetPending(sum[seriesKey{service, version, role}])
+			}
 		})
 	}
 }
 
 // decode reads an answer into the reader's own types.
-func decode(a *Answer) (map[seriesKey]metrics.Counts, map[llmKey]llmstats.Totals, map[seriesKey][]metrics.PendingSlot, error) {
-	series := map[seriesKey]metrics.Counts{}
+// spare holds the Counts of an answer no longer needed, to be reused: a replica's counts are a
+// few KB per series, and allocating them afresh at every look would cost the controller megabytes
+// of garbage per look.
+func decode(a *Answer, spare map[seriesKey]*metrics.Counts) (map[seriesKey]*metrics.Counts, map[llmKey]llmstats.Totals, map[seriesKey][]metrics.PendingSlot, error) {
+	series := make(map[seriesKey]*metrics.Counts, len(spare))
 	llm := map[llmKey]llmstats.Totals{}
 	pending := map[seriesKey][]metrics.PendingSlot{}
 	for _, sc := range a.Services {
 		for i := range sc.Series {
-			role, c, err := sc.Series[i].counts()
-			if err != nil {
+			role, ok := metrics.ParseRole(sc.Series[i].Role)
+			k := seriesKey{sc.Service, sc.Series[i].Version, role}
+			c := spare[k]
+			if !ok || c == nil {
+				c = new(metrics.Counts)
+			}
+			if _, err := sc.Series[i].counts(c); err != nil {
 				return nil, nil, nil, fmt.Errorf("service %q: %w", sc.Service, err)
 			}
-			k := seriesKey{sc.Service, sc.Series[i].Version, role}
 			series[k] = c
 			for _, p := range sc.Series[i].Pending {
 				pending[k] = append(pending[k], metrics.PendingSlot{Start: time.UnixMilli(p[0]), End: time.UnixMilli(p[1]), N: p[2]})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +18,10 @@ import (
 
 // BenchmarkLook measures one look of the reader over real HTTP (loopback) at 1–8 replicas and
 // 1–100 rollouts (services): each replica's answer is encoded, sent, decoded and differenced, and
-// the sum added into the rollouts' registries. ns/op is the CPU of the replicas' answers and the
-// controller's reading together (one process here); bytes/look is what crosses the network.
+// the sum added into the rollouts' registries. cpu-ms/look is the process's CPU time (user and
+// system, from getrusage) per look: the replicas' answers and the controller's reading together,
+// as all run in this process; on a loaded machine it is steadier than ns/op, which is wall time.
+// BenchmarkAnswer measures a replica's share alone. bytes/look is what crosses the network.
 // Each service has two versions with traffic spread over ~60 latency buckets and all sticky-key
 // clusters, as a busy rollout has.
 func BenchmarkLook(b *testing.B) {
@@ -69,6 +72,7 @@ func benchLook(b *testing.B, replicas, rollouts int) {
 	sent.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := range b.N {
 		// New traffic between looks, so that every look has differences to add.
 		for _, sr := range series {
@@ -79,6 +83,45 @@ func benchLook(b *testing.B, replicas, rollouts int) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/look")
 	b.ReportMetric(float64(sent.Load())/float64(b.N), "bytes/look")
 	b.ReportMetric(float64(sent.Load())/float64(b.N)/float64(replicas*rollouts), "bytes/replica/rollout")
+}
+
+// BenchmarkAnswer is a replica's share of a look: its answer for 1–100 rollouts, encoded.
+func BenchmarkAnswer(b *testing.B) {
+	for _, rollouts := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("rollouts=%d", rollouts), func(b *testing.B) {
+			reg := metrics.NewRegistry(metrics.Options{})
+			c := fleet.NewCounter(reg, llmstats.New(nil), nil)
+			var names []string
+			for s := range rollouts {
+				names = append(names, fmt.Sprint("svc-", s))
+				for _, v := range []string{"stable", "canary"} {
+					sr := reg.Series(names[s], v, metrics.Primary)
+					for k := range 600 {
+						sr.End(metrics.Observation{Code: 200, Duration: time.Duration(1+k%60) * time.Millisecond * time.Duration(1+k%7), Unit: uint8(1 + k%metrics.NumUnits)})
+					}
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for range b.N {
+				if _, err := json.Marshal(c.Counts(names)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/answer")
+		})
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far, in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -94,7 +94,8 @@ type replica struct {
 	seq      uint64
 	at       time.Time // its last answer taken
 	started  time.Time // the instance's start, on the reader's clock
-	series   map[seriesKey]metrics.Counts
+	series   map[seriesKey]*metrics.Counts
+	spare    map[seriesKey]*metrics.Counts // the answer before: reused by the next decode
 	llm      map[llmKey]llmstats.Totals
 	pending  map[seriesKey][]metrics.PendingSlot
 	rate     float64         // requests per second it served on average since first (for Coverage.Lost)

@@ -93,21 +93,26 @@ func NewCounter(m *metrics.Registry, llm *llmstats.Registry, now func() time.Tim
 // Instance is the counter's instance id.
 func (c *Counter) Instance() string { return c.instance }
 
-// Counts answers the cumulative counts of the services named.
+// Counts answers the cumulative counts of the services named, in their order.
 func (c *Counter) Counts(services []string) Answer {
 	a := Answer{Instance: c.instance, Seq: c.seq.Add(1), UptimeMs: c.Now().Sub(c.started).Milliseconds(),
-		Services: make([]ServiceCounts, 0, len(services))}
-	for _, name := range services {
-		sc := ServiceCounts{Service: name}
-		c.Metrics.Each(name, func(version string, role metrics.Role, s *metrics.Series) {
-			sc.Series = append(sc.Series, seriesCount(version, role, s))
-		})
-		if c.LLM != nil {
-			c.LLM.Each(name, func(version string, mirror bool, t llmstats.Totals) {
-				sc.LLM = append(sc.LLM, llmCount(version, mirror, t))
-			})
+		Services: make([]ServiceCounts, len(services))}
+	at := make(map[string]int, len(services))
+	for i, name := range services {
+		a.Services[i].Service = name
+		at[name] = i
+	}
+	c.Metrics.Each(func(service, version string, role metrics.Role, s *metrics.Series) {
+		if i, ok := at[service]; ok {
+			a.Services[i].Series = append(a.Services[i].Series, seriesCount(version, role, s))
 		}
-		a.Services = append(a.Services, sc)
+	})
+	if c.LLM != nil {
+		c.LLM.Each(func(service, version string, mirror bool, t llmstats.Totals) {
+			if i, ok := at[service]; ok {
+				a.Services[i].LLM = append(a.Services[i].LLM, llmCount(version, mirror, t))
+			}
+		})
 	}
 	return a
 }
@@ -172,26 +177,26 @@ func dense(s []uint64, into *[metrics.NumBuckets]uint64) error {
 	return nil
 }
 
-// counts decodes a SeriesCount.
-func (s *SeriesCount) counts() (metrics.Role, metrics.Counts, error) {
-	var c metrics.Counts
+// counts decodes a SeriesCount into c, which it overwrites.
+func (s *SeriesCount) counts(c *metrics.Counts) (metrics.Role, error) {
+	*c = metrics.Counts{}
 	role, ok := metrics.ParseRole(s.Role)
 	if !ok {
-		return 0, c, fmt.Errorf("version %q: unknown role %q (known: primary, mirror, routed); run the same aviary version on the controller and the gateway", s.Version, s.Role)
+		return 0, fmt.Errorf("version %q: unknown role %q (known: primary, mirror, routed); run the same aviary version on the controller and the gateway", s.Version, s.Role)
 	}
 	c.Classes, c.Kinds, c.BytesIn, c.BytesOut = s.Classes, s.Kinds, s.BytesIn, s.BytesOut
 	if err := dense(s.Latency, &c.Latency); err != nil {
-		return 0, c, fmt.Errorf("version %q latency: %w", s.Version, err)
+		return 0, fmt.Errorf("version %q latency: %w", s.Version, err)
 	}
 	if len(s.Units) != 0 {
 		if len(s.Units) != 2*metrics.NumUnits {
-			return 0, c, fmt.Errorf("version %q has %d unit counts, and this aviary counts %d; run the same aviary version on the controller and the gateway", s.Version, len(s.Units), 2*metrics.NumUnits)
+			return 0, fmt.Errorf("version %q has %d unit counts, and this aviary counts %d; run the same aviary version on the controller and the gateway", s.Version, len(s.Units), 2*metrics.NumUnits)
 		}
 		for i := range c.Units {
 			c.Units[i] = [2]uint64{s.Units[2*i], s.Units[2*i+1]}
 		}
 	}
-	return role, c, nil
+	return role, nil
 }
 
 // totals decodes an LLMCount.

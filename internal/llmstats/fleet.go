@@ -86,17 +86,15 @@ func (r *Registry) Add(service, version string, mirror bool, d Totals) {
 	t.CostSumSq += d.CostSumSq
 }
 
-// Each calls fn with the totals of every series of a service, in no particular order.
-func (r *Registry) Each(service string, fn func(version string, mirror bool, t Totals)) {
+// Each calls fn with the totals of every series, in no particular order.
+func (r *Registry) Each(fn func(service, version string, mirror bool, t Totals)) {
 	r.mu.RLock()
-	var keys []key
+	keys := make([]key, 0, len(r.series))
 	for k := range r.series {
-		if k.service == service {
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
 	r.mu.RUnlock()
 	for _, k := range keys {
-		fn(k.version, k.mirror, r.Totals(k.service, k.version, k.mirror))
+		fn(k.service, k.version, k.mirror, r.Totals(k.service, k.version, k.mirror))
 	}
 }

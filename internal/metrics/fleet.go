@@ -221,12 +221,10 @@ func (s *Series) externalPending(t time.Time) int64 {
 	return n
 }
 
-// Each calls fn with every series of a service, in no particular order.
-func (r *Registry) Each(service string, fn func(version string, role Role, s *Series)) {
+// Each calls fn with every series, in no particular order.
+func (r *Registry) Each(fn func(service, version string, role Role, s *Series)) {
 	for _, s := range r.all() {
-		if s.service == service {
-			fn(s.version, s.role, s)
-		}
+		fn(s.service, s.version, s.role, s)
 	}
 }
 
