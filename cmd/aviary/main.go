@@ -8,14 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"aviary.dev/aviary/internal/config"
-	"aviary.dev/aviary/internal/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the module version.
@@ -47,37 +44,6 @@ func newRoot() *cobra.Command {
 	addClientCommands(root) // get, rollout, apply: clients of a running aviary's admin API
 	root.AddCommand(newGenDocs())
 	return root
-}
-
-func newServe() *cobra.Command {
-	var (
-		file      string
-		logLevel  string
-		logFormat string
-		noWatch   bool
-	)
-	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the gateway and the admin API from a config file",
-		Long: `Run the gateway and the admin API. The config reloads on SIGHUP and when the file changes;
-an invalid new config is refused (errors logged and shown at GET /api/v1/config) and the running one
-stays in force. SIGINT or SIGTERM drains in-flight requests, then stops.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logFormat)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return server.Run(ctx, server.Options{ConfigPath: file, Logger: log, WatchFile: !noWatch})
-		},
-	}
-	cmd.Flags().StringVarP(&file, "config", "c", "aviary.yaml", "config file")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
-	cmd.Flags().BoolVar(&noWatch, "no-watch", false, "do not reload when the config file changes (SIGHUP still does)")
-	return cmd
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

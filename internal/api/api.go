@@ -67,6 +67,9 @@ type Server struct {
 	Browser     BrowserGuard
 	Gatherer    prometheus.Gatherer
 	Ready       func() bool
+	// Source, when set, is shown in /readyz's answer under "source": where the routing comes
+	// from and how fresh it is (a gateway replica in Kubernetes source mode).
+	Source func() any
 	// UI, when set, is the dashboard (internal/web), served at /ui/ without a token: its pages
 	// sign in to /api/v1 themselves.
 	UI http.Handler
@@ -128,11 +131,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	body, code := map[string]any{"status": "ready"}, http.StatusOK
 	if s.Ready != nil && !s.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
-		return
+		body["status"], code = "starting", http.StatusServiceUnavailable
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	if s.Source != nil {
+		body["source"] = s.Source()
+	}
+	writeJSON(w, code, body)
 }
 
 // serviceView is a service as the gateway serves it, with its rollout when it is managed.

@@ -83,9 +83,9 @@ func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
 	view := rollout.StatusOf(st, ro.Status.ReleaseVersion, now)
 	switch {
 	case !st.InFlight() || ro.Status.Traffic == "":
-	case routeName(ro) == "":
+	case !routed(ro):
 		view.Message += "; the weight is " + ro.Status.Traffic
-	case ro.Status.Traffic != "HTTPRoute "+routeName(ro): // held back while canary pods start
+	case ro.Status.Traffic != routerOf(ro): // held back while canary pods start
 		view.Message += "; " + ro.Status.Traffic
 	}
 	if f := ro.Status.Fleet; f != nil && st.InFlight() {

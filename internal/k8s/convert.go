@@ -10,6 +10,7 @@ import (
 
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/rollout"
 )
 
 // DefaultAbortOnUnhealthy is how long a canary may have no ready pod while it should take
@@ -52,6 +53,9 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 			fmt.Sprintf("http://%s.%s.svc", ro.Spec.StableService, ro.Namespace)}})
 	}
 	svc["versions"] = vs
+	if err := gatewaySettings(ro, svc); err != nil {
+		return spec{}, err
+	}
 	doc := map[string]any{"services": []any{svc}}
 	if ro.Spec.Analysis != nil {
 		doc["analysis"] = ro.Spec.Analysis
@@ -75,6 +79,35 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 	return out, nil
 }
 
+// GatewayKeys are the fields of spec.gateway: a standalone service's fields of the same names,
+// which Aviary's gateway fleet serves the Rollout with.
+var GatewayKeys = []string{"match", "stickiness", "healthCheck", "passiveHealth", "llm"}
+
+// gatewaySettings copies spec.gateway into the service svc that the config package parses, so
+// that its defaults and validation are the config file's.
+func gatewaySettings(ro *v1alpha1.Rollout, svc map[string]any) error {
+	if ro.Spec.Gateway == nil || len(ro.Spec.Gateway.Raw) == 0 {
+		return nil
+	}
+	var g map[string]any
+	if err := json.Unmarshal(ro.Spec.Gateway.Raw, &g); err != nil {
+		return config.Errors{{Path: "spec.gateway", Msg: fmt.Sprintf("is not an object (%v); give it the fields %s", err, strings.Join(GatewayKeys, ", "))}}
+	}
+	var errs config.Errors
+	for k, v := range g {
+		if !slices.Contains(GatewayKeys, k) {
+			errs = append(errs, config.FieldError{Path: "spec.gateway." + k, Msg: "unknown field; valid fields here are " + strings.Join(GatewayKeys, ", ")})
+			continue
+		}
+		svc[k] = v
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b config.FieldError) int { return strings.Compare(a.Path, b.Path) })
+		return errs
+	}
+	return nil
+}
+
 // rolloutPaths rewrites the config's field paths as the Rollout's.
 func rolloutPaths(err error) error {
 	errs, ok := err.(config.Errors)
@@ -85,6 +118,8 @@ func rolloutPaths(err error) error {
 	for _, e := range errs {
 		e.Line = 0 // of the JSON this package wrote, not of the user's manifest
 		switch {
+		case gatewayPath(e.Path) != "":
+			e.Path = "spec.gateway." + gatewayPath(e.Path)
 		case strings.HasPrefix(e.Path, "services[0].strategy"):
 			e.Path = "spec.strategy" + strings.TrimPrefix(e.Path, "services[0].strategy")
 		case strings.HasPrefix(e.Path, "analysis"):
@@ -95,4 +130,85 @@ func rolloutPaths(err error) error {
 		out = append(out, e)
 	}
 	return out
+}
+
+// gatewayPath is a config path under one of spec.gateway's fields, without "services[0]." ("":
+// another path).
+func gatewayPath(path string) string {
+	rest, ok := strings.CutPrefix(path, "services[0].")
+	if !ok {
+		return ""
+	}
+	for _, k := range GatewayKeys {
+		if rest == k || strings.HasPrefix(rest, k+".") || strings.HasPrefix(rest, k+"[") {
+			return rest
+		}
+	}
+	return ""
+}
+
+// GatewayServiceName is the service name Aviary's gateway fleet gives a Rollout: the Rollout's
+// name and namespace, as in a Service's DNS name. It is the `service` label of the replicas'
+// metrics and the key of their stickiness buckets, so every replica must derive it alike.
+func GatewayServiceName(namespace, name string) string { return name + "." + namespace }
+
+// GatewayService is the service a gateway replica serves for a Rollout routed through Aviary's
+// gateway fleet: spec.gateway's settings (parsed, defaulted and checked as the config file's),
+// status.routing's plan, the stable version on the stable Service's endpoints and the canary on
+// the canary Service's. endpoints holds each Service's ready endpoint URLs, by Service name. The
+// result comes from rollout.Plan.Service, as a standalone gateway's does. A canary with no ready
+// endpoint gets no traffic (its share goes to the stable); a stable with none is an error.
+func GatewayService(ro *v1alpha1.Rollout, endpoints map[string][]string) (config.Service, error) {
+	rs := ro.Status.Routing
+	if rs == nil || rs.Stable == "" {
+		return config.Service{}, fmt.Errorf("rollout %s/%s has no status.routing yet; aviary controller writes it once it has looked at the Rollout (is it running?)", ro.Namespace, ro.Name)
+	}
+	name := GatewayServiceName(ro.Namespace, ro.Name)
+	if len(name) > 63 {
+		return config.Service{}, fmt.Errorf("rollout %s/%s: its gateway service name %s is longer than 63 characters; shorten the Rollout's name", ro.Namespace, ro.Name, name)
+	}
+	versions := []string{rs.Stable}
+	if rs.Canary != "" && rs.Canary != rs.Stable {
+		versions = append(versions, rs.Canary)
+	}
+	sp, err := specOf(ro, versions, rs.Stable)
+	if err != nil {
+		return config.Service{}, fmt.Errorf("rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	svc := sp.Service
+	svc.Name = name
+	plan := rollout.Plan{Stable: rs.Stable, Admitted: -1}
+	for i := range svc.Versions {
+		v := &svc.Versions[i]
+		switch v.Name {
+		case rs.Stable:
+			v.Endpoints = endpoints[ro.Spec.StableService]
+		case rs.Canary:
+			v.Endpoints = endpoints[ro.Spec.CanaryService]
+		}
+	}
+	if len(svc.Versions[0].Endpoints) == 0 {
+		return config.Service{}, fmt.Errorf("rollout %s/%s: Service %s has no ready endpoint for the stable version %s", ro.Namespace, ro.Name, ro.Spec.StableService, rs.Stable)
+	}
+	if len(svc.Versions) > 1 && len(svc.Versions[1].Endpoints) > 0 {
+		plan.Canary, plan.Weight, plan.Mirror = rs.Canary, int(rs.Weight), rs.Mirror
+		if rs.Route != nil {
+			m, err := configMatch(*rs.Route)
+			if err != nil {
+				return config.Service{}, fmt.Errorf("rollout %s/%s: status.routing.route: %w", ro.Namespace, ro.Name, err)
+			}
+			plan.Route = &m
+		}
+	}
+	return plan.Service(svc), nil
+}
+
+// configMatch is the Rollout API's match as the config's (the same fields).
+func configMatch(m v1alpha1.Match) (config.Match, error) {
+	var out config.Match
+	b, err := json.Marshal(m)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	return out, err
 }

@@ -240,7 +240,8 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	sv := r.servingOf(ro, &dep, vs, next, hash, waiting)
 	// The state is written before anything is changed in the cluster: nothing is served that the
 	// status does not say.
-	p := pass{ro: ro, now: now, vs: vs, hash: hash, release: release, judges: j, refused: refused, last: last}
+	p := pass{ro: ro, now: now, vs: vs, hash: hash, release: release, judges: j, refused: refused, last: last,
+		routing: routingOf(ro, sv.plan)}
 	if err := r.writeStatus(ctx, p, next, sv.traffic); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -343,7 +344,7 @@ type serving struct {
 // says so. A share going down (an abort, a lower step) applies at once.
 func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, st rollout.State, current, waiting string) serving {
 	sv := serving{current: current, plan: rollout.PlanOf(st),
-		routed: routeName(ro) != ""}
+		routed: routed(ro)}
 	sv.total = ptr.Deref(ro.Spec.Replicas, deploymentReplicas(dep))
 	if ro.Spec.Replicas == nil && sv.total == 0 {
 		// A Deployment at 0 (it only holds the template): the stable keeps the pods it has, at least one.
@@ -357,7 +358,7 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 		sv.traffic = "approximated by replica counts behind Service " + ro.Spec.StableService + " (no trafficRouting)"
 		return sv
 	}
-	sv.traffic = "HTTPRoute " + routeName(ro)
+	sv.traffic = routerOf(ro)
 	p := &sv.plan
 	// Just promoted: until the new stable has all its pods, the old one (kept warm) takes what
 	// the new one's ready pods cannot, as if the canary were still at that weight.
@@ -366,8 +367,8 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 		w := carried(100, ready, sv.total)
 		newStable, old := p.Stable, p.Warm
 		sv.plan = rollout.Plan{Stable: old, Canary: newStable, Weight: w, Admitted: -1}
-		sv.traffic = fmt.Sprintf("HTTPRoute %s: %s, the new stable, gets %d%% until %d of its %d pods are ready (%d are); %s takes the rest",
-			routeName(ro), newStable, w, sv.total, sv.total, ready, old)
+		sv.traffic = fmt.Sprintf("%s: %s, the new stable, gets %d%% until %d of its %d pods are ready (%d are); %s takes the rest",
+			routerOf(ro), newStable, w, sv.total, sv.total, ready, old)
 		return sv
 	}
 	need := sv.want[p.Canary]
@@ -381,8 +382,8 @@ func (r *Reconciler) servingOf(ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs 
 	if ready == 0 {
 		p.Route = nil
 	}
-	sv.traffic = fmt.Sprintf("HTTPRoute %s: the canary gets %d%% rather than %d%% until %d of its %d pods are ready (%d are)",
-		routeName(ro), p.Weight, weight, need, need, ready)
+	sv.traffic = fmt.Sprintf("%s: the canary gets %d%% rather than %d%% until %d of its %d pods are ready (%d are)",
+		routerOf(ro), p.Weight, weight, need, need, ready)
 	return sv
 }
 
@@ -393,7 +394,7 @@ func carried(weight int, ready, need int32) int {
 
 // serve makes the serving real: pods, Services, and the HTTPRoute.
 func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv1.Deployment, vs []version, sv serving) error {
-	p, want, routed, total := sv.plan, sv.want, sv.routed, sv.total
+	p, want, total := sv.plan, sv.want, sv.total
 	// Scale up before traffic moves to a version, and down after it has left.
 	if err := r.scale(ctx, ro, vs, grown(vs, want), sv.current); err != nil {
 		return err
@@ -401,7 +402,7 @@ func (r *Reconciler) serve(ctx context.Context, ro *v1alpha1.Rollout, dep *appsv
 	if err := r.selectServices(ctx, ro, p, vs); err != nil {
 		return err
 	}
-	if routed {
+	if routeName(ro) != "" { // the Aviary gateway fleet reads the plan from status.routing instead
 		if err := r.route(ctx, ro, p); err != nil {
 			return err
 		}
@@ -482,10 +483,16 @@ func versionNames(st rollout.State, vs []version) []string {
 	return out
 }
 
-// checkRouting refuses steps that need a router, without one.
+// checkRouting refuses steps that need a router, without one, and a router named twice.
 func checkRouting(ro *v1alpha1.Rollout) error {
-	routed := routeName(ro) != ""
+	routed := routed(ro)
 	var errs config.Errors
+	if t := ro.Spec.TrafficRouting; t != nil && (t.GatewayAPI == nil) == (t.Aviary == nil) {
+		errs = append(errs, config.FieldError{Path: "spec.trafficRouting", Msg: "set exactly one of gatewayAPI (an HTTPRoute) and aviary (Aviary's gateway fleet)"})
+	}
+	if ro.Spec.Gateway != nil && gatewayName(ro) == "" {
+		errs = append(errs, config.FieldError{Path: "spec.gateway", Msg: "is read by Aviary's gateway fleet only; set spec.trafficRouting.aviary.gateway, or remove spec.gateway"})
+	}
 	if routed && ro.Spec.CanaryService == "" {
 		errs = append(errs, config.FieldError{Path: "spec.canaryService", Msg: "is required with trafficRouting: name the Service that selects the new version's pods"})
 	}
@@ -493,7 +500,7 @@ func checkRouting(ro *v1alpha1.Rollout) error {
 		return errorsOrNil(errs)
 	}
 	need := func(path, what string) {
-		errs = append(errs, config.FieldError{Path: path, Msg: what + " needs a traffic router; set spec.trafficRouting.gatewayAPI.httpRoute"})
+		errs = append(errs, config.FieldError{Path: path, Msg: what + " needs a traffic router; set spec.trafficRouting.gatewayAPI.httpRoute or spec.trafficRouting.aviary.gateway"})
 	}
 	s := ro.Spec.Strategy
 	if s.Canary != nil {
@@ -623,6 +630,7 @@ type pass struct {
 	judges  *judges
 	refused string                  // why the spec was refused, "" when it validated
 	last    *v1alpha1.CommandStatus // the command taken, nil for none
+	routing *v1alpha1.RoutingStatus // what the Aviary gateway fleet serves; nil without one
 }
 
 // writeStatus writes the state and the contract derived from it, with how traffic is routed.
@@ -656,6 +664,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, p pass, st rollout.State, 
 		s.Analysis = append(s.Analysis, c)
 	}
 	s.Traffic = traffic
+	s.Routing = p.routing
 	s.Fleet = r.coverage(p.judges.fleet)
 	if p.last != nil {
 		s.LastCommand = p.last
@@ -668,9 +677,32 @@ func (r *Reconciler) writeStatus(ctx context.Context, p pass, st rollout.State, 
 	return r.Client.Status().Update(ctx, ro)
 }
 
+// routeName is the HTTPRoute the Rollout's traffic goes through ("": none).
 func routeName(ro *v1alpha1.Rollout) string {
 	if t := ro.Spec.TrafficRouting; t != nil && t.GatewayAPI != nil {
 		return t.GatewayAPI.HTTPRoute
+	}
+	return ""
+}
+
+// gatewayName is the Aviary gateway fleet that serves the Rollout ("": none).
+func gatewayName(ro *v1alpha1.Rollout) string {
+	if t := ro.Spec.TrafficRouting; t != nil && t.Aviary != nil {
+		return t.Aviary.Gateway
+	}
+	return ""
+}
+
+// routed reports whether a router (an HTTPRoute or Aviary's gateway fleet) moves the weights.
+func routed(ro *v1alpha1.Rollout) bool { return routeName(ro) != "" || gatewayName(ro) != "" }
+
+// routerOf says what moves the Rollout's weights, for the status ("": no router).
+func routerOf(ro *v1alpha1.Rollout) string {
+	switch {
+	case routeName(ro) != "":
+		return "HTTPRoute " + routeName(ro)
+	case gatewayName(ro) != "":
+		return "Aviary gateway " + gatewayName(ro)
 	}
 	return ""
 }

@@ -24,7 +24,7 @@ import (
 // at a version with no available pod: it keeps what it selects (the Deployment's own pods, when
 // a Rollout adopts a serving Deployment) until that version has one.
 func (r *Reconciler) selectServices(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Plan, vs []version) error {
-	routed := routeName(ro) != ""
+	routed := routed(ro)
 	available := func(hash string) bool {
 		for _, v := range vs {
 			if (hash == "" || v.hash == hash) && v.rs.Status.AvailableReplicas > 0 {
@@ -257,4 +257,39 @@ func regexOf(sm config.StringMatch) string {
 		return "^(?:" + sm.Regex + ")$"
 	}
 	return ""
+}
+
+// routingOf is the plan a Rollout's Aviary gateway fleet serves, as status.routing says it (nil
+// when another router, or none, moves the weights). The replicas send the stable version to the
+// stable Service's ready endpoints and the canary to the canary Service's, which selectServices
+// points at them.
+func routingOf(ro *v1alpha1.Rollout, p rollout.Plan) *v1alpha1.RoutingStatus {
+	if gatewayName(ro) == "" {
+		return nil
+	}
+	out := &v1alpha1.RoutingStatus{Stable: p.Stable, Weight: int32(p.Weight)}
+	if p.Canary == "" || p.Canary == p.Stable {
+		return out
+	}
+	out.Canary, out.Mirror = p.Canary, p.Mirror
+	if p.Route != nil {
+		out.Route = matchOf(*p.Route)
+	}
+	return out
+}
+
+// matchOf is a config match as the Rollout's API writes it (the same fields).
+func matchOf(m config.Match) *v1alpha1.Match {
+	out := &v1alpha1.Match{}
+	key := func(k *config.KeyMatch) *v1alpha1.KeyMatch {
+		if k == nil {
+			return nil
+		}
+		return &v1alpha1.KeyMatch{Name: k.Name, StringMatch: v1alpha1.StringMatch(k.StringMatch)}
+	}
+	out.Header, out.Cookie, out.Query = key(m.Header), key(m.Cookie), key(m.Query)
+	if m.Path != nil {
+		out.Path = &v1alpha1.StringMatch{Value: m.Path.Value, Prefix: m.Path.Prefix, Regex: m.Path.Regex}
+	}
+	return out
 }

@@ -207,9 +207,14 @@ func shutdown(log *slog.Logger, timeout time.Duration, gw, admin *http.Server) e
 type readiness struct {
 	gw               *gateway.Gateway
 	serving, checked atomic.Bool
+	// source, when set, must hold too: a gateway replica has read its services from the cluster.
+	source func() bool
 }
 
 func (r *readiness) ready() bool {
+	if r.source != nil && !r.source() {
+		return false // no snapshot yet; its endpoints' first checks come after it
+	}
 	if r.serving.Load() && !r.checked.Load() && r.gw.HealthChecked() {
 		r.checked.Store(true)
 	}

@@ -56,6 +56,14 @@ type RolloutSpec struct {
 	// approximated by replica counts behind the stable Service, and the status says so.
 	// +optional
 	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+	// Gateway is how Aviary's gateway fleet serves the Rollout (trafficRouting.aviary only): the
+	// fields of a standalone service of the same names, checked the same way — match (pathPrefix,
+	// hosts), stickiness, healthCheck, passiveHealth and llm. See docs/config.md.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Gateway *apiextensionsv1.JSON `json:"gateway,omitempty"`
 	// Strategy is a standalone service's strategy: canary, blueGreen or shadow (with canary steps).
 	Strategy Strategy `json:"strategy"`
 	// Analysis holds the templates that analysis steps and background analysis name. In
@@ -79,11 +87,25 @@ type WorkloadRef struct {
 	ScaleDown string `json:"scaleDown,omitempty"`
 }
 
-// TrafficRouting names the traffic router.
+// TrafficRouting names the traffic router: exactly one of gatewayAPI and aviary.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI) != has(self.aviary)",message="set exactly one of gatewayAPI and aviary"
 type TrafficRouting struct {
 	// GatewayAPI: weights on an HTTPRoute's backendRefs, header matches for segment routes, and
 	// the RequestMirror filter for shadow traffic. Any conformant gateway serves it.
+	// +optional
 	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
+	// Aviary: Aviary's own gateway fleet (aviary serve --source kubernetes --gateway NAME) serves
+	// the Rollout from its status (status.routing) and the EndpointSlices of its Services.
+	// +optional
+	Aviary *AviaryRouting `json:"aviary,omitempty"`
+}
+
+// AviaryRouting names the gateway fleet that serves a Rollout.
+type AviaryRouting struct {
+	// Gateway is the fleet's name: the --gateway of its aviary serve replicas.
+	// +kubebuilder:validation:MinLength=1
+	Gateway string `json:"gateway"`
 }
 
 // GatewayAPIRouting names the HTTPRoute whose rules point at the stable Service.
@@ -402,6 +424,11 @@ type RolloutStatus struct {
 	Message          string `json:"message,omitempty"`
 	// Traffic says how the weight is served: by the HTTPRoute, or approximated by replicas.
 	Traffic string `json:"traffic,omitempty"`
+	// Routing is the traffic Aviary's gateway fleet serves (trafficRouting.aviary only): the
+	// replicas read it, and send the stable version to stableService's ready endpoints and the
+	// canary to canaryService's.
+	// +optional
+	Routing *RoutingStatus `json:"routing,omitempty"`
 	// PauseReasons say why a Paused rollout waits.
 	PauseReasons []string `json:"pauseReasons,omitempty"`
 	// Analysis is the evidence of the checks of the rollout in flight (or of the last one).
@@ -423,6 +450,20 @@ type RolloutStatus struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object
 	State *apiextensionsv1.JSON `json:"state,omitempty"`
+}
+
+// RoutingStatus is what a gateway replica serves: the versions (pod-template-hashes), the
+// canary's weight in percent, its segment route and the share mirrored to it. It is the plan the
+// controller serves, which may give a canary whose pods are still starting less than its step.
+type RoutingStatus struct {
+	Stable string `json:"stable"`
+	// +optional
+	Canary string `json:"canary,omitempty"`
+	Weight int32  `json:"weight"`
+	// +optional
+	Route *Match `json:"route,omitempty"`
+	// +optional
+	Mirror float64 `json:"mirror,omitempty"`
 }
 
 // CheckStatus is one analysis or gate and its latest verdict.
