@@ -137,6 +137,11 @@ type Strategy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+	// DefaultAnalysis runs the default analysis (canary against stable on Aviary's builtin metrics)
+	// in the background of every rollout: true unless set false. It needs the measurements of
+	// Aviary's gateway fleet, so it applies with trafficRouting.aviary only.
+	// +optional
+	DefaultAnalysis *bool `json:"defaultAnalysis,omitempty"`
 }
 
 // CanaryStrategy walks the new version through steps, then makes it stable.
