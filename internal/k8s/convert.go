@@ -74,6 +74,24 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		return spec{}, rolloutPaths(err)
 	}
 	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates, History: cfg.Analysis.History}
+	if !fleet {
+		var errs config.Errors
+		var templates []v1alpha1.AnalysisTemplate
+		if ro.Spec.Analysis != nil {
+			templates = ro.Spec.Analysis.Templates
+		}
+		for i, t := range templates {
+			for j, m := range t.Metrics {
+				if m.Builtin != "" {
+					errs = append(errs, config.FieldError{Path: fmt.Sprintf("spec.analysis.templates[%d].metrics[%d].builtin", i, j),
+						Msg: "is measured by Aviary's gateway fleet: route the Rollout through it (spec.trafficRouting.aviary), or use a prometheus metric"})
+				}
+			}
+		}
+		if len(errs) > 0 {
+			return spec{}, errs
+		}
+	}
 	for i, t := range out.Templates {
 		// Without Aviary's gateway, requests are counted only by comparative Prometheus metrics;
 		// a template without one has a minimum in time alone.

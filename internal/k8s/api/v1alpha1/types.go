@@ -331,6 +331,20 @@ type Minimum struct {
 type AnalysisMetric struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+	// Builtin is one of Aviary's own measurements (errorRate, latency, the LLM metrics: see
+	// docs/analysis.md), judged canary against stable; it needs trafficRouting.aviary, whose
+	// gateway fleet measures it.
+	// +optional
+	Builtin string `json:"builtin,omitempty"`
+	// Quantile (latency): the stable's quantile that bounds "slow" (default 0.99).
+	// +optional
+	Quantile float64 `json:"quantile,omitempty"`
+	// Slowdown (latency): how much slower than the stable's quantile the canary's may be (0.1: 10%).
+	// +optional
+	Slowdown float64 `json:"slowdown,omitempty"`
+	// DetectableEffect is the regression a pass rules out.
+	// +optional
+	DetectableEffect *DetectableEffect `json:"detectableEffect,omitempty"`
 	// +optional
 	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
 	// +optional
@@ -368,6 +382,17 @@ type AnalysisMetric struct {
 	Critical bool `json:"critical,omitempty"`
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// DetectableEffect is the regression a passing builtin metric rules out: a ratio of the canary's
+// rate to the stable's, a difference in percentage points, or (latency) a slowdown.
+type DetectableEffect struct {
+	// +optional
+	Ratio float64 `json:"ratio,omitempty"`
+	// +optional
+	Points float64 `json:"points,omitempty"`
+	// +optional
+	Slowdown float64 `json:"slowdown,omitempty"`
 }
 
 // PrometheusMetric queries a Prometheus HTTP API. Queries may use {{service}} (the Rollout's
