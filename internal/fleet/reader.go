@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -262,7 +263,7 @@ func (r *Reader) fetch(ctx context.Context, rep Replica, services []string) (*An
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return nil, fmt.Errorf("read counts of %s: %s: %s; check the read token and that the replica runs this aviary version", rep.Name, res.Status, msg)
+		return nil, fmt.Errorf("read counts of %s: %s: %s; check the read token and that the replica runs this aviary version", rep.Name, res.Status, bytes.TrimSpace(msg))
 	}
 	var a Answer
 	if err := json.NewDecoder(io.LimitReader(res.Body, maxAnswer)).Decode(&a); err != nil {

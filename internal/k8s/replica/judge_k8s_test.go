@@ -87,8 +87,25 @@ func (f *fleet) gatewayService(rs map[string]*fleettest.Replica) {
 func (f *fleet) judgingController(lease string) (stop func()) {
 	ctx, cancel := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
+	logf, err := os.OpenFile(filepath.Join(f.dir, "controller.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		logf.Close()
+		if f.t.Failed() { // the test's directory goes with it: say what the controller said of the fleet
+			b, _ := os.ReadFile(logf.Name())
+			var fleetLines []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "gateway") && !strings.Contains(line, "Reconcil") {
+					fleetLines = append(fleetLines, line)
+				}
+			}
+			f.t.Logf("the controller on the fleet:\n%s", fleettest.LastLines(strings.Join(fleetLines, "\n"), 20))
+		}
+	})
 	o := k8s.Options{Config: cfg, Namespace: f.ns, MetricsAddr: "0", ProbeAddr: "0",
-		Interval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Interval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Fleet: k8s.FleetOptions{Token: readToken, Look: 500 * time.Millisecond, Timeout: 2 * time.Second}}
 	if lease != "" {
 		o.LeaderElection, o.LeaderElectionID, o.LeaderElectionNamespace = true, lease, f.ns
