@@ -66,8 +66,9 @@ type RolloutSpec struct {
 	Gateway *apiextensionsv1.JSON `json:"gateway,omitempty"`
 	// Strategy is a standalone service's strategy: canary, blueGreen or shadow (with canary steps).
 	Strategy Strategy `json:"strategy"`
-	// Analysis holds the templates that analysis steps and background analysis name. In
-	// Kubernetes mode their metrics are prometheus or web metrics.
+	// Analysis holds the templates that analysis steps and background analysis name. Their
+	// metrics are prometheus or web metrics, and builtin ones with trafficRouting.aviary (the
+	// gateway fleet measures them).
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// RevisionHistoryLimit is how many old ReplicaSets (scaled to zero) are kept for undo.
