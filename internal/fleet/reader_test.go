@@ -233,3 +233,51 @@ func TestLLMAndPendingReachTheSink(t *testing.T) {
 		t.Fatalf("%d requests in flight for over 10 s across the fleet, want 4", p)
 	}
 }
+
+// A rollout that starts while the replicas have long served its service reads from a baseline:
+// what they counted before is not its to judge.
+func TestANewSinkStartsFromABaseline(t *testing.T) {
+	clk, rs, reader, _, _ := setup(t, 2)
+	if reader.DropSink("shop") {
+		t.Fatal("a sink is left after the only one was dropped")
+	}
+	reader.Look(context.Background(), reps(rs...))
+	for _, r := range rs {
+		r.serve("v1", 100, 50, time.Millisecond)
+	}
+	clk.advance(5 * time.Second)
+	reader.Look(context.Background(), reps(rs...)) // shop is not asked for
+
+	late := metrics.NewRegistry(metrics.Options{Now: clk.now})
+	reader.SetSink("shop", fleet.Sink{Metrics: late, As: "shop-rollout-2"})
+	clk.advance(5 * time.Second)
+	reader.Look(context.Background(), reps(rs...)) // the new sink's baseline
+	rs[0].serve("v1", 10, 0, time.Millisecond)
+	clk.advance(5 * time.Second)
+	reader.Look(context.Background(), reps(rs...))
+	w := late.Window("shop-rollout-2", "v1", metrics.Primary, clk.now().Add(-10*time.Minute), clk.now().Add(time.Second))
+	if w.Requests != 10 || w.Errors != 0 {
+		t.Fatalf("the new sink has %d requests %d errors, want the 10 served since it began (the earlier 200 with their errors are not its own)", w.Requests, w.Errors)
+	}
+}
+
+// A replica that leaves the fleet (not ready for a while) and comes back with the same instance
+// loses nothing: its counts since its last answer arrive with its next, and its loss is taken back.
+func TestAReplicaBackWithTheSameInstanceLosesNothing(t *testing.T) {
+	clk, rs, reader, reg, _ := setup(t, 2)
+	reader.Look(context.Background(), reps(rs...))
+	rs[1].serve("v1", 100, 0, time.Millisecond)
+	clk.advance(5 * time.Second)
+	reader.Look(context.Background(), reps(rs...))
+	rs[1].serve("v1", 40, 0, time.Millisecond)
+	clk.advance(5 * time.Second)
+	cov := reader.Look(context.Background(), reps(rs[0]))
+	if cov.Replicas != 1 || cov.Ended != 1 || cov.Lost == 0 {
+		t.Fatalf("a replica gone: coverage %+v, want 1 ended with an estimate of its loss", cov)
+	}
+	clk.advance(5 * time.Second)
+	cov = reader.Look(context.Background(), reps(rs...))
+	if got := judged(reg, clk, "v1").Requests; got != 140 || cov.Ended != 0 || cov.Lost != 0 {
+		t.Fatalf("the replica back: %d requests (want 140), coverage %+v (want nothing ended or lost)", got, cov)
+	}
+}

@@ -139,14 +139,15 @@ func (s *Series) End(o Observation) {
 	}
 	s.durBuckets[promBucket(d)].Add(1)
 	s.durSumMicros.Add(uint64((d + 500) / 1000))
-	s.totalLatency().Observe(d)
+	bucket := bucketOf(d) // once, for the cumulative histogram and the slot's
+	s.totalLatency().counts[bucket].Add(1)
 
 	end := o.End
 	if end.IsZero() {
 		end = s.now()
 	}
 	if sl := s.slotFor(s.epochOf(end)); sl != nil {
-		sl.record(code/100, kind, in, out, d)
+		sl.record(code/100, kind, in, out, bucket)
 	}
 	if o.Unit > 0 && int(o.Unit) <= NumUnits {
 		s.units[o.Unit-1][0].Add(1)
