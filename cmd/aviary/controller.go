@@ -67,7 +67,8 @@ func newControllerWith(f *controllerFlags) *cobra.Command {
 		Long: `Run Aviary's Kubernetes controller. It watches Rollout resources (aviary.dev/v1alpha1) and runs
 the same rollout controller and judge as aviary serve on them: the stable and the new version run as
 ReplicaSets made from the Deployment's pod template, traffic moves through a Gateway API HTTPRoute
-(or, without one, by replica counts), and the state is kept in each Rollout's status, so a
+or Aviary's own gateway fleet (aviary serve --source kubernetes, which reads the Rollout's
+status.routing), or, without either, by replica counts, and the state is kept in each Rollout's status, so a
 restarted or newly elected controller goes on where the last one stopped. The commands of
 aviary rollout -n NAMESPACE (promote, abort, ...) reach it through the Rollout's aviary.dev/command
 annotation.

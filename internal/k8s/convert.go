@@ -175,13 +175,27 @@ func gatewayPath(path string) string {
 // metrics and the key of their stickiness buckets, so every replica must derive it alike.
 func GatewayServiceName(namespace, name string) string { return name + "." + namespace }
 
+// Endpoint is a ready endpoint of a Service, as its EndpointSlice gives it: the URL to send to,
+// and the name of the pod behind it ("" when the slice does not say).
+type Endpoint struct {
+	URL string
+	Pod string
+}
+
 // GatewayService is the service a gateway replica serves for a Rollout routed through Aviary's
 // gateway fleet: spec.gateway's settings (parsed, defaulted and checked as the config file's),
 // status.routing's plan, the stable version on the stable Service's endpoints and the canary on
-// the canary Service's. endpoints holds each Service's ready endpoint URLs, by Service name. The
+// the canary Service's. endpoints holds each Service's ready endpoints, by Service name. The
 // result comes from rollout.Plan.Service, as a standalone gateway's does. A canary with no ready
 // endpoint gets no traffic (its share goes to the stable); a stable with none is an error.
-func GatewayService(ro *v1alpha1.Rollout, endpoints map[string][]string) (config.Service, error) {
+//
+// The controller writes status.routing before it points the Services at the versions' pods, and
+// EndpointSlices follow a selector with a lag: for a moment a Service may still hold the other
+// version's pods. Pods are named after their ReplicaSet (<rollout>-<version>-...), so an endpoint
+// whose pod is known to belong to another version is left out, lest its answers be measured as
+// this version's. A stable whose Service holds none of its pods yet (a Rollout adopting a serving
+// Deployment, whose pods the Service keeps until the stable has one) is served by what is there.
+func GatewayService(ro *v1alpha1.Rollout, endpoints map[string][]Endpoint) (config.Service, error) {
 	rs := ro.Status.Routing
 	if rs == nil || rs.Stable == "" {
 		return config.Service{}, fmt.Errorf("rollout %s/%s has no status.routing yet; aviary controller writes it once it has looked at the Rollout (is it running?)", ro.Namespace, ro.Name)
@@ -205,9 +219,9 @@ func GatewayService(ro *v1alpha1.Rollout, endpoints map[string][]string) (config
 		v := &svc.Versions[i]
 		switch v.Name {
 		case rs.Stable:
-			v.Endpoints = endpoints[ro.Spec.StableService]
+			v.Endpoints = versionEndpoints(endpoints[ro.Spec.StableService], ro.Name+"-"+rs.Stable+"-", true)
 		case rs.Canary:
-			v.Endpoints = endpoints[ro.Spec.CanaryService]
+			v.Endpoints = versionEndpoints(endpoints[ro.Spec.CanaryService], ro.Name+"-"+rs.Canary+"-", false)
 		}
 	}
 	if len(svc.Versions[0].Endpoints) == 0 {
@@ -234,4 +248,20 @@ func configMatch(m v1alpha1.Match) (config.Match, error) {
 		err = json.Unmarshal(b, &out)
 	}
 	return out, err
+}
+
+// versionEndpoints are the URLs of the endpoints whose pod is the version's (named with prefix) or
+// unknown; with orAll, every endpoint when none is the version's.
+func versionEndpoints(eps []Endpoint, prefix string, orAll bool) []string {
+	var mine, all []string
+	for _, e := range eps {
+		all = append(all, e.URL)
+		if e.Pod == "" || strings.HasPrefix(e.Pod, prefix) {
+			mine = append(mine, e.URL)
+		}
+	}
+	if len(mine) == 0 && orAll {
+		return all
+	}
+	return mine
 }

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
@@ -53,6 +55,8 @@ func RunReplica(ctx context.Context, o ReplicaOptions) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// controller-runtime's cache logs through its own global logger: this process's, in slog.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	cfg, err := replicaConfig(o.ConfigPath)
 	if err != nil {
 		return err

@@ -300,10 +300,12 @@ func writeSlice(ctx context.Context, c client.Client, svc *corev1.Service, sets 
 		if rs.Labels[k8s.RolloutLabel] == "" || !selects(svc.Spec.Selector, rs.Spec.Template.Labels) {
 			continue
 		}
-		for _, ep := range pods(rs) {
+		for i, ep := range pods(rs) {
 			port = ep.Port
+			// Pods are named after their ReplicaSet, as the ReplicaSet controller names them.
 			want.Endpoints = append(want.Endpoints, discoveryv1.Endpoint{Addresses: []string{ep.IP},
-				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ep.Ready)}})
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ep.Ready)},
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: rs.Namespace, Name: fmt.Sprintf("%s-%d", rs.Name, i)}})
 		}
 	}
 	if port != 0 {

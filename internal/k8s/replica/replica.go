@@ -105,6 +105,7 @@ type Source struct {
 	lastSync time.Time
 	lastErr  string
 	good     map[string]config.Service // by Rollout namespace/name: the last service that validated
+	logged   map[string]string         // by Rollout namespace/name: the error last logged
 	rollouts []RolloutStatus
 	applied  []config.Service
 }
@@ -219,7 +220,7 @@ func (s *Source) probeLoop(ctx context.Context) {
 // contact records a contact with the API server: err nil, it answered.
 func (s *Source) contact(err error) {
 	s.mu.Lock()
-	was := s.conn
+	was, hadErr := s.conn, s.lastErr != ""
 	if err == nil {
 		s.conn, s.lastSync, s.lastErr = true, s.o.Now(), ""
 	} else {
@@ -231,6 +232,8 @@ func (s *Source) contact(err error) {
 	switch {
 	case was && !conn:
 		s.log.Warn("cut off from the API server; serving the last snapshot until it is back", "err", err)
+	case !conn && last.IsZero() && !hadErr:
+		s.log.Warn("cannot reach the API server yet; not ready until the first read of the cluster (check --kubeconfig, the network, and the RBAC of the replica's ServiceAccount)", "err", err)
 	case !was && conn && !last.IsZero():
 		s.log.Info("connected to the API server")
 	}
@@ -301,11 +304,26 @@ func (s *Source) build(ctx context.Context) {
 		s.o.Apply(services)
 		s.log.Info("snapshot applied", "services", len(services))
 	}
+	s.logChanges(states)
+}
+
+// logChanges logs a Rollout's refusal when it starts or changes, and its end: a rebuild follows
+// every EndpointSlice change in the namespaces watched, too often to log each time.
+func (s *Source) logChanges(states []RolloutStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := map[string]string{}
 	for _, st := range states {
-		if st.Error != "" {
-			s.log.Warn("rollout not served as the cluster says", "rollout", st.Namespace+"/"+st.Name, "served", st.Served, "err", st.Error)
+		key := st.Namespace + "/" + st.Name
+		now[key] = st.Error
+		switch before := s.logged[key]; {
+		case st.Error != "" && st.Error != before:
+			s.log.Warn("rollout not served as the cluster says", "rollout", key, "servedAsLastGood", st.Served, "err", st.Error)
+		case st.Error == "" && before != "":
+			s.log.Info("rollout served as the cluster says again", "rollout", key)
 		}
 	}
+	s.logged = now
 }
 
 // check validates services as the gateway requires, under the replica's own config.
@@ -320,7 +338,7 @@ func (s *Source) check(services []config.Service) error {
 
 // serviceOf is the service of one Rollout, with its Services' ready endpoints.
 func (s *Source) serviceOf(ctx context.Context, ro *v1alpha1.Rollout) (config.Service, error) {
-	eps := map[string][]string{}
+	eps := map[string][]k8s.Endpoint{}
 	for _, name := range []string{ro.Spec.StableService, ro.Spec.CanaryService} {
 		if name == "" {
 			continue
@@ -335,11 +353,11 @@ func (s *Source) serviceOf(ctx context.Context, ro *v1alpha1.Rollout) (config.Se
 	return k8s.GatewayService(ro, eps)
 }
 
-// ReadyEndpoints are the URLs of the ready endpoints of a Service's EndpointSlices, sorted and
-// without duplicates. A slice's port is the one named http, else its first; an endpoint whose
-// ready condition is unknown counts as ready, as the EndpointSlice API asks of consumers.
-func ReadyEndpoints(list []discoveryv1.EndpointSlice) []string {
-	var out []string
+// ReadyEndpoints are the ready endpoints of a Service's EndpointSlices (URL and pod), sorted by
+// URL and without duplicates. A slice's port is the one named http, else its first; an endpoint
+// whose ready condition is unknown counts as ready, as the EndpointSlice API asks of consumers.
+func ReadyEndpoints(list []discoveryv1.EndpointSlice) []k8s.Endpoint {
+	var out []k8s.Endpoint
 	for _, sl := range list {
 		port := slicePort(sl)
 		if port == 0 {
@@ -349,15 +367,20 @@ func ReadyEndpoints(list []discoveryv1.EndpointSlice) []string {
 			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 				continue
 			}
-			for _, addr := range ep.Addresses {
-				u := url.URL{Scheme: "http", Host: net.JoinHostPort(addr, strconv.Itoa(int(port)))}
-				out = append(out, u.String())
-				break // the addresses of one endpoint are one pod
+			if len(ep.Addresses) == 0 {
+				continue
 			}
+			// The addresses of one endpoint are one pod: its first is enough.
+			u := url.URL{Scheme: "http", Host: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))}
+			e := k8s.Endpoint{URL: u.String()}
+			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" {
+				e.Pod = ref.Name
+			}
+			out = append(out, e)
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.SortFunc(out, func(a, b k8s.Endpoint) int { return cmp.Compare(a.URL, b.URL) })
+	return slices.CompactFunc(out, func(a, b k8s.Endpoint) bool { return a.URL == b.URL })
 }
 
 func slicePort(sl discoveryv1.EndpointSlice) int32 {
