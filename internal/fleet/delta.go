@@ -63,8 +63,8 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 			} // else the series began again on the replica (a version removed and added back)
 		}
 		n += d.Requests()
-		if sink, ok := r.sinks[k.service]; ok {
-			sink.Metrics.Series(sink.name(k.service), k.version, k.role).Add(now, &d)
+		if _, ok := r.sinks[k.service]; ok && d.Requests() > 0 {
+			r.sumOf(k).AddCounts(&d)
 		}
 	}
 	for k, t := range llm {
@@ -90,6 +90,37 @@ func (r *Reader) take(rep Replica, a *Answer, now time.Time) error {
 		series: series, llm: llm, pending: pending, rate: rate, services: servicesOf(a), first: first, counted: counted,
 		spare: prev.series}
 	return nil
+}
+
+// sumOf is the look's sum of the replicas' differences of a series, added into its sink once all
+// have answered (addSums): one Add per series and look, whatever the number of replicas.
+func (r *Reader) sumOf(k seriesKey) *metrics.Counts {
+	if c := r.sum[k]; c != nil {
+		return c
+	}
+	var c *metrics.Counts
+	if n := len(r.free); n > 0 {
+		c, r.free = r.free[n-1], r.free[:n-1]
+	} else {
+		c = new(metrics.Counts)
+	}
+	if r.sum == nil {
+		r.sum = map[seriesKey]*metrics.Counts{}
+	}
+	r.sum[k] = c
+	return c
+}
+
+// addSums adds the look's sums into the sinks, at now.
+func (r *Reader) addSums(now time.Time) {
+	for k, c := range r.sum {
+		if sink, ok := r.sinks[k.service]; ok {
+			sink.Metrics.Series(sink.name(k.service), k.version, k.role).Add(now, c)
+		}
+		*c = metrics.Counts{}
+		r.free = append(r.free, c)
+		delete(r.sum, k)
+	}
 }
 
 // ended counts a replica instance that will answer no more: what it counted between its last
@@ -136,9 +167,14 @@ func (r *Reader) setPending() {
 		as := sink.name(service)
 		sink.Metrics.Each(func(name, version string, role metrics.Role, s *metrics.Series) {
 			if name == as {
-				s.SetPending(sum[seriesKey{service, version, role}])
+				s.SetPending(sum[seriesKey{service, version, role}]) // nil: none in flight now
 			}
 		})
+	}
+	for k, p := range sum {
+		if sink, ok := r.sinks[k.service]; ok {
+			sink.Metrics.Series(sink.name(k.service), k.version, k.role).SetPending(p) // a series with nothing ended yet
+		}
 	}
 }
 

@@ -85,7 +85,9 @@ type Reader struct {
 	mu       sync.Mutex
 	sinks    map[string]Sink
 	cov      Coverage
-	replicas map[string]*replica // by URL
+	replicas map[string]*replica           // by URL
+	sum      map[seriesKey]*metrics.Counts // a look's differences, summed over the replicas
+	free     []*metrics.Counts             // sums to reuse
 }
 
 // replica is what the reader knows of one replica: its instance and that instance's last counts.
@@ -218,6 +220,7 @@ func (r *Reader) Look(ctx context.Context, reps []Replica) Coverage {
 		}
 		answered++
 	}
+	r.addSums(now)
 	r.markGone(reps, now)
 	r.cov.Replicas, r.cov.Answered = len(reps), answered
 	r.cov.Missed += int64(len(reps) - answered)
