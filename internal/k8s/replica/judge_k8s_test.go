@@ -34,6 +34,7 @@ import (
 	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/k8s/fleettest"
+	"aviary.dev/aviary/internal/polltest"
 )
 
 const (
@@ -360,6 +361,12 @@ func TestTheFleetJudgesAnLLMCanaryOnTimeToFirstToken(t *testing.T) {
 	f.gatewayService(map[string]*fleettest.Replica{"a": a, "b": b})
 	f.judgingController("")
 	f.waitFor("the first version to be stable", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Healthy" })
+	for _, r := range []*fleettest.Replica{a, b} {
+		polltest.Wait(t, 30*time.Second, "replica "+r.Gateway+" answering chat", func() bool {
+			code, err := chat(f.ctx, r.Gateway)
+			return err == nil && code == http.StatusOK
+		})
+	}
 	ctx, stop := context.WithCancel(f.ctx)
 	defer stop()
 	var l load
@@ -370,6 +377,9 @@ func TestTheFleetJudgesAnLLMCanaryOnTimeToFirstToken(t *testing.T) {
 	stop()
 	done.Wait()
 	t.Logf("rolled back after %s (%d answers, %d failed): %s", time.Since(began).Round(100*time.Millisecond), l.ok.Load(), l.failed.Load(), ro.Status.Message)
+	if l.failed.Load() != 0 {
+		t.Errorf("%d chat requests failed; a slow canary is no failing one", l.failed.Load())
+	}
 	if !strings.Contains(ro.Status.Message, "ttft") {
 		t.Errorf("the rollback does not name the ttft metric: %s", ro.Status.Message)
 	}
