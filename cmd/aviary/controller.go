@@ -84,7 +84,10 @@ Every replica serves the dashboard at --admin-bind-address/ui/ and the admin API
 (/api/v1, as aviary serve's) over the Rollouts of all namespaces it watches; a service there is
 NAMESPACE/NAME. The admin token (AVIARY_ADMIN_TOKEN or --admin-token-file) may steer rollouts,
 the read token (AVIARY_READ_TOKEN or --read-token-file) only read; without an admin token the
-address must be a loopback one, reached with kubectl port-forward.`,
+address must be a loopback one, reached with kubectl port-forward.
+
+Rollouts routed through Aviary's gateway fleet (trafficRouting.aviary) are judged on the sum of the
+replicas' counts, read from their admin API with the read token in $AVIARY_GATEWAY_TOKEN.`,
 		Example: `  # In a cluster, as a Deployment's container command:
   aviary controller --log-format json
   # On a laptop, against the current kubeconfig context, one namespace, no leader election:
@@ -153,5 +156,6 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 		LeaderElectionNamespace: firstSet(f.leaderElectionNamespace, f.kube.podNamespace(), "default"),
 		Interval:                f.interval,
 		Logger:                  log,
+		Fleet:                   k8s.FleetOptions{Token: os.Getenv("AVIARY_GATEWAY_TOKEN")},
 	}, nil
 }

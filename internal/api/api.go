@@ -53,7 +53,8 @@ type Server struct {
 	Config   Config
 	Rollouts Rollouts
 	Analyses Analyses
-	Windows  Windows // nil: no /series endpoint
+	Windows  Windows     // nil: no /series endpoint
+	Fleet    FleetCounts // nil: no /fleet/counts endpoint
 	Feedback Feedback
 	// Flags is the flag set (nil: no flag routes); OFREP serves its evaluation endpoints under
 	// OFREPPrefix, outside /api: it checks its own keys, and the tokens above may evaluate too.
@@ -88,6 +89,9 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/whoami", s.whoami)
 	if s.Windows != nil {
 		api.HandleFunc("GET /api/v1/services/{name}/series", s.series)
+	}
+	if s.Fleet != nil {
+		api.HandleFunc("GET /api/v1/fleet/counts", s.fleetCounts)
 	}
 	if s.Rollouts != nil {
 		s.rolloutRoutes(api)

@@ -88,6 +88,9 @@ func View(ro *v1alpha1.Rollout, now time.Time) (rollout.Status, error) {
 	case ro.Status.Traffic != routerOf(ro): // held back while canary pods start
 		view.Message += "; " + ro.Status.Traffic
 	}
+	if f := ro.Status.Fleet; f != nil && st.InFlight() {
+		view.Message += "; judged on " + f.Message
+	}
 	if c := meta.FindStatusCondition(ro.Status.Conditions, "SpecValid"); c != nil && c.Status == metav1.ConditionFalse {
 		view.Message = "spec refused, the last good one stays in force: " + c.Message
 	}

@@ -31,8 +31,13 @@ type spec struct {
 // versions lists the known versions, stable first; release is the Deployment's template now.
 func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, error) {
 	st := ro.Spec.Strategy
+	fleet := gatewayName(ro) != "" // judged on the gateway fleet's measurements (internal/fleet)
+	if st.DefaultAnalysis != nil && *st.DefaultAnalysis && !fleet {
+		return spec{}, config.Errors{{Path: "spec.strategy.defaultAnalysis", Msg: "needs Aviary's gateway fleet (spec.trafficRouting.aviary): its builtin metrics are measured there; set it false or route through the fleet"}}
+	}
 	strategy := map[string]any{
-		"defaultAnalysis": false, // the default analysis reads Aviary's gateway, absent here
+		// The default analysis reads Aviary's own measurements: only a gateway fleet has them.
+		"defaultAnalysis": fleet && (st.DefaultAnalysis == nil || *st.DefaultAnalysis),
 		// Pods take longer to start than a gateway endpoint to pass a check; while a canary has no
 		// ready pod its HTTPRoute share is held at 0, so waiting longer costs no traffic.
 		"abortOnUnhealthy": DefaultAbortOnUnhealthy.String(),
@@ -69,10 +74,28 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		return spec{}, rolloutPaths(err)
 	}
 	out := spec{Service: cfg.Services[0], Templates: cfg.Analysis.Templates, History: cfg.Analysis.History}
+	if !fleet {
+		var errs config.Errors
+		var templates []v1alpha1.AnalysisTemplate
+		if ro.Spec.Analysis != nil {
+			templates = ro.Spec.Analysis.Templates
+		}
+		for i, t := range templates {
+			for j, m := range t.Metrics {
+				if m.Builtin != "" {
+					errs = append(errs, config.FieldError{Path: fmt.Sprintf("spec.analysis.templates[%d].metrics[%d].builtin", i, j),
+						Msg: "is measured by Aviary's gateway fleet: route the Rollout through it (spec.trafficRouting.aviary), or use a prometheus metric"})
+				}
+			}
+		}
+		if len(errs) > 0 {
+			return spec{}, errs
+		}
+	}
 	for i, t := range out.Templates {
 		// Without Aviary's gateway, requests are counted only by comparative Prometheus metrics;
 		// a template without one has a minimum in time alone.
-		if !slices.ContainsFunc(t.Metrics, func(m config.AnalysisMetric) bool { return m.Prometheus.Counted() }) {
+		if !fleet && !slices.ContainsFunc(t.Metrics, func(m config.AnalysisMetric) bool { return m.Prometheus.Counted() }) {
 			out.Templates[i].Minimum.Requests = 0
 		}
 	}

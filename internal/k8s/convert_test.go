@@ -108,3 +108,41 @@ func TestAStatusStateThatIsNotOursIsReportedNotTrusted(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A Rollout routed through Aviary's gateway fleet gets the default analysis and builtin metrics,
+// judged on the replicas' sum; without the fleet there is nothing to measure them, so asking for
+// them is an error that says what to do.
+func TestBuiltinMetricsNeedTheGatewayFleet(t *testing.T) {
+	w, yes := int32(20), true
+	st := v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{{SetWeight: &w},
+		{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors"}}}}}}
+	builtin := &v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{Name: "errors", Metrics: []v1alpha1.AnalysisMetric{{
+		Name: "errors", Builtin: "errorRate", Critical: true, DetectableEffect: &v1alpha1.DetectableEffect{Points: 5}}}}}}
+
+	ro := testRollout(st, builtin)
+	ro.Spec.TrafficRouting = &v1alpha1.TrafficRouting{Aviary: &v1alpha1.AviaryRouting{Gateway: "edge"}}
+	sp, err := specOf(ro, []string{"aaa", "bbb"}, "bbb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := sp.Service.Strategy.DefaultAnalysis; d == nil || !*d {
+		t.Errorf("defaultAnalysis %v with the fleet, want true", d)
+	}
+	if m := sp.Templates[0].Metrics[0]; m.Builtin != config.BuiltinErrorRate || m.DetectableEffect == nil || m.DetectableEffect.Points != 5 {
+		t.Errorf("builtin metric %+v", m)
+	}
+	if sp.Templates[0].Minimum.Requests == 0 {
+		t.Error("a template of builtin metrics lost its request minimum: the fleet counts requests")
+	}
+
+	ro = testRollout(st, builtin)
+	_, err = specOf(ro, []string{"aaa", "bbb"}, "bbb")
+	if err == nil || !strings.Contains(err.Error(), "spec.analysis.templates[0].metrics[0].builtin") || !strings.Contains(err.Error(), "trafficRouting.aviary") {
+		t.Errorf("a builtin metric without the fleet: %v", err)
+	}
+	ro = testRollout(v1alpha1.Strategy{Canary: st.Canary, DefaultAnalysis: &yes}, nil)
+	ro.Spec.Strategy.Canary = &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{{SetWeight: &w}}}
+	if _, err = specOf(ro, []string{"aaa", "bbb"}, "bbb"); err == nil || !strings.Contains(err.Error(), "spec.strategy.defaultAnalysis") {
+		t.Errorf("defaultAnalysis: true without the fleet: %v", err)
+	}
+}

@@ -70,6 +70,8 @@ type Options struct {
 	// admin listener (internal/k8s/admin), which this package cannot import. Reports reads the
 	// analysis runs this process judges (those of the Rollouts it reconciles while it leads).
 	Extra func(mgr ctrl.Manager, reports Reports) error
+	// Fleet says how Rollouts routed through Aviary's gateway fleet are read.
+	Fleet FleetOptions
 }
 
 // Run runs the controller until ctx is done.
@@ -97,7 +99,8 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("register the rollout gauges: %w", err)
 		}
 	}
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
+	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval,
+		Fleet: o.Fleet, APIReader: mgr.GetAPIReader()}
 	defer r.Close()
 	if o.Extra != nil {
 		if err := o.Extra(mgr, r.Reports); err != nil {

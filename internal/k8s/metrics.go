@@ -40,12 +40,20 @@ var (
 		"The canary's share of a Rollout's traffic, in percent.", []string{"namespace", "service", "stable", "canary"}, nil)
 	stepDesc = prometheus.NewDesc("aviary_rollout_step",
 		"The index of the current step of a Rollout.", []string{"namespace", "service"}, nil)
+	fleetDesc = prometheus.NewDesc("aviary_rollout_fleet_replicas",
+		"Gateway replicas of the fleet a Rollout is routed through, at the judge's last look: answered (their counts were summed) or missing (left out of the look).",
+		[]string{"namespace", "service", "state"}, nil)
+	lostDesc = prometheus.NewDesc("aviary_rollout_fleet_lost_requests",
+		"Estimated requests that gateway replicas served after their last answer and before they restarted or went away: not measured by the judge.",
+		[]string{"namespace", "service"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- phaseDesc
 	ch <- weightDesc
 	ch <- stepDesc
+	ch <- fleetDesc
+	ch <- lostDesc
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -73,5 +81,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(st.CanaryWeight), ro.Namespace, ro.Name, st.StableVersion, st.CanaryVersion)
 		ch <- prometheus.MustNewConstMetric(stepDesc, prometheus.GaugeValue, float64(st.CurrentStepIndex), ro.Namespace, ro.Name)
+		if f := st.Fleet; f != nil {
+			ch <- prometheus.MustNewConstMetric(fleetDesc, prometheus.GaugeValue, float64(f.Answered), ro.Namespace, ro.Name, "answered")
+			ch <- prometheus.MustNewConstMetric(fleetDesc, prometheus.GaugeValue, float64(f.Replicas-f.Answered), ro.Namespace, ro.Name, "missing")
+			ch <- prometheus.MustNewConstMetric(lostDesc, prometheus.GaugeValue, float64(f.Lost), ro.Namespace, ro.Name)
+		}
 	}
 }

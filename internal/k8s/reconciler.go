@@ -44,6 +44,13 @@ type Reconciler struct {
 	// Interval is how often a rollout in flight is looked at again (analysis, timed pauses).
 	Interval time.Duration
 	Now      func() time.Time
+	// Fleet says how Rollouts routed through Aviary's gateway fleet are read (see fleet.go), and
+	// APIReader lists the fleets' EndpointSlices uncached (nil: Client).
+	Fleet     FleetOptions
+	APIReader client.Reader
+
+	fleetMu sync.Mutex
+	fleets  map[string]*gatewayReader // by gateway name
 
 	mu     sync.Mutex
 	judges map[types.NamespacedName]*judges
@@ -60,6 +67,8 @@ type judges struct {
 	// good is the last spec that validated: while a newer one is refused, the rollout in flight
 	// goes on under it (commands, analyses, rollbacks), and no new release starts.
 	good *spec
+	// fleet: the Rollout is routed through Aviary's gateway fleet, and judged on its replicas' sum.
+	fleet *fleetJudge
 }
 
 func (r *Reconciler) now() time.Time {
@@ -69,20 +78,31 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-func (r *Reconciler) judgesFor(key types.NamespacedName, sp *spec) *judges {
+// judgesFor returns a Rollout's analyses and gates, starting them on first use. gateway names the
+// gateway fleet that routes it ("": none): its analyses then read the fleet's sum, else (a Gateway
+// API router, or none) only Prometheus and web metrics.
+func (r *Reconciler) judgesFor(key types.NamespacedName, sp *spec, gateway string) *judges {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.judges == nil {
 		r.judges = map[types.NamespacedName]*judges{}
-		// Kubernetes mode has no gateway of its own: its analyses read Prometheus and web metrics.
+		// Without Aviary's gateway fleet there is no builtin measurement: analyses read
+		// Prometheus and web metrics.
 		r.empty = metrics.NewRegistry(metrics.Options{})
 	}
 	j, ok := r.judges[key]
 	if !ok {
 		log := r.Logger.With("rollout", key.String())
+		o := analysis.Options{Metrics: r.empty, Templates: sp.Templates, History: sp.History, Logger: log, Now: r.Now}
+		var fj *fleetJudge
+		if gateway != "" {
+			fj = r.fleetFor(key, gateway)
+			o.Metrics, o.LLM = fj.metrics, fj.llm
+		}
 		j = &judges{
-			analyzer: analysis.New(analysis.Options{Metrics: r.empty, Templates: sp.Templates, History: sp.History, Logger: log, Now: r.Now}),
+			analyzer: analysis.New(o),
 			gates:    notify.NewGates(notify.GateOptions{Logger: log, Now: r.Now}),
+			fleet:    fj,
 		}
 		j.checks = rollout.Checks{Analysis: j.analyzer, Gates: j.gates}
 		r.judges[key] = j
@@ -117,6 +137,9 @@ func (r *Reconciler) dropJudges(key types.NamespacedName) {
 	if ok {
 		j.analyzer.Close()
 		j.gates.Close()
+		if j.fleet != nil {
+			r.dropFleet(key, j.fleet)
+		}
 	}
 }
 
@@ -131,6 +154,7 @@ func (r *Reconciler) Close() {
 	for _, k := range keys {
 		r.dropJudges(k)
 	}
+	r.closeFleets()
 }
 
 // command is the JSON of the aviary.dev/command annotation.
@@ -209,7 +233,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ro *v1alpha1.Rollout, now ti
 	if refused != "" {
 		release = sp.Service.Release
 	}
-	j := r.judgesUnder(key, sp, refused)
+	j := r.judgesUnder(key, sp, refused, gatewayName(ro))
 	in := rollout.Input{Now: now, Service: sp.Service, Health: health, Verdicts: j.checks.Verdicts(ro.Name, st), By: "deployment"}
 	next, events, last, take, stale := step(ro, st, in)
 	noteWaiting(&next, waiting)
@@ -252,8 +276,8 @@ func noteWaiting(next *rollout.State, waiting string) {
 
 // judgesUnder returns a Rollout's analyses and gates, and remembers sp as its last good spec
 // unless sp was refused.
-func (r *Reconciler) judgesUnder(key types.NamespacedName, sp *spec, refused string) *judges {
-	j := r.judgesFor(key, sp)
+func (r *Reconciler) judgesUnder(key types.NamespacedName, sp *spec, refused, gateway string) *judges {
+	j := r.judgesFor(key, sp, gateway)
 	if refused == "" {
 		r.mu.Lock()
 		good := *sp
@@ -641,6 +665,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, p pass, st rollout.State, 
 	}
 	s.Traffic = traffic
 	s.Routing = p.routing
+	s.Fleet = r.coverage(p.judges.fleet)
 	if p.last != nil {
 		s.LastCommand = p.last
 	}

@@ -37,6 +37,11 @@ type Series struct {
 	bytesOut     atomic.Uint64
 	durBuckets   [len(promBounds) + 1]atomic.Uint64 // last: above 60s
 	durSumMicros atomic.Uint64                      // µs: lasts ~58 years at 10⁴ s of latency per second
+	latency      atomic.Pointer[Histogram]          // the fine histogram since the series began, for Counts; nil until the first request
+
+	// What a controller that reads a fleet of gateways was last told of their requests in flight
+	// (see SetPending); nil in a gateway, which counts its own.
+	external atomic.Pointer[[]PendingSlot]
 
 	// Window slots; see window.go. The ring is allocated when the first request ends, and a slot
 	// (3.8 KB, mostly its latency histogram) when a request first ends in it, so a series that sees
@@ -108,7 +113,7 @@ func (s *Series) Pending(t time.Time) int64 {
 			n += int64(b - d)
 		}
 	}
-	return n
+	return n + s.externalPending(t)
 }
 
 // End ends a request begun with Begin and records it. It takes no lock and
@@ -134,13 +139,15 @@ func (s *Series) End(o Observation) {
 	}
 	s.durBuckets[promBucket(d)].Add(1)
 	s.durSumMicros.Add(uint64((d + 500) / 1000))
+	bucket := bucketOf(d) // once, for the cumulative histogram and the slot's
+	s.totalLatency().counts[bucket].Add(1)
 
 	end := o.End
 	if end.IsZero() {
 		end = s.now()
 	}
 	if sl := s.slotFor(s.epochOf(end)); sl != nil {
-		sl.record(code/100, kind, in, out, d)
+		sl.record(code/100, kind, in, out, bucket)
 	}
 	if o.Unit > 0 && int(o.Unit) <= NumUnits {
 		s.units[o.Unit-1][0].Add(1)

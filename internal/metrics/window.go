@@ -48,7 +48,7 @@ type slot struct {
 	begun, doneByStart atomic.Uint64
 }
 
-func (sl *slot) record(class, kind int, in, out uint64, d time.Duration) {
+func (sl *slot) record(class, kind int, in, out uint64, bucket int) {
 	sl.classes[class].Add(1)
 	if kind >= 0 {
 		sl.kinds[kind].Add(1)
@@ -59,7 +59,7 @@ func (sl *slot) record(class, kind int, in, out uint64, d time.Duration) {
 	if out != 0 {
 		sl.bytesOut.Add(out)
 	}
-	sl.latency.Observe(d)
+	sl.latency.counts[bucket].Add(1)
 }
 
 func (sl *slot) clear() {

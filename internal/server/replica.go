@@ -15,6 +15,7 @@ import (
 
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/fleet"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/k8s/replica"
 	"aviary.dev/aviary/internal/llmstats"
@@ -148,6 +149,7 @@ func newReplicaCore(cfg *config.Config, o ReplicaOptions, log *slog.Logger) (*re
 func (c *replicaCore) adminServer(cfg *config.Config, t api.Tokens, ready *readiness) *http.Server {
 	ready.source = c.src.Ready
 	h := (&api.Server{Services: c.gw, Config: replicaConfigStatus{}, Windows: c.reg, Gatherer: c.prom,
+		Fleet: fleet.NewCounter(c.reg, c.llm, nil), // what the controller's judge reads (internal/fleet)
 		Ready: ready.ready, Source: func() any { return c.src.Status() }, Tokens: t,
 		Browser: api.BrowserGuard{Listen: cfg.Admin.Listen, AllowedHosts: cfg.Admin.AllowedHosts}}).Handler()
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}

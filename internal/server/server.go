@@ -19,6 +19,7 @@ import (
 
 	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/fleet"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/web"
 )
@@ -128,7 +129,7 @@ func readConfig(path string) (*config.Config, []byte, error) {
 func (c *core) servers(cfg *config.Config, t api.Tokens, ready *readiness, log *slog.Logger) (adminSrv, gwSrv *http.Server) {
 	ofrepGW, ofrepAdmin := ofrepHandlers(cfg, c, t.Admin, t.Read, log)
 	adminSrv = &http.Server{
-		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, UI: web.Handler(),
+		Handler: (&api.Server{Services: c.gw, Config: c.file, Rollouts: c.specs, Analyses: c.judge, Windows: c.reg, Fleet: fleet.NewCounter(c.reg, c.llm, nil), UI: web.Handler(),
 			Feedback: c.qual, Hub: c.hub, Gatherer: c.prom,
 			Flags: c.flags, OFREP: ofrepAdmin, OFREPPrefix: cfg.Flags.OFREP.Prefix, Exposures: c.store, Experiments: c.exps,
 			Ready: ready.ready, Tokens: t, Log: log,

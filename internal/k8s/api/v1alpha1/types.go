@@ -66,8 +66,9 @@ type RolloutSpec struct {
 	Gateway *apiextensionsv1.JSON `json:"gateway,omitempty"`
 	// Strategy is a standalone service's strategy: canary, blueGreen or shadow (with canary steps).
 	Strategy Strategy `json:"strategy"`
-	// Analysis holds the templates that analysis steps and background analysis name. In
-	// Kubernetes mode their metrics are prometheus or web metrics.
+	// Analysis holds the templates that analysis steps and background analysis name. Their
+	// metrics are prometheus or web metrics, and builtin ones with trafficRouting.aviary (the
+	// gateway fleet measures them).
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// RevisionHistoryLimit is how many old ReplicaSets (scaled to zero) are kept for undo.
@@ -137,6 +138,11 @@ type Strategy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+	// DefaultAnalysis runs the default analysis (canary against stable on Aviary's builtin metrics)
+	// in the background of every rollout: true unless set false. It needs the measurements of
+	// Aviary's gateway fleet, so it applies with trafficRouting.aviary only.
+	// +optional
+	DefaultAnalysis *bool `json:"defaultAnalysis,omitempty"`
 }
 
 // CanaryStrategy walks the new version through steps, then makes it stable.
@@ -326,6 +332,20 @@ type Minimum struct {
 type AnalysisMetric struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+	// Builtin is one of Aviary's own measurements (errorRate, latency, the LLM metrics: see
+	// docs/analysis.md), judged canary against stable; it needs trafficRouting.aviary, whose
+	// gateway fleet measures it.
+	// +optional
+	Builtin string `json:"builtin,omitempty"`
+	// Quantile (latency): the stable's quantile that bounds "slow" (default 0.99).
+	// +optional
+	Quantile float64 `json:"quantile,omitempty"`
+	// Slowdown (latency): how much slower than the stable's quantile the canary's may be (0.1: 10%).
+	// +optional
+	Slowdown float64 `json:"slowdown,omitempty"`
+	// DetectableEffect is the regression a pass rules out.
+	// +optional
+	DetectableEffect *DetectableEffect `json:"detectableEffect,omitempty"`
 	// +optional
 	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
 	// +optional
@@ -363,6 +383,17 @@ type AnalysisMetric struct {
 	Critical bool `json:"critical,omitempty"`
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// DetectableEffect is the regression a passing builtin metric rules out: a ratio of the canary's
+// rate to the stable's, a difference in percentage points, or (latency) a slowdown.
+type DetectableEffect struct {
+	// +optional
+	Ratio float64 `json:"ratio,omitempty"`
+	// +optional
+	Points float64 `json:"points,omitempty"`
+	// +optional
+	Slowdown float64 `json:"slowdown,omitempty"`
 }
 
 // PrometheusMetric queries a Prometheus HTTP API. Queries may use {{service}} (the Rollout's
@@ -433,6 +464,10 @@ type RolloutStatus struct {
 	PauseReasons []string `json:"pauseReasons,omitempty"`
 	// Analysis is the evidence of the checks of the rollout in flight (or of the last one).
 	Analysis []CheckStatus `json:"analysis,omitempty"`
+	// Fleet is how much of Aviary's gateway fleet the judge read at its last look
+	// (trafficRouting.aviary only): its builtin metrics are the sum of the replicas that answered.
+	// +optional
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 	// LastCommand is the last command (promote, abort, ...) the controller took from the
 	// aviary.dev/command annotation, and what came of it.
 	LastCommand *CommandStatus `json:"lastCommand,omitempty"`
@@ -483,3 +518,17 @@ type CommandStatus struct {
 // CommandAnnotation carries a command for the controller, as JSON:
 // {"id":"…","kind":"promote|pause|resume|abort|retry|undo|restart","full":false,"by":"…"}.
 const CommandAnnotation = "aviary.dev/command"
+
+// FleetStatus is the coverage of the judge's reads of a gateway fleet: "3 of 4 gateway replicas".
+type FleetStatus struct {
+	// Replicas is the gateway replicas at the last look; Answered, those whose counts it took (a
+	// replica that does not answer in time is left out, never read as zero).
+	Replicas int32 `json:"replicas"`
+	Answered int32 `json:"answered"`
+	// Ended counts replica instances that restarted or went away after they had answered, and
+	// Lost estimates the requests they served after their last answer: not measured.
+	Ended int64 `json:"ended,omitempty"`
+	Lost  int64 `json:"lost,omitempty"`
+	// Message says it in words.
+	Message string `json:"message,omitempty"`
+}
