@@ -65,6 +65,8 @@ type Gateway struct {
 	placed    func(service, version, key string)
 	pool      sync.Pool // *exchange
 	flags     atomic.Pointer[flagTable]
+	// experiments place the sticky users of services with an experiment, by service name.
+	experiments atomic.Pointer[map[string]*experimentPlan]
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState

@@ -96,6 +96,11 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	var key string
 	if !routed {
 		chosen, unit, key = svc.placed(w, r)
+		if key != "" {
+			if v := g.experimentVersion(svc, key); v != nil {
+				chosen = v
+			}
+		}
 		if key != "" && g.placed != nil {
 			g.placed(svc.name, chosen.name, key)
 		}
