@@ -267,3 +267,36 @@ func (v *validator) experimentMetrics(p string, ms []ExperimentMetric) {
 		v.addf(p+".metrics", "are all guardrails: add the metric the experiment is meant to move")
 	}
 }
+
+// GuardrailTemplatePrefix begins the name of an experiment's guardrail template; a user's
+// template name cannot contain ":", so the two never meet.
+const GuardrailTemplatePrefix = "experiment:"
+
+// GuardrailTemplate is the analysis template that judges the experiment's guardrails on the
+// gateway's own measures, each arm against control, with the canary judge: every guardrail
+// metric with a builtin, critical (it stops an arm the moment the evidence allows), at the
+// experiment's alpha. ok is false when the experiment has no such guardrail.
+func (e Experiment) GuardrailTemplate() (t AnalysisTemplate, ok bool) {
+	t = AnalysisTemplate{Name: GuardrailTemplatePrefix + e.Name, Alpha: e.Alpha}
+	for _, m := range e.Metrics {
+		if m.Guardrail && m.Builtin != "" {
+			t.Metrics = append(t.Metrics, AnalysisMetric{Name: m.Name, Builtin: m.Builtin, Quantile: m.Quantile, Critical: true})
+		}
+	}
+	if len(t.Metrics) == 0 {
+		return t, false
+	}
+	t.applyDefaults()
+	return t, true
+}
+
+// GuardrailTemplates are the guardrail templates of experiments.
+func GuardrailTemplates(es []Experiment) []AnalysisTemplate {
+	var out []AnalysisTemplate
+	for _, e := range es {
+		if t, ok := e.GuardrailTemplate(); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}

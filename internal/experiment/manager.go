@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
 
@@ -16,6 +17,7 @@ import (
 type Store interface {
 	Source
 	PutExperiment(store.ExperimentState) error
+	ChangeExperiment(store.ExperimentState, []rollout.Event) ([]rollout.Event, error)
 	Experiment(name string) (store.ExperimentState, bool, error)
 	AddTracked([]store.TrackedEvent) (added, dropped int, err error)
 }
@@ -29,12 +31,22 @@ type Options struct {
 	// Ship starts the rollout of a service's version, judged like any other (the server's rollout
 	// API); by names who asked. nil: experiments cannot be concluded.
 	Ship func(service, version, by string) error
+	// Judge judges the guardrails (see Guard): the server's analyzer. nil: guardrails stop no
+	// arm (they still keep an arm from winning when the results show it harmed).
+	Judge rollout.Judge
+	// OnChange hears of every change of what runs — an experiment started, stopped or
+	// concluded, an arm stopped — with the events that explain it (none for some): the server
+	// places the units anew and publishes the events. nil: nobody.
+	OnChange func([]rollout.Event)
 }
 
 // Manager starts and stops experiments, takes tracked events, and computes results.
 type Manager struct {
 	o  Options
 	mu sync.Mutex // one state change at a time: start and stop read, then write
+
+	guardMu sync.Mutex
+	asked   map[string]bool // the judge's guardrail checks asked about at the last Guard
 }
 
 // New returns a Manager.
@@ -118,7 +130,11 @@ func (m *Manager) Start(name string) (store.ExperimentState, error) {
 		return st, fmt.Errorf("start experiment %q: it was %s at %s: %w", name, st.Phase, st.Stopped.Format(time.RFC3339), ErrStopped)
 	}
 	st = store.ExperimentState{Name: name, Phase: store.ExperimentRunning, Started: m.o.Now().UTC()}
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.changed(nil)
+	return st, nil
 }
 
 // Stop stops a running experiment: units and events after now no longer count.
@@ -138,7 +154,20 @@ func (m *Manager) Stop(name string) (store.ExperimentState, error) {
 		return st, nil
 	}
 	st.Phase, st.Stopped = store.ExperimentStopped, m.o.Now().UTC()
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.ended(name)
+	return st, nil
+}
+
+// ended: an experiment no longer runs; its units go back to the service's or the flag's own
+// placement, and its guardrail evidence goes.
+func (m *Manager) ended(name string) {
+	if m.o.Judge != nil {
+		m.evidenceEnded(name)
+	}
+	m.changed(nil)
 }
 
 // ErrCannotConclude is returned when conclude cannot ship the arm it is asked to.
@@ -181,7 +210,11 @@ func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 		st.Stopped = m.o.Now().UTC()
 	}
 	st.Phase, st.Shipped = store.ExperimentConcluded, arm
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.ended(name)
+	return st, nil
 }
 
 func (m *Manager) started(name string) (config.Experiment, store.ExperimentState, error) {

@@ -24,6 +24,8 @@ type ArmUnits struct {
 	Name   string  `json:"name"`
 	Units  int     `json:"units"`
 	Weight float64 `json:"weight"`
+	// Stopped says when and why the arm was stopped (a guardrail broke); nil while it runs.
+	Stopped *store.StoppedArm `json:"stopped,omitempty"`
 }
 
 // Results are an experiment's results as of At.
@@ -50,15 +52,37 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	r.Crossovers = crossed
 	counts := make([]float64, len(e.Arms))
+	srmCounts := make([]float64, len(e.Arms))
 	weights := make([]float64, len(e.Arms))
+	// Once an arm stops, its share of the new units goes to control: the split is tested on the
+	// units that came while every arm ran.
+	firstStop := time.Time{}
+	for _, a := range st.StoppedArms {
+		if firstStop.IsZero() || a.At.Before(firstStop) {
+			firstStop = a.At
+		}
+	}
 	for _, u := range units {
 		counts[u.arm]++
+		if firstStop.IsZero() || !u.exposed.After(firstStop) {
+			srmCounts[u.arm]++
+		}
 	}
+	in := stats.DecisionInput{Control: e.Arms[0].Name, Alpha: e.Alpha, MDE: e.MinimumDetectableEffect, Units: float64(len(units))}
 	for i, a := range e.Arms {
-		r.Arms = append(r.Arms, ArmUnits{Name: a.Name, Units: int(counts[i]), Weight: a.Weight})
+		au := ArmUnits{Name: a.Name, Units: int(counts[i]), Weight: a.Weight}
+		if s, ok := st.ArmStopped(a.Name); ok {
+			au.Stopped = &s
+			in.Stopped = append(in.Stopped, stats.StoppedArm{Arm: a.Name, Reason: s.Reason})
+		}
+		r.Arms = append(r.Arms, au)
 		weights[i] = a.Weight
 	}
-	if srm, err := stats.SampleRatio(counts, weights, srmConcentration); err == nil {
+	if !firstStop.IsZero() {
+		r.Notes = append(r.Notes, fmt.Sprintf("sample ratio: tested on the %.0f units exposed before the first arm stopped (%s)",
+			sum(srmCounts), firstStop.Format(time.RFC3339)))
+	}
+	if srm, err := stats.SampleRatio(srmCounts, weights, srmConcentration); err == nil {
 		r.SRM = &srm
 	}
 	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect, MinUnits: e.MinUnitsPerArm}
@@ -79,8 +103,7 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	adj, _ := stats.ParseAdjustment(e.Adjustment)
 	stats.AdjustAll(r.Metrics, adj)
-	in := stats.DecisionInput{Control: e.Arms[0].Name, Metrics: r.Metrics, Alpha: e.Alpha,
-		MDE: e.MinimumDetectableEffect, Units: float64(len(units))}
+	in.Metrics = r.Metrics
 	if r.SRM != nil {
 		in.SRM = *r.SRM
 	}
@@ -89,6 +112,14 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	r.Decision = stats.Decide(in)
 	return r, nil
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 func endOf(st store.ExperimentState, now time.Time) time.Time {
@@ -100,7 +131,7 @@ func endOf(st store.ExperimentState, now time.Time) time.Time {
 
 func load(e config.Experiment, st store.ExperimentState, src Source) (units []*unit, ok, pre []bool, crossed int, err error) {
 	w := window{start: st.Started, end: st.Stopped}
-	units, byKey, crossed, err := assign(e, w, src)
+	units, byKey, crossed, err := assign(e, st, w, src)
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"aviary.dev/aviary/internal/bucket"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/store"
 )
@@ -23,7 +24,14 @@ type unit struct {
 	key     string
 	arm     int
 	exposed time.Time
+	end     time.Time // when its events stop counting: its arm's stop (zero: the window's end)
 	y, x    []float64 // per metric: value after exposure, value before it
+}
+
+// in says whether an event at t counts for the unit (within the window and before its arm
+// stopped: after that its unit got control).
+func (u *unit) in(w window, t time.Time) bool {
+	return w.in(t) && (u.end.IsZero() || !t.After(u.end))
 }
 
 // window is the time in which an experiment counts: from its start to its stop (zero: now).
@@ -34,9 +42,10 @@ func (w window) in(t time.Time) bool {
 }
 
 // assign reads a flag's exposures and puts each unit in the arm of its first exposure within the
-// window; a unit exposed earlier enters at the start. It returns the units in order of key and
+// window; a unit exposed earlier enters at the start. A unit outside the experiment's traffic
+// share (package bucket's draw, as the gateway and the flag's overlay make it) is left out. It returns the units in order of key and
 // the number exposed to more than one arm (they stay in their first).
-func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*unit, int, error) {
+func assign(e config.Experiment, st store.ExperimentState, w window, src Source) ([]*unit, map[string]*unit, int, error) {
 	source, arm := e.Flag, map[string]int{}
 	for i, a := range e.Arms {
 		arm[a.Variant] = i
@@ -50,10 +59,14 @@ func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*uni
 	byKey := map[string]*unit{}
 	var order []*unit
 	crossed := map[string]bool{}
+	share := bucket.TrafficSalt(e.Name)
 	err := src.EachExposure(source, func(x store.Exposure) error {
 		i, ok := arm[x.Variant]
 		if !ok || (!w.end.IsZero() && x.Time.After(w.end)) {
 			return nil
+		}
+		if e.Traffic < 100 && !bucket.InShare(bucket.Of(share, x.Key), e.Traffic) {
+			return nil // outside the experiment's share: it got control, and is not counted
 		}
 		at := x.Time
 		if at.Before(w.start) {
@@ -76,6 +89,28 @@ func assign(e config.Experiment, w window, src Source) ([]*unit, map[string]*uni
 	})
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("read the exposures %q: %w", source, err)
+	}
+	// A unit of a stopped arm got control from the stop on: its events count until then. A unit
+	// first exposed to a stopped arm after its stop (a placement decided just before) is not one.
+	stops := map[int]time.Time{}
+	for i, a := range e.Arms {
+		if s, ok := st.ArmStopped(a.Name); ok {
+			stops[i] = s.At
+		}
+	}
+	if len(stops) > 0 {
+		kept := order[:0]
+		for _, u := range order {
+			if at, ok := stops[u.arm]; ok {
+				if u.exposed.After(at) {
+					delete(byKey, u.key)
+					continue
+				}
+				u.end = at
+			}
+			kept = append(kept, u)
+		}
+		order = kept
 	}
 	return order, byKey, len(crossed), nil
 }
@@ -116,7 +151,7 @@ func measure(e config.Experiment, w window, units []*unit, byKey map[string]*uni
 			case t.Time.Before(u.exposed):
 				pre[m] = true
 				u.x[m] = accumulate(spec.Kind, u.x[m], v)
-			case w.in(t.Time):
+			case u.in(w, t.Time):
 				u.y[m] = accumulate(spec.Kind, u.y[m], v)
 			}
 		}
