@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,7 @@ type core struct {
 	flagRolls *flagRollouts
 	exposures *exposure.Recorder  // who was given which variant first
 	exps      *experiment.Manager // experiments: state, tracked events, results
+	expPlace  *experimentPlacer   // places the experiments' units, judges their guardrails
 
 	stopCtrl func()
 }
@@ -93,7 +95,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.hub = api.NewHub()
 	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
-	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log,
+	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: analysisTemplates(cfg), History: cfg.Analysis.History, Logger: log,
 		Evidence: c.store}) // the rollouts' tests resume after a restart
 	publish := func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) }
 	if c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log, OnEvents: publish}); err != nil {
@@ -119,7 +121,9 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		Ship: func(service, version, by string) error {
 			_, err := c.specs.Start(service, api.StartRequest{Version: version}, by)
 			return err
-		}})
+		},
+		Judge: c.judge, OnChange: c.experimentsChanged(publish)})
+	c.expPlace = &experimentPlacer{exps: c.exps, gw: c.gw, flags: c.flagRolls, log: log}
 	if err := c.exps.StartAll(); err != nil { // the config's experiments run from the first start that reads them
 		return fmt.Errorf("start the config's experiments: %w", err)
 	}
@@ -132,8 +136,10 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.ctrl.Run(ctx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
+	expDone := make(chan struct{})
+	go func() { defer close(expDone); c.expPlace.run(ctx, time.Second) }()
 	stopFlags := c.followFlags()
-	c.stopCtrl = func() { stopFlags(); cancel(); <-done }
+	c.stopCtrl = func() { stopFlags(); cancel(); <-done; <-expDone }
 	return nil
 }
 
@@ -143,6 +149,11 @@ func (c *core) versionExposed(service, version, key string) {
 	if c.exposures != nil {
 		c.exposures.Exposed(experiment.VersionExposures(service), key, version)
 	}
+}
+
+// analysisTemplates are the config's analysis templates and its experiments' guardrail templates.
+func analysisTemplates(cfg *config.Config) []config.AnalysisTemplate {
+	return append(slices.Clone(cfg.Analysis.Templates), config.GuardrailTemplates(cfg.Experiments)...)
 }
 
 // close stops the parts in the reverse order of their start.
