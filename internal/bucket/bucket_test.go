@@ -45,4 +45,3 @@ func TestExperimentDrawsAreIndependent(t *testing.T) {
 		t.Errorf("%.3f of the units in the share drew the lower half of the arms: the draws are correlated", half)
 	}
 }
-

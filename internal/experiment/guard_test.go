@@ -34,7 +34,7 @@ func (j *judgeFake) Verdict(r rollout.Run) rollout.Verdict {
 	return rollout.Verdict{Phase: rollout.Running}
 }
 
-func (j *judgeFake) Forget(id string)           { j.forgot = append(j.forgot, id) }
+func (j *judgeFake) Forget(id string)          { j.forgot = append(j.forgot, id) }
 func (j *judgeFake) RolloutEnded(owner string) { j.evEnded = append(j.evEnded, owner) }
 
 func guardedSpec() config.Experiment {
