@@ -271,6 +271,9 @@ func (m *Manager) Track(es []store.TrackedEvent) (added, dropped int, err error)
 				errs = append(errs, fmt.Errorf("events[%d].%s: %d characters; give 1 to %d (the id makes a retried batch count once)", i, f.name, len(f.v), maxNameLen))
 			}
 		}
+		if err := checkEventName(i, e.Event); err != nil {
+			errs = append(errs, err)
+		}
 		if e.Time.IsZero() {
 			e.Time = now
 		}

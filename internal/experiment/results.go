@@ -88,7 +88,7 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect, MinUnits: e.MinUnitsPerArm}
 	for m, spec := range e.Metrics {
 		if !ok[m] {
-			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is not computed for experiments yet", spec.Name, spec.Builtin))
+			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is judged as a guardrail only; its per-unit values are not computed", spec.Name, spec.Builtin))
 			continue
 		}
 		mr, err := metric(e, m, spec, units, pre[m], o)
@@ -143,6 +143,9 @@ func load(e config.Experiment, st store.ExperimentState, src Source) (units []*u
 func metric(e config.Experiment, m int, spec config.ExperimentMetric, units []*unit, pre bool, o stats.Options) (stats.MetricResult, error) {
 	ms := make([]stats.Moments, len(e.Arms))
 	for _, u := range units {
+		if spec.Builtin != "" && u.d[m] == 0 {
+			continue // no request of the unit was recorded after its exposure
+		}
 		if pre {
 			ms[u.arm].AddWithPre(u.y[m], u.x[m])
 		} else {

@@ -26,6 +26,7 @@ type unit struct {
 	exposed time.Time
 	end     time.Time // when its events stop counting: its arm's stop (zero: the window's end)
 	y, x    []float64 // per metric: value after exposure, value before it
+	d       []float64 // per builtin metric: the requests its value is a share of (0: no value)
 }
 
 // in says whether an event at t counts for the unit (within the window and before its arm
@@ -115,31 +116,43 @@ func assign(e config.Experiment, st store.ExperimentState, w window, src Source)
 	return order, byKey, len(crossed), nil
 }
 
-// measure fills each unit's value of every event metric (builtins are skipped: ok[m] false) and
-// says, per metric, whether any unit had a value before its exposure (CUPED's covariate).
+// measure fills each unit's value of every metric it can compute (ok[m]: event metrics, and the
+// builtins of requests.go) and says, per metric, whether any unit had a value before its exposure
+// (CUPED's covariate; builtins have none: the gateway's records begin with the exposure).
 func measure(e config.Experiment, w window, units []*unit, byKey map[string]*unit, src Source) (ok, pre []bool, err error) {
 	ok, pre = make([]bool, len(e.Metrics)), make([]bool, len(e.Metrics))
 	for _, u := range units {
-		u.y, u.x = make([]float64, len(e.Metrics)), make([]float64, len(e.Metrics))
+		u.y, u.x, u.d = make([]float64, len(e.Metrics)), make([]float64, len(e.Metrics)), make([]float64, len(e.Metrics))
 	}
-	read := map[string][]store.TrackedEvent{} // each event name read once, for all its metrics
+	cache := map[string][]store.TrackedEvent{} // each event name read once, for all its metrics
+	read := func(name string) ([]store.TrackedEvent, error) {
+		if evs, seen := cache[name]; seen {
+			return evs, nil
+		}
+		var evs []store.TrackedEvent
+		err := src.EachTracked(name, func(t store.TrackedEvent) error {
+			if byKey[t.Unit] != nil {
+				evs = append(evs, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the tracked events %q: %w", name, err)
+		}
+		cache[name] = evs
+		return evs, nil
+	}
 	for m, spec := range e.Metrics {
-		if spec.Event == "" {
+		if spec.Builtin != "" {
+			if ok[m], err = measureBuiltin(e, m, spec, w, units, byKey, read); err != nil {
+				return nil, nil, err
+			}
 			continue
 		}
 		ok[m] = true
-		evs, seen := read[spec.Event]
-		if !seen {
-			err := src.EachTracked(spec.Event, func(t store.TrackedEvent) error {
-				if byKey[t.Unit] != nil {
-					evs = append(evs, t)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, nil, fmt.Errorf("read the tracked events %q: %w", spec.Event, err)
-			}
-			read[spec.Event] = evs
+		evs, err := read(spec.Event)
+		if err != nil {
+			return nil, nil, err
 		}
 		for _, t := range evs {
 			u := byKey[t.Unit]
@@ -159,6 +172,38 @@ func measure(e config.Experiment, w window, units []*unit, byKey map[string]*uni
 	return ok, pre, nil
 }
 
+// measureBuiltin fills each unit's value of a builtin metric: its numerator over its requests
+// after its exposure (d, the requests, stays 0 for a unit without any: it has no value).
+func measureBuiltin(e config.Experiment, m int, spec config.ExperimentMetric, w window, units []*unit, byKey map[string]*unit,
+	read func(string) ([]store.TrackedEvent, error)) (bool, error) {
+	num, den, ok := builtinEvents(e, spec)
+	if !ok {
+		return false, nil
+	}
+	for i, name := range []string{den, num} {
+		evs, err := read(name)
+		if err != nil {
+			return false, err
+		}
+		for _, t := range evs {
+			u := byKey[t.Unit]
+			if t.Time.Before(u.exposed) || !u.in(w, t.Time) {
+				continue
+			}
+			if i == 0 {
+				u.d[m] += t.Value
+			} else {
+				u.y[m] += t.Value
+			}
+		}
+	}
+	for _, u := range units {
+		if u.d[m] > 0 {
+			u.y[m] /= u.d[m]
+		}
+	}
+	return true, nil
+}
 func accumulate(k config.MetricKind, acc, v float64) float64 {
 	if k == config.KindProportion {
 		return 1

@@ -53,9 +53,10 @@ type core struct {
 	eval  *flags.Evaluator // every evaluation's: OFREP and the gateway's per-request flags
 	// flagRolls binds the services' flags to the gateway and the flag rollouts to the flags.
 	flagRolls *flagRollouts
-	exposures *exposure.Recorder  // who was given which variant first
-	exps      *experiment.Manager // experiments: state, tracked events, results
-	expPlace  *experimentPlacer   // places the experiments' units, judges their guardrails
+	exposures *exposure.Recorder          // who was given which variant first
+	exps      *experiment.Manager         // experiments: state, tracked events, results
+	expPlace  *experimentPlacer           // places the experiments' units, judges their guardrails
+	reqs      *experiment.RequestRecorder // the units' requests, for the experiments' builtin metrics
 
 	stopCtrl func()
 }
@@ -79,6 +80,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.reg = reg
+	c.reqs = experiment.NewRequestRecorder(time.Now())
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
@@ -88,7 +90,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
-		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed})
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed, Served: c.unitServed})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
@@ -123,7 +125,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 			return err
 		},
 		Judge: c.judge, OnChange: c.experimentsChanged(publish)})
-	c.expPlace = &experimentPlacer{exps: c.exps, gw: c.gw, flags: c.flagRolls, log: log}
+	c.expPlace = &experimentPlacer{exps: c.exps, gw: c.gw, flags: c.flagRolls, log: log, reqs: c.reqs, reg: reg,
+		flagService: func(flag string) string {
+			f, _ := c.flags.Current().Flag(flag)
+			if f == nil {
+				return ""
+			}
+			return f.Service
+		}}
 	if err := c.exps.StartAll(); err != nil { // the config's experiments run from the first start that reads them
 		return fmt.Errorf("start the config's experiments: %w", err)
 	}
@@ -154,6 +163,13 @@ func (c *core) versionExposed(service, version, key string) {
 // analysisTemplates are the config's analysis templates and its experiments' guardrail templates.
 func analysisTemplates(cfg *config.Config) []config.AnalysisTemplate {
 	return append(slices.Clone(cfg.Analysis.Templates), config.GuardrailTemplates(cfg.Experiments)...)
+}
+
+// unitServed records a sticky unit's finished request, for the experiments' builtin metrics.
+func (c *core) unitServed(r gateway.UnitRequest) {
+	if c.reqs != nil {
+		c.reqs.Record(r.Service, r.Key, r.Failed, r.Latency)
+	}
 }
 
 // close stops the parts in the reverse order of their start.

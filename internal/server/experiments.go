@@ -10,6 +10,7 @@ import (
 	"aviary.dev/aviary/internal/experiment"
 	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/gateway"
+	"aviary.dev/aviary/internal/metrics"
 	"aviary.dev/aviary/internal/rollout"
 )
 
@@ -24,6 +25,11 @@ type experimentPlacer struct {
 	gw    *gateway.Gateway
 	flags *flagRollouts
 	log   *slog.Logger
+	// reqs sums the units' requests for the builtin metrics, flushed to the store every
+	// recordEvery; reg gives control's latency boundaries.
+	reqs        *experiment.RequestRecorder
+	reg         *metrics.Registry
+	flagService func(flag string) string
 
 	mu   sync.Mutex
 	last *placement
@@ -74,22 +80,53 @@ func (p *experimentPlacer) place() {
 	p.flags.setExperiments(next.flags)
 }
 
-// run guards and places every interval until ctx ends.
+// recordEvery is how often the units' requests are flushed to the store as events: each flush
+// writes three or four events per unit that had requests.
+const recordEvery = 5
+
+// run guards and places every interval, and records the units' requests every recordEvery
+// intervals, until ctx ends (flushing what is left).
 func (p *experimentPlacer) run(ctx context.Context, every time.Duration) {
 	tk := time.NewTicker(every)
 	defer tk.Stop()
-	for {
+	for i := 0; ; i++ {
 		if err := p.exps.Guard(); err != nil {
 			p.log.Error("judge the experiments' guardrails", "err", err)
 		}
 		p.place()
+		if i%recordEvery == 0 {
+			p.record(time.Now())
+		}
 		select {
 		case <-ctx.Done():
+			p.record(time.Now())
 			return
 		case <-tk.C:
 		}
 	}
 }
+
+// record stores the units' requests since the last call and sets what to record next.
+func (p *experimentPlacer) record(now time.Time) {
+	if err := p.exps.AddRecords(p.reqs.Flush(now.UTC())); err != nil {
+		p.log.Error("the units' requests since the last flush are lost to the experiments' builtin metrics", "err", err)
+	}
+	running, err := p.exps.Running()
+	if err != nil {
+		p.log.Error("read the experiments that run; their builtin metrics are recorded as before", "err", err)
+		return
+	}
+	p.reqs.Watch(running, p.flagService, func(target, control string, q float64) time.Duration {
+		h := p.reg.Window(target, control, metrics.Primary, now.Add(-5*time.Minute), now).Latency
+		if h.Count() < boundarySamples {
+			return 0
+		}
+		return h.Quantile(q)
+	})
+}
+
+// boundarySamples is how many of control's requests a latency boundary needs (as the judge's).
+const boundarySamples = 500
 
 // experimentsChanged is the manager's OnChange: publish the events, place the units anew.
 func (c *core) experimentsChanged(publish func([]rollout.Event)) func([]rollout.Event) {
