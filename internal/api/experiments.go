@@ -108,6 +108,8 @@ func (l *lazyCSV) Write(p []byte) (int, error) {
 
 func experimentReply(w http.ResponseWriter, v any, err error) {
 	var conflict *rollout.ConflictError
+	var bad *BadRequest
+	var invalid *Invalid
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
@@ -117,7 +119,7 @@ func experimentReply(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped), errors.Is(err, experiment.ErrCannotConclude):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.As(err, &conflict): // conclude found a rollout in flight
+	case errors.As(err, &conflict), errors.As(err, &bad), errors.As(err, &invalid): // conclude found a rollout in flight, or cannot start one
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error()+"; check the store's file and the server's log")

@@ -31,6 +31,10 @@ type Options struct {
 	// Ship starts the rollout of a service's version, judged like any other (the server's rollout
 	// API); by names who asked. nil: experiments cannot be concluded.
 	Ship func(service, version, by string) error
+	// ShipFlag starts the flag rollout of a flag's variant to every user, judged like any other
+	// (the server's, through the service the flag is bound to). nil: flag experiments cannot be
+	// concluded.
+	ShipFlag func(flag, variant, by string) error
 	// Judge judges the guardrails (see Guard): the server's analyzer. nil: guardrails stop no
 	// arm (they still keep an arm from winning when the results show it harmed).
 	Judge rollout.Judge
@@ -174,8 +178,8 @@ func (m *Manager) ended(name string) {
 var ErrCannotConclude = errors.New("cannot conclude")
 
 // Conclude ends an experiment by shipping one arm: for arms that are versions, a rollout of that
-// version to 100% starts, judged like any other; shipping control starts nothing. Flag
-// experiments are concluded by setting the flag (aviary flag set), not here.
+// version to 100% starts, judged like any other; for variants of a flag, a flag rollout of the
+// variant to every user; shipping control starts nothing.
 func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	e, err := m.spec(name)
 	if err != nil {
@@ -185,9 +189,9 @@ func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	switch {
 	case i < 0:
 		return store.ExperimentState{}, fmt.Errorf("%w experiment %q with arm %q: it has no such arm; name one of its arms", ErrCannotConclude, name, arm)
-	case e.Service == "" && i > 0:
-		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: its arms are variants of flag %q; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Flag, e.Arms[i].Variant)
-	case m.o.Ship == nil:
+	case e.Service == "" && m.o.ShipFlag == nil:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start flag rollouts; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Arms[i].Variant)
+	case e.Service != "" && m.o.Ship == nil:
 		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start rollouts", ErrCannotConclude, name)
 	}
 	m.mu.Lock()
@@ -201,9 +205,15 @@ func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	case st.Phase == store.ExperimentConcluded:
 		return st, fmt.Errorf("%w experiment %q: it was concluded already, shipping %q", ErrCannotConclude, name, st.Shipped)
 	}
-	if i > 0 {
+	switch {
+	case i == 0:
+	case e.Service != "":
 		if err := m.o.Ship(e.Service, e.Arms[i].Version, "experiment "+name); err != nil {
 			return st, fmt.Errorf("conclude experiment %q: start the rollout of %s to version %s: %w", name, e.Service, e.Arms[i].Version, err)
+		}
+	default:
+		if err := m.o.ShipFlag(e.Flag, e.Arms[i].Variant, "experiment "+name); err != nil {
+			return st, fmt.Errorf("conclude experiment %q: start the flag rollout of %s to variant %s: %w", name, e.Flag, e.Arms[i].Variant, err)
 		}
 	}
 	if st.Stopped.IsZero() {

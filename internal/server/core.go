@@ -124,7 +124,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 			_, err := c.specs.Start(service, api.StartRequest{Version: version}, by)
 			return err
 		},
-		Judge: c.judge, OnChange: c.experimentsChanged(publish)})
+		ShipFlag: c.specs.ShipFlag, Judge: c.judge, OnChange: c.experimentsChanged(publish)})
 	c.expPlace = &experimentPlacer{exps: c.exps, gw: c.gw, flags: c.flagRolls, log: log, reqs: c.reqs, reg: reg,
 		flagService: func(flag string) string {
 			f, _ := c.flags.Current().Flag(flag)
