@@ -69,14 +69,34 @@ func (s *Server) experimentRoutes(api *http.ServeMux) {
 }
 
 // track serves POST /api/v1/track {events: [{id, unit, event, value, time}]}.
-func (s *Server) track(w http.ResponseWriter, r *http.Request) {
-	var b TrackBatch
-	if err := decode(w, r, &b); err != nil {
-		writeBodyError(w, err)
-		return
+func (s *Server) track(w http.ResponseWriter, r *http.Request) { Track(s.Experiments)(w, r) }
+
+// Track serves a batch of tracked events to m, as POST /api/v1/track does, and returns the status
+// it answered with. The OFREP endpoints serve it too ({prefix}/v1/track), for the applications'
+// keys: an app that evaluates flags may report its outcomes without an admin API token.
+func Track(m Experiments) func(http.ResponseWriter, *http.Request) int {
+	return func(w http.ResponseWriter, r *http.Request) int {
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		var b TrackBatch
+		if err := decode(cw, r, &b); err != nil {
+			writeBodyError(cw, err)
+			return cw.code
+		}
+		added, dropped, err := m.Track(b.Events)
+		experimentReply(cw, TrackResult{Added: added, Dropped: dropped}, err)
+		return cw.code
 	}
-	added, dropped, err := s.Experiments.Track(b.Events)
-	experimentReply(w, TrackResult{Added: added, Dropped: dropped}, err)
+}
+
+// codeWriter remembers the status written.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeWriter) WriteHeader(code int) {
+	c.code = code
+	c.ResponseWriter.WriteHeader(code)
 }
 
 // unitsCSV writes the unit-level figures; an error found before the first row is a JSON error.
