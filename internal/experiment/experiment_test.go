@@ -122,6 +122,10 @@ func TestFlagExperimentFindsTheWinner(t *testing.T) {
 	if _, _, err := s.AddExposures([]store.Exposure{{Flag: "new-checkout", Variant: "on", Key: "user-00000", Time: c.t}}); err != nil {
 		t.Fatal(err)
 	}
+	if again, _ := m.Results("checkout"); again.At != res.At || again.Crossovers != 0 {
+		t.Errorf("read again within %s, the results were computed anew: %v, %d crossovers", ResultsMaxAge, again.At, again.Crossovers)
+	}
+	c.t = c.t.Add(ResultsMaxAge)
 	if res, _ := m.Results("checkout"); res.Crossovers != 1 || res.Arms[0].Units != 10000 {
 		t.Errorf("crossovers %d, arms %+v", res.Crossovers, res.Arms)
 	}

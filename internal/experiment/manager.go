@@ -20,6 +20,8 @@ type Store interface {
 	ChangeExperiment(store.ExperimentState, []rollout.Event) ([]rollout.Event, error)
 	Experiment(name string) (store.ExperimentState, bool, error)
 	AddTracked([]store.TrackedEvent) (added, dropped int, err error)
+	// Version changes with every write to the store (results are cached until it does).
+	Version() (uint64, error)
 }
 
 // Options configure a Manager.
@@ -51,6 +53,21 @@ type Manager struct {
 
 	guardMu sync.Mutex
 	asked   map[string]bool // the judge's guardrail checks asked about at the last Guard
+
+	cacheMu sync.Mutex
+	cache   map[string]cachedResults // by experiment
+}
+
+// ResultsMaxAge is how stale cached results may be while the store keeps changing: results are
+// computed again when the store changed since they were, but at most once per ResultsMaxAge, so a
+// dashboard read every second over a busy gateway does not recompute each time. A change made
+// through the Manager (start, stop, an arm stopped, conclude) is seen at once.
+const ResultsMaxAge = 5 * time.Second
+
+type cachedResults struct {
+	res     Results
+	version uint64
+	state   store.ExperimentState
 }
 
 // New returns a Manager.
@@ -239,13 +256,41 @@ func (m *Manager) started(name string) (config.Experiment, store.ExperimentState
 	return e, st, err
 }
 
-// Results computes an experiment's results now.
+// Results computes an experiment's results now, or returns those computed last when the store
+// has not changed since, or when they are younger than ResultsMaxAge (see there).
 func (m *Manager) Results(name string) (Results, error) {
 	e, st, err := m.started(name)
 	if err != nil {
 		return Results{}, err
 	}
-	return Compute(e, st, m.o.Store, m.o.Now().UTC())
+	version, err := m.o.Store.Version()
+	if err != nil {
+		return Results{}, err
+	}
+	now := m.o.Now().UTC()
+	m.cacheMu.Lock()
+	c, ok := m.cache[name]
+	m.cacheMu.Unlock()
+	if ok && sameState(c.state, st) && (c.version == version || now.Sub(c.res.At) < ResultsMaxAge) {
+		return c.res, nil
+	}
+	res, err := Compute(e, st, m.o.Store, now)
+	if err != nil {
+		return res, err
+	}
+	m.cacheMu.Lock()
+	if m.cache == nil {
+		m.cache = map[string]cachedResults{}
+	}
+	m.cache[name] = cachedResults{res: res, version: version, state: st}
+	m.cacheMu.Unlock()
+	return res, nil
+}
+
+// sameState says whether two states of an experiment give the same results from the same data.
+func sameState(a, b store.ExperimentState) bool {
+	return a.Phase == b.Phase && a.Started.Equal(b.Started) && a.Stopped.Equal(b.Stopped) && a.Shipped == b.Shipped &&
+		len(a.StoppedArms) == len(b.StoppedArms)
 }
 
 // Units writes an experiment's unit-level CSV to w.

@@ -225,3 +225,15 @@ func (s *Store) EachExposure(flag string, fn func(Exposure) error) error {
 		})
 	})
 }
+
+// Version is the number of the last write to the store: it changes with every write (exposures,
+// events, states), so a reader that computed something from the store knows whether it may still
+// hold. It is bbolt's transaction ID, which survives restarts.
+func (s *Store) Version() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = uint64(tx.ID())
+		return nil
+	})
+	return v, err
+}
