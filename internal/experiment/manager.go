@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"aviary.dev/aviary/internal/analysis/provider"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
@@ -37,6 +38,9 @@ type Options struct {
 	// (the server's, through the service the flag is bound to). nil: flag experiments cannot be
 	// concluded.
 	ShipFlag func(flag, variant, by string) error
+	// Prometheus are the options of the Prometheus queries of metrics read per arm (nil HTTPDo:
+	// a client without environment proxies).
+	Prometheus provider.Options
 	// Judge judges the guardrails (see Guard): the server's analyzer. nil: guardrails stop no
 	// arm (they still keep an arm from winning when the results show it harmed).
 	Judge rollout.Judge
@@ -271,10 +275,12 @@ func (m *Manager) Results(name string) (Results, error) {
 	m.cacheMu.Lock()
 	c, ok := m.cache[name]
 	m.cacheMu.Unlock()
-	if ok && sameState(c.state, st) && (c.version == version || now.Sub(c.res.At) < ResultsMaxAge) {
+	// Counters read from Prometheus change without the store: such results live ResultsMaxAge.
+	fromStore := !slices.ContainsFunc(e.Metrics, func(m config.ExperimentMetric) bool { return m.Prometheus != nil })
+	if ok && sameState(c.state, st) && ((fromStore && c.version == version) || now.Sub(c.res.At) < ResultsMaxAge) {
 		return c.res, nil
 	}
-	res, err := Compute(e, st, m.o.Store, now)
+	res, err := Compute(e, st, promSource{Source: m.o.Store, o: m.o.Prometheus}, now)
 	if err != nil {
 		return res, err
 	}

@@ -87,6 +87,18 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect, MinUnits: e.MinUnitsPerArm}
 	for m, spec := range e.Metrics {
+		if spec.Prometheus != nil {
+			mr, err := countMetric(e, spec, st, counts, src, now, o)
+			switch {
+			case errors.Is(err, stats.ErrTooFewUnits):
+				r.Notes = append(r.Notes, fmt.Sprintf("metric %s: %v", spec.Name, err))
+			case err != nil: // a failed query is no zero: the metric is left out, and the note says why
+				r.Notes = append(r.Notes, fmt.Sprintf("metric %s: prometheus: %v", spec.Name, err))
+			default:
+				r.Metrics = append(r.Metrics, mr)
+			}
+			continue
+		}
 		if !ok[m] {
 			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is judged as a guardrail only; its per-unit values are not computed", spec.Name, spec.Builtin))
 			continue

@@ -143,6 +143,9 @@ func measure(e config.Experiment, w window, units []*unit, byKey map[string]*uni
 		return evs, nil
 	}
 	for m, spec := range e.Metrics {
+		if spec.Prometheus != nil {
+			continue // per arm, not per unit: see countMetric
+		}
 		if spec.Builtin != "" {
 			if ok[m], err = measureBuiltin(e, m, spec, w, units, byKey, read); err != nil {
 				return nil, nil, err
