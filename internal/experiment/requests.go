@@ -68,6 +68,7 @@ type boundary struct {
 type unitKey struct{ target, key string }
 
 type unitSums struct {
+	first            time.Time // when its first request since the last flush ended
 	requests, errors float64
 	slow             []float64 // per boundary of the target
 }
@@ -77,8 +78,8 @@ func NewRequestRecorder(now time.Time) *RequestRecorder {
 	return &RequestRecorder{sums: map[unitKey]*unitSums{}, epoch: strconv.FormatInt(now.UnixNano(), 36)}
 }
 
-// Record adds one finished request of a unit of a service.
-func (r *RequestRecorder) Record(service, key string, failed bool, latency time.Duration) {
+// Record adds one finished request of a unit of a service, which ended at end.
+func (r *RequestRecorder) Record(service, key string, failed bool, latency time.Duration, end time.Time) {
 	w := r.watched.Load()
 	if w == nil {
 		return
@@ -97,7 +98,7 @@ func (r *RequestRecorder) Record(service, key string, failed bool, latency time.
 				r.dropped.Add(1)
 				continue
 			}
-			s = &unitSums{slow: make([]float64, len(t.bounds))}
+			s = &unitSums{first: end, slow: make([]float64, len(t.bounds))}
 			r.sums[k] = s
 		}
 		s.requests++
@@ -144,8 +145,11 @@ func (r *RequestRecorder) Watch(running []Running, flagService func(flag string)
 	r.watched.Store(&w)
 }
 
-// Flush returns the sums since the last flush as tracked events at now, and starts afresh.
-func (r *RequestRecorder) Flush(now time.Time) []store.TrackedEvent {
+// Flush returns the sums since the last flush as tracked events, and starts afresh. Each unit's
+// events are at the end of its first request since the last flush (not at the flush): its
+// requests count from its exposure on, and those of an arm stopped in between count up to the
+// stop.
+func (r *RequestRecorder) Flush() []store.TrackedEvent {
 	w := r.watched.Load()
 	bounds := map[string][]boundary{}
 	if w != nil {
@@ -162,11 +166,11 @@ func (r *RequestRecorder) Flush(now time.Time) []store.TrackedEvent {
 	batch := r.epoch + "." + strconv.FormatInt(r.flushes, 36)
 	r.mu.Unlock()
 	var out []store.TrackedEvent
-	add := func(k unitKey, kind string, v float64) {
-		name := BuiltinEvent(k.target, kind)
-		out = append(out, store.TrackedEvent{ID: name + "/" + batch + "/" + k.key, Unit: k.key, Event: name, Value: v, Time: now})
-	}
 	for k, s := range sums {
+		add := func(k unitKey, kind string, v float64) {
+			name := BuiltinEvent(k.target, kind)
+			out = append(out, store.TrackedEvent{ID: name + "/" + batch + "/" + k.key, Unit: k.key, Event: name, Value: v, Time: s.first.UTC()})
+		}
 		add(k, "requests", s.requests)
 		add(k, "errors", s.errors)
 		for i, b := range bounds[k.target] {

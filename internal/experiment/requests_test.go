@@ -31,7 +31,7 @@ func TestBuiltinMetricsFromTheGatewaysRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := NewRequestRecorder(t0)
-	rec.Record("shop", "early", true, time.Second) // before Watch: not recorded
+	rec.Record("shop", "early", true, time.Second, t0) // before Watch: not recorded
 	rec.Watch([]Running{{Spec: e, State: st}}, func(string) string { return "" }, func(target, control string, q float64) time.Duration {
 		if target != "shop" || control != "v1" || q != 0.95 {
 			t.Errorf("boundary asked for %s/%s at %v", target, control, q)
@@ -51,21 +51,21 @@ func TestBuiltinMetricsFromTheGatewaysRecords(t *testing.T) {
 			if slow {
 				lat = time.Second
 			}
-			rec.Record("shop", key, failed, lat)
+			rec.Record("shop", key, failed, lat, t0.Add(time.Second))
 		}
-		rec.Record("other", key, true, time.Second) // a service no experiment measures
+		rec.Record("other", key, true, time.Second, t0) // a service no experiment measures
 	}
 	if _, _, err := s.AddExposures(exps); err != nil {
 		t.Fatal(err)
 	}
-	evs := rec.Flush(t0.Add(time.Minute))
+	evs := rec.Flush()
 	if len(evs) != 400*3 {
 		t.Fatalf("%d events flushed for 400 units, want 3 each", len(evs))
 	}
 	if err := m.AddRecords(evs); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.Flush(t0.Add(2 * time.Minute)); len(got) != 0 {
+	if got := rec.Flush(); len(got) != 0 {
 		t.Errorf("a second flush gave %d events", len(got))
 	}
 	c.t = t0.Add(time.Hour)

@@ -57,6 +57,7 @@ type UnitRequest struct {
 	Service, Version, Key string
 	Failed                bool // an error as the measurements count it (5xx, or a fault)
 	Latency               time.Duration
+	End                   time.Time // when it finished
 }
 
 // Gateway is an http.Handler that proxies to service versions.

@@ -223,7 +223,7 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault, Unit: ex.unit}
 	ex.series.End(obs)
 	if ex.key != "" && g.served != nil {
-		g.served(UnitRequest{Service: ex.svc.name, Version: ex.v.name, Key: ex.key, Failed: obs.Failed(), Latency: obs.Duration})
+		g.served(UnitRequest{Service: ex.svc.name, Version: ex.v.name, Key: ex.key, Failed: obs.Failed(), Latency: obs.Duration, End: end})
 	}
 	for _, fs := range ex.flagSeries {
 		if fs != nil {

@@ -168,7 +168,7 @@ func analysisTemplates(cfg *config.Config) []config.AnalysisTemplate {
 // unitServed records a sticky unit's finished request, for the experiments' builtin metrics.
 func (c *core) unitServed(r gateway.UnitRequest) {
 	if c.reqs != nil {
-		c.reqs.Record(r.Service, r.Key, r.Failed, r.Latency)
+		c.reqs.Record(r.Service, r.Key, r.Failed, r.Latency, r.End)
 	}
 }
 

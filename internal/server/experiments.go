@@ -78,6 +78,14 @@ func (p *experimentPlacer) place() {
 	p.last = next
 	p.gw.SetExperiments(next.gw)
 	p.flags.setExperiments(next.flags)
+	for _, r := range running {
+		var stopped []string
+		for _, a := range r.State.StoppedArms {
+			stopped = append(stopped, a.Arm)
+		}
+		p.log.Info("experiment placing its units", "experiment", r.Spec.Name, "service", r.Spec.Service, "flag", r.Spec.Flag,
+			"traffic", r.Spec.Traffic, "stoppedArms", stopped)
+	}
 }
 
 // recordEvery is how often the units' requests are flushed to the store as events: each flush
@@ -108,7 +116,7 @@ func (p *experimentPlacer) run(ctx context.Context, every time.Duration) {
 
 // record stores the units' requests since the last call and sets what to record next.
 func (p *experimentPlacer) record(now time.Time) {
-	if err := p.exps.AddRecords(p.reqs.Flush(now.UTC())); err != nil {
+	if err := p.exps.AddRecords(p.reqs.Flush()); err != nil {
 		p.log.Error("the units' requests since the last flush are lost to the experiments' builtin metrics", "err", err)
 	}
 	running, err := p.exps.Running()

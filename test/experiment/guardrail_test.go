@@ -90,6 +90,7 @@ experiments:
     service: shop
     arms: [{name: control, version: v1}, {name: green, version: v2}]
     traffic: 50
+    minUnitsPerArm: 20
     metrics:
       - {name: conversion, event: purchase}
       - {name: errors, builtin: errorRate, guardrail: true}
@@ -98,7 +99,7 @@ experiments:
 	}
 	logPath := filepath.Join(dir, "aviary.log")
 	start := func() *e2e.Proc {
-		p := e2e.StartProcess(t, "aviary", logPath, bin, "serve", "-c", cfg, "--log-level", "warn")
+		p := e2e.StartProcess(t, "aviary", logPath, bin, "serve", "-c", cfg, "--log-level", "info")
 		e2e.WaitReady(t, "http://"+admin+"/readyz", logPath)
 		return p
 	}
@@ -163,6 +164,27 @@ experiments:
 		}
 	}
 	checkControl("after the stop")
+	if t.Failed() {
+		log, _ := os.ReadFile(logPath)
+		t.Logf("aviary's log:\n%s", log)
+	}
+
+	// The builtin metric per unit, from the gateway's records: green's users saw a fifth of their
+	// requests fail, control's none.
+	polltest.Wait(t, 30*time.Second, "the errors metric per unit in the results", func() bool {
+		get(t, adminURL+"/api/v1/experiments/button/results", &res)
+		for _, m := range res.Metrics {
+			if m.Metric == "errors" {
+				return m.Arms[0].ArmUnits >= 20
+			}
+		}
+		return false
+	})
+	for _, m := range res.Metrics {
+		if a := m.Arms[0]; m.Metric == "errors" && (a.ControlMean != 0 || a.ArmMean < 0.1 || a.ArmMean > 0.3) {
+			t.Errorf("errors per unit: control %v, green %v; want 0 and about 0.2", a.ControlMean, a.ArmMean)
+		}
+	}
 
 	// kill -9: the stop is in the store, and the new process places green's users on control.
 	proc.Kill()
