@@ -27,6 +27,7 @@ type controllerFlags struct {
 	leaderElectionID        string
 	interval                time.Duration
 	logLevel, logFormat     string
+	admin                   adminFlags
 	// run runs the controller: k8s.Run, or in tests a function that keeps the options.
 	run func(context.Context, k8s.Options) error
 }
@@ -76,11 +77,19 @@ The cluster is found from --kubeconfig, else $KUBECONFIG, else the in-cluster co
 pod's service account, else ~/.kube/config. Several replicas may run: with
 --leader-elect (the default) one leads through a Lease and the others wait to take over. Metrics
 (Prometheus) are served at --metrics-bind-address/metrics, and the probes /healthz and /readyz at
---health-probe-bind-address; "0" turns either off. SIGINT or SIGTERM gives up the lease and stops.`,
+--health-probe-bind-address; "0" turns either off. SIGINT or SIGTERM gives up the lease and stops.
+
+Every replica serves the dashboard at --admin-bind-address/ui/ and the admin API it uses
+(/api/v1, as aviary serve's) over the Rollouts of all namespaces it watches; a service there is
+NAMESPACE/NAME. The admin token (AVIARY_ADMIN_TOKEN or --admin-token-file) may steer rollouts,
+the read token (AVIARY_READ_TOKEN or --read-token-file) only read; without an admin token the
+address must be a loopback one, reached with kubectl port-forward.`,
 		Example: `  # In a cluster, as a Deployment's container command:
   aviary controller --log-format json
   # On a laptop, against the current kubeconfig context, one namespace, no leader election:
-  aviary controller --namespace shop --leader-elect=false --metrics-bind-address 0`,
+  aviary controller --namespace shop --leader-elect=false --metrics-bind-address 0
+  # The dashboard for everyone who can reach the pod, behind tokens from a Secret's files:
+  aviary controller --admin-bind-address :8082 --admin-token-file /etc/aviary/admin --read-token-file /etc/aviary/read`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := f.options()
@@ -103,6 +112,7 @@ pod's service account, else ~/.kube/config. Several replicas may run: with
 	fl.DurationVar(&f.interval, "interval", time.Second, "how often a rollout in flight is looked at again")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.admin.add(cmd)
 	return cmd
 }
 
@@ -127,7 +137,12 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 20, 30
 	}
+	extra, err := f.admin.extra(log, f.kube.namespace)
+	if err != nil {
+		return k8s.Options{}, err
+	}
 	return k8s.Options{
+		Extra:                   extra,
 		Config:                  cfg,
 		Namespace:               f.kube.namespace,
 		MetricsAddr:             f.metricsAddr,

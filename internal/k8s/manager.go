@@ -66,6 +66,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Elected, when set, is called once this replica leads (or at once without leader election).
 	Elected func()
+	// Extra, when set, adds more to the manager before it starts: `aviary controller` adds its
+	// admin listener (internal/k8s/admin), which this package cannot import. Reports reads the
+	// analysis runs this process judges (those of the Rollouts it reconciles while it leads).
+	Extra func(mgr ctrl.Manager, reports Reports) error
 }
 
 // Run runs the controller until ctx is done.
@@ -95,6 +99,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("aviary"), Logger: log, Interval: o.Interval}
 	defer r.Close()
+	if o.Extra != nil {
+		if err := o.Extra(mgr, r.Reports); err != nil {
+			return err
+		}
+	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
 		Owns(&appsv1.ReplicaSet{}).

@@ -419,7 +419,7 @@ func TestAnAviaryControllerKilledWithSIGKILLResumes(t *testing.T) {
 	w.rollout(canarySteps(weight(30), pause(2*time.Second), weight(60), pause(0)), nil)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "-n", w.ns, "--leader-elect=false",
-			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--interval", "100ms", "--log-level", "warn")
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--admin-bind-address", "0", "--interval", "100ms", "--log-level", "warn")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {

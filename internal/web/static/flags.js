@@ -40,7 +40,8 @@ export class FlagsPage {
       list = await get('/api/v1/flags');
       this.error.textContent = '';
     } catch (e) {
-      this.error.textContent = 'Could not read the flags: ' + e.message;
+      // aviary controller serves Rollouts, no flags: its API has no /flags.
+      this.error.textContent = e.status === 404 ? 'This server has no flags (Kubernetes mode serves Rollouts only).' : 'Could not read the flags: ' + e.message;
       return;
     }
     // A flag rollout is a rollout named flag:KEY; a flag without one answers 404.

@@ -1,5 +1,6 @@
 // The overview: every service with its phase, versions, weight bar, step and last verdict;
-// filtered by a search box, updated live from the event stream.
+// filtered by a search box (and, for `aviary controller`'s Rollouts named NAMESPACE/NAME, by
+// namespace), updated live from the event stream.
 import { get } from './api.js';
 import { h, debounce, phaseBadge, verdictBadge, fmtAgo } from './dom.js';
 
@@ -15,6 +16,8 @@ export class Overview {
     this.services = [];
     this.verdicts = new Map(); // service -> {verdict, time}
     this.filter = sessionStorage.getItem('aviary.filter') || '';
+    this.namespace = sessionStorage.getItem('aviary.namespace') || '';
+    this.spaces = '';
     this.refresh = debounce(() => this.load(), 150);
     this.listener = (e) => this.onEvent(e);
   }
@@ -23,11 +26,13 @@ export class Overview {
     this.session.listeners.add(this.listener);
     this.input = h('input', { id: 'filter', type: 'search', placeholder: 'Filter: name, version or phase', value: this.filter,
       'aria-label': 'Filter services', oninput: () => { this.filter = this.input.value; sessionStorage.setItem('aviary.filter', this.filter); this.render(); } });
+    this.nsSelect = h('select', { id: 'namespace', 'aria-label': 'Namespace', hidden: true,
+      onchange: () => { this.namespace = this.nsSelect.value; sessionStorage.setItem('aviary.namespace', this.namespace); this.render(); } });
     this.count = h('span', { class: 'muted', role: 'status' });
     this.body = h('tbody');
     this.error = h('p', { class: 'error', role: 'alert' });
     this.root.replaceChildren(h('section', { id: 'overview' },
-      h('div', { class: 'head' }, h('h1', { text: 'Services' }), this.input, this.count),
+      h('div', { class: 'head' }, h('h1', { text: 'Services' }), this.nsSelect, this.input, this.count),
       this.error,
       h('div', { class: 'scroll' }, h('table', { id: 'services', class: 'services' },
         h('thead', {}, h('tr', {}, ['Service', 'Phase', 'Stable', 'Canary', 'Weight', 'Step', 'Last verdict'].map((t) => h('th', { scope: 'col', text: t })))),
@@ -65,15 +70,31 @@ export class Overview {
     if (!this.closed) this.render();
   }
 
-  matches(s) {
+  matches(s, ns) {
+    if (ns && namespaceOf(s.name) !== ns) return false;
     const f = this.filter.trim().toLowerCase();
     if (!f) return true;
     const r = s.rollout || {};
     return [s.name, r.phase, r.stableVersion || s.stableVersion, r.canaryVersion].some((x) => x && String(x).toLowerCase().includes(f));
   }
 
+  // namespaces fills the namespace filter, shown only when the services have namespaces, and
+  // returns the one chosen ('' for all).
+  namespaces() {
+    const spaces = [...new Set(this.services.map((s) => namespaceOf(s.name)).filter(Boolean))].sort();
+    this.nsSelect.hidden = spaces.length === 0;
+    if (spaces.join('\n') !== this.spaces) {
+      this.spaces = spaces.join('\n');
+      this.nsSelect.replaceChildren(h('option', { value: '', text: 'All namespaces' }), ...spaces.map((n) => h('option', { value: n, text: n })));
+    }
+    const ns = spaces.includes(this.namespace) ? this.namespace : '';
+    this.nsSelect.value = ns;
+    return ns;
+  }
+
   render() {
-    const shown = this.services.filter((s) => this.matches(s));
+    const ns = this.namespaces();
+    const shown = this.services.filter((s) => this.matches(s, ns));
     this.count.textContent = `${shown.length} of ${this.services.length}`;
     this.body.replaceChildren(...shown.map((s) => this.row(s)));
   }
@@ -96,6 +117,12 @@ export class Overview {
       h('td', { class: 'verdict' }, verdictBadge(verdict && verdict.verdict),
         verdict && verdict.time ? h('span', { class: 'muted small', text: ' ' + fmtAgo(verdict.time) }) : null));
   }
+}
+
+// namespaceOf is the namespace of a Rollout named NAMESPACE/NAME ('' for a service of aviary serve).
+function namespaceOf(name) {
+  const i = String(name).indexOf('/');
+  return i > 0 ? name.slice(0, i) : '';
 }
 
 export function weightBar(w) {
