@@ -77,3 +77,18 @@ func TestExperimentPlacesStickyUsers(t *testing.T) {
 		t.Errorf("after the experiment, user-1 got %s", up)
 	}
 }
+
+// BenchmarkExperimentPlacement is the experiment's part of a sticky request's placement: two
+// bucket draws and the arm's version. It must not allocate.
+func BenchmarkExperimentPlacement(b *testing.B) {
+	g, r := benchGateway(b, "    stickiness: {header: X-User-Id}\n")
+	g.SetExperiments([]Experiment{{Name: "checkout", Service: "shop", Traffic: 50,
+		Arms: []ExperimentArm{{Version: "v1", Weight: 1}, {Version: "v2", Weight: 1}}}})
+	svc := g.snap.Load().find(r)
+	b.ReportAllocs()
+	for b.Loop() {
+		if g.experimentVersion(svc, "user-42") == nil {
+			b.Fatal("no version")
+		}
+	}
+}
