@@ -133,10 +133,11 @@ func newExperimentConclude(o *clientOptions) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "conclude NAME ARM",
-		Short: "Conclude an experiment over versions by shipping one arm: a rollout of its version, judged like any other",
-		Long: `Conclude an experiment whose arms are versions of a service: the experiment ends and a rollout
-of the arm's version starts, with the service's strategy and analysis. Shipping control starts
-nothing. A flag experiment is concluded by setting the flag (aviary flag set) and stopping it.`,
+		Short: "Conclude an experiment by shipping one arm: a rollout of its version or flag variant, judged like any other",
+		Long: `Conclude an experiment by shipping one arm: the experiment ends, and for arms that are versions
+of a service a rollout of the arm's version starts, with the service's strategy and analysis; for
+arms that are variants of a flag, a flag rollout of the variant to every user starts in the service
+the flag is bound to (services[].flags), by the flag's strategy. Shipping control starts nothing.`,
 		Example: "  aviary experiment conclude checkout-button green",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
@@ -191,6 +192,9 @@ func printStatus(w io.Writer, r experiment.Results) error {
 	fmt.Fprintf(w, "Experiment: %s\nPhase:      %s since %s\n", r.Experiment, r.Phase, r.Started.Format("2006-01-02 15:04Z07:00"))
 	for _, a := range r.Arms {
 		fmt.Fprintf(w, "Arm:        %s, %d units (weight %g)\n", a.Name, a.Units, a.Weight)
+		if a.Stopped != nil {
+			fmt.Fprintf(w, "STOPPED:    %s at %s\n", a.Stopped.Reason, a.Stopped.At.Format("2006-01-02 15:04:05Z07:00"))
+		}
 	}
 	if r.SRM != nil && r.SRM.Mismatch {
 		fmt.Fprintln(w, "SAMPLE RATIO MISMATCH: the split is not the configured one; no winner until it is explained")

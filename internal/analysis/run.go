@@ -155,14 +155,18 @@ func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.An
 	if q, ok := a.evidence[key]; ok && q.metric == m && q.test.Alpha == alpha {
 		return q
 	}
-	prefix := r.Service + "/"
+	// The evidence belongs to the owner the check's ID names (its service for a rollout's check;
+	// an experiment's guardrails name the experiment, and judge a service's versions beside any
+	// rollout of it), and only an earlier attempt of that owner is dropped here.
+	owner := serviceOf(attempt)
+	prefix := owner + "/"
 	for k := range a.evidence {
 		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
 			delete(a.evidence, k)
 			delete(a.proms, k)
 		}
 	}
-	q := a.restored(r.Service, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
+	q := a.restored(owner, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
 	if q == nil {
 		q = newSequential(template, m, alpha, a.o.History)
 	}

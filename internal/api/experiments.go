@@ -104,14 +104,34 @@ func (s *Server) logExperimentCommand(r *http.Request, action, reason string, er
 }
 
 // track serves POST /api/v1/track {events: [{id, unit, event, value, time}]}.
-func (s *Server) track(w http.ResponseWriter, r *http.Request) {
-	var b TrackBatch
-	if err := decode(w, r, &b); err != nil {
-		writeBodyError(w, err)
-		return
+func (s *Server) track(w http.ResponseWriter, r *http.Request) { Track(s.Experiments)(w, r) }
+
+// Track serves a batch of tracked events to m, as POST /api/v1/track does, and returns the status
+// it answered with. The OFREP endpoints serve it too ({prefix}/v1/track), for the applications'
+// keys: an app that evaluates flags may report its outcomes without an admin API token.
+func Track(m Experiments) func(http.ResponseWriter, *http.Request) int {
+	return func(w http.ResponseWriter, r *http.Request) int {
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		var b TrackBatch
+		if err := decode(cw, r, &b); err != nil {
+			writeBodyError(cw, err)
+			return cw.code
+		}
+		added, dropped, err := m.Track(b.Events)
+		experimentReply(cw, TrackResult{Added: added, Dropped: dropped}, err)
+		return cw.code
 	}
-	added, dropped, err := s.Experiments.Track(b.Events)
-	experimentReply(w, TrackResult{Added: added, Dropped: dropped}, err)
+}
+
+// codeWriter remembers the status written.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeWriter) WriteHeader(code int) {
+	c.code = code
+	c.ResponseWriter.WriteHeader(code)
 }
 
 // unitsCSV writes the unit-level figures; an error found before the first row is a JSON error.
@@ -143,6 +163,8 @@ func (l *lazyCSV) Write(p []byte) (int, error) {
 
 func experimentReply(w http.ResponseWriter, v any, err error) {
 	var conflict *rollout.ConflictError
+	var bad *BadRequest
+	var invalid *Invalid
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
@@ -152,7 +174,7 @@ func experimentReply(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, experiment.ErrNotStarted), errors.Is(err, experiment.ErrStopped), errors.Is(err, experiment.ErrCannotConclude):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.As(err, &conflict): // conclude found a rollout in flight
+	case errors.As(err, &conflict), errors.As(err, &bad), errors.As(err, &invalid): // conclude found a rollout in flight, or cannot start one
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error()+"; check the store's file and the server's log")

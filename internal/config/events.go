@@ -33,6 +33,9 @@ const (
 	EventFlagDeleted  EventKind = "FlagDeleted"
 	EventFlagDisabled EventKind = "FlagDisabled"
 	EventFlagEnabled  EventKind = "FlagEnabled"
+
+	// EventArmStopped: an experiment's arm broke a guardrail and its units went back to control.
+	EventArmStopped EventKind = "ArmStopped"
 )
 
 // EventKinds are the kinds of events, the names webhooks choose from.
@@ -40,13 +43,13 @@ var EventKinds = []EventKind{
 	EventRolloutStarted, EventStepStarted, EventPaused, EventResumed, EventPromoted, EventAnalysisPassed,
 	EventAnalysisFailed, EventAnalysisInconclusive, EventGatePassed, EventGateFailed, EventAborted, EventCompleted,
 	EventUndone, EventRetried, EventRestarted, EventRolled, EventScaledDown,
-	EventFlagChanged, EventFlagDeleted, EventFlagDisabled, EventFlagEnabled,
+	EventFlagChanged, EventFlagDeleted, EventFlagDisabled, EventFlagEnabled, EventArmStopped,
 }
 
 // Warning reports whether an event of this kind says that something went wrong.
 func (k EventKind) Warning() bool {
 	switch k {
-	case EventAborted, EventAnalysisFailed, EventGateFailed, EventAnalysisInconclusive, EventFlagDisabled:
+	case EventAborted, EventAnalysisFailed, EventGateFailed, EventAnalysisInconclusive, EventFlagDisabled, EventArmStopped:
 		return true
 	}
 	return false

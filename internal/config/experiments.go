@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"strings"
 )
 
 // Experiment is an A/B test: arms that are versions of a service or variants of a flag, units
@@ -83,7 +85,24 @@ type ExperimentMetric struct {
 	Quantile float64    `yaml:"quantile" json:"quantile,omitempty"`
 	// Guardrail metrics may not move the wrong way; the first other metric is the primary one.
 	Guardrail bool `yaml:"guardrail" json:"guardrail,omitempty"`
+	// Prometheus reads the metric as a counter per arm from Prometheus (instead of Event or
+	// Builtin): each arm's count over its units.
+	Prometheus *ExperimentPrometheus `yaml:"prometheus" json:"prometheus,omitempty"`
 }
+
+// ExperimentPrometheus is a metric read per arm from Prometheus: Query returns one sample per arm,
+// labelled Label with the arm's name, whose value is the arm's count since the experiment
+// started. {{experiment}} in the query is the experiment's name, {{since}} the time since it
+// started as a PromQL duration (e.g. 3600s), for increase(...[{{since}}]).
+type ExperimentPrometheus struct {
+	Address string   `yaml:"address" json:"address"`
+	Query   string   `yaml:"query" json:"query"`
+	Label   string   `yaml:"label" json:"label,omitempty"`
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+}
+
+// DefaultArmLabel is the label that names the arm in an experiment's Prometheus query.
+const DefaultArmLabel = "arm"
 
 // The experiments' defaults.
 const (
@@ -123,7 +142,11 @@ func (e *Experiment) ApplyDefaults() {
 	}
 	for i := range e.Metrics {
 		m := &e.Metrics[i]
-		if m.Kind == "" && m.Builtin == "" {
+		if p := m.Prometheus; p != nil {
+			setString(&p.Label, DefaultArmLabel)
+			setDur(&p.Timeout, DefaultProviderTimeout)
+		}
+		if m.Kind == "" && m.Builtin == "" && m.Prometheus == nil {
 			m.Kind = KindProportion
 			if m.Value != "" {
 				m.Kind = KindMean
@@ -241,11 +264,17 @@ func (v *validator) experimentMetrics(p string, ms []ExperimentMetric) {
 			v.addf(mp+".name", "%q: each metric needs a unique name", m.Name)
 		}
 		names[m.Name] = true
+		sources := 0
+		for _, set := range []bool{m.Event != "", m.Builtin != "", m.Prometheus != nil} {
+			if set {
+				sources++
+			}
+		}
 		switch {
-		case m.Event != "" && m.Builtin != "":
-			v.addf(mp, "sets both event and builtin; keep one")
-		case m.Event == "" && m.Builtin == "":
-			v.addf(mp, "needs event (from POST /api/v1/track) or builtin (errorRate, latency, feedback)")
+		case sources > 1:
+			v.addf(mp, "sets more than one of event, builtin and prometheus; keep one")
+		case sources == 0:
+			v.addf(mp, "needs event (from POST /api/v1/track), builtin (errorRate, latency, feedback) or prometheus (a counter per arm)")
 		case m.Builtin != "" && m.Builtin != BuiltinErrorRate && m.Builtin != BuiltinLatency && m.Builtin != BuiltinFeedback:
 			v.addf(mp+".builtin", "%q: use errorRate, latency or feedback", m.Builtin)
 		}
@@ -258,6 +287,17 @@ func (v *validator) experimentMetrics(p string, ms []ExperimentMetric) {
 		if m.Goal != GoalIncrease && m.Goal != GoalDecrease {
 			v.addf(mp+".goal", "%q: use increase or decrease", m.Goal)
 		}
+		if p := m.Prometheus; p != nil {
+			if u, err := url.Parse(p.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.addf(mp+".prometheus.address", "%q: want an http:// or https:// URL such as http://127.0.0.1:9090", p.Address)
+			}
+			if strings.TrimSpace(p.Query) == "" {
+				v.addf(mp+".prometheus.query", "is required: one sample per arm, e.g. sum by (arm) (increase(purchases_total[{{since}}]))")
+			}
+			if p.Timeout.Duration <= 0 {
+				v.addf(mp+".prometheus.timeout", "%s: must be above 0", p.Timeout.Duration)
+			}
+		}
 		if m.Builtin == BuiltinLatency && !(m.Quantile > 0 && m.Quantile < 1) {
 			v.addf(mp+".quantile", "%v: a latency metric needs a quantile in (0, 1), e.g. 0.95", m.Quantile)
 		}
@@ -266,4 +306,37 @@ func (v *validator) experimentMetrics(p string, ms []ExperimentMetric) {
 	if len(ms) > 0 && !primary {
 		v.addf(p+".metrics", "are all guardrails: add the metric the experiment is meant to move")
 	}
+}
+
+// GuardrailTemplatePrefix begins the name of an experiment's guardrail template; a user's
+// template name cannot contain ":", so the two never meet.
+const GuardrailTemplatePrefix = "experiment:"
+
+// GuardrailTemplate is the analysis template that judges the experiment's guardrails on the
+// gateway's own measures, each arm against control, with the canary judge: every guardrail
+// metric with a builtin, critical (it stops an arm the moment the evidence allows), at the
+// experiment's alpha. ok is false when the experiment has no such guardrail.
+func (e Experiment) GuardrailTemplate() (t AnalysisTemplate, ok bool) {
+	t = AnalysisTemplate{Name: GuardrailTemplatePrefix + e.Name, Alpha: e.Alpha}
+	for _, m := range e.Metrics {
+		if m.Guardrail && m.Builtin != "" {
+			t.Metrics = append(t.Metrics, AnalysisMetric{Name: m.Name, Builtin: m.Builtin, Quantile: m.Quantile, Critical: true})
+		}
+	}
+	if len(t.Metrics) == 0 {
+		return t, false
+	}
+	t.applyDefaults()
+	return t, true
+}
+
+// GuardrailTemplates are the guardrail templates of experiments.
+func GuardrailTemplates(es []Experiment) []AnalysisTemplate {
+	var out []AnalysisTemplate
+	for _, e := range es {
+		if t, ok := e.GuardrailTemplate(); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -62,6 +62,8 @@ experiments:
     metrics:
       - {name: revenue, event: purchase, kind: mean}
       - {name: p95, builtin: latency, guardrail: true}
+      - {name: signups, prometheus: {address: "localhost:9090", query: " "}}
+      - {name: both, event: signup, prometheus: {address: "http://127.0.0.1:9090", query: "x"}}
   - name: lonely
     service: nope
     arms: [{name: control, version: v1}]
@@ -80,6 +82,9 @@ experiments:
 		`experiments[0].adjustment: "bonferroni"`,
 		"experiments[0].metrics[0].value: is required for kind mean",
 		"experiments[0].metrics[1].quantile",
+		`experiments[0].metrics[2].prometheus.address: "localhost:9090": want an http://`,
+		"experiments[0].metrics[2].prometheus.query: is required",
+		"experiments[0].metrics[3]: sets more than one of event, builtin and prometheus",
 		`experiments[1].service: "nope" is not a service`,
 		"experiments[1].arms: has 1 arms",
 		"experiments[1].metrics: are all guardrails",

@@ -13,6 +13,17 @@
 // weight with a sticky key (gateway.Options.Placed), which the server records through the flags'
 // exposure recorder under VersionExposures(service).
 //
-// It never writes exposures or events and never changes traffic: guardrails that stop an arm and
-// concluding into a rollout belong to the server, not here.
+// Who is in an experiment is package bucket's: two draws with the experiment's own salts, one for
+// the traffic share, one for the arm by the weights. The gateway (for versions) and the flag's
+// overlay (for variants) place units by them; the results count only the units the traffic draw
+// puts in the share.
+//
+// Guardrails (guard.go) are judged by the canary judge the server passes (analysis.Analyzer, a
+// rollout.Judge), each arm against control on the gateway's measurements; a failed verdict stops
+// the arm: the state records it with an ArmStopped event, and the server, told through OnChange,
+// sends the arm's units to control. The builtin metrics (requests.go) are per-unit sums of the
+// gateway's records of each unit's requests, flushed into the store as events of reserved names.
+//
+// It never changes traffic itself and never writes exposures: placing units, starting rollouts and
+// binding flags belong to the server, through Options' functions.
 package experiment

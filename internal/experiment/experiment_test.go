@@ -122,6 +122,10 @@ func TestFlagExperimentFindsTheWinner(t *testing.T) {
 	if _, _, err := s.AddExposures([]store.Exposure{{Flag: "new-checkout", Variant: "on", Key: "user-00000", Time: c.t}}); err != nil {
 		t.Fatal(err)
 	}
+	if again, _ := m.Results("checkout"); again.At != res.At || again.Crossovers != 0 {
+		t.Errorf("read again within %s, the results were computed anew: %v, %d crossovers", ResultsMaxAge, again.At, again.Crossovers)
+	}
+	c.t = c.t.Add(ResultsMaxAge)
 	if res, _ := m.Results("checkout"); res.Crossovers != 1 || res.Arms[0].Units != 10000 {
 		t.Errorf("crossovers %d, arms %+v", res.Crossovers, res.Arms)
 	}
@@ -210,5 +214,33 @@ func TestConcludeShipsTheVersion(t *testing.T) {
 	}
 	if _, err := m.Conclude("button", "green"); !errors.Is(err, ErrCannotConclude) || len(shipped) != 1 {
 		t.Errorf("a second conclude: %v, shipped %v", err, shipped)
+	}
+}
+
+// Conclude of a flag experiment ships the variant by a flag rollout (a recording ShipFlag here;
+// the e2e test uses the server's); shipping control starts nothing.
+func TestConcludeShipsTheFlagVariant(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "aviary.db"), store.Options{MaxEvents: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	other := spec()
+	other.Name = "other"
+	var shipped []string
+	m := New(Options{Store: s, Specs: func() []config.Experiment { return []config.Experiment{spec(), other} }, Now: func() time.Time { return t0 },
+		ShipFlag: func(flag, variant, by string) error {
+			shipped = append(shipped, flag+"="+variant+" by "+by)
+			return nil
+		}})
+	if err := m.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Conclude("checkout", "on")
+	if err != nil || st.Phase != store.ExperimentConcluded || len(shipped) != 1 || shipped[0] != "new-checkout=on by experiment checkout" {
+		t.Errorf("conclude: %+v %v, shipped %v", st, err, shipped)
+	}
+	if _, err := m.Conclude("other", "off"); err != nil || len(shipped) != 1 {
+		t.Errorf("shipping control: %v, shipped %v", err, shipped)
 	}
 }

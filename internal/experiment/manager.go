@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"aviary.dev/aviary/internal/analysis/provider"
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/rollout"
 	"aviary.dev/aviary/internal/store"
 )
 
@@ -16,8 +18,11 @@ import (
 type Store interface {
 	Source
 	PutExperiment(store.ExperimentState) error
+	ChangeExperiment(store.ExperimentState, []rollout.Event) ([]rollout.Event, error)
 	Experiment(name string) (store.ExperimentState, bool, error)
 	AddTracked([]store.TrackedEvent) (added, dropped int, err error)
+	// Version changes with every write to the store (results are cached until it does).
+	Version() (uint64, error)
 }
 
 // Options configure a Manager.
@@ -29,12 +34,44 @@ type Options struct {
 	// Ship starts the rollout of a service's version, judged like any other (the server's rollout
 	// API); by names who asked. nil: experiments cannot be concluded.
 	Ship func(service, version, by string) error
+	// ShipFlag starts the flag rollout of a flag's variant to every user, judged like any other
+	// (the server's, through the service the flag is bound to). nil: flag experiments cannot be
+	// concluded.
+	ShipFlag func(flag, variant, by string) error
+	// Prometheus are the options of the Prometheus queries of metrics read per arm (nil HTTPDo:
+	// a client without environment proxies).
+	Prometheus provider.Options
+	// Judge judges the guardrails (see Guard): the server's analyzer. nil: guardrails stop no
+	// arm (they still keep an arm from winning when the results show it harmed).
+	Judge rollout.Judge
+	// OnChange hears of every change of what runs — an experiment started, stopped or
+	// concluded, an arm stopped — with the events that explain it (none for some): the server
+	// places the units anew and publishes the events. nil: nobody.
+	OnChange func([]rollout.Event)
 }
 
 // Manager starts and stops experiments, takes tracked events, and computes results.
 type Manager struct {
 	o  Options
 	mu sync.Mutex // one state change at a time: start and stop read, then write
+
+	guardMu sync.Mutex
+	asked   map[string]bool // the judge's guardrail checks asked about at the last Guard
+
+	cacheMu sync.Mutex
+	cache   map[string]cachedResults // by experiment
+}
+
+// ResultsMaxAge is how stale cached results may be while the store keeps changing: results are
+// computed again when the store changed since they were, but at most once per ResultsMaxAge, so a
+// dashboard read every second over a busy gateway does not recompute each time. A change made
+// through the Manager (start, stop, an arm stopped, conclude) is seen at once.
+const ResultsMaxAge = 5 * time.Second
+
+type cachedResults struct {
+	res     Results
+	version uint64
+	state   store.ExperimentState
 }
 
 // New returns a Manager.
@@ -118,7 +155,11 @@ func (m *Manager) Start(name string) (store.ExperimentState, error) {
 		return st, fmt.Errorf("start experiment %q: it was %s at %s: %w", name, st.Phase, st.Stopped.Format(time.RFC3339), ErrStopped)
 	}
 	st = store.ExperimentState{Name: name, Phase: store.ExperimentRunning, Started: m.o.Now().UTC()}
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.changed(nil)
+	return st, nil
 }
 
 // Stop stops a running experiment: units and events after now no longer count.
@@ -138,15 +179,28 @@ func (m *Manager) Stop(name string) (store.ExperimentState, error) {
 		return st, nil
 	}
 	st.Phase, st.Stopped = store.ExperimentStopped, m.o.Now().UTC()
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.ended(name)
+	return st, nil
+}
+
+// ended: an experiment no longer runs; its units go back to the service's or the flag's own
+// placement, and its guardrail evidence goes.
+func (m *Manager) ended(name string) {
+	if m.o.Judge != nil {
+		m.evidenceEnded(name)
+	}
+	m.changed(nil)
 }
 
 // ErrCannotConclude is returned when conclude cannot ship the arm it is asked to.
 var ErrCannotConclude = errors.New("cannot conclude")
 
 // Conclude ends an experiment by shipping one arm: for arms that are versions, a rollout of that
-// version to 100% starts, judged like any other; shipping control starts nothing. Flag
-// experiments are concluded by setting the flag (aviary flag set), not here.
+// version to 100% starts, judged like any other; for variants of a flag, a flag rollout of the
+// variant to every user; shipping control starts nothing.
 func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	e, err := m.spec(name)
 	if err != nil {
@@ -156,9 +210,9 @@ func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	switch {
 	case i < 0:
 		return store.ExperimentState{}, fmt.Errorf("%w experiment %q with arm %q: it has no such arm; name one of its arms", ErrCannotConclude, name, arm)
-	case e.Service == "" && i > 0:
-		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: its arms are variants of flag %q; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Flag, e.Arms[i].Variant)
-	case m.o.Ship == nil:
+	case e.Service == "" && m.o.ShipFlag == nil:
+		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start flag rollouts; ship %q by making it the flag's default (aviary flag set), then stop the experiment", ErrCannotConclude, name, e.Arms[i].Variant)
+	case e.Service != "" && m.o.Ship == nil:
 		return store.ExperimentState{}, fmt.Errorf("%w experiment %q: this server cannot start rollouts", ErrCannotConclude, name)
 	}
 	m.mu.Lock()
@@ -172,16 +226,26 @@ func (m *Manager) Conclude(name, arm string) (store.ExperimentState, error) {
 	case st.Phase == store.ExperimentConcluded:
 		return st, fmt.Errorf("%w experiment %q: it was concluded already, shipping %q", ErrCannotConclude, name, st.Shipped)
 	}
-	if i > 0 {
+	switch {
+	case i == 0:
+	case e.Service != "":
 		if err := m.o.Ship(e.Service, e.Arms[i].Version, "experiment "+name); err != nil {
 			return st, fmt.Errorf("conclude experiment %q: start the rollout of %s to version %s: %w", name, e.Service, e.Arms[i].Version, err)
+		}
+	default:
+		if err := m.o.ShipFlag(e.Flag, e.Arms[i].Variant, "experiment "+name); err != nil {
+			return st, fmt.Errorf("conclude experiment %q: start the flag rollout of %s to variant %s: %w", name, e.Flag, e.Arms[i].Variant, err)
 		}
 	}
 	if st.Stopped.IsZero() {
 		st.Stopped = m.o.Now().UTC()
 	}
 	st.Phase, st.Shipped = store.ExperimentConcluded, arm
-	return st, m.o.Store.PutExperiment(st)
+	if err := m.o.Store.PutExperiment(st); err != nil {
+		return st, err
+	}
+	m.ended(name)
+	return st, nil
 }
 
 func (m *Manager) started(name string) (config.Experiment, store.ExperimentState, error) {
@@ -196,13 +260,43 @@ func (m *Manager) started(name string) (config.Experiment, store.ExperimentState
 	return e, st, err
 }
 
-// Results computes an experiment's results now.
+// Results computes an experiment's results now, or returns those computed last when the store
+// has not changed since, or when they are younger than ResultsMaxAge (see there).
 func (m *Manager) Results(name string) (Results, error) {
 	e, st, err := m.started(name)
 	if err != nil {
 		return Results{}, err
 	}
-	return Compute(e, st, m.o.Store, m.o.Now().UTC())
+	version, err := m.o.Store.Version()
+	if err != nil {
+		return Results{}, err
+	}
+	now := m.o.Now().UTC()
+	m.cacheMu.Lock()
+	c, ok := m.cache[name]
+	m.cacheMu.Unlock()
+	// Counters read from Prometheus change without the store: such results live ResultsMaxAge.
+	fromStore := !slices.ContainsFunc(e.Metrics, func(m config.ExperimentMetric) bool { return m.Prometheus != nil })
+	if ok && sameState(c.state, st) && ((fromStore && c.version == version) || now.Sub(c.res.At) < ResultsMaxAge) {
+		return c.res, nil
+	}
+	res, err := Compute(e, st, promSource{Source: m.o.Store, o: m.o.Prometheus}, now)
+	if err != nil {
+		return res, err
+	}
+	m.cacheMu.Lock()
+	if m.cache == nil {
+		m.cache = map[string]cachedResults{}
+	}
+	m.cache[name] = cachedResults{res: res, version: version, state: st}
+	m.cacheMu.Unlock()
+	return res, nil
+}
+
+// sameState says whether two states of an experiment give the same results from the same data.
+func sameState(a, b store.ExperimentState) bool {
+	return a.Phase == b.Phase && a.Started.Equal(b.Started) && a.Stopped.Equal(b.Stopped) && a.Shipped == b.Shipped &&
+		len(a.StoppedArms) == len(b.StoppedArms)
 }
 
 // Units writes an experiment's unit-level CSV to w.
@@ -237,6 +331,9 @@ func (m *Manager) Track(es []store.TrackedEvent) (added, dropped int, err error)
 			if f.v == "" || len(f.v) > maxNameLen {
 				errs = append(errs, fmt.Errorf("events[%d].%s: %d characters; give 1 to %d (the id makes a retried batch count once)", i, f.name, len(f.v), maxNameLen))
 			}
+		}
+		if err := checkEventName(i, e.Event); err != nil {
+			errs = append(errs, err)
 		}
 		if e.Time.IsZero() {
 			e.Time = now

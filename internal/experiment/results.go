@@ -24,6 +24,8 @@ type ArmUnits struct {
 	Name   string  `json:"name"`
 	Units  int     `json:"units"`
 	Weight float64 `json:"weight"`
+	// Stopped says when and why the arm was stopped (a guardrail broke); nil while it runs.
+	Stopped *store.StoppedArm `json:"stopped,omitempty"`
 }
 
 // Results are an experiment's results as of At.
@@ -50,21 +52,55 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	r.Crossovers = crossed
 	counts := make([]float64, len(e.Arms))
+	srmCounts := make([]float64, len(e.Arms))
 	weights := make([]float64, len(e.Arms))
+	// Once an arm stops, its share of the new units goes to control: the split is tested on the
+	// units that came while every arm ran.
+	firstStop := time.Time{}
+	for _, a := range st.StoppedArms {
+		if firstStop.IsZero() || a.At.Before(firstStop) {
+			firstStop = a.At
+		}
+	}
 	for _, u := range units {
 		counts[u.arm]++
+		if firstStop.IsZero() || !u.exposed.After(firstStop) {
+			srmCounts[u.arm]++
+		}
 	}
+	in := stats.DecisionInput{Control: e.Arms[0].Name, Alpha: e.Alpha, MDE: e.MinimumDetectableEffect, Units: float64(len(units))}
 	for i, a := range e.Arms {
-		r.Arms = append(r.Arms, ArmUnits{Name: a.Name, Units: int(counts[i]), Weight: a.Weight})
+		au := ArmUnits{Name: a.Name, Units: int(counts[i]), Weight: a.Weight}
+		if s, ok := st.ArmStopped(a.Name); ok {
+			au.Stopped = &s
+			in.Stopped = append(in.Stopped, stats.StoppedArm{Arm: a.Name, Reason: s.Reason})
+		}
+		r.Arms = append(r.Arms, au)
 		weights[i] = a.Weight
 	}
-	if srm, err := stats.SampleRatio(counts, weights, srmConcentration); err == nil {
+	if !firstStop.IsZero() {
+		r.Notes = append(r.Notes, fmt.Sprintf("sample ratio: tested on the %.0f units exposed before the first arm stopped (%s)",
+			sum(srmCounts), firstStop.Format(time.RFC3339)))
+	}
+	if srm, err := stats.SampleRatio(srmCounts, weights, srmConcentration); err == nil {
 		r.SRM = &srm
 	}
 	o := stats.Options{Alpha: e.Alpha, PlannedUnits: float64(e.PlannedUnits), Power: e.Power, MDE: e.MinimumDetectableEffect, MinUnits: e.MinUnitsPerArm}
 	for m, spec := range e.Metrics {
+		if spec.Prometheus != nil {
+			mr, err := countMetric(e, spec, st, counts, src, now, o)
+			switch {
+			case errors.Is(err, stats.ErrTooFewUnits):
+				r.Notes = append(r.Notes, fmt.Sprintf("metric %s: %v", spec.Name, err))
+			case err != nil: // a failed query is no zero: the metric is left out, and the note says why
+				r.Notes = append(r.Notes, fmt.Sprintf("metric %s: prometheus: %v", spec.Name, err))
+			default:
+				r.Metrics = append(r.Metrics, mr)
+			}
+			continue
+		}
 		if !ok[m] {
-			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is not computed for experiments yet", spec.Name, spec.Builtin))
+			r.Notes = append(r.Notes, fmt.Sprintf("metric %s: builtin %s is judged as a guardrail only; its per-unit values are not computed", spec.Name, spec.Builtin))
 			continue
 		}
 		mr, err := metric(e, m, spec, units, pre[m], o)
@@ -79,8 +115,7 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	adj, _ := stats.ParseAdjustment(e.Adjustment)
 	stats.AdjustAll(r.Metrics, adj)
-	in := stats.DecisionInput{Control: e.Arms[0].Name, Metrics: r.Metrics, Alpha: e.Alpha,
-		MDE: e.MinimumDetectableEffect, Units: float64(len(units))}
+	in.Metrics = r.Metrics
 	if r.SRM != nil {
 		in.SRM = *r.SRM
 	}
@@ -89,6 +124,14 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	r.Decision = stats.Decide(in)
 	return r, nil
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 func endOf(st store.ExperimentState, now time.Time) time.Time {
@@ -100,7 +143,7 @@ func endOf(st store.ExperimentState, now time.Time) time.Time {
 
 func load(e config.Experiment, st store.ExperimentState, src Source) (units []*unit, ok, pre []bool, crossed int, err error) {
 	w := window{start: st.Started, end: st.Stopped}
-	units, byKey, crossed, err := assign(e, w, src)
+	units, byKey, crossed, err := assign(e, st, w, src)
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
@@ -112,6 +155,9 @@ func load(e config.Experiment, st store.ExperimentState, src Source) (units []*u
 func metric(e config.Experiment, m int, spec config.ExperimentMetric, units []*unit, pre bool, o stats.Options) (stats.MetricResult, error) {
 	ms := make([]stats.Moments, len(e.Arms))
 	for _, u := range units {
+		if spec.Builtin != "" && u.d[m] == 0 {
+			continue // no request of the unit was recorded after its exposure
+		}
 		if pre {
 			ms[u.arm].AddWithPre(u.y[m], u.x[m])
 		} else {

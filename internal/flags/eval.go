@@ -145,6 +145,16 @@ func (e *Evaluator) resolve(s *Set, key string, ctx Context) Result {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q is not defined; check the key or add the flag", key)}
 	}
+	r := e.resolveFlag(f, ctx)
+	if f.experiment != nil {
+		tk, _ := ctx[TargetingKey].(string)
+		r = f.experimented(r, tk)
+	}
+	return r
+}
+
+// resolveFlag resolves f for ctx, before any experiment's hold on it.
+func (e *Evaluator) resolveFlag(f *Flag, ctx Context) Result {
 	if r, ok := f.rolled(ctx); ok {
 		return r
 	}
@@ -198,8 +208,12 @@ func (e *Evaluator) EvaluateAll(s *Set, ctx Context) []Result {
 			out = append(out, e.evaluate(f, d))
 		}
 	}
-	for _, r := range out {
-		e.expose(ctx, r)
+	tk, _ := ctx[TargetingKey].(string)
+	for i, r := range out {
+		if f := s.flags[r.Key]; f.experiment != nil {
+			out[i] = f.experimented(r, tk)
+		}
+		e.expose(ctx, out[i])
 	}
 	return out
 }

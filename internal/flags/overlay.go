@@ -21,8 +21,22 @@ const RolloutSalt = "flag:"
 // Overlay is what Aviary adds to a flag beyond its definition: the service it is bound to (when its
 // metadata names none), and the share of users a flag rollout gives a variant.
 type Overlay struct {
-	Service string
-	Rollout *Rollout
+	Service    string
+	Rollout    *Rollout
+	Experiment *Experiment
+}
+
+// Experiment is a flag experiment's hold on its flag: a unit outside the experiment's traffic share
+// (package bucket's draw with the experiment's salt), or one the flag gives the variant of an arm
+// that was stopped (a guardrail broke), gets the Control variant instead. Evaluations without a
+// targeting key are left alone: they are no unit.
+type Experiment struct {
+	Name    string
+	Traffic float64 // percent of units in the experiment
+	Control string
+	Stopped []string // the variants of the stopped arms
+
+	salt string
 }
 
 // Rollout gives Variant to the users whose bucket falls in the last Percent of the buckets; the
@@ -60,11 +74,31 @@ func (s *Set) WithOverlays(o map[string]Overlay) *Set {
 				fmt.Fprintf(h, "|%s:%s:%d", key, r.Variant, c.rollout.Percent)
 			}
 		}
+		if x := ov.Experiment; x != nil {
+			if _, ok := c.Variants[x.Control]; ok {
+				cx := *x
+				cx.salt = bucket.TrafficSalt(x.Name)
+				c.experiment = &cx
+				fmt.Fprintf(h, "|%s:x:%s:%g:%s:%v", key, x.Name, x.Traffic, x.Control, x.Stopped)
+			}
+		}
 		fmt.Fprintf(h, "|%s@%s", key, c.Service)
 		out.flags[key] = &c
 	}
 	out.etag = `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18]) + `"`
 	return out
+}
+
+// experimented is r as the flag's experiment serves it to targeting key tk.
+func (f *Flag) experimented(r Result, tk string) Result {
+	x := f.experiment
+	if x == nil || tk == "" || r.Variant == "" || r.Variant == x.Control {
+		return r
+	}
+	if bucket.InShare(bucket.Of(x.salt, tk), x.Traffic) && !slices.Contains(x.Stopped, r.Variant) {
+		return r
+	}
+	return Result{Key: f.Key, Value: f.Variants[x.Control], Variant: x.Control, Reason: ReasonSplit, Metadata: f.resultMeta}
 }
 
 // Rollout returns the flag's rollout, or nil.
@@ -110,6 +144,10 @@ func (e *Evaluator) resolveKey(s *Set, key, tk string, attrs Context) Result {
 	if !ok {
 		return e.resolve(s, key, nil) // FLAG_NOT_FOUND, with its message
 	}
+	return f.experimented(e.resolveFlagKey(f, tk, attrs), tk)
+}
+
+func (e *Evaluator) resolveFlagKey(f *Flag, tk string, attrs Context) Result {
 	if r, ok := f.rolledFor(tk); ok {
 		return r
 	}
@@ -128,5 +166,5 @@ func (e *Evaluator) resolveKey(s *Set, key, tk string, attrs Context) Result {
 	if tk != "" {
 		ctx[TargetingKey] = tk
 	}
-	return e.resolve(s, key, ctx)
+	return e.resolveFlag(f, ctx)
 }

@@ -46,6 +46,7 @@ type Flag struct {
 	ruleErr    error          // targeting that cannot run (an unknown $ref or operator): PARSE_ERROR
 	usesAviary bool           // the rule reads $aviary, so an evaluation asks the Placer
 	rollout    *Rollout       // a flag rollout's share (WithOverlays); nil: none
+	experiment *Experiment    // an experiment's hold on the flag (WithOverlays); nil: none
 	resultMeta map[string]any // set-level metadata overridden by the flag's own; nil when both are empty
 }
 

@@ -46,6 +46,18 @@ type Options struct {
 	// a version, which experiments count. It runs on the request path: it must be cheap and never
 	// block. nil: nobody.
 	Placed func(service, version, key string)
+	// Served hears of every finished request that Placed heard of (placed by weight, with a
+	// sticky key): experiments turn them into their units' builtin metrics. It runs on the
+	// request path: it must be cheap and never block. nil: nobody.
+	Served func(UnitRequest)
+}
+
+// UnitRequest is one finished request of a unit (a sticky key) placed by weight.
+type UnitRequest struct {
+	Service, Version, Key string
+	Failed                bool // an error as the measurements count it (5xx, or a fault)
+	Latency               time.Duration
+	End                   time.Time // when it finished
 }
 
 // Gateway is an http.Handler that proxies to service versions.
@@ -63,8 +75,11 @@ type Gateway struct {
 	llmSink   LLMSink
 	now       func() time.Time // the clock of endpoint health
 	placed    func(service, version, key string)
+	served    func(UnitRequest)
 	pool      sync.Pool // *exchange
 	flags     atomic.Pointer[flagTable]
+	// experiments place the sticky users of services with an experiment, by service name.
+	experiments atomic.Pointer[map[string]*experimentPlan]
 
 	applyMu  sync.Mutex // serialises Apply; never taken on the request path
 	services map[string]*serviceState
@@ -101,6 +116,7 @@ func New(o Options) *Gateway {
 		llmSink:   o.LLM,
 		now:       o.Now,
 		placed:    o.Placed,
+		served:    o.Served,
 		services:  map[string]*serviceState{},
 		versions:  map[string]*versionState{},
 	}

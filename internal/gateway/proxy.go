@@ -24,6 +24,7 @@ type exchange struct {
 	rw       http.ResponseWriter
 	series   *metrics.Series // where the request is measured: its version's primary or routed series
 	unit     uint8           // the cluster of its sticky key (metrics.Observation.Unit)
+	key      string          // its sticky key when it was placed by weight ("" otherwise)
 	code     int             // status sent to the client (not 1xx)
 	bytesOut int64
 
@@ -96,6 +97,11 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	var key string
 	if !routed {
 		chosen, unit, key = svc.placed(w, r)
+		if key != "" {
+			if v := g.experimentVersion(svc, key); v != nil {
+				chosen = v
+			}
+		}
 		if key != "" && g.placed != nil {
 			g.placed(svc.name, chosen.name, key)
 		}
@@ -110,6 +116,9 @@ func (g *Gateway) place(w http.ResponseWriter, r *http.Request, svc *service) *e
 	}
 	if v == chosen {
 		ex.unit = unit
+	}
+	if !routed {
+		ex.key = key
 	}
 	g.evalFlags(ex, r, svc, key)
 	return ex
@@ -213,6 +222,9 @@ func (g *Gateway) finish(ex *exchange, r *http.Request, start time.Time, tee *mi
 	obs := metrics.Observation{Code: code, Duration: end.Sub(start), End: end,
 		BytesIn: in, BytesOut: ex.bytesOut, Fault: ex.fault, Unit: ex.unit}
 	ex.series.End(obs)
+	if ex.key != "" && g.served != nil {
+		g.served(UnitRequest{Service: ex.svc.name, Version: ex.v.name, Key: ex.key, Failed: obs.Failed(), Latency: obs.Duration, End: end})
+	}
 	for _, fs := range ex.flagSeries {
 		if fs != nil {
 			fs.End(obs)

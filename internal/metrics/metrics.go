@@ -76,6 +76,9 @@ type Observation struct {
 	Unit uint8
 }
 
+// Failed says whether the request is an error (see Observation).
+func (o Observation) Failed() bool { return errorKind(normCode(o.Code), o.Fault) >= 0 }
+
 // NumUnits is the number of clusters of sticky keys a series counts apart.
 const NumUnits = 16
 

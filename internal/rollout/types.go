@@ -132,16 +132,18 @@ type Health struct {
 
 // Event is one transition, as it is recorded, streamed and sent to webhooks.
 type Event struct {
-	Seq     uint64           `json:"seq,omitempty"` // set by the store
-	Time    time.Time        `json:"time"`
-	Service string           `json:"service"`
-	Flag    string           `json:"flag,omitempty"` // the flag of a flag event (Service is then empty)
-	Kind    config.EventKind `json:"kind"`
-	Reason  string           `json:"reason"`
-	By      string           `json:"by"` // controller, config, or the API caller
-	Phase   Phase            `json:"phase"`
-	Stable  string           `json:"stableVersion"`
-	Canary  string           `json:"canaryVersion,omitempty"`
-	Weight  int              `json:"canaryWeight"`
-	Step    int              `json:"step"`
+	Seq     uint64    `json:"seq,omitempty"` // set by the store
+	Time    time.Time `json:"time"`
+	Service string    `json:"service"`
+	Flag    string    `json:"flag,omitempty"` // the flag of a flag event (Service is then empty)
+	// Experiment is the experiment of an experiment's event (Service or Flag is its target's).
+	Experiment string           `json:"experiment,omitempty"`
+	Kind       config.EventKind `json:"kind"`
+	Reason     string           `json:"reason"`
+	By         string           `json:"by"` // controller, config, or the API caller
+	Phase      Phase            `json:"phase"`
+	Stable     string           `json:"stableVersion"`
+	Canary     string           `json:"canaryVersion,omitempty"`
+	Weight     int              `json:"canaryWeight"`
+	Step       int              `json:"step"`
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,8 +53,10 @@ type core struct {
 	eval  *flags.Evaluator // every evaluation's: OFREP and the gateway's per-request flags
 	// flagRolls binds the services' flags to the gateway and the flag rollouts to the flags.
 	flagRolls *flagRollouts
-	exposures *exposure.Recorder  // who was given which variant first
-	exps      *experiment.Manager // experiments: state, tracked events, results
+	exposures *exposure.Recorder          // who was given which variant first
+	exps      *experiment.Manager         // experiments: state, tracked events, results
+	expPlace  *experimentPlacer           // places the experiments' units, judges their guardrails
+	reqs      *experiment.RequestRecorder // the units' requests, for the experiments' builtin metrics
 
 	stopCtrl func()
 }
@@ -77,6 +80,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	}
 	reg := metrics.NewRegistry(metrics.Options{})
 	c.reg = reg
+	c.reqs = experiment.NewRequestRecorder(time.Now())
 	c.llm = llmstats.New(cfg.LLM.Prices)
 	c.llm.SetModels(cfg.LLM.Models)
 	c.prom = prometheus.NewRegistry()
@@ -86,14 +90,14 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
-		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed})
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed, Served: c.unitServed})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
 	c.hub = api.NewHub()
 	c.hooks = notify.NewWebhooks(notify.WebhookOptions{Hooks: cfg.Notifications.Webhooks, Logger: log, Metrics: c.prom})
 	c.gates = notify.NewGates(notify.GateOptions{Logger: log})
-	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: cfg.Analysis.Templates, History: cfg.Analysis.History, Logger: log,
+	c.judge = analysis.New(analysis.Options{Metrics: reg, LLM: c.llm, Quality: c.qual, Templates: analysisTemplates(cfg), History: cfg.Analysis.History, Logger: log,
 		Evidence: c.store}) // the rollouts' tests resume after a restart
 	publish := func(evs []rollout.Event) { c.hub.Publish(evs); c.hooks.Send(evs) }
 	if c.flags, err = source.New(source.Options{Store: c.store, Files: flagFiles(cfg, o.ConfigPath), Logger: log, OnEvents: publish}); err != nil {
@@ -119,7 +123,16 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 		Ship: func(service, version, by string) error {
 			_, err := c.specs.Start(service, api.StartRequest{Version: version}, by)
 			return err
-		}})
+		},
+		ShipFlag: c.specs.ShipFlag, Judge: c.judge, OnChange: c.experimentsChanged(publish)})
+	c.expPlace = &experimentPlacer{exps: c.exps, gw: c.gw, flags: c.flagRolls, log: log, reqs: c.reqs, reg: reg,
+		flagService: func(flag string) string {
+			f, _ := c.flags.Current().Flag(flag)
+			if f == nil {
+				return ""
+			}
+			return f.Service
+		}}
 	if err := c.exps.StartAll(); err != nil { // the config's experiments run from the first start that reads them
 		return fmt.Errorf("start the config's experiments: %w", err)
 	}
@@ -132,8 +145,10 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.ctrl.Run(ctx, cmp.Or(o.TickInterval, 250*time.Millisecond)) }()
+	expDone := make(chan struct{})
+	go func() { defer close(expDone); c.expPlace.run(ctx, time.Second) }()
 	stopFlags := c.followFlags()
-	c.stopCtrl = func() { stopFlags(); cancel(); <-done }
+	c.stopCtrl = func() { stopFlags(); cancel(); <-done; <-expDone }
 	return nil
 }
 
@@ -142,6 +157,18 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 func (c *core) versionExposed(service, version, key string) {
 	if c.exposures != nil {
 		c.exposures.Exposed(experiment.VersionExposures(service), key, version)
+	}
+}
+
+// analysisTemplates are the config's analysis templates and its experiments' guardrail templates.
+func analysisTemplates(cfg *config.Config) []config.AnalysisTemplate {
+	return append(slices.Clone(cfg.Analysis.Templates), config.GuardrailTemplates(cfg.Experiments)...)
+}
+
+// unitServed records a sticky unit's finished request, for the experiments' builtin metrics.
+func (c *core) unitServed(r gateway.UnitRequest) {
+	if c.reqs != nil {
+		c.reqs.Record(r.Service, r.Key, r.Failed, r.Latency, r.End)
 	}
 }
 

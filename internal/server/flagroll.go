@@ -133,9 +133,10 @@ type flagRollouts struct {
 	ev  *flags.Evaluator
 	log *slog.Logger
 
-	mu       sync.Mutex
-	services []config.Service          // as served, for the flags they bind
-	rollouts map[string]*flags.Rollout // by flag key
+	mu          sync.Mutex
+	services    []config.Service             // as served, for the flags they bind
+	rollouts    map[string]*flags.Rollout    // by flag key
+	experiments map[string]*flags.Experiment // the flag experiments' holds, by flag key
 }
 
 // setRollouts takes the controller's served plan: the services (whose flags the gateway evaluates)
@@ -144,16 +145,35 @@ func (fr *flagRollouts) setRollouts(services []config.Service, rolls map[string]
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	fr.services, fr.rollouts = services, rolls
+	fr.overlayLocked()
+	fr.bindLocked()
+}
+
+// setExperiments takes the flag experiments' holds on their flags.
+func (fr *flagRollouts) setExperiments(xs map[string]*flags.Experiment) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.experiments = xs
+	fr.overlayLocked()
+}
+
+// overlayLocked gives the flags their overlays: the services they are bound to, the flag
+// rollouts' shares and the experiments' holds. fr.mu must be held.
+func (fr *flagRollouts) overlayLocked() {
 	ov := map[string]flags.Overlay{}
-	for _, s := range services {
+	for _, s := range fr.services {
 		for _, sf := range s.Flags {
-			ov[sf.Key] = flags.Overlay{Service: s.Name, Rollout: rolls[sf.Key]}
+			ov[sf.Key] = flags.Overlay{Service: s.Name, Rollout: fr.rollouts[sf.Key]}
 		}
 	}
-	if err := fr.src.SetOverlays(ov); err != nil {
-		fr.log.Error("apply the flag rollouts' shares; the flags keep their last shares", "err", err)
+	for key, x := range fr.experiments {
+		o := ov[key]
+		o.Experiment = x
+		ov[key] = o
 	}
-	fr.bindLocked()
+	if err := fr.src.SetOverlays(ov); err != nil {
+		fr.log.Error("apply the flag rollouts' shares and the experiments' holds; the flags keep their last ones", "err", err)
+	}
 }
 
 // rebind evaluates the services' flags against the set in force (after the flags changed).

@@ -176,3 +176,32 @@ func TestFlagSeesTheGatewaysCanaryUsers(t *testing.T) {
 		t.Errorf("the flag is on for %d of 100 users, want those on the canary (about 40)", on)
 	}
 }
+
+// TestAppKeysTrackOnTheGateway: an application's evaluation key reports the experiments' outcome
+// events at {prefix}/v1/track on the gateway listener (CORS, like evaluation), without any admin
+// API token; the admin token is refused there, and no key is 401.
+func TestAppKeysTrackOnTheGateway(t *testing.T) {
+	a := startFlags(t, t.TempDir())
+	url := "http://" + a.gateway + "/ofrep/v1/track"
+	batch := `{"events": [{"id": "order-1", "unit": "user-1", "event": "purchase", "value": 40}]}`
+	for _, c := range []struct {
+		name   string
+		header []string
+		code   int
+		body   string
+	}{
+		{"app key", []string{"X-API-Key", flagKey, "Origin", "https://shop.example"}, 200, `"added": 1`},
+		{"app key, the same batch again", []string{"Authorization", "Bearer " + flagKey}, 200, `"added": 0`},
+		{"admin token", []string{"Authorization", "Bearer " + flagAdmin}, 403, "admin API token"},
+		{"no key", nil, 401, "needs a key"},
+	} {
+		code, body := send(t, "POST", url, batch, c.header...)
+		if code != c.code || !strings.Contains(body, c.body) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, code, body, c.code, c.body)
+		}
+	}
+	if code, body := send(t, "POST", url, `{"events": [{"unit": "u", "event": "aviary:errors:shop"}]}`, "X-API-Key", flagKey); code != 400 ||
+		!strings.Contains(body, "events[0].id") || !strings.Contains(body, "the gateway's own records") {
+		t.Errorf("a bad batch: %d %s", code, body)
+	}
+}

@@ -60,7 +60,7 @@ func (l *live) apply(cfg *config.Config, put []store.StoredSpec, by string) []st
 			l.log.Error("drop a stale applied spec", "service", name, "err", err)
 		}
 	}
-	l.judge.SetTemplates(cfg.Analysis.Templates) // before a rollout that names a new template can start
+	l.judge.SetTemplates(analysisTemplates(cfg)) // before a rollout that names a new template can start
 	if err := l.ctrl.SetSpecsBy(services, by); err != nil {
 		l.log.Error("apply services", "err", err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"aviary.dev/aviary/internal/api"
@@ -165,4 +166,39 @@ func (s *specs) Events(service string, after uint64, limit int) ([]rollout.Event
 // LastEvents implements api.Rollouts.
 func (s *specs) LastEvents(service string, n int) ([]rollout.Event, error) {
 	return s.store.LastEvents(service, n)
+}
+
+// ShipFlag makes variant the release of flag in the service the flag is bound to
+// (services[].flags): a flag rollout starts, by the flag's strategy, judged like any other, and
+// when it completes every user gets the variant. The changed spec is stored as applied through the
+// API. Experiments conclude a flag experiment through it.
+func (s *specs) ShipFlag(flag, variant, by string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored, err := s.store.Specs()
+	if err != nil {
+		return fmt.Errorf("read the specs applied through the API: %w", err)
+	}
+	names := slices.Sorted(maps.Keys(stored))
+	for _, svc := range s.current.Services {
+		names = append(names, svc.Name)
+	}
+	for _, name := range names {
+		svc, ok := s.ctrl.Spec(name)
+		if !ok {
+			continue
+		}
+		j := slices.IndexFunc(svc.Flags, func(f config.ServiceFlag) bool { return f.Key == flag })
+		if j < 0 {
+			continue
+		}
+		svc.Flags = slices.Clone(svc.Flags)
+		svc.Flags[j].Release = variant
+		svc.ApplyDefaults()
+		if errs := s.apply(s.current, []store.StoredSpec{storedSpec(svc, s.current.Services, by)}, by); len(errs) > 0 {
+			return &api.Invalid{Errors: errs}
+		}
+		return nil
+	}
+	return &api.BadRequest{Msg: fmt.Sprintf("flag %q is bound to no service (services[].flags), so no flag rollout can ship it; bind it to the service whose users it serves, or make %q its default with aviary flag set", flag, variant)}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"aviary.dev/aviary/internal/api"
 	"aviary.dev/aviary/internal/config"
 	"aviary.dev/aviary/internal/flags/ofrep"
 	"aviary.dev/aviary/internal/gateway"
@@ -120,6 +122,20 @@ func ofrepHandlers(cfg *config.Config, c *core, adminToken, readToken string, lo
 	o := ofrep.Options{Prefix: cfg.Flags.OFREP.Prefix, Flags: c.flags, Evaluator: c.eval, Metrics: c.ofrep, Logger: log}
 	gwo, admino := o, o
 	gwo.CORS, gwo.Auth = true, ofrep.Auth{Keys: keys, Foreign: tokens}
+	// Apps report the experiments' outcomes where they evaluate, with their keys: only with keys
+	// (an open gateway listener takes no one's events), and never with the admin API's tokens,
+	// which have POST /api/v1/track on the admin listener.
+	track := api.Track(c.exps)
+	gwo.Track = func(w http.ResponseWriter, r *http.Request) int {
+		if len(keys) == 0 {
+			msg := "tracking events here needs an application key: add one to flags.ofrep.keys, or send the events to POST /api/v1/track on the admin listener"
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(map[string]string{"errorDetails": msg})
+			return http.StatusUnauthorized
+		}
+		return track(w, r)
+	}
 	admino.Auth = ofrep.Auth{Keys: keys, Tokens: tokens}
 	return ofrep.New(gwo), ofrep.New(admino)
 }

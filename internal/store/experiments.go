@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"aviary.dev/aviary/internal/rollout"
 )
 
 // experimentsBucket holds each experiment's state (JSON) by name. trackedBucket holds one nested
@@ -45,6 +47,27 @@ type ExperimentState struct {
 	Stopped time.Time       `json:"stopped,omitzero"`
 	// Shipped is the arm chosen by conclude.
 	Shipped string `json:"shipped,omitempty"`
+	// StoppedArms are the arms stopped while the experiment ran (a guardrail broke), in order.
+	StoppedArms []StoppedArm `json:"stoppedArms,omitempty"`
+}
+
+// StoppedArm is an arm that no longer gets units: its users went back to control at At.
+type StoppedArm struct {
+	Arm string    `json:"arm"`
+	At  time.Time `json:"at"`
+	// Metric is the guardrail that broke; Reason says so in words, with the evidence.
+	Metric string `json:"metric,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// ArmStopped returns when arm was stopped, if it was.
+func (st ExperimentState) ArmStopped(arm string) (StoppedArm, bool) {
+	for _, a := range st.StoppedArms {
+		if a.Arm == arm {
+			return a, true
+		}
+	}
+	return StoppedArm{}, false
 }
 
 // PutExperiment writes an experiment's state.
@@ -56,6 +79,26 @@ func (s *Store) PutExperiment(st ExperimentState) error {
 		}
 		return s.put(b, "experiments/"+st.Name, []byte(st.Name), st)
 	})
+}
+
+// ChangeExperiment writes an experiment's state and the events that explain it in one durable
+// transaction, and returns copies of the events with their sequence numbers.
+func (s *Store) ChangeExperiment(st ExperimentState, events []rollout.Event) ([]rollout.Event, error) {
+	evs := append([]rollout.Event(nil), events...)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(experimentsBucket)
+		if err != nil {
+			return fmt.Errorf("create bucket experiments in store %s: %w", s.path, err)
+		}
+		if err := s.put(b, "experiments/"+st.Name, []byte(st.Name), st); err != nil {
+			return err
+		}
+		return s.appendEvents(tx, evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return evs, nil
 }
 
 // Experiment reads an experiment's state; ok is false when it was never started.
@@ -181,4 +224,16 @@ func (s *Store) EachExposure(flag string, fn func(Exposure) error) error {
 			return fn(e)
 		})
 	})
+}
+
+// Version is the number of the last write to the store: it changes with every write (exposures,
+// events, states), so a reader that computed something from the store knows whether it may still
+// hold. It is bbolt's transaction ID, which survives restarts.
+func (s *Store) Version() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = uint64(tx.ID())
+		return nil
+	})
+	return v, err
 }

@@ -224,3 +224,39 @@ experiments:
 		t.Errorf("after conclude, the rollout of shop is %+v; want v2 on its way", st)
 	}
 }
+
+// Concluding a flag experiment ships the variant by a flag rollout of the flag's service, judged
+// like any other.
+func TestConcludeAFlagExperimentStartsAFlagRollout(t *testing.T) {
+	dir := t.TempDir()
+	flags := filepath.Join(dir, "flags.json")
+	if err := os.WriteFile(flags, []byte(flagsJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := e2e.Start(t, fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+storage: {path: %q}
+flags: {files: [%q]}
+services:
+  - name: shop
+    match: {pathPrefix: /}
+    versions: [{name: v1, endpoints: [%q]}]
+    stickiness: {header: X-User}
+    flags: [{key: new-checkout, header: X-Checkout}]
+experiments:
+  - name: checkout
+    flag: new-checkout
+    arms: [{name: "off", variant: "off"}, {name: "on", variant: "on"}]
+    metrics: [{name: conversion, event: purchase}]
+`, filepath.Join(dir, "aviary.db"), flags, e2e.Upstream(t, "v1", 0)))
+	post(t, a.Admin+"/api/v1/experiments/checkout/conclude", []byte(`{"arm": "on"}`))
+	st := a.Status("flag:new-checkout")
+	if st.CanaryVersion != "on" && st.StableVersion != "on" {
+		t.Errorf("after conclude, the flag rollout is %+v; want \"on\" on its way", st)
+	}
+	var list struct{ Experiments []experiment.Summary }
+	get(t, a.Admin+"/api/v1/experiments", &list)
+	if len(list.Experiments) != 1 || list.Experiments[0].Phase != store.ExperimentConcluded {
+		t.Errorf("experiments %+v", list)
+	}
+}

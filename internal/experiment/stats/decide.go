@@ -80,13 +80,22 @@ type DecisionInput struct {
 	MDE         float64 // relative
 	Units       float64 // units so far, all arms
 	UnitsPerDay float64 // today's rate of new units, all arms
+	// Stopped are the arms stopped while the experiment ran (a guardrail broke): none can win.
+	Stopped []StoppedArm
+}
+
+// StoppedArm is an arm that was stopped, and why in words.
+type StoppedArm struct {
+	Arm    string
+	Reason string
 }
 
 // Decision is the verdict with its reasons in words.
 type Decision struct {
 	Verdict Verdict `json:"verdict"`
 	Winner  string  `json:"winner,omitempty"`
-	// Harmed are the arms a guardrail moved the wrong way (anytime-valid, adjusted).
+	// Harmed are the arms a guardrail moved the wrong way (anytime-valid, adjusted), and the
+	// arms stopped by a guardrail.
 	Harmed []string `json:"harmed,omitempty"`
 	// DaysNeeded is the time still needed for the MDE at today's rate; nil when unknown.
 	DaysNeeded *float64 `json:"daysNeeded,omitempty"`
@@ -116,9 +125,20 @@ func Decide(in DecisionInput) Decision {
 			}
 		}
 	}
-	guard := "no guardrail moved"
+	var guards []string
 	if len(d.Harmed) > 0 {
-		guard = "guardrails moved for " + strings.Join(d.Harmed, ", ")
+		guards = append(guards, "guardrails moved for "+strings.Join(d.Harmed, ", "))
+	}
+	for _, s := range in.Stopped {
+		guards = append(guards, s.Reason)
+		if !harmed[s.Arm] {
+			harmed[s.Arm] = true
+			d.Harmed = append(d.Harmed, s.Arm)
+		}
+	}
+	guard := "no guardrail moved"
+	if len(guards) > 0 {
+		guard = strings.Join(guards, "; ")
 	}
 	if in.SRM.Mismatch {
 		d.Verdict = Blocked

@@ -76,3 +76,15 @@ func sampleVar(n, sum, sumSq float64) float64 {
 	}
 	return v
 }
+
+// CountMoments are the moments of an arm known only by its units and the total count of an
+// outcome over them (a Prometheus counter per arm): each unit's count is taken as Poisson with the
+// arm's mean, so ΣY = count and ΣY² = count + count²/units (E[Y²] = λ + λ²). When some units send
+// many of the events and others none (overdispersion), the true variance is larger and the
+// intervals are too narrow: per-unit events are the better source where an app can send them.
+func CountMoments(units, count float64) Moments {
+	if units <= 0 {
+		return Moments{}
+	}
+	return Moments{N: units, SumY: count, SumYY: count + count*count/units}
+}

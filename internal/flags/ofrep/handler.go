@@ -39,6 +39,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Ping is how often an idle change stream gets a comment to keep it open (0: 15 s).
 	Ping time.Duration
+	// Track, when set, serves POST {prefix}/v1/track (Aviary's, not OFREP's: the experiments'
+	// outcome events, api.Track) to whoever may evaluate, and returns the status it answered.
+	Track func(http.ResponseWriter, *http.Request) int
 }
 
 // Auth says who may evaluate. With no Keys and no Tokens anyone may.
@@ -80,8 +83,13 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"/v1/evaluate/flags", h.authed(endpointBulk, h.bulk))
 	h.mux.HandleFunc("GET "+p+"/v1/configuration", h.authed(endpointConfiguration, h.configuration))
 	h.mux.HandleFunc("GET "+p+"/v1/changes", h.changes)
-	for path, allow := range map[string]string{"/v1/evaluate/flags/{key}": "POST", "/v1/evaluate/flags": "POST",
-		"/v1/configuration": "GET", "/v1/changes": "GET"} {
+	allowed := map[string]string{"/v1/evaluate/flags/{key}": "POST", "/v1/evaluate/flags": "POST",
+		"/v1/configuration": "GET", "/v1/changes": "GET"}
+	if o.Track != nil {
+		h.mux.HandleFunc("POST "+p+"/v1/track", h.authed(endpointTrack, o.Track))
+		allowed["/v1/track"] = "POST"
+	}
+	for path, allow := range allowed {
 		h.mux.HandleFunc(p+path, func(w http.ResponseWriter, r *http.Request) {
 			h.o.Metrics.request(endpointOther, http.StatusMethodNotAllowed)
 			w.Header().Set("Allow", allow)

@@ -16,6 +16,7 @@ const (
 	endpointBulk          endpoint = "bulk"
 	endpointConfiguration endpoint = "configuration"
 	endpointChanges       endpoint = "changes"
+	endpointTrack         endpoint = "track"
 	endpointOther         endpoint = "other"
 )
 
@@ -36,7 +37,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_ofrep_requests_total",
-			Help: "OFREP requests, by endpoint (flag, bulk, configuration, changes, other) and status code."}, []string{"endpoint", "code"}),
+			Help: "OFREP requests, by endpoint (flag, bulk, configuration, changes, track, other) and status code."}, []string{"endpoint", "code"}),
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_flag_evaluations_total",
 			Help: "Flag evaluations served over OFREP, by flag (other for keys not in the set) and reason."}, []string{"flag", "reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aviary_flag_evaluation_errors_total",

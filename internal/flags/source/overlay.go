@@ -2,6 +2,7 @@ package source
 
 import (
 	"maps"
+	"slices"
 
 	"aviary.dev/aviary/internal/flags"
 )
@@ -20,7 +21,10 @@ func (s *Source) SetOverlays(o map[string]flags.Overlay) error {
 }
 
 func sameOverlay(a, b flags.Overlay) bool {
-	if a.Service != b.Service || (a.Rollout == nil) != (b.Rollout == nil) {
+	if a.Service != b.Service || (a.Rollout == nil) != (b.Rollout == nil) || (a.Experiment == nil) != (b.Experiment == nil) {
+		return false
+	}
+	if x, y := a.Experiment, b.Experiment; x != nil && (x.Name != y.Name || x.Traffic != y.Traffic || x.Control != y.Control || !slices.Equal(x.Stopped, y.Stopped)) {
 		return false
 	}
 	return a.Rollout == nil || *a.Rollout == *b.Rollout

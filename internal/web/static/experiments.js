@@ -259,8 +259,9 @@ export class ExperimentPage {
     const acts = [];
     if (may && !p) acts.push(['start', 'Start', 'Start the experiment: units and events count from now.']);
     if (may && p === 'running') acts.push(['stop', 'Stop', 'Stop the experiment for good: later units and events no longer count.']);
-    // Conclude ships a version arm (a rollout); a flag experiment is concluded by setting the flag.
-    if (may && (p === 'running' || p === 'stopped') && this.summary && this.summary.service && this.results && (this.results.arms || []).length) acts.push(['conclude', 'Conclude…', 'Conclude: for an experiment over versions, start the rollout of the chosen arm\'s version (judged like any rollout).']);
+    // Conclude ships an arm: the rollout of its version, or the flag rollout of its variant (the API
+    // refuses a flag bound to no service, and says so).
+    if (may && (p === 'running' || p === 'stopped') && this.results && (this.results.arms || []).length) acts.push(['conclude', 'Conclude…', 'Conclude: ship the chosen arm — the rollout of its version, or the flag rollout of its variant — judged like any rollout.']);
     this.el.controls.hidden = acts.length === 0;
     this.el.controls.replaceChildren(...acts.map(([a, label, text]) => h('button', { type: 'button', 'data-action': a, class: a === 'stop' ? 'danger' : '', text: label,
       onclick: () => this.ask(a, text) })));

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
+import { AviaryTrackingProvider } from './aviary-tracking.mjs';
 
 const { AVIARY_GW: gw, AVIARY_ADMIN: admin, AVIARY_KEY: key, AVIARY_TOKEN: token } = process.env;
 assert.ok(gw && admin && key && token, 'AVIARY_GW, AVIARY_ADMIN, AVIARY_KEY and AVIARY_TOKEN must be set (test/flags/sdk_test.go sets them)');
@@ -85,4 +86,16 @@ test('the kill switch: disabled serves the code default; enabled serves the flag
   await adminAPI('POST', '/api/v1/flags/bool-flag/enable');
   const on = await client.getBooleanDetails('bool-flag', false, user);
   assert.deepEqual([on.value, on.reason], [true, 'STATIC']);
+});
+
+test('OpenFeature tracking: client.track reaches the experiments through a provider that forwards it', async () => {
+  assert.equal(typeof new OFREPProvider({ baseUrl: gw }).track, 'undefined', 'the stock OFREP provider has no track: it would go nowhere');
+  const provider = new AviaryTrackingProvider({ baseUrl: gw, headers: [['X-API-Key', key]] });
+  await OpenFeature.setProviderAndWait('tracking', provider);
+  const tracking = OpenFeature.getClient('tracking');
+  tracking.track('purchase', { targetingKey: 'user-1' }, { value: 40, id: 'node-order-1' });
+  tracking.track('purchase', { targetingKey: 'user-1' }, { value: 40, id: 'node-order-1' }); // a retry
+  const [first, retry] = await Promise.all(provider.sent);
+  assert.deepEqual([first.status, first.body.added], [200, 1], JSON.stringify(first));
+  assert.deepEqual([retry.status, retry.body.added], [200, 0], 'a retried event counts once');
 });
