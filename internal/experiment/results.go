@@ -115,7 +115,7 @@ func Compute(e config.Experiment, st store.ExperimentState, src Source, now time
 	}
 	adj, _ := stats.ParseAdjustment(e.Adjustment)
 	stats.AdjustAll(r.Metrics, adj)
-	in.Metrics = r.Metrics
+	in.Metrics, in.Adjustment = r.Metrics, adj
 	if r.SRM != nil {
 		in.SRM = *r.SRM
 	}

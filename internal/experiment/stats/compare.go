@@ -185,14 +185,16 @@ func finish(p pair, o Options, cuped *CUPED) Comparison {
 		StdErr: se, DF: df, CUPED: cuped,
 	}
 	d := p.ya - p.yc
-	c.Absolute = effect(d, se, df, t, b, o.Alpha)
+	qs, qf := b.multiplier(t, o.Alpha), distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1-o.Alpha/2)
+	c.Absolute = Effect{Estimate: d, Sequential: Interval{d - qs*se, d + qs*se}, Fixed: Interval{d - qf*se, d + qf*se}}
 	c.PSequential = b.pValue(d, se, t)
 	c.PFixed = welchP(d, se, df)
 	if p.yc != 0 {
-		r := p.ya / p.yc
-		rse := math.Sqrt(p.va/p.na+r*r*p.vc/p.nc) / math.Abs(p.yc)
-		rel := effect(r-1, rse, df, t, b, o.Alpha)
-		c.Relative = &rel
+		seq, okS := fieller(p, qs)
+		fixed, okF := fieller(p, qf)
+		if okS && okF {
+			c.Relative = &Effect{Estimate: p.ya/p.yc - 1, Sequential: seq, Fixed: fixed}
+		}
 		if n := b.unitsNeeded(o.MDE*math.Abs(p.yc), se*math.Sqrt(t), o.Power); !math.IsInf(n, 1) {
 			c.UnitsNeeded = n
 		}
@@ -200,10 +202,23 @@ func finish(p pair, o Options, cuped *CUPED) Comparison {
 	return c
 }
 
-func effect(d, se, df, t float64, b boundary, alpha float64) Effect {
-	hw := b.halfWidth(se, t, alpha)
-	q := se * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1-alpha/2)
-	return Effect{Estimate: d, Sequential: Interval{d - hw, d + hw}, Fixed: Interval{d - q, d + q}}
+// fieller is the interval of the relative effect R − 1, R = μ_a/μ_c, that inverts the same test
+// as the absolute interval (Fieller, J. R. Statist. Soc. B 1954): every R at which
+// (Ȳ_a − R·Ȳ_c)² ≤ q²(s²_a/n_a + R²·s²_c/n_c). At R = 1 that is the test of the difference, so the
+// relative interval excludes 0 exactly when the absolute one does, whichever q (the sequence's or
+// Student's). ok is false when the set is unbounded: control's mean is not yet told from 0 at this
+// level (Ȳ_c² ≤ q²s²_c/n_c), and a relative effect means nothing.
+func fieller(p pair, q float64) (Interval, bool) {
+	q2 := q * q
+	a := p.yc*p.yc - q2*p.vc/p.nc
+	if !(a > 0) {
+		return Interval{}, false
+	}
+	// The roots of a·R² − 2b·R + c, c = Ȳ_a² − q²s²_a/n_a; b² − ac = q²(Ȳ_a²s²_c/n_c + a·s²_a/n_a) ≥ 0 when a > 0; written so it cannot round below 0.
+	root := math.Sqrt(q2 * (p.ya*p.ya*p.vc/p.nc + a*p.va/p.na))
+	b := p.ya * p.yc
+	lo, hi := (b-root)/a, (b+root)/a
+	return Interval{lo - 1, hi - 1}, true
 }
 
 func welchDF(p pair) float64 {

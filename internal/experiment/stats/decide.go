@@ -73,10 +73,13 @@ const (
 // DecisionInput is what Decide reads. Metrics must have been through AdjustAll; the first metric
 // that is not a guardrail is the primary one.
 type DecisionInput struct {
-	Control     string
-	Metrics     []MetricResult
-	SRM         SRM
-	Alpha       float64
+	Control string
+	Metrics []MetricResult
+	SRM     SRM
+	Alpha   float64
+	// Adjustment is how the p-values were adjusted (AdjustAll); the text says so beside the
+	// winner's interval, which is per comparison.
+	Adjustment  Adjustment
 	MDE         float64 // relative
 	Units       float64 // units so far, all arms
 	UnitsPerDay float64 // today's rate of new units, all arms
@@ -167,9 +170,9 @@ func Decide(in DecisionInput) Decision {
 		if win.Relative != nil {
 			e, f = *win.Relative, pct
 		}
-		d.Text = fmt.Sprintf("%s %s %s on %s by %s (%s to %s, %s); %s; ship %s",
+		d.Text = fmt.Sprintf("%s %s %s on %s by %s (%s to %s, %s; %s); %s; ship %s",
 			win.Arm, verb, in.Control, primary.Metric, f(e.Estimate),
-			f(e.Sequential.Lo), f(e.Sequential.Hi), conf, guard, win.Arm)
+			f(e.Sequential.Lo), f(e.Sequential.Hi), conf, adjusted(*win, in), guard, win.Arm)
 		return d
 	}
 	if len(d.Harmed) == len(primary.Arms) {
@@ -204,6 +207,24 @@ func Decide(in DecisionInput) Decision {
 	}
 	d.Text = fmt.Sprintf("keep running: not enough data yet to say how long a %s effect on %s needs; %s", pctAbs(in.MDE), primary.Metric, guard)
 	return d
+}
+
+// adjusted says the winner's adjusted p-value and over how many comparisons: its interval is the
+// comparison's own, unadjusted, and excludes 0 whenever the adjusted p is under alpha (an adjusted p
+// is never below the unadjusted one).
+func adjusted(r ArmResult, in DecisionInput) string {
+	n := 0
+	for _, m := range in.Metrics {
+		n += len(m.Arms)
+	}
+	if n == 1 {
+		return fmt.Sprintf("p = %.2g", r.PSequentialAdjusted)
+	}
+	name := "Holm"
+	if in.Adjustment == BenjaminiHochberg {
+		name = "Benjamini–Hochberg"
+	}
+	return fmt.Sprintf("p = %.2g adjusted by %s for %d comparisons", r.PSequentialAdjusted, name, n)
 }
 
 func gain(r ArmResult, g Goal) float64 {

@@ -53,7 +53,7 @@ func TestDecide(t *testing.T) {
 
 	d := decide(t, ctl, map[string]Moments{"green": green}, nil, SRM{})
 	if d.Verdict != Ship || d.Winner != "green" || !strings.HasPrefix(d.Text, "green beats control on conversion by +") ||
-		!strings.Contains(d.Text, "anytime-valid 95%); no guardrail moved; ship green") {
+		!strings.Contains(d.Text, "anytime-valid 95%; p = ") || !strings.Contains(d.Text, "); no guardrail moved; ship green") {
 		t.Errorf("a 10%% lift on 200k units should ship green: %+v", d)
 	}
 

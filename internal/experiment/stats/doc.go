@@ -36,8 +36,19 @@
 // confidence sequences", Ann. Statist. 2021, §6; Johari, Koomen, Pekelis & Walsh, "Always valid
 // inference", Oper. Res. 2022), computed with the same fixed ρ so that it does not depend on α.
 //
-// The relative effect Δ̂/Ȳ_control gets its own interval of both kinds from the delta method:
-// Var(Ȳ_a/Ȳ_c) ≈ (s²_a/n_a + r²·s²_c/n_c)/Ȳ_c², r = Ȳ_a/Ȳ_c.
+// The relative effect R − 1, R = μ_a/μ_c, gets its interval of both kinds by inverting the same
+// test (Fieller, "Some problems in interval estimation", J. R. Statist. Soc. B 1954): every R at
+// which |Ȳ_a − R·Ȳ_c| ≤ q·√(s²_a/n_a + R²·s²_c/n_c), with q the sequence's or Student's critical
+// value. At R = 1 this is the test of the difference, so the relative interval excludes 0 exactly
+// when the absolute one does and exactly when the p-value of its kind is at most α (a property
+// test holds them to it). A delta-method interval, (s²_a/n_a + r²s²_c/n_c)/Ȳ_c², does not: its
+// width grows with the ratio, and it once showed −18% to +214% beside p = 0.0012. When control's
+// mean cannot yet be told from 0 (Ȳ_c² ≤ q²s²_c/n_c) the set is unbounded and no relative effect
+// is reported, only the absolute one.
+//
+// Intervals are per comparison; p-values are given both raw and adjusted (below), and the
+// decision names the adjustment beside the winner's interval. An adjusted p is never below the
+// raw one, so a winner's interval always excludes 0.
 //
 // # Many metrics and arms
 //

@@ -17,9 +17,12 @@ func newBoundary(alpha, planned float64) boundary {
 
 // halfWidth is σ̂·√(2(tρ²+1)/(t²ρ²)·log(√(tρ²+1)/α)) with σ̂ = se·√t: the half-width at t units
 // of an estimator whose standard error is se.
-func (b boundary) halfWidth(se, t, alpha float64) float64 {
+func (b boundary) halfWidth(se, t, alpha float64) float64 { return se * b.multiplier(t, alpha) }
+
+// multiplier is halfWidth/se: the sequence's critical value at t units, in standard errors.
+func (b boundary) multiplier(t, alpha float64) float64 {
 	tr := t * b.rho2
-	return se * math.Sqrt(t) * math.Sqrt(2*(tr+1)/(t*tr)*(0.5*math.Log1p(tr)-math.Log(alpha)))
+	return math.Sqrt(2 * (tr + 1) / tr * (0.5*math.Log1p(tr) - math.Log(alpha)))
 }
 
 // pValue is the smallest α at which the sequence excludes 0: solving d = halfWidth(α) for α.
