@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -154,12 +155,20 @@ func (e *Experiment) ApplyDefaults() {
 		}
 		if m.Goal == "" {
 			m.Goal = GoalIncrease
-			if m.Builtin == BuiltinErrorRate || m.Builtin == BuiltinLatency {
+			switch m.Builtin {
+			case BuiltinErrorRate, BuiltinLatency, BuiltinTTFT, BuiltinCostPerRequest:
 				m.Goal = GoalDecrease
 			}
 		}
 	}
 }
+
+// ExperimentBuiltins are the builtin metrics an experiment may name: errorRate, latency, ttft and
+// costPerRequest are computed per unit from the gateway's records; feedback is judged as a guardrail
+// only.
+var ExperimentBuiltins = []Builtin{BuiltinErrorRate, BuiltinLatency, BuiltinTTFT, BuiltinCostPerRequest, BuiltinFeedback}
+
+const experimentBuiltinNames = "errorRate, latency, ttft, costPerRequest or feedback"
 
 var experimentName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -274,9 +283,9 @@ func (v *validator) experimentMetrics(p string, ms []ExperimentMetric) {
 		case sources > 1:
 			v.addf(mp, "sets more than one of event, builtin and prometheus; keep one")
 		case sources == 0:
-			v.addf(mp, "needs event (from POST /api/v1/track), builtin (errorRate, latency, feedback) or prometheus (a counter per arm)")
-		case m.Builtin != "" && m.Builtin != BuiltinErrorRate && m.Builtin != BuiltinLatency && m.Builtin != BuiltinFeedback:
-			v.addf(mp+".builtin", "%q: use errorRate, latency or feedback", m.Builtin)
+			v.addf(mp, "needs event (from POST /api/v1/track), builtin (%s) or prometheus (a counter per arm)", experimentBuiltinNames)
+		case m.Builtin != "" && !slices.Contains(ExperimentBuiltins, m.Builtin):
+			v.addf(mp+".builtin", "%q: use one of %s", m.Builtin, experimentBuiltinNames)
 		}
 		if m.Event != "" && m.Kind != KindProportion && m.Kind != KindMean {
 			v.addf(mp+".kind", "%q: use proportion (did the unit send the event) or mean (with value)", m.Kind)

@@ -28,6 +28,8 @@ experiments:
       - {name: errors, builtin: errorRate, guardrail: true}
       - {name: p95, builtin: latency, quantile: 0.95, guardrail: true}
       - {name: thumbs, builtin: feedback, goal: increase}
+      - {name: ttft, builtin: ttft}
+      - {name: cost, builtin: costPerRequest, guardrail: true}
     alpha: 0.05
     minimumDetectableEffect: 0.02
   - name: new-checkout
@@ -40,7 +42,8 @@ experiments:
 	}
 	e := c.Experiments[0]
 	if e.Traffic != 20 || e.PlannedUnits != DefaultExperimentPlannedUnits || e.Power != DefaultExperimentPower ||
-		e.Adjustment != "holm" || e.Arms[1].Weight != 1 || e.Metrics[2].Goal != GoalDecrease {
+		e.Adjustment != "holm" || e.Arms[1].Weight != 1 || e.Metrics[2].Goal != GoalDecrease ||
+		e.Metrics[5].Goal != GoalDecrease || e.Metrics[6].Goal != GoalDecrease {
 		t.Errorf("defaults not applied: %+v", e)
 	}
 	f := c.Experiments[1]
@@ -64,6 +67,7 @@ experiments:
       - {name: p95, builtin: latency, guardrail: true}
       - {name: signups, prometheus: {address: "localhost:9090", query: " "}}
       - {name: both, event: signup, prometheus: {address: "http://127.0.0.1:9090", query: "x"}}
+      - {name: tokens, builtin: outputTokens}
   - name: lonely
     service: nope
     arms: [{name: control, version: v1}]
@@ -85,6 +89,7 @@ experiments:
 		`experiments[0].metrics[2].prometheus.address: "localhost:9090": want an http://`,
 		"experiments[0].metrics[2].prometheus.query: is required",
 		"experiments[0].metrics[3]: sets more than one of event, builtin and prometheus",
+		`experiments[0].metrics[4].builtin: "outputTokens": use one of errorRate, latency, ttft, costPerRequest or feedback`,
 		`experiments[1].service: "nope" is not a service`,
 		"experiments[1].arms: has 1 arms",
 		"experiments[1].metrics: are all guardrails",

@@ -23,8 +23,13 @@ import (
 //     time (the boundary is read from the gateway's measurements of control before each flush, so
 //     every arm is held to the same boundary at any moment; control's mean is about 1-q).
 //
+//   - ttft (LLM services): the mean time to the first token of its answers that had one, in
+//     seconds, from the gateway's LLM records of its requests;
+//   - costPerRequest (LLM services): the mean cost of its priced answers (llm.prices).
+//
 // A unit's value is a ratio of its own requests, so a unit with many requests weighs what one
-// unit weighs, as for events.
+// unit weighs, as for events. Feedback per unit is not computed: feedback names a request, not a
+// unit, and the join from one to the other is not kept.
 
 // reservedPrefix begins the names of the events the gateway's records become; apps may not send
 // events of such names.
@@ -58,6 +63,7 @@ type RequestRecorder struct {
 type target struct {
 	name   string
 	bounds []boundary
+	llm    bool // an experiment measures ttft or costPerRequest: RecordLLM records it
 }
 
 type boundary struct {
@@ -71,6 +77,9 @@ type unitSums struct {
 	first            time.Time // when its first request since the last flush ended
 	requests, errors float64
 	slow             []float64 // per boundary of the target
+	// From the LLM records: the sum of the times to first token (seconds) over the answers that
+	// had one, and the sum of the costs over the priced answers.
+	ttft, firstTokens, cost, priced float64
 }
 
 // NewRequestRecorder returns a recorder that records nothing until Watch names services.
@@ -91,15 +100,9 @@ func (r *RequestRecorder) Record(service, key string, failed bool, latency time.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range targets {
-		k := unitKey{t.name, key}
-		s := r.sums[k]
+		s := r.sumsOf(t, key, end)
 		if s == nil {
-			if len(r.sums) >= MaxRecordedUnits {
-				r.dropped.Add(1)
-				continue
-			}
-			s = &unitSums{first: end, slow: make([]float64, len(t.bounds))}
-			r.sums[k] = s
+			continue
 		}
 		s.requests++
 		if failed {
@@ -109,6 +112,55 @@ func (r *RequestRecorder) Record(service, key string, failed bool, latency time.
 			if b.limit > 0 && latency > b.limit && i < len(s.slow) {
 				s.slow[i]++
 			}
+		}
+	}
+}
+
+// sumsOf is the unit's sums under target t, made at end if new; nil (and the request counted as
+// dropped) when MaxRecordedUnits are summed already. The caller holds r.mu.
+func (r *RequestRecorder) sumsOf(t target, key string, end time.Time) *unitSums {
+	k := unitKey{t.name, key}
+	s := r.sums[k]
+	if s == nil {
+		if len(r.sums) >= MaxRecordedUnits {
+			r.dropped.Add(1)
+			return nil
+		}
+		s = &unitSums{first: end, slow: make([]float64, len(t.bounds))}
+		r.sums[k] = s
+	}
+	return s
+}
+
+// RecordLLM adds what the gateway's LLM record of one request of a unit of a service says: its
+// time to first token (0: none, a failed or empty answer) and its cost (priced false: the model
+// has no price). It ended at end. Only targets with an LLM metric record it.
+func (r *RequestRecorder) RecordLLM(service, key string, firstToken time.Duration, cost float64, priced bool, end time.Time) {
+	w := r.watched.Load()
+	if w == nil || key == "" || (firstToken <= 0 && !priced) {
+		return
+	}
+	targets, ok := (*w)[service]
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range targets {
+		if !t.llm {
+			continue
+		}
+		s := r.sumsOf(t, key, end)
+		if s == nil {
+			continue
+		}
+		if firstToken > 0 {
+			s.ttft += firstToken.Seconds()
+			s.firstTokens++
+		}
+		if priced {
+			s.cost += cost
+			s.priced++
 		}
 	}
 }
@@ -136,11 +188,22 @@ func (r *RequestRecorder) Watch(running []Running, flagService func(flag string)
 			case config.BuiltinLatency:
 				measured = true
 				t.bounds = append(t.bounds, boundary{q: m.Quantile, limit: limit(name, control, m.Quantile)})
+			case config.BuiltinTTFT, config.BuiltinCostPerRequest:
+				measured, t.llm = true, true
 			}
 		}
-		if measured && !slices.ContainsFunc(w[service], func(o target) bool { return o.name == name }) {
-			w[service] = append(w[service], t)
+		if !measured {
+			continue
 		}
+		// Two experiments on one target (one on ttft, one on latency) share its sums.
+		if i := slices.IndexFunc(w[service], func(o target) bool { return o.name == name }); i >= 0 {
+			w[service][i].llm = w[service][i].llm || t.llm
+			if len(w[service][i].bounds) == 0 {
+				w[service][i].bounds = t.bounds
+			}
+			continue
+		}
+		w[service] = append(w[service], t)
 	}
 	r.watched.Store(&w)
 }
@@ -173,6 +236,14 @@ func (r *RequestRecorder) Flush() []store.TrackedEvent {
 		}
 		add(k, "requests", s.requests)
 		add(k, "errors", s.errors)
+		if s.firstTokens > 0 {
+			add(k, "ttft", s.ttft)
+			add(k, "first-tokens", s.firstTokens)
+		}
+		if s.priced > 0 {
+			add(k, "cost", s.cost)
+			add(k, "priced", s.priced)
+		}
 		for i, b := range bounds[k.target] {
 			if b.limit > 0 && i < len(s.slow) {
 				add(k, slowKind(b.q), s.slow[i])
@@ -198,6 +269,10 @@ func builtinEvents(e config.Experiment, m config.ExperimentMetric) (num, den str
 		return BuiltinEvent(service, "errors"), den, true
 	case config.BuiltinLatency:
 		return BuiltinEvent(service, slowKind(m.Quantile)), den, true
+	case config.BuiltinTTFT:
+		return BuiltinEvent(service, "ttft"), BuiltinEvent(service, "first-tokens"), true
+	case config.BuiltinCostPerRequest:
+		return BuiltinEvent(service, "cost"), BuiltinEvent(service, "priced"), true
 	}
 	return "", "", false
 }

@@ -2,12 +2,14 @@ package experiment
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/experiment/stats"
 	"aviary.dev/aviary/internal/store"
 )
 
@@ -89,5 +91,85 @@ func TestBuiltinMetricsFromTheGatewaysRecords(t *testing.T) {
 	if _, _, err := m.Track([]store.TrackedEvent{{ID: "x", Unit: "u", Event: BuiltinEvent("shop", "errors")}}); err == nil ||
 		!strings.Contains(err.Error(), "names the gateway's own records") {
 		t.Errorf("an app's event of a reserved name: %v", err)
+	}
+}
+
+// The LLM builtins per unit, from the gateway's LLM records: each unit's mean time to first token
+// over its answers that had one and its mean cost over its priced answers, attributed from its
+// exposure on; records of a unit with no key or of an unwatched service do not count.
+func TestLLMBuiltinsFromTheGatewaysRecords(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "aviary.db"), store.Options{MaxEvents: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	e := config.Experiment{Name: "answers", Service: "chat",
+		Arms: []config.ExperimentArm{{Name: "control", Version: "v1"}, {Name: "small", Version: "v2"}},
+		Metrics: []config.ExperimentMetric{
+			{Name: "ttft", Builtin: config.BuiltinTTFT},
+			{Name: "cost", Builtin: config.BuiltinCostPerRequest, Guardrail: true},
+		}}
+	e.ApplyDefaults()
+	if e.Metrics[0].Goal != config.GoalDecrease || e.Metrics[1].Goal != config.GoalDecrease {
+		t.Fatalf("goals %q, %q: want decrease by default", e.Metrics[0].Goal, e.Metrics[1].Goal)
+	}
+	c := &clock{t: t0}
+	m := New(Options{Store: s, Specs: func() []config.Experiment { return []config.Experiment{e} }, Now: c.now})
+	st, err := m.Start("answers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRequestRecorder(t0)
+	rec.Watch([]Running{{Spec: e, State: st}}, func(string) string { return "" }, func(string, string, float64) time.Duration { return 0 })
+	var exps []store.Exposure
+	end := t0.Add(time.Second)
+	for i := 0; i < 300; i++ {
+		key := fmt.Sprintf("user-%d", i)
+		version := []string{"v1", "v2"}[i%2]
+		exps = append(exps, store.Exposure{Flag: VersionExposures("chat"), Variant: version, Key: key, Time: t0})
+		// v1: first tokens at 400 and 600 ms, 0.02 and 0.04 a request; v2 at 100 and 300 ms,
+		// 0.001 and 0.002; one more answer of each unit with no first token and no price.
+		base, price := 400*time.Millisecond, 0.02
+		if version == "v2" {
+			base, price = 100*time.Millisecond, 0.001
+		}
+		rec.RecordLLM("chat", key, base, price, true, end)
+		rec.RecordLLM("chat", key, base+200*time.Millisecond, 2*price, true, end)
+		rec.RecordLLM("chat", key, 0, 0, false, end)
+		rec.RecordLLM("other", key, time.Hour, 100, true, end)                  // not watched
+	}
+	rec.RecordLLM("chat", "", time.Hour, 100, true, end) // no key: no unit
+	if _, _, err := s.AddExposures(exps); err != nil {
+		t.Fatal(err)
+	}
+	evs := rec.Flush()
+	for _, ev := range evs {
+		if ev.Unit == "" || !strings.HasSuffix(ev.Event, ":chat") {
+			t.Fatalf("flushed %+v", ev)
+		}
+	}
+	if err := m.AddRecords(evs); err != nil {
+		t.Fatal(err)
+	}
+	c.t = t0.Add(time.Hour)
+	res, err := m.Results("answers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]float64{}
+	for _, mr := range res.Metrics {
+		a := mr.Arms[0]
+		byName[mr.Metric+"/control"], byName[mr.Metric+"/small"] = a.ControlMean, a.ArmMean
+		if a.ControlUnits != 150 || a.ArmUnits != 150 {
+			t.Errorf("%s: %v and %v units, want 150 each", mr.Metric, a.ControlUnits, a.ArmUnits)
+		}
+	}
+	for k, want := range map[string]float64{"ttft/control": 0.5, "ttft/small": 0.2, "cost/control": 0.03, "cost/small": 0.0015} {
+		if got, ok := byName[k]; !ok || math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s: %v (computed: %v), want %v; notes %v", k, got, ok, want, res.Notes)
+		}
+	}
+	if res.Decision.Verdict != stats.Ship || res.Decision.Winner != "small" {
+		t.Errorf("a faster, cheaper arm on 150 units each: %+v", res.Decision)
 	}
 }

@@ -188,7 +188,7 @@ func (g *Gateway) teeLLM(ex *exchange, resp *http.Response) {
 	resp.Header.Set(RequestIDHeader, lx.id)
 	unread := decodeBody(resp)
 	b := &llmBody{rc: resp.Body, g: g, lx: lx, status: resp.StatusCode, output: textCapture{n: ex.svc.llm.capture},
-		svc: ex.svc.name, version: ex.v.name, flags: ex.flags, nflags: ex.nflags, unread: unread, ctx: resp.Request.Context(),
+		svc: ex.svc.name, version: ex.v.name, key: ex.key, flags: ex.flags, nflags: ex.nflags, unread: unread, ctx: resp.Request.Context(),
 		p: llm.NewResponseParser(lx.api, resp.Header.Get("Content-Type"), lx.start, time.Now)}
 	if unread != "" {
 		g.log.Debug("LLM answer not read: its content coding is unknown", "service", ex.svc.name, "version", ex.v.name, "coding", unread)
@@ -211,6 +211,7 @@ type llmBody struct {
 	status  int
 	svc     string
 	version string
+	key     string                           // the user's sticky key when placed by weight
 	flags   [maxRequestFlags]llm.FlagVariant // the user's variants of the service's measured flags
 	nflags  int
 	unread  string // a content coding that cannot be decoded: the body passes unread
@@ -302,7 +303,7 @@ func (b *llmBody) Close() error {
 	if b.g.llmSink != nil {
 		b.g.llmSink.Served(LLMRecord{Service: b.svc, Version: b.version, RequestID: b.lx.id, Status: b.status,
 			Start: b.lx.start, Duration: time.Since(b.lx.start), Exchange: x, Input: b.lx.input, Output: b.output.b,
-			TraceParent: b.lx.traceParent, TraceState: b.lx.traceState, Flags: b.flags[:b.nflags]})
+			TraceParent: b.lx.traceParent, TraceState: b.lx.traceState, Flags: b.flags[:b.nflags], Key: b.key})
 	}
 	return err
 }

@@ -23,6 +23,9 @@ type Record struct {
 	// Flags are the variants of the service's measured flags that the request's user had, so that
 	// the exchange is also measured under each variant (a flag rollout of an LLM service).
 	Flags []FlagVariant
+	// Key is the sticky key of the request's user when the gateway placed it by weight with one
+	// ("" otherwise): experiments turn the records into their units' ttft and cost.
+	Key string
 }
 
 // FlagVariant is the variant of one flag a request's user had.

@@ -90,7 +90,7 @@ func (c *core) start(cfg *config.Config, data []byte, o Options, log *slog.Logge
 	c.qual = quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores,
 		Evaluators: evaluators(cfg.Services), Logger: log, Metrics: c.prom, OnScore: c.tel.Evaluation})
 	c.gw = gateway.New(gateway.Options{Metrics: reg, Logger: log, Gateway: cfg.Gateway,
-		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel}, Placed: c.versionExposed, Served: c.unitServed})
+		LLM: llmSink{stats: c.llm, quality: c.qual, tel: c.tel, reqs: c.reqs}, Placed: c.versionExposed, Served: c.unitServed})
 	c.prom.MustRegister(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.prom.MustRegister(c.gw.Collectors()...)
 	c.prom.MustRegister(c.llm.Collectors()...)
@@ -212,6 +212,7 @@ type llmSink struct {
 	stats   *llmstats.Registry
 	quality *quality.Quality
 	tel     *telemetry.Telemetry
+	reqs    *experiment.RequestRecorder // the units' time to first token and cost; nil: none
 }
 
 func (s llmSink) Served(rec gateway.LLMRecord) {
@@ -222,6 +223,9 @@ func (s llmSink) Served(rec gateway.LLMRecord) {
 		s.stats.Record(byVariant)
 	}
 	cost, priced := s.stats.Cost(rec.Exchange)
+	if s.reqs != nil && rec.Key != "" && !rec.Mirror {
+		s.reqs.RecordLLM(rec.Service, rec.Key, rec.Exchange.FirstToken, cost, priced, rec.Start.Add(rec.Duration))
+	}
 	request, response := s.stats.ModelLabels(rec.Exchange)
 	s.tel.Exchange(rec, telemetry.Cost{Value: cost, Priced: priced, RequestModel: request, ResponseModel: response})
 	if rec.Status >= 200 && rec.Status < 300 && rec.Exchange.StreamError == "" {
