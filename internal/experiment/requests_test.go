@@ -136,7 +136,7 @@ func TestLLMBuiltinsFromTheGatewaysRecords(t *testing.T) {
 		rec.RecordLLM("chat", key, base, price, true, end)
 		rec.RecordLLM("chat", key, base+200*time.Millisecond, 2*price, true, end)
 		rec.RecordLLM("chat", key, 0, 0, false, end)
-		rec.RecordLLM("other", key, time.Hour, 100, true, end)                  // not watched
+		rec.RecordLLM("other", key, time.Hour, 100, true, end) // not watched
 	}
 	rec.RecordLLM("chat", "", time.Hour, 100, true, end) // no key: no unit
 	if _, _, err := s.AddExposures(exps); err != nil {
