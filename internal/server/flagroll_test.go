@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/experiment"
 	"aviary.dev/aviary/internal/flags"
 	"aviary.dev/aviary/internal/gateway"
 	"aviary.dev/aviary/internal/llm"
@@ -98,5 +99,49 @@ func TestLLMExchangesAreMeasuredPerFlagVariant(t *testing.T) {
 	}
 	if got := stats.Totals("flag:prompt-v2", "b", false); got.Requests != 1 {
 		t.Errorf("the variant's totals %+v; want the exchange counted", got)
+	}
+}
+
+// A keyed LLM exchange reaches the experiments' recorder as the unit's time to first token, under
+// the service for an experiment over versions and under the flag for one over a flag's variants;
+// a mirror's copy and an exchange without a key do not.
+func TestLLMExchangesReachTheExperimentsUnits(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), telemetry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := quality.New(quality.Options{Window: cfg.LLM.FeedbackWindow.Duration, MaxEntries: cfg.LLM.FeedbackEntries, Scores: cfg.LLM.FeedbackScores})
+	t.Cleanup(q.Close)
+	reqs := experiment.NewRequestRecorder(time.Now())
+	ttft := []config.ExperimentMetric{{Name: "ttft", Builtin: config.BuiltinTTFT}}
+	reqs.Watch([]experiment.Running{
+		{Spec: config.Experiment{Name: "versions", Service: "chat", Arms: []config.ExperimentArm{{Name: "a", Version: "v1"}, {Name: "b", Version: "v2"}}, Metrics: ttft}},
+		{Spec: config.Experiment{Name: "prompts", Flag: "prompt-v2", Arms: []config.ExperimentArm{{Name: "a", Variant: "a"}, {Name: "b", Variant: "b"}}, Metrics: ttft}},
+	}, func(string) string { return "chat" }, func(string, string, float64) time.Duration { return 0 })
+	sink := llmSink{stats: llmstats.New(nil), quality: q, tel: tel, reqs: reqs}
+	rec := gateway.LLMRecord{Service: "chat", Version: "v1", Status: 200, Start: time.Now(), Key: "user-1",
+		Exchange: llm.Exchange{FirstToken: 250 * time.Millisecond, Complete: true}}
+	sink.Served(rec)
+	mirror := rec
+	mirror.Mirror = true
+	sink.Served(mirror)
+	nokey := rec
+	nokey.Key = ""
+	sink.Served(nokey)
+	got := map[string]float64{}
+	for _, ev := range reqs.Flush() {
+		if ev.Unit != "user-1" {
+			t.Errorf("event of unit %q", ev.Unit)
+		}
+		got[ev.Event] += ev.Value
+	}
+	for _, target := range []string{"chat", "flag:prompt-v2"} {
+		if got[experiment.BuiltinEvent(target, "ttft")] != 0.25 || got[experiment.BuiltinEvent(target, "first-tokens")] != 1 {
+			t.Errorf("%s: flushed %v, want one first token at 0.25 s", target, got)
+		}
 	}
 }
