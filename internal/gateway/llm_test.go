@@ -315,3 +315,38 @@ services:
 		}
 	}
 }
+
+// An LLM record carries the sticky key of the request's user, so that experiments can give each
+// unit its time to first token and cost; a request without one has none.
+func TestLLMRecordCarriesTheStickyKey(t *testing.T) {
+	up := httptest.NewServer(fakellm.New(fakellm.Options{TTFT: time.Millisecond, OutputTokens: 3}))
+	t.Cleanup(up.Close)
+	front, rec := serveLLM(t, `
+services:
+  - name: chat
+    llm: {api: openai}
+    stickiness: {header: X-User}
+    versions:
+      - {name: v1, endpoints: ["`+up.URL+`"]}
+`)
+	for _, user := range []string{"alice", ""} {
+		req, err := http.NewRequest(http.MethodPost, front.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if user != "" {
+			req.Header.Set("X-User", user)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if r := rec.wait(t); r.Key != user || r.Exchange.FirstToken <= 0 {
+			t.Errorf("record of %q: key %q, first token %v", user, r.Key, r.Exchange.FirstToken)
+		}
+	}
+}
