@@ -196,3 +196,133 @@ experiments:
 	}
 	proc.Stop()
 }
+
+// variantUpstream is a real upstream of a service with a gateway-evaluated flag: it reads the
+// variant from the X-Checkout header, fails every failEvery-th request of variant bad with a 500,
+// and remembers each user's last variant.
+type variantUpstream struct {
+	mu   sync.Mutex
+	last map[string]string
+	url  string
+}
+
+func newVariantUpstream(t *testing.T, bad string, failEvery int) *variantUpstream {
+	u := &variantUpstream{last: map[string]string{}}
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		variant := r.Header.Get("X-Checkout")
+		u.mu.Lock()
+		u.last[r.Header.Get("X-User")] = variant
+		fail := false
+		if variant == bad {
+			n++
+			fail = n%failEvery == 0
+		}
+		u.mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		io.WriteString(w, variant)
+	}))
+	t.Cleanup(srv.Close)
+	u.url = srv.URL
+	return u
+}
+
+func (u *variantUpstream) variants() map[string]string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[string]string, len(u.last))
+	for k, v := range u.last {
+		out[k] = v
+	}
+	return out
+}
+
+// A flag arm that errs more is stopped by its guardrail — the canary judge on the gateway's
+// measurements of the flag's service per variant — and its users get control's variant from then
+// on (read in the header the upstream gets); the results and an event say so.
+func TestGuardrailStopsAFlagArmThatErrs(t *testing.T) {
+	dir := t.TempDir()
+	flags := filepath.Join(dir, "flags.json")
+	if err := os.WriteFile(flags, []byte(flagsJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := newVariantUpstream(t, "on", 5) // 20% errors for "on"
+	a := e2e.Start(t, fmt.Sprintf(`gateway: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+storage: {path: %q}
+flags: {files: [%q]}
+services:
+  - name: shop
+    match: {pathPrefix: /}
+    versions: [{name: v1, endpoints: [%q]}]
+    stickiness: {header: X-User}
+    flags: [{key: new-checkout, header: X-Checkout}]
+experiments:
+  - name: checkout
+    flag: new-checkout
+    arms: [{name: "off", variant: "off"}, {name: "on", variant: "on"}]
+    minUnitsPerArm: 20
+    metrics:
+      - {name: conversion, event: purchase}
+      - {name: errors, builtin: errorRate, guardrail: true}
+`, filepath.Join(dir, "aviary.db"), flags, up.url))
+	const users = 200
+	send := func() {
+		for i := 0; i < users; i++ {
+			req, _ := http.NewRequest(http.MethodGet, a.GW+"/checkout", nil)
+			req.Header.Set("X-User", fmt.Sprint("user-", i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	var res experiment.Results
+	on := map[string]bool{}
+	polltest.Wait(t, 120*time.Second, "the errors guardrail to stop the flag's arm on", func() bool {
+		send()
+		for u, v := range up.variants() {
+			if v == "on" {
+				on[u] = true
+			}
+		}
+		get(t, a.Admin+"/api/v1/experiments/checkout/results", &res)
+		return res.Arms[1].Stopped != nil
+	})
+	t.Logf("stopped: %s", res.Arms[1].Stopped.Reason)
+	if !strings.HasPrefix(res.Arms[1].Stopped.Reason, "on stopped: errors guardrail, ") || res.Decision.Winner != "" ||
+		!strings.Contains(res.Decision.Text, "on stopped: errors guardrail") {
+		t.Errorf("stopped %+v, decision %+v", res.Arms[1].Stopped, res.Decision)
+	}
+	if len(on) < users/4 || len(on) > users*3/4 {
+		t.Fatalf("%d of %d users had variant on, with an even split", len(on), users)
+	}
+	var evs struct{ Events []rollout.Event }
+	get(t, a.Admin+"/api/v1/events?last=20", &evs)
+	found := false
+	for _, e := range evs.Events {
+		found = found || (e.Kind == cfgpkg.EventArmStopped && e.Experiment == "checkout" && e.Canary == "on")
+	}
+	if !found {
+		t.Errorf("no ArmStopped event among %+v", evs.Events)
+	}
+	// From now on the arm's users get control's variant (once the stop is durable and the flag's
+	// overlay follows it: wait for it).
+	polltest.Wait(t, 30*time.Second, "the arm's users to get variant off", func() bool {
+		send()
+		got := up.variants()
+		for u := range on {
+			if got[u] != "off" {
+				return false
+			}
+		}
+		return true
+	})
+}
