@@ -282,8 +282,12 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	done := l.run(ctx, rs, 200, get)
 	f.setImage("shop:2")
 	began := time.Now()
-	ro := f.fleetSeen(2)
-	if ro.Status.Phase == "Degraded" {
+	f.fleetSeen(2)
+	// A few looks' worth of traffic through both, so that the killed replica has a rate to
+	// estimate what it takes with it by.
+	read := l.ok.Load()
+	polltest.Wait(t, 30*time.Second, "500 more requests through both replicas", func() bool { return l.ok.Load() > read+500 })
+	if ro := f.get2(); ro.Status.Phase == "Degraded" {
 		t.Fatalf("the canary was rolled back before a replica could be killed under judgement: %s", ro.Status.Message)
 	}
 	rs[0].Kill() // SIGKILL: no drain; what it counted since the judge's last look is lost
@@ -292,7 +296,7 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	if err := cl.Delete(f.ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "edge-a", Namespace: f.ns}}); err != nil {
 		t.Fatal(err)
 	}
-	ro = f.waitFor("the erring canary rolled back", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
+	ro := f.waitFor("the erring canary rolled back", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
 	took := time.Since(began)
 	stop()
 	done.Wait()
@@ -314,8 +318,8 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	if n := l.retried.Load(); n > workers {
 		t.Errorf("%d attempts went unanswered, more than the %d that can be in flight on the killed replica", n, workers)
 	}
-	if fl == nil || fl.Replicas != 1 || fl.Answered != 1 || fl.Ended != 1 {
-		t.Errorf("status.fleet is %+v; want the survivor read (1 of 1) and the killed replica counted as ended", fl)
+	if fl == nil || fl.Replicas != 1 || fl.Answered != 1 || fl.Ended != 1 || fl.Lost <= 0 {
+		t.Errorf("status.fleet is %+v; want the survivor read (1 of 1), the killed replica counted as ended and an estimate of the requests lost with it", fl)
 	}
 }
 
