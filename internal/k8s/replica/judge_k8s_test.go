@@ -237,6 +237,45 @@ func (f *fleet) fleetSeen(n int32) *v1alpha1.Rollout {
 	})
 }
 
+// killUnderJudgement kills the first replica with SIGKILL (no drain: what it counted since the
+// judge's last look is lost) once the judge has read both and a few looks' worth of traffic has
+// gone through them, so that it has a rate to estimate the loss by; then removes its endpoint, as
+// the EndpointSlice controller does a dead pod's. It fails the test if the verdict came first.
+func (f *fleet) killUnderJudgement(l *load, rs []*fleettest.Replica) {
+	f.t.Helper()
+	f.fleetSeen(2)
+	read := l.ok.Load()
+	polltest.Wait(f.t, 30*time.Second, "500 more requests through both replicas", func() bool { return l.ok.Load() > read+500 })
+	if ro := f.get2(); ro.Status.Phase == "Degraded" || ro.Status.StableRevision == 2 {
+		f.t.Fatalf("the verdict came before a replica could be killed under judgement: %s", ro.Status.Message)
+	}
+	rs[0].Kill()
+	if err := cl.Delete(f.ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "edge-a", Namespace: f.ns}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// killedOne checks what a killed replica may cost: no request failed on both replicas, at most
+// one unanswered attempt per client worker (each has one request in flight, and sends no more to
+// a replica that failed it), and the status counts the replica as ended, with an estimate of the
+// requests it took with it.
+func killedOne(t *testing.T, l *load, fl *v1alpha1.FleetStatus) {
+	t.Helper()
+	const workers = 4 // load.run's
+	if n := l.lost.Load(); n != 0 {
+		t.Errorf("%d requests failed on both replicas; only the killed one's in flight may fail, and they are retried", n)
+	}
+	if n := l.retried.Load(); n > workers {
+		t.Errorf("%d attempts went unanswered, more than the %d that can be in flight on the killed replica", n, workers)
+	}
+	if fl == nil || fl.Replicas != 1 || fl.Answered != 1 || fl.Ended != 1 || fl.Lost <= 0 {
+		t.Errorf("status.fleet is %+v; want the survivor read (1 of 1), the killed replica counted as ended and an estimate of the requests lost with it", fl)
+	}
+}
+
+// TestTheFleetJudgePromotesAHealthyCanary: a healthy canary is still promoted when a replica is
+// killed under judgement; what it took with it is lost evenly from both versions, so it biases
+// neither.
 func TestTheFleetJudgePromotesAHealthyCanary(t *testing.T) {
 	t.Parallel()
 	f, rs := judgedApp(t, steps(weight(50), v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors-only"}}}), errorsOnly())
@@ -251,19 +290,23 @@ func TestTheFleetJudgePromotesAHealthyCanary(t *testing.T) {
 	began := time.Now()
 	ro := f.fleetSeen(2)
 	t.Logf("status.fleet while in flight: %+v (%s)", *ro.Status.Fleet, ro.Status.Message)
+	f.killUnderJudgement(&l, rs)
+	killed := time.Since(began)
 	ro = f.waitFor("the canary promoted by the judge", func(ro *v1alpha1.Rollout) bool {
 		return ro.Status.Phase == "Healthy" && ro.Status.Routing != nil && ro.Status.Routing.Canary == "" && ro.Status.StableRevision == 2
 	})
 	stop()
 	done.Wait()
-	t.Logf("promoted %s after %s under %d requests (%d failed, %d attempts unanswered)", ro.Status.StableVersion, time.Since(began).Round(time.Second), l.ok.Load(), l.failed.Load(), l.retried.Load())
-	if n := l.failed.Load() + l.retried.Load(); n != 0 {
-		t.Errorf("%d requests or attempts failed with two healthy versions and both replicas up", n)
+	t.Logf("replica a killed %s after the canary began; promoted %s after %s under %d requests (%d failed, %d attempts unanswered and retried, %d failed on both); fleet %+v",
+		killed.Round(100*time.Millisecond), ro.Status.StableVersion, time.Since(began).Round(time.Second), l.ok.Load(), l.failed.Load(), l.retried.Load(), l.lost.Load(), ro.Status.Fleet)
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d requests answered an error with two healthy versions", n)
 	}
+	killedOne(t, &l, ro.Status.Fleet)
 }
 
 // TestTheFleetJudgeRollsBackAnErringCanary is the scenario: a canary that errs more, judged
-// through two replicas, one of which is killed with SIGKILL as soon as the judge has read both.
+// through two replicas, one of which is killed with SIGKILL while the judge reads both.
 // The clients retry on the other replica, as a load balancer would; the EndpointSlice controller's
 // part (the dead pod's endpoint removed) is played by the test. The verdict must not change: the
 // default analysis still rolls the canary back, on the survivor's counts, and the status says
@@ -278,24 +321,11 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	ctx, stop := context.WithCancel(f.ctx)
 	defer stop()
 	var l load
-	const workers = 4 // load.run's
 	done := l.run(ctx, rs, 200, get)
 	f.setImage("shop:2")
 	began := time.Now()
-	f.fleetSeen(2)
-	// A few looks' worth of traffic through both, so that the killed replica has a rate to
-	// estimate what it takes with it by.
-	read := l.ok.Load()
-	polltest.Wait(t, 30*time.Second, "500 more requests through both replicas", func() bool { return l.ok.Load() > read+500 })
-	if ro := f.get2(); ro.Status.Phase == "Degraded" {
-		t.Fatalf("the canary was rolled back before a replica could be killed under judgement: %s", ro.Status.Message)
-	}
-	rs[0].Kill() // SIGKILL: no drain; what it counted since the judge's last look is lost
+	f.killUnderJudgement(&l, rs)
 	killed := time.Since(began)
-	// The pod's endpoint goes away, as the EndpointSlice controller removes a dead pod's.
-	if err := cl.Delete(f.ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "edge-a", Namespace: f.ns}}); err != nil {
-		t.Fatal(err)
-	}
 	ro := f.waitFor("the erring canary rolled back", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
 	took := time.Since(began)
 	stop()
@@ -310,17 +340,7 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	if !strings.Contains(ro.Status.Message, "error") {
 		t.Errorf("the rollback does not say it was the errors: %s", ro.Status.Message)
 	}
-	if n := l.lost.Load(); n != 0 {
-		t.Errorf("%d requests failed on both replicas; only the killed one's in flight may fail, and they are retried", n)
-	}
-	// Each worker has at most one request in flight, and after a failure sends no more to the
-	// replica that failed it: at most one unanswered attempt per worker.
-	if n := l.retried.Load(); n > workers {
-		t.Errorf("%d attempts went unanswered, more than the %d that can be in flight on the killed replica", n, workers)
-	}
-	if fl == nil || fl.Replicas != 1 || fl.Answered != 1 || fl.Ended != 1 || fl.Lost <= 0 {
-		t.Errorf("status.fleet is %+v; want the survivor read (1 of 1), the killed replica counted as ended and an estimate of the requests lost with it", fl)
-	}
+	killedOne(t, &l, fl)
 }
 
 // TestANewLeaderJudgesTheFleetAfresh kills the leading controller once it has read the fleet, while
