@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,11 +168,14 @@ func TestLLMTestsAreOnePerRolloutAndResumedBitForBit(t *testing.T) {
 			t.Fatalf("%s: after a minute the test counted %d canary values: too few to mean anything", m, n)
 		}
 	}
-	for range 60 {
+	for range 60 { // the two runs look at once, as their goroutines do
 		p1.serve(t, tr.now, drawSecond(r))
 		tr.now = tr.now.Add(time.Second)
-		step1.look(context.Background(), tr.now)
-		step2.look(context.Background(), tr.now)
+		var wg sync.WaitGroup
+		for _, rn := range []*runner{step1, step2} {
+			wg.Go(func() { rn.look(context.Background(), tr.now) })
+		}
+		wg.Wait()
 	}
 	p1.a.persist("chat/1")
 
