@@ -28,6 +28,8 @@ type controllerFlags struct {
 	interval                time.Duration
 	logLevel, logFormat     string
 	admin                   adminFlags
+	fleetTokenFile          string        // the gateway fleet's read token (else $AVIARY_GATEWAY_TOKEN)
+	fleetTimeout            time.Duration // how long a look waits for the replicas' counts
 	// run runs the controller: k8s.Run, or in tests a function that keeps the options.
 	run func(context.Context, k8s.Options) error
 }
@@ -87,7 +89,9 @@ the read token (AVIARY_READ_TOKEN or --read-token-file) only read; without an ad
 address must be a loopback one, reached with kubectl port-forward.
 
 Rollouts routed through Aviary's gateway fleet (trafficRouting.aviary) are judged on the sum of the
-replicas' counts, read from their admin API with the read token in $AVIARY_GATEWAY_TOKEN.`,
+replicas' counts, read from their admin API with the gateway's read token (--fleet-token-file,
+else $AVIARY_GATEWAY_TOKEN). A replica that has not answered within --fleet-timeout is left out
+of that look, never read as zero errors; what it counted arrives with its next answer.`,
 		Example: `  # In a cluster, as a Deployment's container command:
   aviary controller --log-format json
   # On a laptop, against the current kubeconfig context, one namespace, no leader election:
@@ -116,6 +120,10 @@ replicas' counts, read from their admin API with the read token in $AVIARY_GATEW
 	fl.DurationVar(&f.interval, "interval", time.Second, "how often a rollout in flight is looked at again")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fl.StringVar(&f.fleetTokenFile, "fleet-token-file", "",
+		"file holding the gateway fleet's read token (a Secret's volume; default $AVIARY_GATEWAY_TOKEN)")
+	fl.DurationVar(&f.fleetTimeout, "fleet-timeout", 2*time.Second,
+		"how long a look at the gateway fleet waits for the replicas' counts; those that have not answered are left out of it")
 	f.admin.add(cmd)
 	return cmd
 }
@@ -131,6 +139,13 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 	}
 	if f.leaderElect && f.leaderElectionID == "" {
 		return k8s.Options{}, errors.New("--leader-election-id: name the Lease, such as aviary-controller")
+	}
+	if f.fleetTimeout <= 0 {
+		return k8s.Options{}, fmt.Errorf("--fleet-timeout %s: want a positive duration, such as 2s", f.fleetTimeout)
+	}
+	fleetToken, err := tokenFrom("--fleet-token-file", f.fleetTokenFile, "AVIARY_GATEWAY_TOKEN")
+	if err != nil {
+		return k8s.Options{}, err
 	}
 	// The watched namespace is -n alone: a kubeconfig context's namespace does not narrow it.
 	cfg, _, err := f.kube.load()
@@ -156,6 +171,6 @@ func (f *controllerFlags) options() (k8s.Options, error) {
 		LeaderElectionNamespace: firstSet(f.leaderElectionNamespace, f.kube.podNamespace(), "default"),
 		Interval:                f.interval,
 		Logger:                  log,
-		Fleet:                   k8s.FleetOptions{Token: os.Getenv("AVIARY_GATEWAY_TOKEN")},
+		Fleet:                   k8s.FleetOptions{Token: fleetToken, Timeout: f.fleetTimeout},
 	}, nil
 }

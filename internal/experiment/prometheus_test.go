@@ -32,8 +32,14 @@ func TestPrometheusCounterPerArm(t *testing.T) {
 	app := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(app.Close)
 	prom := promtest.Start(t, app.URL)
-	polltest.Wait(t, 20*time.Second, "prometheus to scrape the app's counters", func() bool {
+	t.Logf("the app's counters are at %s", app.URL)
+	var last error
+	polltest.Wait(t, time.Minute, "prometheus to scrape the app's counters (the last error and the targets' state are logged)", func() bool {
 		v, err := provider.PrometheusByLabel(t.Context(), provider.Options{}, prom, `shop_purchases_total{experiment="checkout"}`, "arm", time.Now(), 5*time.Second)
+		if err != nil && (last == nil || err.Error() != last.Error()) {
+			t.Logf("not yet: %v", err)
+		}
+		last = err
 		return err == nil && len(v) == 2
 	})
 

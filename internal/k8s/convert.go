@@ -61,6 +61,10 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 	if err := gatewaySettings(ro, svc); err != nil {
 		return spec{}, err
 	}
+	// Before the config's own checks, which would ask for fields a Rollout does not have.
+	if err := qualityRefused(ro, svc); err != nil {
+		return spec{}, err
+	}
 	doc := map[string]any{"services": []any{svc}}
 	if ro.Spec.Analysis != nil {
 		doc["analysis"] = ro.Spec.Analysis
@@ -100,6 +104,32 @@ func specOf(ro *v1alpha1.Rollout, versions []string, release string) (spec, erro
 		}
 	}
 	return out, nil
+}
+
+// qualityRefused refuses what reads evaluations and feedback (package quality): no replica of the
+// gateway fleet keeps them, and a metric that never gets data would hold a rollout until its
+// deadline without saying why (docs/kubernetes.md, "Evaluations and feedback"). svc is the
+// service as gatewaySettings filled it in.
+func qualityRefused(ro *v1alpha1.Rollout, svc map[string]any) error {
+	var errs config.Errors
+	if llm, ok := svc["llm"].(map[string]any); ok && llm["evaluator"] != nil {
+		errs = append(errs, config.FieldError{Path: "spec.gateway.llm.evaluator",
+			Msg: "the gateway fleet does not run evaluators: remove it, and judge an evaluator's scores through a prometheus or web metric, or serve the service with aviary serve (docs/kubernetes.md#evaluations-and-feedback)"})
+	}
+	if ro.Spec.Analysis != nil {
+		for i, t := range ro.Spec.Analysis.Templates {
+			for j, m := range t.Metrics {
+				if b, ok := config.Builtin(m.Builtin).Spec(); ok && b.Reads == config.FromQuality {
+					errs = append(errs, config.FieldError{Path: fmt.Sprintf("spec.analysis.templates[%d].metrics[%d].builtin", i, j),
+						Msg: fmt.Sprintf("%s reads evaluations and feedback, which the gateway fleet does not gather: judge them through a prometheus or web metric, or serve the service with aviary serve (docs/kubernetes.md#evaluations-and-feedback)", m.Builtin)})
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // GatewayKeys are the fields of spec.gateway: a standalone service's fields of the same names,

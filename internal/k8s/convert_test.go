@@ -146,3 +146,47 @@ func TestBuiltinMetricsNeedTheGatewayFleet(t *testing.T) {
 		t.Errorf("defaultAnalysis: true without the fleet: %v", err)
 	}
 }
+
+// Evaluations and feedback are kept by the process that served the request, and no replica of the
+// gateway fleet keeps them: a metric that reads them, or an evaluator in spec.gateway.llm, would
+// never see data and is refused with what to do instead.
+func TestEvaluationAndFeedbackAreRefusedOnACluster(t *testing.T) {
+	w := int32(20)
+	st := v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{{SetWeight: &w},
+		{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"quality"}}}}}}
+	for _, builtin := range []string{"feedback", "evaluation"} {
+		ro := testRollout(st, &v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplate{{Name: "quality", Metrics: []v1alpha1.AnalysisMetric{
+			{Name: "errors", Builtin: "errorRate"}, {Name: "q", Builtin: builtin}}}}})
+		ro.Spec.TrafficRouting = &v1alpha1.TrafficRouting{Aviary: &v1alpha1.AviaryRouting{Gateway: "edge"}}
+		_, err := specOf(ro, []string{"aaa", "bbb"}, "bbb")
+		wantErr(t, builtin, err, "spec.analysis.templates[0].metrics[1].builtin", builtin+" reads evaluations and feedback",
+			"prometheus or web metric", "docs/kubernetes.md#evaluations-and-feedback")
+		if err != nil && strings.Contains(err.Error(), "metrics[0]") {
+			t.Errorf("%s: errorRate refused too: %v", builtin, err)
+		}
+	}
+
+	ro := testRollout(st, nil)
+	ro.Spec.Strategy.Canary = &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{{SetWeight: &w}}}
+	ro.Spec.TrafficRouting = &v1alpha1.TrafficRouting{Aviary: &v1alpha1.AviaryRouting{Gateway: "edge"}}
+	ro.Spec.Gateway = rawJSON(`{"llm": {"api": "openai", "evaluator": {"url": "http://judge:8000/evaluate", "percent": 10}}}`)
+	_, err := specOf(ro, []string{"aaa", "bbb"}, "bbb")
+	wantErr(t, "evaluator", err, "spec.gateway.llm.evaluator", "does not run evaluators", "remove it")
+	ro.Spec.Gateway = rawJSON(`{"llm": {"api": "openai"}}`)
+	if _, err := specOf(ro, []string{"aaa", "bbb"}, "bbb"); err != nil {
+		t.Errorf("llm without an evaluator: %v", err)
+	}
+}
+
+func wantErr(t *testing.T, what string, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error", what)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q lacks %q", what, err, w)
+		}
+	}
+}

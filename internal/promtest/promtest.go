@@ -5,6 +5,7 @@ package promtest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +69,13 @@ func StartAt(t testing.TB, listen, target string) string {
 	go func() { exited <- cmd.Wait() }()
 	// Registered after t.TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() {
+		if t.Failed() { // why a scrape failed (a timeout on a loaded machine, a refused port) is here
+			if resp, err := http.Get("http://" + listen + "/api/v1/targets?state=active"); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
+				resp.Body.Close()
+				t.Logf("prometheus targets: %s", b)
+			}
+		}
 		_ = cmd.Process.Kill()
 		<-exited
 		logFile.Close()

@@ -127,9 +127,14 @@ func (f *fleet) judgingController(lease string) (stop func()) {
 }
 
 // load sends requests through the replicas, round robin, paced to about rps in all, until ctx
-// ends; send makes one request. It counts the answers by status.
+// ends; send makes one request. As a load balancer does, a request that gets no answer from one
+// replica (a refused or broken connection) is sent again to another, and the worker sends no more
+// to the replica that failed it. It counts the answers by status.
 type load struct {
-	ok, failed atomic.Int64
+	ok      atomic.Int64 // answered 200
+	failed  atomic.Int64 // answered another status (a version's own errors)
+	retried atomic.Int64 // attempts a replica did not answer, sent again to another
+	lost    atomic.Int64 // requests no replica answered
 }
 
 func (l *load) run(ctx context.Context, rs []*fleettest.Replica, rps int, send func(ctx context.Context, gw string) (int, error)) *sync.WaitGroup {
@@ -141,13 +146,9 @@ func (l *load) run(ctx context.Context, rs []*fleettest.Replica, rps int, send f
 			defer wg.Done()
 			tick := time.NewTicker(time.Second * workers / time.Duration(rps))
 			defer tick.Stop()
+			down := map[int]bool{}
 			for i := w; ctx.Err() == nil; i++ {
-				code, err := send(ctx, rs[i%len(rs)].Gateway)
-				if err == nil && code == http.StatusOK {
-					l.ok.Add(1)
-				} else if ctx.Err() == nil {
-					l.failed.Add(1)
-				}
+				l.one(ctx, rs, i, down, send)
 				select {
 				case <-ctx.Done():
 				case <-tick.C:
@@ -156,6 +157,30 @@ func (l *load) run(ctx context.Context, rs []*fleettest.Replica, rps int, send f
 		}()
 	}
 	return &wg
+}
+
+func (l *load) one(ctx context.Context, rs []*fleettest.Replica, i int, down map[int]bool, send func(ctx context.Context, gw string) (int, error)) {
+	for try := range len(rs) {
+		k := (i + try) % len(rs)
+		if down[k] {
+			continue
+		}
+		code, err := send(ctx, rs[k].Gateway)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			down[k] = true
+			l.retried.Add(1)
+			continue
+		case code == http.StatusOK:
+			l.ok.Add(1)
+		default:
+			l.failed.Add(1)
+		}
+		return
+	}
+	l.lost.Add(1)
 }
 
 func get(ctx context.Context, gw string) (int, error) {
@@ -212,6 +237,45 @@ func (f *fleet) fleetSeen(n int32) *v1alpha1.Rollout {
 	})
 }
 
+// killUnderJudgement kills the first replica with SIGKILL (no drain: what it counted since the
+// judge's last look is lost) once the judge has read both and a few looks' worth of traffic has
+// gone through them, so that it has a rate to estimate the loss by; then removes its endpoint, as
+// the EndpointSlice controller does a dead pod's. It fails the test if the verdict came first.
+func (f *fleet) killUnderJudgement(l *load, rs []*fleettest.Replica) {
+	f.t.Helper()
+	f.fleetSeen(2)
+	read := l.ok.Load()
+	polltest.Wait(f.t, 30*time.Second, "500 more requests through both replicas", func() bool { return l.ok.Load() > read+500 })
+	if ro := f.get2(); ro.Status.Phase == "Degraded" || ro.Status.StableRevision == 2 {
+		f.t.Fatalf("the verdict came before a replica could be killed under judgement: %s", ro.Status.Message)
+	}
+	rs[0].Kill()
+	if err := cl.Delete(f.ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "edge-a", Namespace: f.ns}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// killedOne checks what a killed replica may cost: no request failed on both replicas, at most
+// one unanswered attempt per client worker (each has one request in flight, and sends no more to
+// a replica that failed it), and the status counts the replica as ended, with an estimate of the
+// requests it took with it.
+func killedOne(t *testing.T, l *load, fl *v1alpha1.FleetStatus) {
+	t.Helper()
+	const workers = 4 // load.run's
+	if n := l.lost.Load(); n != 0 {
+		t.Errorf("%d requests failed on both replicas; only the killed one's in flight may fail, and they are retried", n)
+	}
+	if n := l.retried.Load(); n > workers {
+		t.Errorf("%d attempts went unanswered, more than the %d that can be in flight on the killed replica", n, workers)
+	}
+	if fl == nil || fl.Replicas != 1 || fl.Answered != 1 || fl.Ended != 1 || fl.Lost <= 0 {
+		t.Errorf("status.fleet is %+v; want the survivor read (1 of 1), the killed replica counted as ended and an estimate of the requests lost with it", fl)
+	}
+}
+
+// TestTheFleetJudgePromotesAHealthyCanary: a healthy canary is still promoted when a replica is
+// killed under judgement; what it took with it is lost evenly from both versions, so it biases
+// neither.
 func TestTheFleetJudgePromotesAHealthyCanary(t *testing.T) {
 	t.Parallel()
 	f, rs := judgedApp(t, steps(weight(50), v1alpha1.CanaryStep{Analysis: &v1alpha1.AnalysisStep{Templates: []string{"errors-only"}}}), errorsOnly())
@@ -226,17 +290,27 @@ func TestTheFleetJudgePromotesAHealthyCanary(t *testing.T) {
 	began := time.Now()
 	ro := f.fleetSeen(2)
 	t.Logf("status.fleet while in flight: %+v (%s)", *ro.Status.Fleet, ro.Status.Message)
+	f.killUnderJudgement(&l, rs)
+	killed := time.Since(began)
 	ro = f.waitFor("the canary promoted by the judge", func(ro *v1alpha1.Rollout) bool {
 		return ro.Status.Phase == "Healthy" && ro.Status.Routing != nil && ro.Status.Routing.Canary == "" && ro.Status.StableRevision == 2
 	})
 	stop()
 	done.Wait()
-	t.Logf("promoted %s after %s under %d requests (%d failed)", ro.Status.StableVersion, time.Since(began).Round(time.Second), l.ok.Load(), l.failed.Load())
-	if l.failed.Load() != 0 {
-		t.Errorf("%d requests failed with two healthy versions", l.failed.Load())
+	t.Logf("replica a killed %s after the canary began; promoted %s after %s under %d requests (%d failed, %d attempts unanswered and retried, %d failed on both); fleet %+v",
+		killed.Round(100*time.Millisecond), ro.Status.StableVersion, time.Since(began).Round(time.Second), l.ok.Load(), l.failed.Load(), l.retried.Load(), l.lost.Load(), ro.Status.Fleet)
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d requests answered an error with two healthy versions", n)
 	}
+	killedOne(t, &l, ro.Status.Fleet)
 }
 
+// TestTheFleetJudgeRollsBackAnErringCanary is the scenario: a canary that errs more, judged
+// through two replicas, one of which is killed with SIGKILL while the judge reads both.
+// The clients retry on the other replica, as a load balancer would; the EndpointSlice controller's
+// part (the dead pod's endpoint removed) is played by the test. The verdict must not change: the
+// default analysis still rolls the canary back, on the survivor's counts, and the status says
+// that a replica ended and about how many requests went unmeasured with it.
 func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	t.Parallel()
 	// No analysis of the user's: the default analysis (errors and latency, canary against stable)
@@ -250,17 +324,23 @@ func TestTheFleetJudgeRollsBackAnErringCanary(t *testing.T) {
 	done := l.run(ctx, rs, 200, get)
 	f.setImage("shop:2")
 	began := time.Now()
+	f.killUnderJudgement(&l, rs)
+	killed := time.Since(began)
 	ro := f.waitFor("the erring canary rolled back", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
 	took := time.Since(began)
 	stop()
 	done.Wait()
-	t.Logf("rolled back after %s (%d requests, %d failed); %s; fleet %+v", took.Round(100*time.Millisecond), l.ok.Load()+l.failed.Load(), l.failed.Load(), ro.Status.Message, ro.Status.Fleet)
+	fl := ro.Status.Fleet
+	t.Logf("replica a killed %s after the canary began; rolled back after %s (%d requests: %d answered 200, %d answered an error; %d attempts unanswered by the killed replica and retried, %d failed on both); %s; fleet %+v",
+		killed.Round(100*time.Millisecond), took.Round(100*time.Millisecond), l.ok.Load()+l.failed.Load()+l.lost.Load(),
+		l.ok.Load(), l.failed.Load(), l.retried.Load(), l.lost.Load(), ro.Status.Message, fl)
 	if took > 2*time.Minute {
 		t.Errorf("the rollback took %s; the judge should see a 20%% error rate within a minute (two minutes allowed on a busy machine)", took)
 	}
 	if !strings.Contains(ro.Status.Message, "error") {
 		t.Errorf("the rollback does not say it was the errors: %s", ro.Status.Message)
 	}
+	killedOne(t, &l, fl)
 }
 
 // TestANewLeaderJudgesTheFleetAfresh kills the leading controller once it has read the fleet, while
@@ -376,9 +456,9 @@ func TestTheFleetJudgesAnLLMCanaryOnTimeToFirstToken(t *testing.T) {
 	ro := f.waitFor("the slow-to-first-token canary rolled back", func(ro *v1alpha1.Rollout) bool { return ro.Status.Phase == "Degraded" })
 	stop()
 	done.Wait()
-	t.Logf("rolled back after %s (%d answers, %d failed): %s", time.Since(began).Round(100*time.Millisecond), l.ok.Load(), l.failed.Load(), ro.Status.Message)
-	if l.failed.Load() != 0 {
-		t.Errorf("%d chat requests failed; a slow canary is no failing one", l.failed.Load())
+	t.Logf("rolled back after %s (%d answers, %d failed, %d attempts unanswered): %s", time.Since(began).Round(100*time.Millisecond), l.ok.Load(), l.failed.Load(), l.retried.Load(), ro.Status.Message)
+	if n := l.failed.Load() + l.retried.Load(); n != 0 {
+		t.Errorf("%d chat requests or attempts failed; a slow canary is no failing one", n)
 	}
 	if !strings.Contains(ro.Status.Message, "ttft") {
 		t.Errorf("the rollback does not name the ttft metric: %s", ro.Status.Message)
