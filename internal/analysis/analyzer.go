@@ -51,6 +51,9 @@ type Analyzer struct {
 	// proms are the Prometheus count tests among them, by the same key: the reader of the
 	// counters around the shared test (see rolloutPromCount).
 	proms map[string]*promCount
+	// llm holds the LLM metrics' tests of the rollouts in flight, by the same key: one per rollout
+	// and metric as well (see rolloutLLM).
+	llm map[string]llmTest
 	// saved is what Options.Evidence kept of the rollouts in flight when the process last stopped,
 	// by service, until their runs resume it.
 	saved  map[string]savedRollout
@@ -83,7 +86,7 @@ func New(o Options) *Analyzer {
 	}
 	o.Providers.Metrics = o.Metrics
 	a := &Analyzer{o: o, runs: map[string]*active{}, done: map[string][]RunReport{}, evidence: map[string]*sequential{}, proms: map[string]*promCount{},
-		saved: map[string]savedRollout{}}
+		llm: map[string]llmTest{}, saved: map[string]savedRollout{}}
 	a.loadEvidence()
 	a.SetTemplates(o.Templates)
 	return a

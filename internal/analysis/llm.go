@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"aviary.dev/aviary/internal/analysis/judge"
@@ -17,16 +18,23 @@ import (
 
 // llmCount compares a count of events among LLM calls (stream errors among calls; first tokens or
 // chunk gaps slower than the stable's quantile among those measured).
+//
+// Like a builtin's, the test is one per rollout, shared by its runs (rolloutLLM) and kept across
+// restarts (persist.go): mu serializes the runs' looks, and a look reads only the totals' growth
+// since the last one, whichever run made it.
 type llmCount struct {
 	template string
 	metric   config.AnalysisMetric
+	alpha    float64
 	stats    *llmstats.Registry
 	quality  QualitySource // label rates of evaluation and feedback
+	limit    int
+
+	mu       sync.Mutex
 	test     *judge.CountTest
 	boundary time.Duration // ttft and interTokenLatency: 0 until known
 	prev     map[string][2]uint64
 	history  []Point
-	limit    int
 	looks    int64 // looks taken: each is a batch of the count test
 }
 
@@ -35,7 +43,7 @@ const llmBoundarySamples = 100
 
 // newLLMCount judges a count builtin read from the LLM totals, or a score builtin's label rate.
 func (a *Analyzer) newLLMCount(template string, m config.AnalysisMetric, alpha float64) *llmCount {
-	q := &llmCount{template: template, metric: m, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
+	q := &llmCount{template: template, metric: m, alpha: alpha, stats: a.o.LLM, test: judge.NewCountTest(m.Margin, alpha),
 		prev: map[string][2]uint64{}, limit: a.o.History}
 	if m.Label != "" {
 		q.quality = a.o.Quality
@@ -44,8 +52,24 @@ func (a *Analyzer) newLLMCount(template string, m config.AnalysisMetric, alpha f
 }
 
 func (q *llmCount) id() (string, string) { return q.template, q.metric.Name }
-func (q *llmCount) points() []Point      { return slices.Clone(q.history) }
+func (q *llmCount) points() []Point {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.history)
+}
 func (q *llmCount) ready() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.hasBoundary()
+}
+
+// same reports whether q tests metric m at alpha (a reload may change either: a new test then).
+func (q *llmCount) same(m config.AnalysisMetric, alpha float64) bool {
+	return q.metric == m && q.alpha == alpha
+}
+
+// hasBoundary: the metric needs no boundary, or has it. Called with q.mu held.
+func (q *llmCount) hasBoundary() bool {
 	return !q.metric.BuiltinSpec().Quantiled || q.metric.Label != "" || q.boundary != 0
 }
 
@@ -91,7 +115,9 @@ func (q *llmCount) look(r *runner, now time.Time) {
 	if q.stats == nil && q.metric.Label == "" {
 		return
 	}
-	if !q.ready() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.hasBoundary() {
 		h := q.hist(r, r.run.Stable)
 		if h.Count() < llmBoundarySamples {
 			return
@@ -118,6 +144,8 @@ func (q *llmCount) look(r *runner, now time.Time) {
 }
 
 func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	t := q.test
 	res := countResult(q.template, q.metric, r, t)
 	what := "LLM streams that failed after a 200: "
@@ -127,7 +155,7 @@ func (q *llmCount) result(r *runner, minimumMet bool, now time.Time) MetricResul
 	case q.stats == nil:
 		res.Text = q.metric.Name + ": no LLM measurements in this process (the service needs an llm setting)"
 		return res
-	case !q.ready():
+	case !q.hasBoundary():
 		res.Text = fmt.Sprintf("%s: waiting for %d stable measurements to set the boundary", q.metric.Name, llmBoundarySamples)
 		return res
 	case q.metric.Builtin == config.BuiltinTTFT:

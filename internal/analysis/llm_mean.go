@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"aviary.dev/aviary/internal/analysis/judge"
@@ -40,13 +41,17 @@ type moments struct {
 }
 
 // llmMean compares per-request means: output tokens, cost, evaluation scores, feedback scores.
+// Like llmCount's, the test is one per rollout, shared by its runs and kept across restarts.
 type llmMean struct {
 	template string
 	metric   config.AnalysisMetric
+	alpha    float64
 	a        *Analyzer
-	test     meanJudge
-	prev     map[string]moments
-	history  []Point
+
+	mu      sync.Mutex
+	test    meanJudge
+	prev    map[string]moments
+	history []Point
 }
 
 // newLLMMean judges a mean builtin (higher is worse) or a score builtin's mean (lower is worse):
@@ -55,7 +60,7 @@ type llmMean struct {
 // test begins: a reload that widens it mid-rollout lets scores in that the test's bounds do not
 // cover (docs/llm.md says so).
 func (a *Analyzer) newLLMMean(service, template string, m config.AnalysisMetric, alpha float64) *llmMean {
-	q := &llmMean{template: template, metric: m, a: a, prev: map[string]moments{}}
+	q := &llmMean{template: template, metric: m, alpha: alpha, a: a, prev: map[string]moments{}}
 	if m.BuiltinSpec().Test != config.ScoreTest {
 		q.test = judge.NewMeanTest(judge.Higher, m.Margin, alpha)
 		return q
@@ -84,11 +89,22 @@ func (q *llmMean) key(mirror bool) string {
 }
 
 func (q *llmMean) id() (string, string) { return q.template, q.metric.Name }
-func (q *llmMean) points() []Point      { return slices.Clone(q.history) }
+func (q *llmMean) points() []Point {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.history)
+}
+
+// same reports whether q tests metric m at alpha.
+func (q *llmMean) same(m config.AnalysisMetric, alpha float64) bool {
+	return q.metric == m && q.alpha == alpha
+}
 
 // ready: a mean is judged on enough values on both sides; late signals (evaluations, feedback)
 // make a step wait for them rather than pass on none.
 func (q *llmMean) ready() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	c, b := q.test.Counts()
 	return c >= meanMinSamples && b >= meanMinSamples
 }
@@ -117,6 +133,8 @@ func (q *llmMean) totals(r *runner, version string) moments {
 }
 
 func (q *llmMean) look(r *runner, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	var d [2]moments
 	for i, v := range []string{r.run.Canary, r.run.Stable} {
 		cur := q.totals(r, v)
@@ -130,6 +148,8 @@ func (q *llmMean) look(r *runner, now time.Time) {
 }
 
 func (q *llmMean) result(r *runner, minimumMet bool, now time.Time) MetricResult {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	t := q.test
 	cm, bm := t.Means()
 	res := MetricResult{Template: q.template, Metric: q.metric.Name, Kind: "sequential", Critical: q.metric.Critical,

@@ -43,10 +43,17 @@ type savedTest struct {
 	Boundary time.Duration    `json:"boundary,omitempty"`
 	Effect   [2]int64         `json:"effect"`
 	Units    *[2][]int64      `json:"units,omitempty"` // errors: the stable's requests and errors per cluster since the test began
-	Test     judge.CountState `json:"test"`
+	Test     judge.CountState `json:"test,omitzero"`
 	// Far is a latency metric's far-tail test (absent from what an older aviary kept: the resumed
 	// test then starts its far test afresh, a later start, which keeps the average valid).
 	Far *judge.CountState `json:"far,omitempty"`
+
+	// An LLM count metric's test (llmCount) is Test, its Boundary and Looks, the batches it has
+	// numbered. An LLM mean metric's (llmMean) is Mean (tokens, cost, a score without a range) or
+	// Bounded (a score with one), and Test is left empty.
+	Looks   int64                   `json:"looks,omitempty"`
+	Mean    *judge.MeanState        `json:"mean,omitempty"`
+	Bounded *judge.BoundedMeanState `json:"bounded,omitempty"`
 }
 
 // specOf fingerprints what a sequential test tests.
@@ -121,6 +128,89 @@ func restoreSequential(template string, m config.AnalysisMetric, alpha float64, 
 	return q, nil
 }
 
+// state is what is kept of q.
+func (q *llmCount) state() savedTest {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return savedTest{Spec: specOf(q.metric, q.alpha), Boundary: q.boundary, Looks: q.looks, Test: q.test.State()}
+}
+
+// restoreLLMCount resumes an LLM count metric's test from what was kept of it. The totals read at
+// the last look are not kept: the new process's totals begin at zero, so its first look counts
+// every call it has measured, all of them made after the test's last kept batch.
+func (a *Analyzer) restoreLLMCount(template string, m config.AnalysisMetric, alpha float64, s savedTest) (*llmCount, error) {
+	if s.Spec == "" || s.Spec != specOf(m, alpha) {
+		return nil, fmt.Errorf("the metric or its alpha changed since it was saved")
+	}
+	if s.Mean != nil || s.Bounded != nil {
+		return nil, fmt.Errorf("it holds a mean test, and the metric is judged by a count test")
+	}
+	t, err := judge.RestoreCountTest(s.Test)
+	if err != nil {
+		return nil, err
+	}
+	if s.Boundary < 0 || s.Looks < 0 || s.Looks < s.Test.Batch {
+		return nil, fmt.Errorf("its boundary %s or its %d looks (its test at batch %d) are out of range", s.Boundary, s.Looks, s.Test.Batch)
+	}
+	q := a.newLLMCount(template, m, alpha)
+	q.test, q.boundary, q.looks = t, s.Boundary, s.Looks
+	return q, nil
+}
+
+// state is what is kept of q.
+func (q *llmMean) state() savedTest {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := savedTest{Spec: specOf(q.metric, q.alpha)}
+	switch t := q.test.(type) {
+	case *judge.MeanTest:
+		m := t.State()
+		s.Mean = &m
+	case *judge.BoundedMeanTest:
+		b := t.State()
+		s.Bounded = &b
+	}
+	return s
+}
+
+// restoreLLMMean resumes an LLM mean metric's test from what was kept of it, when it is the test
+// the metric would be given now: the same kind, and for a score the same range (a range widened
+// by a reload since would let in scores the kept bettors' bounds do not cover). As for
+// restoreLLMCount, the new process's totals begin at zero and its first look counts them all.
+func (a *Analyzer) restoreLLMMean(service, template string, m config.AnalysisMetric, alpha float64, s savedTest) (*llmMean, error) {
+	if s.Spec == "" || s.Spec != specOf(m, alpha) {
+		return nil, fmt.Errorf("the metric or its alpha changed since it was saved")
+	}
+	q := a.newLLMMean(service, template, m, alpha)
+	switch t := q.test.(type) {
+	case *judge.MeanTest:
+		if s.Mean == nil {
+			return nil, fmt.Errorf("it holds no asymptotic mean test, and the metric is judged by one (a score whose range is no longer known?)")
+		}
+		r, err := judge.RestoreMeanTest(*s.Mean)
+		if err != nil {
+			return nil, err
+		}
+		if r.Worse != t.Worse || r.Margin != t.Margin || r.Alpha != t.Alpha {
+			return nil, fmt.Errorf("its test is of another direction, margin or alpha than the metric's")
+		}
+		q.test = r
+	case *judge.BoundedMeanTest:
+		if s.Bounded == nil {
+			return nil, fmt.Errorf("it holds no bounded mean test, and the metric's scores now have a range")
+		}
+		r, err := judge.RestoreBoundedMeanTest(*s.Bounded)
+		if err != nil {
+			return nil, err
+		}
+		if r.Worse != t.Worse || r.Margin != t.Margin || r.Alpha != t.Alpha || r.Lo != t.Lo || r.Hi != t.Hi {
+			return nil, fmt.Errorf("its scores were in %g..%g, now in %g..%g (or its direction, margin or alpha changed)", r.Lo, r.Hi, t.Lo, t.Hi)
+		}
+		q.test = r
+	}
+	return q, nil
+}
+
 // loadEvidence reads what the store kept of the rollouts in flight when the process stopped.
 func (a *Analyzer) loadEvidence() {
 	if a.o.Evidence == nil {
@@ -144,19 +234,10 @@ func (a *Analyzer) loadEvidence() {
 // restored is the test key names that the store kept for attempt's rollout, resumed as of now, or
 // nil. Called with a.mu held. What was kept for an earlier attempt of the service is dropped.
 func (a *Analyzer) restored(service, attempt, key string, m config.AnalysisMetric, template string, alpha float64) *sequential {
-	s, ok := a.saved[service]
+	st, s, ok := a.takeSaved(service, attempt, key)
 	if !ok {
 		return nil
 	}
-	if s.Rollout != attempt {
-		delete(a.saved, service)
-		return nil
-	}
-	st, ok := s.Tests[key]
-	if !ok {
-		return nil
-	}
-	delete(s.Tests, key) // resumed once; from here on it lives in a.evidence
 	now := a.o.Now()
 	q, err := restoreSequential(template, m, alpha, a.o.History, st, now, a.o.Metrics.Slot())
 	if err != nil {
@@ -165,6 +246,47 @@ func (a *Analyzer) restored(service, attempt, key string, m config.AnalysisMetri
 	}
 	a.o.Logger.Info("analysis evidence resumed after a restart", "rollout", attempt, "template", template, "metric", m.Name,
 		"evidence", q.test.Evidence(), "canaryRequests", q.test.CanaryN, "savedAt", s.SavedAt)
+	return q
+}
+
+// takeSaved is what the store kept of the test key names for attempt's rollout, once: from here on
+// the test lives in a.evidence or a.llm. Called with a.mu held. What was kept for an earlier
+// attempt of the service is dropped.
+func (a *Analyzer) takeSaved(service, attempt, key string) (savedTest, savedRollout, bool) {
+	s, ok := a.saved[service]
+	if !ok {
+		return savedTest{}, s, false
+	}
+	if s.Rollout != attempt {
+		delete(a.saved, service)
+		return savedTest{}, s, false
+	}
+	st, ok := s.Tests[key]
+	if ok {
+		delete(s.Tests, key)
+	}
+	return st, s, ok
+}
+
+// restoredLLM is the LLM metric's test key names that the store kept for attempt's rollout, or nil
+// (see restored). Called with a.mu held.
+func (a *Analyzer) restoredLLM(r rollout.Run, attempt, key string, m config.AnalysisMetric, template string, alpha float64) llmTest {
+	st, s, ok := a.takeSaved(serviceOf(attempt), attempt, key)
+	if !ok {
+		return nil
+	}
+	var q llmTest
+	var err error
+	if llmCounted(m) {
+		q, err = a.restoreLLMCount(template, m, alpha, st)
+	} else {
+		q, err = a.restoreLLMMean(r.Service, template, m, alpha, st)
+	}
+	if err != nil {
+		a.o.Logger.Warn("analysis evidence not resumed; the test starts afresh", "rollout", attempt, "metric", m.Name, "err", err)
+		return nil
+	}
+	a.o.Logger.Info("analysis evidence resumed after a restart", "rollout", attempt, "template", template, "metric", m.Name, "savedAt", s.SavedAt)
 	return q
 }
 
@@ -185,8 +307,14 @@ func (a *Analyzer) persist(rolloutID string) {
 			tests[rest] = q
 		}
 	}
+	llms := map[string]llmTest{}
+	for k, q := range a.llm {
+		if rest, ok := strings.CutPrefix(k, rolloutID+"|"); ok {
+			llms[rest] = q
+		}
+	}
 	a.mu.Unlock()
-	if len(tests) == 0 {
+	if len(tests)+len(llms) == 0 {
 		return
 	}
 	s := savedRollout{Rollout: rolloutID, SavedAt: a.o.Now(), Tests: map[string]savedTest{}}
@@ -194,6 +322,9 @@ func (a *Analyzer) persist(rolloutID string) {
 		q.mu.Lock()
 		s.Tests[k] = q.state(q.test.Alpha)
 		q.mu.Unlock()
+	}
+	for k, q := range llms {
+		s.Tests[k] = q.state()
 	}
 	data, err := json.Marshal(s)
 	if err == nil {
@@ -220,6 +351,12 @@ func (a *Analyzer) RolloutEnded(service string) {
 			had = true
 		}
 	}
+	for k := range a.llm {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.llm, k)
+			had = true
+		}
+	}
 	a.mu.Unlock()
 	if !had || a.o.Evidence == nil {
 		return
@@ -234,6 +371,10 @@ func (a *Analyzer) persistAll() {
 	a.mu.Lock()
 	ids := map[string]bool{}
 	for k := range a.evidence {
+		id, _, _ := strings.Cut(k, "|")
+		ids[id] = true
+	}
+	for k := range a.llm {
 		id, _, _ := strings.Cut(k, "|")
 		ids[id] = true
 	}

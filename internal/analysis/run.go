@@ -139,12 +139,65 @@ func (a *Analyzer) newComparative(r rollout.Run, template string, m config.Analy
 		}
 		a.o.Logger.Error("no prometheus provider", "err", err) // registered in init: cannot happen
 	case spec.Reads == config.FromGateway:
-	case spec.Test == config.CountTest || m.Label != "":
-		return a.newLLMCount(template, m, alpha)
 	default:
-		return a.newLLMMean(r.Service, template, m, alpha)
+		return a.rolloutLLM(r, template, m, alpha)
 	}
 	return a.rolloutSequential(r, template, m, alpha)
+}
+
+// llmTest is an LLM metric's test: one per rollout, as a builtin's (see rolloutLLM).
+type llmTest interface {
+	comparative
+	same(m config.AnalysisMetric, alpha float64) bool // it tests m at alpha
+	state() savedTest                                 // what is kept of it (taken under its lock)
+}
+
+// llmCounted: an LLM metric judged by a count test (stream errors, slow first tokens or gaps, a
+// label's rate), not a mean test.
+func llmCounted(m config.AnalysisMetric) bool {
+	return m.BuiltinSpec().Test == config.CountTest || m.Label != ""
+}
+
+// rolloutLLM is the test of an LLM metric for the rollout r belongs to, as rolloutSequential is a
+// builtin's: the one an earlier run of the same rollout began, the one the store kept of it before
+// a restart, or a new one. Called with a.mu held.
+func (a *Analyzer) rolloutLLM(r rollout.Run, template string, m config.AnalysisMetric, alpha float64) llmTest {
+	attempt, key := evidenceKey(r, template, m)
+	if q, ok := a.llm[key]; ok && q.same(m, alpha) {
+		return q
+	}
+	a.dropEarlier(attempt)
+	delete(a.evidence, key) // a reload that made the metric an LLM one
+	delete(a.proms, key)
+	q := a.restoredLLM(r, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
+	if q == nil {
+		if llmCounted(m) {
+			q = a.newLLMCount(template, m, alpha)
+		} else {
+			q = a.newLLMMean(r.Service, template, m, alpha)
+		}
+	}
+	a.llm[key] = q
+	return q
+}
+
+// dropEarlier drops the tests of the owner's earlier attempts than attempt. The evidence belongs
+// to the owner the check's ID names (its service for a rollout's check; an experiment's guardrails
+// name the experiment, and judge a service's versions beside any rollout of it), and only an
+// earlier attempt of that owner is dropped. Called with a.mu held.
+func (a *Analyzer) dropEarlier(attempt string) {
+	prefix := serviceOf(attempt) + "/"
+	for k := range a.evidence {
+		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
+			delete(a.evidence, k)
+			delete(a.proms, k)
+		}
+	}
+	for k := range a.llm {
+		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
+			delete(a.llm, k)
+		}
+	}
 }
 
 // rolloutSequential is the sequential test of a builtin metric for the rollout r belongs to: the
@@ -155,18 +208,9 @@ func (a *Analyzer) rolloutSequential(r rollout.Run, template string, m config.An
 	if q, ok := a.evidence[key]; ok && q.metric == m && q.test.Alpha == alpha {
 		return q
 	}
-	// The evidence belongs to the owner the check's ID names (its service for a rollout's check;
-	// an experiment's guardrails name the experiment, and judge a service's versions beside any
-	// rollout of it), and only an earlier attempt of that owner is dropped here.
-	owner := serviceOf(attempt)
-	prefix := owner + "/"
-	for k := range a.evidence {
-		if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, attempt+"|") {
-			delete(a.evidence, k)
-			delete(a.proms, k)
-		}
-	}
-	q := a.restored(owner, attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
+	a.dropEarlier(attempt)
+	delete(a.llm, key) // a reload that made the metric a builtin one
+	q := a.restored(serviceOf(attempt), attempt, strings.TrimPrefix(key, attempt+"|"), m, template, alpha)
 	if q == nil {
 		q = newSequential(template, m, alpha, a.o.History)
 	}
@@ -243,7 +287,7 @@ func (rn *runner) look(ctx context.Context, now time.Time) {
 func (rn *runner) persist() {
 	for _, q := range rn.seq {
 		switch q.(type) {
-		case *sequential, *promCount:
+		case *sequential, *promCount, *llmCount, *llmMean:
 			rn.a.persist(rolloutOf(rn.run.ID))
 			return
 		}

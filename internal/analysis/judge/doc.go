@@ -97,5 +97,12 @@
 // and exponential values); no finite-sample guarantee exists for a mean without a bound, since one
 // value can move it anywhere.
 //
+// Both mean tests are kept per rollout across restarts as CountTest is (MeanTest.State,
+// RestoreMeanTest, BoundedMeanTest.State, RestoreBoundedMeanTest: exact through JSON), and the same
+// argument holds: the looks a crash drops are chosen by when the process stopped, not by their
+// values, so the bettors' capitals over the kept blocks are still test supermartingales (the
+// asymptotic test's sums still a normal-mixture martingale's), and the open block saved mid-way is
+// closed by the new process's looks under the same rule on counts.
+//
 // This is written by hand: no maintained Go library implements these sequential tests.
 package judge
