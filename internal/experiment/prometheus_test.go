@@ -70,7 +70,7 @@ func TestPrometheusCounterPerArm(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Metrics) != 1 || res.Metrics[0].Arms[0].ControlMean != 0.1 || res.Metrics[0].Arms[0].ArmMean != 0.13 {
-		t.Fatalf("metrics %+v", res.Metrics)
+		t.Fatalf("metrics %+v; notes %q", res.Metrics, res.Notes)
 	}
 	if res.Decision.Winner != "on" {
 		t.Errorf("decision %+v", res.Decision)

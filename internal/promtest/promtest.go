@@ -4,6 +4,7 @@
 package promtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -97,6 +98,7 @@ func StartAt(t testing.TB, listen, target string) string {
 		if resp, err := http.Get(base + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				ours(t, base, filepath.Join(dir, "data"))
 				t.Logf("prometheus ready at %s after %s", base, time.Since(started).Round(time.Millisecond))
 				return base
 			}
@@ -116,4 +118,26 @@ func FreeAddress(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// ours fails the test when the Prometheus answering at base is not the one started with data
+// dir: another test's Prometheus on a port that was free a moment before would answer /-/ready
+// and scrape a target of its own.
+func ours(t testing.TB, base, data string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/status/flags")
+	if err != nil {
+		t.Fatalf("prometheus at %s: read its flags: %v", base, err)
+	}
+	defer resp.Body.Close()
+	var flags struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&flags); err != nil {
+		t.Fatalf("prometheus at %s: decode its flags: %v", base, err)
+	}
+	if got := flags.Data["storage.tsdb.path"]; got != data {
+		t.Fatalf("the Prometheus at %s is another one (data %q, not %q): the port was taken between "+
+			"choosing it and binding it; run the test again", base, got, data)
+	}
 }

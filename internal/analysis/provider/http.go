@@ -17,10 +17,18 @@ func httpDo(o Options) func(*http.Request) (*http.Response, error) {
 	if o.HTTPDo != nil {
 		return o.HTTPDo
 	}
+	return defaultDo
+}
+
+// defaultDo is the HTTP client of every provider and query without Options.HTTPDo: one, so its
+// idle connections are reused. A client per call (as PrometheusByLabel once made) leaves each
+// call's keep-alive connection open until the server's limit (Prometheus: 512) is reached and
+// later queries hang.
+var defaultDo = func() func(*http.Request) (*http.Response, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	return (&http.Client{Transport: t}).Do
-}
+}()
 
 // measuredAt is the time a measurement is taken at: the query's clock when it has one.
 func measuredAt(q Query) time.Time {
