@@ -231,23 +231,10 @@ func rolloutEvents(name string, list []eventsv1.Event, n int) []rollout.Event {
 			e.Regarding.Kind != "Rollout" || e.Regarding.Name != name {
 			continue
 		}
-		out = append(out, rollout.Event{Time: eventTime(e), Service: name, Kind: config.EventKind(e.Reason), Reason: e.Note})
+		out = append(out, rollout.Event{Time: k8s.EventTime(e), Service: name, Kind: config.EventKind(e.Reason), Reason: e.Note})
 	}
 	slices.SortStableFunc(out, func(a, b rollout.Event) int { return a.Time.Compare(b.Time) })
 	return out[max(0, len(out)-n):]
-}
-
-// eventTime is when an Event last happened.
-func eventTime(e eventsv1.Event) time.Time {
-	switch {
-	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
-		return e.Series.LastObservedTime.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	case !e.DeprecatedLastTimestamp.IsZero():
-		return e.DeprecatedLastTimestamp.Time
-	}
-	return e.CreationTimestamp.Time
 }
 
 // kubeRevision is one ReplicaSet of a Rollout, as rollout history lists it in Kubernetes mode.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"aviary.dev/aviary/internal/config"
+	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/rollout"
 )
@@ -39,22 +39,9 @@ func pastEvents(ctx context.Context, r client.Reader, namespace string) ([]rollo
 		if by == "" {
 			by = "controller"
 		}
-		out = append(out, rollout.Event{Time: eventTime(e), Service: e.Regarding.Namespace + "/" + e.Regarding.Name,
+		out = append(out, rollout.Event{Time: k8s.EventTime(e), Service: e.Regarding.Namespace + "/" + e.Regarding.Name,
 			Kind: config.EventKind(e.Reason), Reason: e.Note, By: by})
 	}
 	slices.SortStableFunc(out, func(a, b rollout.Event) int { return a.Time.Compare(b.Time) })
 	return out[max(0, len(out)-maxEvents):], nil
-}
-
-// eventTime is when an Event last happened.
-func eventTime(e eventsv1.Event) time.Time {
-	switch {
-	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
-		return e.Series.LastObservedTime.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	case !e.DeprecatedLastTimestamp.IsZero():
-		return e.DeprecatedLastTimestamp.Time
-	}
-	return e.CreationTimestamp.Time
 }
