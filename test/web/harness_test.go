@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"aviary.dev/aviary/internal/browsertest"
 	"aviary.dev/aviary/internal/polltest"
 	"github.com/chromedp/chromedp"
 
@@ -238,79 +239,11 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// chromium is the browser: $AVIARY_CHROMIUM, or Debian's chromium on the PATH.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("AVIARY_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on the PATH: run scripts/chromium.sh (apt-get install chromium), or set AVIARY_CHROMIUM")
-	return ""
-}
-
-// browser is one headless Chromium with one tab; it closes when the test ends. An uncaught
-// exception or a console error in the page (a script that failed, a request the CSP blocked)
-// fails the test.
+// browser is one headless Chromium with one tab (browsertest.Tab); it closes when the test ends,
+// and an exception or a console error in the page fails the test.
 func browser(t *testing.T, width, height int) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // the tests may run as root in CI
-		chromedp.DisableGPU,
-		chromedp.WindowSize(width, height),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium (%s): %v", chromium(t), err)
-	}
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	watch, stopWatch := context.WithCancel(ctx)
-	messages := chromedp.Console(watch)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleError {
-				mu.Lock()
-				problems = append(problems, m.String()+" ("+m.URL+")")
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stopWatch()
-		<-watched
-		cancel()
-		cancelAlloc()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range problems {
-			if !allowedConsole(p) {
-				t.Errorf("the page's console: %s", p)
-			}
-		}
-	})
-	return ctx
-}
-
-// allowedConsole is a console message the tests expect: the browser logs every answer that is
-// not 2xx, and some tests ask for refusals on purpose.
-func allowedConsole(msg string) bool {
-	return strings.Contains(msg, "Failed to load resource: the server responded with a status of 40")
+	return browsertest.Tab(t, width, height)
 }
 
 // run runs browser actions, all bounded by limit, and fails the test with what was asked.

@@ -10,16 +10,14 @@ package admin
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"k8s.io/apimachinery/pkg/types"
 
+	"aviary.dev/aviary/internal/browsertest"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
 	"aviary.dev/aviary/internal/polltest"
 	"aviary.dev/aviary/internal/rollout"
@@ -84,69 +82,12 @@ func TestTheDashboardShowsTheRolloutsOfTwoNamespacesAndSteersOne(t *testing.T) {
 	}
 }
 
-// chromium is the browser: $AVIARY_CHROMIUM, or Debian's chromium on the PATH.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("AVIARY_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on the PATH: run scripts/chromium.sh (apt-get install chromium), or set AVIARY_CHROMIUM")
-	return ""
-}
-
-// browser is one headless Chromium tab, closed when the test ends. An exception or a console
-// error in the page fails the test, but for the 4xx answers the page expects (the browser logs
-// them): whoami before the sign-in, and /series, which Kubernetes mode does not serve.
+// browser is one headless Chromium tab (browsertest.Tab), closed when the test ends. An exception
+// or a console error in the page fails the test, but for the 4xx answers the page expects: whoami
+// before the sign-in, and /series, which Kubernetes mode does not serve.
 func browser(t *testing.T, width, height int) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(width, height))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium (%s): %v", chromium(t), err)
-	}
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	watch, stopWatch := context.WithCancel(ctx)
-	messages := chromedp.Console(watch)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleError {
-				mu.Lock()
-				problems = append(problems, m.String()+" ("+m.URL+")")
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stopWatch()
-		<-watched
-		cancel()
-		cancelAlloc()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range problems {
-			if !strings.Contains(p, "the server responded with a status of 40") {
-				t.Errorf("the page's console: %s", p)
-			}
-		}
-	})
-	return ctx
+	return browsertest.Tab(t, width, height)
 }
 
 func run(t *testing.T, ctx context.Context, limit time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
