@@ -11,10 +11,7 @@ package k8s
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +27,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
@@ -38,41 +34,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/k8s/k8stest"
 	"aviary.dev/aviary/internal/rollout"
 )
 
 var deployDir = filepath.Join("..", "..", "deploy")
-
-// readManifests decodes every object of a multi-document YAML file.
-func readManifests(t *testing.T, path string) []*unstructured.Unstructured {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("%s: document %d: %v", path, len(out)+1, err)
-		}
-		if s := strings.TrimSpace(string(raw)); s == "" || s == "null" {
-			continue // a document of comments only
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			t.Fatalf("%s: document %d: %v", path, len(out)+1, err)
-		}
-		out = append(out, u)
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s holds no object", path)
-	}
-	return out
-}
 
 // createAll creates objects as an administrator would apply them, with strict field validation
 // (an unknown or duplicate field is an error, not a warning).
@@ -86,23 +52,6 @@ func createAll(w *world, path string, objs []*unstructured.Unstructured) {
 		if err != nil {
 			w.t.Fatalf("%s: create %s %s: %v", path, u.GetKind(), u.GetName(), err)
 		}
-	}
-}
-
-func find(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, u := range objs {
-		if u.GetKind() == kind {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-func typed(t *testing.T, u *unstructured.Unstructured, obj any) {
-	t.Helper()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, obj, true); err != nil {
-		t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 	}
 }
 
@@ -141,17 +90,17 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 
 	// The install, as `kubectl apply -k deploy/` makes it (the CRD is installed by TestMain).
 	rbacPath, controllerPath := filepath.Join(deployDir, "rbac.yaml"), filepath.Join(deployDir, "controller.yaml")
-	rbac, ctrlObjs := readManifests(t, rbacPath), readManifests(t, controllerPath)
+	rbac, ctrlObjs := k8stest.ReadManifests(t, rbacPath), k8stest.ReadManifests(t, controllerPath)
 	createAll(w, rbacPath, rbac)
 	createAll(w, controllerPath, ctrlObjs)
 
 	// Who the controller runs as, and where it elects its leader, read from the manifests.
-	deps := find(ctrlObjs, "Deployment")
+	deps := k8stest.Find(ctrlObjs, "Deployment")
 	if len(deps) != 1 {
 		t.Fatalf("controller.yaml has %d Deployments, want 1", len(deps))
 	}
 	var dep appsv1.Deployment
-	typed(t, deps[0], &dep)
+	k8stest.Typed(t, deps[0], &dep)
 	if n := ptr.Deref(dep.Spec.Replicas, 1); n < 2 {
 		t.Errorf("the controller runs %d replicas; with leader election 2 keep one ready to take over", n)
 	}
@@ -172,7 +121,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 	if leaseNS == "" {
 		t.Fatalf("the controller's args %v set no --leader-election-namespace", args)
 	}
-	if i := slices.IndexFunc(find(rbac, "ServiceAccount"), func(u *unstructured.Unstructured) bool {
+	if i := slices.IndexFunc(k8stest.Find(rbac, "ServiceAccount"), func(u *unstructured.Unstructured) bool {
 		return u.GetName() == sa && u.GetNamespace() == ns
 	}); i < 0 {
 		t.Fatalf("rbac.yaml has no ServiceAccount %s/%s, which the controller's Deployment runs as", ns, sa)
@@ -181,7 +130,7 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 
 	// The example: valid to the API server, and to the controller's own validation.
 	examplePath := filepath.Join(deployDir, "examples", "shop.yaml")
-	example := readManifests(t, examplePath)
+	example := k8stest.ReadManifests(t, examplePath)
 	exampleNS := "aviary-example-shop"
 	w.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: exampleNS}})
 	for _, u := range example {
@@ -189,13 +138,13 @@ func TestManifestsInstallAndTheControllerRunsOnItsRBAC(t *testing.T) {
 	}
 	createAll(w, examplePath, example)
 	for _, kind := range []string{"Deployment", "Service", "HTTPRoute", "Rollout"} {
-		if len(find(example, kind)) == 0 {
+		if len(k8stest.Find(example, kind)) == 0 {
 			t.Errorf("the example has no %s", kind)
 		}
 	}
-	for _, u := range find(example, "Rollout") {
+	for _, u := range k8stest.Find(example, "Rollout") {
 		var ro v1alpha1.Rollout
-		typed(t, u, &ro)
+		k8stest.Typed(t, u, &ro)
 		if _, err := specOf(&ro, []string{"stable", "canary"}, "canary"); err != nil {
 			t.Errorf("the controller refuses the example Rollout %s: %v", ro.Name, err)
 		}

@@ -8,12 +8,7 @@ package replica_test
 // missing from gateway.yaml fails here; and the ServiceAccount may do nothing else of note.
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,8 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -35,36 +28,10 @@ import (
 
 	"aviary.dev/aviary/internal/k8s"
 	"aviary.dev/aviary/internal/k8s/api/v1alpha1"
+	"aviary.dev/aviary/internal/k8s/k8stest"
 )
 
 var deployDir = filepath.Join("..", "..", "..", "deploy")
-
-func readManifests(t *testing.T, path string) []*unstructured.Unstructured {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("%s: document %d: %v", path, len(out)+1, err)
-		}
-		if s := strings.TrimSpace(string(raw)); s == "" || s == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			t.Fatalf("%s: document %d: %v", path, len(out)+1, err)
-		}
-		out = append(out, u)
-	}
-	return out
-}
 
 func createAll(f *fleet, path string, objs []*unstructured.Unstructured) {
 	f.t.Helper()
@@ -72,23 +39,6 @@ func createAll(f *fleet, path string, objs []*unstructured.Unstructured) {
 		if err := cl.Create(f.ctx, u, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
 			f.t.Fatalf("%s: create %s %s: %v", path, u.GetKind(), u.GetName(), err)
 		}
-	}
-}
-
-func find(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, u := range objs {
-		if u.GetKind() == kind {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-func typed(t *testing.T, u *unstructured.Unstructured, obj any) {
-	t.Helper()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, obj, true); err != nil {
-		t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 	}
 }
 
@@ -111,18 +61,18 @@ func TestTheGatewayManifestsInstallAndAReplicaRunsOnItsRBAC(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t)
 	path := filepath.Join(deployDir, "gateway.yaml")
-	objs := readManifests(t, path)
+	objs := k8stest.ReadManifests(t, path)
 	if err := cl.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "aviary-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	createAll(f, path, objs)
 
-	deps := find(objs, "Deployment")
+	deps := k8stest.Find(objs, "Deployment")
 	if len(deps) != 1 {
 		t.Fatalf("gateway.yaml has %d Deployments, want 1", len(deps))
 	}
 	var dep appsv1.Deployment
-	typed(t, deps[0], &dep)
+	k8stest.Typed(t, deps[0], &dep)
 	c := dep.Spec.Template.Spec.Containers[0]
 	if n := ptr.Deref(dep.Spec.Replicas, 1); n < 2 {
 		t.Errorf("the gateway runs %d replicas, want at least 2", n)
@@ -133,12 +83,12 @@ func TestTheGatewayManifestsInstallAndAReplicaRunsOnItsRBAC(t *testing.T) {
 	if strings.Join(c.Args, " ") != "serve --source=kubernetes --gateway=aviary --config=/etc/aviary/gateway.yaml --log-format=json" {
 		t.Errorf("the gateway's args: %v", c.Args)
 	}
-	svcs := find(objs, "Service")
+	svcs := k8stest.Find(objs, "Service")
 	if len(svcs) != 1 {
 		t.Fatalf("gateway.yaml has %d Services, want 1", len(svcs))
 	}
 	var svc corev1.Service
-	typed(t, svcs[0], &svc)
+	k8stest.Typed(t, svcs[0], &svc)
 	var ports []string
 	for _, p := range svc.Spec.Ports {
 		ports = append(ports, p.Name+"->"+p.TargetPort.String())
@@ -146,12 +96,12 @@ func TestTheGatewayManifestsInstallAndAReplicaRunsOnItsRBAC(t *testing.T) {
 	if strings.Join(ports, ",") != "http->http,admin->admin" {
 		t.Errorf("the gateway's Service ports: %v", ports)
 	}
-	pdbs := find(objs, "PodDisruptionBudget")
+	pdbs := k8stest.Find(objs, "PodDisruptionBudget")
 	if len(pdbs) != 1 {
 		t.Fatalf("gateway.yaml has %d PodDisruptionBudgets, want 1", len(pdbs))
 	}
 	var pdb policyv1.PodDisruptionBudget
-	typed(t, pdbs[0], &pdb)
+	k8stest.Typed(t, pdbs[0], &pdb)
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
 		t.Errorf("the PodDisruptionBudget allows %v unavailable, want 1", pdb.Spec.MaxUnavailable)
 	}
@@ -203,17 +153,17 @@ func TestTheFleetExampleIsValid(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t)
 	path := filepath.Join(deployDir, "examples", "shop-aviary.yaml")
-	objs := readManifests(t, path)
+	objs := k8stest.ReadManifests(t, path)
 	for _, u := range objs {
 		u.SetNamespace(f.ns)
 	}
 	createAll(f, path, objs)
-	ros := find(objs, "Rollout")
+	ros := k8stest.Find(objs, "Rollout")
 	if len(ros) != 1 {
 		t.Fatalf("the example has %d Rollouts", len(ros))
 	}
 	var ro v1alpha1.Rollout
-	typed(t, ros[0], &ro)
+	k8stest.Typed(t, ros[0], &ro)
 	ro.Namespace = f.ns
 	ro.Status.Routing = &v1alpha1.RoutingStatus{Stable: "aaa", Canary: "bbb", Weight: 10}
 	svc, err := k8s.GatewayService(&ro, map[string][]k8s.Endpoint{"shop-stable": {{URL: "http://10.0.0.1:8080"}}, "shop-canary": {{URL: "http://10.0.0.2:8080"}}})
